@@ -1,0 +1,239 @@
+"""Heuristics over the visible page, the last link of the chain.
+
+Prices: elements whose class or id says "price" and whose text is one short amount.
+Each candidate is rejected when it is a trap (struck-through or list price, per-unit
+price, shipping threshold, a related product's price) and otherwise ranked by how
+close after the product title (`<h1>`) it appears. Several different prices with no
+clear winner lower the confidence rather than forcing a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from selectolax.lexbor import LexborNode
+
+from crawlers.extraction.document import Page
+from crawlers.extraction.evidence import Evidence
+from crawlers.extraction.money import currency_in_text, parse_display_amount
+from crawlers.extraction.result import Availability, Method
+
+_PRICE_WORDS = ("price", "preis", "prix", "prezzo", "precio", "preco", "cena", "pris", "hinta")
+PRICE_CANDIDATE_SELECTOR = ", ".join(
+    ["h1", *(f'[class*="{w}" i], [id*="{w}" i]' for w in _PRICE_WORDS)]
+)
+_MAX_PRICE_TEXT = 40
+_DIGIT = re.compile(r"\d")
+_AMOUNT_TOKEN = re.compile(r"\d[\d.,'\u00a0\u202f ]*")
+# Struck-through, list and reference prices: what the product used to cost.
+_FORMER_PRICE_HINT = re.compile(
+    r"strike|old|was|list|regular|original|before|crossed|rrp|msrp|uvp|compare|"
+    r"saving|save|discount|reduc|previous|retail|basis|statt|avant|barr|deleted|"
+    r"per-?unit|unit-?price|ppu|base-?price|grundpreis|"
+    r"ship|deliver|versand|livraison|envio|install?ment|monthly|financ|klarna|"
+    r"rating|review|star|count",
+    re.IGNORECASE,
+)
+# Containers of other products, navigation and cart widgets.
+_FOREIGN_CONTAINER_HINT = re.compile(
+    r"related|recommend|similar|carousel|upsell|up-sell|cross-?sell|also|sponsor|"
+    r"recent|viewed|bundle|accessor|compare|footer|header|nav|menu|mini-?cart|basket|"
+    r"cart-|suggest|other|more-|slider|swiper|reco|listing|tile|teaser",
+    re.IGNORECASE,
+)
+_STRUCK_TAGS = frozenset({"del", "s", "strike"})
+_TRAP_TEXT = re.compile(
+    r"/\s*(?:kg|g|l|ml|m|m2|m²|100\s?g|100\s?ml|1\s?kg|1\s?l|unit|each|st|stk|pc|count|oz)\b|"
+    r"\bper\b|\bpro\b|\bje\b|\bfrom\b|\bab\b|\bover\b|\bfree\b|%|"
+    r"shipping|delivery|versand|livraison|envío|spedizione|ratings?|reviews?|stars?",
+    re.IGNORECASE,
+)
+_CURRENT_PRICE_HINT = re.compile(
+    r"sale|current|now|final|actual|special|offer|our|deal|buy|main|product|selling|pdp",
+    re.IGNORECASE,
+)
+_ANCESTOR_LIMIT = 40
+_FORMER_PRICE_DEPTH = 3
+# Candidates after the title are ranked by order; a price this far down is a guess.
+_RANK_DECAY = 0.35
+
+CONFIDENCE_AGREEING = 0.7
+CONFIDENCE_DOMINANT = 0.55
+CONFIDENCE_CONTESTED = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class _PriceCandidate:
+    amount: Decimal
+    currency: str | None
+    score: float
+
+
+def _hint_text(node: LexborNode) -> str:
+    attributes = node.attributes
+    return f"{attributes.get('class') or ''} {attributes.get('id') or ''}"
+
+
+def _is_former_or_side_price(node: LexborNode) -> bool:
+    if node.css_first("del, s, strike") is not None:
+        return True  # the amount inside is struck through
+    current: LexborNode | None = node
+    for _ in range(_FORMER_PRICE_DEPTH):
+        if current is None:
+            break
+        if current.tag in _STRUCK_TAGS or _FORMER_PRICE_HINT.search(_hint_text(current)):
+            return True
+        style = current.attributes.get("style") or ""
+        if "line-through" in style or "data-a-strike" in current.attributes:
+            return True
+        current = current.parent
+    return False
+
+
+def _in_foreign_container(node: LexborNode) -> bool:
+    current = node.parent
+    for _ in range(_ANCESTOR_LIMIT):
+        if current is None or current.tag in ("body", "main", "html"):
+            return False
+        if current.tag in ("header", "footer", "nav", "aside", "li", "option", "select"):
+            return True
+        if _FOREIGN_CONTAINER_HINT.search(_hint_text(current)):
+            return True
+        current = current.parent
+    return False
+
+
+def _single_amount(text: str, host: str) -> tuple[Decimal, str | None] | None:
+    """The one amount a short price text shows (repeated copies of it are fine)."""
+    if len(text) > _MAX_PRICE_TEXT or not _DIGIT.search(text) or _TRAP_TEXT.search(text):
+        return None
+    tokens = {t.strip(" .,'\u00a0\u202f") for t in _AMOUNT_TOKEN.findall(text)}
+    amounts = {parse_display_amount(t) for t in tokens}
+    amount = parse_display_amount(text)
+    if amount is None or len(amounts - {None}) != 1:
+        return None
+    return amount, currency_in_text(text, host)
+
+
+def price_candidates(page: Page) -> list[_PriceCandidate]:
+    nodes = page.tree.css(PRICE_CANDIDATE_SELECTOR)
+    seen_title = not any(node.tag == "h1" for node in nodes)
+    candidates: list[_PriceCandidate] = []
+    rank = 0
+    for node in nodes:
+        if node.tag == "h1":
+            seen_title = True
+            continue
+        parsed = _single_amount(node.text(deep=True, separator=" ", strip=True), page.host)
+        if parsed is None or _is_former_or_side_price(node) or _in_foreign_container(node):
+            continue
+        amount, currency = parsed
+        score = 1.0 / (1.0 + _RANK_DECAY * rank) if seen_title else 0.3
+        if currency:
+            score *= 1.5
+        if _CURRENT_PRICE_HINT.search(_hint_text(node)):
+            score *= 1.2
+        candidates.append(_PriceCandidate(amount, currency, score))
+        if seen_title:
+            rank += 1
+    return candidates
+
+
+def extract_visible_price(page: Page) -> Evidence | None:
+    candidates = price_candidates(page)
+    if not candidates:
+        return None
+    score_by_amount: dict[Decimal, float] = {}
+    for candidate in candidates:
+        score_by_amount[candidate.amount] = score_by_amount.get(candidate.amount, 0) + (
+            candidate.score
+        )
+    ranked = sorted(score_by_amount.items(), key=lambda item: item[1], reverse=True)
+    best_amount, best_score = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0.0
+    if runner_up == 0.0:
+        confidence = CONFIDENCE_AGREEING
+    elif best_score >= 2 * runner_up:
+        confidence = CONFIDENCE_DOMINANT
+    else:
+        confidence = CONFIDENCE_CONTESTED
+    currency = next(
+        (c.currency for c in candidates if c.amount == best_amount and c.currency), None
+    )
+    return Evidence(
+        method=Method.HEURISTIC, price=best_amount, currency=currency, confidence=confidence
+    )
+
+
+# Availability -------------------------------------------------------------------------
+
+AVAILABILITY_SELECTOR = (
+    '[id*="availability" i], [class*="availability" i], [id*="stock" i], [class*="stock" i], '
+    '[class*="lieferbar" i], [class*="dispon" i], [id*="dispon" i]'
+)
+_MAX_AVAILABILITY_TEXT = 160
+_OUT_OF_STOCK_TEXT = re.compile(
+    r"out of stock|sold out|currently unavailable|no longer available|not available|"
+    r"unavailable|ausverkauft|nicht verfügbar|nicht lieferbar|nicht auf lager|vergriffen|"
+    r"épuisé|indisponible|rupture de stock|agotado|no disponible|sin stock|esaurito|"
+    r"non disponibile|uitverkocht|niet leverbaar|niet op voorraad|brak w magazynie|"
+    r"niedostępn|wyprzedan|slutsåld|udsolgt|utsolgt|loppu|нет в наличии|"
+    r"esgotado|indisponível|sem estoque|vyprodáno|nedostupn|elfogyott",
+    re.IGNORECASE,
+)
+_IN_STOCK_TEXT = re.compile(
+    r"in stock|available|auf lager|lieferbar|verfügbar|en stock|disponible|in magazzino|"
+    r"disponibile|op voorraad|leverbaar|dostępn|в наличии|på lager|i lager|em estoque|"
+    r"disponível|skladem|raktáron|add to (?:cart|basket|bag)",
+    re.IGNORECASE,
+)
+
+
+def extract_visible_availability(page: Page) -> Availability | None:
+    """The first short availability statement outside other products' widgets."""
+    for node in page.tree.css(AVAILABILITY_SELECTOR):
+        text = node.text(deep=True, separator=" ", strip=True)
+        if not text or len(text) > _MAX_AVAILABILITY_TEXT or _in_foreign_container(node):
+            continue
+        availability = availability_from_text(text)
+        if availability is not None:
+            return availability
+    return None
+
+
+def availability_from_text(text: str) -> Availability | None:
+    """Read a stock statement such as "Currently unavailable." or "Auf Lager"."""
+    if _OUT_OF_STOCK_TEXT.search(text):
+        return Availability.OUT_OF_STOCK
+    if _IN_STOCK_TEXT.search(text):
+        return Availability.IN_STOCK
+    return None
+
+
+# SKU ----------------------------------------------------------------------------------
+
+_CODE_VALUE = r"\s*[:#.]?\s*[:#]?\s*([A-Z0-9][A-Z0-9\-./_]{2,30}[A-Z0-9])"
+# Labels that name the shop's own code come first; generic "reference" labels after.
+_CODE_LABELS = (
+    re.compile(r"(?:\bASIN|\bSKU)" + _CODE_VALUE, re.IGNORECASE),
+    re.compile(
+        r"(?:item\s*(?:number|no\.?|#|id|code)|article\s*(?:number|no\.?)|"
+        r"art(?:ikel)?\.?\s*-?\s*nr\.?|artikelnummer|product\s*(?:code|id|number|no\.?)|"
+        r"réf(?:érence)?\.?|\bref\.?|código|codice(?:\s*articolo)?|kod\s*(?:produktu|towaru)|"
+        r"numer\s*katalogowy|артикул|код\s*товара|catalogue\s*(?:number|no\.?)|"
+        r"číslo\s*produktu|tuotenumero|varenummer|post\s*id)" + _CODE_VALUE,
+        re.IGNORECASE,
+    ),
+)
+
+
+def visible_product_codes(visible_text: str) -> list[str]:
+    """Product codes the page labels as such ("SKU: 12345", "Art.-Nr. 123"), best first."""
+    return [
+        match.group(1)
+        for label in _CODE_LABELS
+        for match in label.finditer(visible_text)
+        if _DIGIT.search(match.group(1))
+    ]

@@ -1,0 +1,709 @@
+"""The batch path: many items of one currency priced at one instant with numpy.
+
+It performs the same integer arithmetic as :mod:`pricing_service.engine.single`, stage
+by stage, on columns of minor units; a property test holds the two paths equal. Inputs
+are columnar (:class:`BatchInputs`) so the service can load them without building one
+object per item; :func:`encode_batch` builds them from item objects when that is handy.
+Decisions come back as columns too (:class:`BatchDecisions`); the full explanation of
+any one of them is the single path's, which gives the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+
+from pricing_service.engine.compiled import (
+    GUARDRAIL_NAMES,
+    CompiledRounding,
+    CompiledRule,
+    CompiledRuleset,
+    CompiledStrategy,
+)
+from pricing_service.engine.history import (
+    ELASTICITY_SCALE,
+    elasticity_basis_points,
+    latest_per_competitor,
+    move_history,
+)
+from pricing_service.engine.inputs import DEFAULT_SEGMENT, PricingInputs, Segment
+from pricing_service.engine.single import NO_CEILING
+from pricing_service.money import RATIO_SCALE, from_minor, minor_unit_digits, to_minor
+from pricing_service.rules.model import Action, Direction, Reference, RoundingMode
+
+Int64Array = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Marks a missing amount or timestamp in an int64 column.
+MISSING = np.int64(-(1 << 62))
+#: ``strategy_position`` of an item priced by its list price after every strategy failed.
+LIST_PRICE_FALLBACK = -2
+#: ``strategy_position`` of an item that could not be priced at all.
+UNPRICED = -1
+HELD_NONE, HELD_ESCALATION, HELD_OSCILLATION = 0, 1, 2
+HELD_NAMES = {HELD_ESCALATION: "escalation", HELD_OSCILLATION: "oscillation"}
+
+
+@dataclass(slots=True)
+class BatchInputs:
+    """Columns for ``n`` items of one currency; amounts in minor units, ``MISSING`` when
+    unknown. Competitor offers are ``n × k`` matrices, one column per competitor slot,
+    ordered by competitor id; an empty slot has ``offer_competitor == -1``."""
+
+    currency: str
+    skus: list[str]
+    cost: Int64Array
+    list_price: Int64Array
+    map_price: Int64Array
+    min_price: Int64Array
+    max_price: Int64Array
+    current: Int64Array
+    last_changed: Int64Array  # epoch seconds
+    inventory: FloatArray  # NaN when unknown
+    category: npt.NDArray[np.int32]  # code in the ruleset's vocabulary, -1 otherwise
+    brand: npt.NDArray[np.int32]
+    tags: npt.NDArray[np.uint64]  # bit per tag the ruleset mentions
+    sku_in_rule: BoolArray  # n × (rules with a SKU list)
+    last_direction: npt.NDArray[np.int8]
+    run_length: npt.NDArray[np.int32]
+    flips: npt.NDArray[np.int32]
+    price_day_ago: Int64Array
+    offer_price: Int64Array  # n × k
+    offer_shipping: Int64Array  # n × k
+    offer_in_stock: BoolArray  # n × k
+    offer_observed: Int64Array  # n × k, epoch seconds
+    offer_competitor: npt.NDArray[np.int16]  # n × k, code in Vocabulary.competitors
+    velocity_ratio: FloatArray
+    days_of_supply: FloatArray
+    elasticity_bp: Int64Array
+    elasticity_se: FloatArray
+    elasticity_n: Int64Array
+
+    def __len__(self) -> int:
+        return len(self.skus)
+
+
+class Vocabulary:
+    """Integer codes for the names a ruleset mentions: categories, brands, tags,
+    competitors, and the rules that list SKUs."""
+
+    def __init__(self, ruleset: CompiledRuleset) -> None:
+        rules = ruleset.rules
+        self.categories = _codes(rule.categories for rule in rules)
+        self.brands = _codes(rule.brands for rule in rules)
+        self.tags = _codes(rule.tags for rule in rules)
+        if len(self.tags) > 64:
+            raise ValueError("the batch path supports up to 64 distinct tags in rules")
+        self.competitors = {name: code for code, name in enumerate(sorted(ruleset.known_competitors))}
+        self.sku_rules = [rule.index for rule in rules if rule.skus is not None]
+
+
+def _codes(groups: object) -> dict[str, int]:
+    names: set[str] = set()
+    for group in groups:  # type: ignore[attr-defined]
+        if group:
+            names.update(group)
+    return {name: code for code, name in enumerate(sorted(names))}
+
+
+def encode_batch(
+    ruleset: CompiledRuleset, items: Sequence[PricingInputs], at: datetime
+) -> BatchInputs:
+    """Columns for ``items`` (all in one currency) as of ``at``."""
+    if not items:
+        raise ValueError("no items")
+    currency = items[0].item.currency
+    if any(entry.item.currency != currency for entry in items):
+        raise ValueError("a batch holds one currency; group items by currency first")
+    vocabulary = Vocabulary(ruleset)
+    epoch = int(at.timestamp())
+    window = int(ruleset.loop_protection.window.total_seconds())
+    n = len(items)
+    offers = [latest_per_competitor(entry.observations) for entry in items]
+    k = max(1, max(len(o) for o in offers))
+
+    def money(value: Decimal | None) -> np.int64:
+        return MISSING if value is None else np.int64(to_minor(value, currency))
+
+    def column(values: list[object], dtype: type) -> npt.NDArray[np.generic]:
+        return np.array(values, dtype=dtype)
+
+    batch = BatchInputs(
+        currency=currency,
+        skus=[entry.item.sku for entry in items],
+        cost=column([money(e.item.cost) for e in items], np.int64),
+        list_price=column([money(e.item.list_price) for e in items], np.int64),
+        map_price=column([money(e.item.map_price) for e in items], np.int64),
+        min_price=column([money(e.item.min_price) for e in items], np.int64),
+        max_price=column([money(e.item.max_price) for e in items], np.int64),
+        current=column([money(e.item.current_price) for e in items], np.int64),
+        last_changed=column(
+            [
+                MISSING if e.item.last_changed_at is None else int(e.item.last_changed_at.timestamp())
+                for e in items
+            ],
+            np.int64,
+        ),
+        inventory=column(
+            [np.nan if e.item.inventory is None else float(e.item.inventory) for e in items],
+            np.float64,
+        ),
+        category=column([vocabulary.categories.get(e.item.category or "", -1) for e in items], np.int32),
+        brand=column([vocabulary.brands.get(e.item.brand or "", -1) for e in items], np.int32),
+        tags=column(
+            [
+                sum(1 << vocabulary.tags[t] for t in e.item.tags if t in vocabulary.tags)
+                for e in items
+            ],
+            np.uint64,
+        ),
+        sku_in_rule=np.array(
+            [
+                [e.item.sku in (ruleset.rules[r].skus or ()) for r in vocabulary.sku_rules]
+                for e in items
+            ],
+            dtype=bool,
+        ).reshape(n, len(vocabulary.sku_rules)),
+        last_direction=np.zeros(n, np.int8),
+        run_length=np.zeros(n, np.int32),
+        flips=np.zeros(n, np.int32),
+        price_day_ago=np.full(n, MISSING, np.int64),
+        offer_price=np.full((n, k), MISSING, np.int64),
+        offer_shipping=np.full((n, k), MISSING, np.int64),
+        offer_in_stock=np.zeros((n, k), bool),
+        offer_observed=np.zeros((n, k), np.int64),
+        offer_competitor=np.full((n, k), -1, np.int16),
+        velocity_ratio=np.full(n, np.nan),
+        days_of_supply=np.full(n, np.nan),
+        elasticity_bp=np.full(n, MISSING, np.int64),
+        elasticity_se=np.full(n, np.nan),
+        elasticity_n=np.zeros(n, np.int64),
+    )
+    for row, entry in enumerate(items):
+        history = move_history(entry.item, epoch, window)
+        batch.last_direction[row] = history.last_direction
+        batch.run_length[row] = history.run_length
+        batch.flips[row] = history.flips
+        if history.price_day_ago is not None:
+            batch.price_day_ago[row] = history.price_day_ago
+        slot = 0
+        for offer in offers[row]:
+            code = vocabulary.competitors.get(offer.competitor)
+            if code is None:
+                continue
+            batch.offer_competitor[row, slot] = code
+            batch.offer_price[row, slot] = to_minor(offer.price, offer.currency) if offer.currency == currency else MISSING
+            if offer.shipping is not None and offer.currency == currency:
+                batch.offer_shipping[row, slot] = to_minor(offer.shipping, currency)
+            batch.offer_in_stock[row, slot] = offer.in_stock
+            batch.offer_observed[row, slot] = int(offer.observed_at.timestamp())
+            slot += 1
+        if entry.demand is not None:
+            ratio = entry.demand.velocity_ratio
+            batch.velocity_ratio[row] = np.nan if ratio is None else ratio
+            supply = entry.demand.days_of_supply
+            batch.days_of_supply[row] = np.nan if supply is None else supply
+        if entry.elasticity is not None:
+            batch.elasticity_bp[row] = elasticity_basis_points(entry.elasticity.elasticity)
+            batch.elasticity_se[row] = entry.elasticity.standard_error
+            batch.elasticity_n[row] = entry.elasticity.observations
+    return batch
+
+
+@dataclass(slots=True)
+class BatchDecisions:
+    """Decisions as columns; ``price`` is ``MISSING`` where no price could be set."""
+
+    currency: str
+    skus: list[str]
+    rule_index: npt.NDArray[np.int16]
+    strategy_position: npt.NDArray[np.int8]  # index into the rule's chain, or the codes above
+    strategy_price: Int64Array
+    adjusted_price: Int64Array
+    adjustments_applied: npt.NDArray[np.uint32]  # bit per adjustment of the rule
+    held: npt.NDArray[np.int8]
+    guardrails_fired: npt.NDArray[np.uint16]  # bit per GUARDRAIL_NAMES
+    price: Int64Array
+    valid_until: Int64Array  # epoch seconds or MISSING
+
+    def summary(self, index: int, ruleset: CompiledRuleset) -> dict[str, object]:
+        """The comparable core of one decision, as the single path reports it."""
+        rule = ruleset.rules[int(self.rule_index[index])]
+        position = int(self.strategy_position[index])
+        if position in (LIST_PRICE_FALLBACK, UNPRICED):
+            # The single path names the last link of the chain in both cases.
+            last = rule.chain[-1].kind
+            strategy = last if len(rule.chain) == 1 else f"fallback:{last}"
+        else:
+            kind = rule.chain[position].kind
+            strategy = kind if position == 0 else f"fallback:{kind}"
+        price = int(self.price[index])
+        until = int(self.valid_until[index])
+        fired = int(self.guardrails_fired[index])
+        return {
+            "sku": self.skus[index],
+            "price": None if price == MISSING else from_minor(price, self.currency),
+            "rule_id": rule.id,
+            "strategy": strategy,
+            "guardrails_fired": tuple(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1),
+            "held_by": HELD_NAMES.get(int(self.held[index])),
+            "valid_until": None if until == MISSING else until,
+            "adjustments": tuple(
+                a.id for i, a in enumerate(rule.adjustments) if int(self.adjustments_applied[index]) >> i & 1
+            ),
+        }
+
+
+def _div_round_half_up(numerator: Int64Array, denominator: int) -> Int64Array:
+    positive = (2 * numerator + denominator) // (2 * denominator)
+    negative = -((-2 * numerator + denominator) // (2 * denominator))
+    return np.where(numerator >= 0, positive, negative)
+
+
+def _apply_ratio(minor: Int64Array, multiplier_ppm: int | Int64Array) -> Int64Array:
+    return _div_round_half_up(minor * multiplier_ppm, RATIO_SCALE)
+
+
+def _ceil_ratio(minor: Int64Array, multiplier_ppm: int) -> Int64Array:
+    return -((-minor * multiplier_ppm) // RATIO_SCALE)
+
+
+def _floor_ratio(minor: Int64Array, multiplier_ppm: int) -> Int64Array:
+    return (minor * multiplier_ppm) // RATIO_SCALE
+
+
+class _Group:
+    """The columns of the items one rule prices."""
+
+    def __init__(self, inputs: BatchInputs, rows: npt.NDArray[np.intp]) -> None:
+        self.rows = rows
+        self.inputs = inputs
+
+    def __getattr__(self, name: str) -> npt.NDArray[np.generic]:
+        value = getattr(self.inputs, name)[self.rows]
+        setattr(self, name, value)
+        return value  # type: ignore[no-any-return]
+
+
+def _competitor_reference(
+    ruleset: CompiledRuleset, vocabulary: Vocabulary, group: _Group, strategy: CompiledStrategy, epoch: int
+) -> tuple[Int64Array, BoolArray]:
+    codes = group.offer_competitor
+    usable = codes >= 0
+    ours = [vocabulary.competitors[name] for name in ruleset.ours]
+    if ours:
+        usable &= ~np.isin(codes, ours)
+    if strategy.competitors is not None:
+        allowed = [vocabulary.competitors[name] for name in strategy.competitors if name in vocabulary.competitors]
+        usable &= np.isin(codes, allowed)
+    prices = group.offer_price
+    usable &= prices != MISSING
+    usable &= (epoch - group.offer_observed) <= strategy.max_age_seconds
+    if strategy.in_stock_only:
+        usable &= group.offer_in_stock
+    if strategy.include_shipping:
+        usable &= group.offer_shipping != MISSING
+        prices = prices + np.where(usable, group.offer_shipping, 0)
+    big = np.int64(NO_CEILING)
+    masked = np.where(usable, prices, big)
+    count = usable.sum(axis=1)
+    found = count > 0
+    if strategy.reference is Reference.competitor:
+        target = vocabulary.competitors.get(strategy.reference_competitor or "", -2)
+        chosen = usable & (codes == target)
+        found = chosen.any(axis=1)
+        reference = np.where(chosen, prices, big).min(axis=1)
+    elif strategy.reference is Reference.median:
+        ordered = np.sort(masked, axis=1)
+        middle = (count // 2)[:, None]
+        upper = np.take_along_axis(ordered, np.minimum(middle, ordered.shape[1] - 1), axis=1)[:, 0]
+        lower = np.take_along_axis(ordered, np.maximum(middle - 1, 0), axis=1)[:, 0]
+        reference = np.where(count % 2 == 1, upper, (lower + upper + 1) // 2)
+    else:
+        reference = masked.min(axis=1)
+    return reference, found
+
+
+def _strategy_prices(
+    ruleset: CompiledRuleset,
+    vocabulary: Vocabulary,
+    group: _Group,
+    strategy: CompiledStrategy,
+    currency: str,
+    epoch: int,
+) -> tuple[Int64Array, BoolArray]:
+    n = len(group.rows)
+    kind = strategy.kind
+    if kind == "fixed":
+        value = ruleset.minor(strategy.amount, currency)  # type: ignore[arg-type]
+        return np.full(n, value, np.int64), np.ones(n, bool)
+    if kind == "cost_plus":
+        cost = group.cost
+        known = cost != MISSING
+        return _apply_ratio(np.where(known, cost, 0), strategy.multiplier_ppm), known
+    if kind in ("discount", "list_price"):
+        listed = group.list_price
+        known = listed != MISSING
+        return _apply_ratio(np.where(known, listed, 0), strategy.multiplier_ppm), known
+    if kind == "competitor":
+        reference, found = _competitor_reference(ruleset, vocabulary, group, strategy, epoch)
+        reference = np.where(found, reference, 0)
+        if strategy.action is Action.match:
+            return reference, found
+        if strategy.by_ppm is not None:
+            sign = -1 if strategy.action is Action.beat else 1
+            return _apply_ratio(reference, RATIO_SCALE + sign * strategy.by_ppm), found
+        amount = ruleset.minor(strategy.by_amount, currency)  # type: ignore[arg-type]
+        shifted = reference - amount if strategy.action is Action.beat else reference + amount
+        return shifted, found
+    if kind == "elasticity":
+        basis_points = group.elasticity_bp
+        cost = group.cost
+        ok = (
+            (basis_points != MISSING)
+            & (cost != MISSING)
+            & (cost > 0)
+            & ~(group.elasticity_se > strategy.max_standard_error)
+            & (group.elasticity_n >= strategy.min_observations)
+            & (basis_points < -ELASTICITY_SCALE)
+        )
+        safe_bp = np.where(ok, basis_points, -2 * ELASTICITY_SCALE)
+        multiplier = _div_round_half_up_by(-safe_bp * RATIO_SCALE, -(safe_bp + ELASTICITY_SCALE))
+        return _apply_ratio(np.where(ok, cost, 0), multiplier), ok
+    current = group.current
+    return current, current != MISSING
+
+
+def _div_round_half_up_by(numerator: Int64Array, denominator: Int64Array) -> Int64Array:
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
+def _rounding_points(
+    ruleset: CompiledRuleset, rounding: CompiledRounding, price: Int64Array, currency: str
+) -> tuple[Int64Array, Int64Array] | None:
+    if rounding.price_points:
+        points = np.array([ruleset.minor(p, currency) for p in rounding.price_points], np.int64)
+        above_index = np.searchsorted(points, price, side="left")
+        below_index = np.searchsorted(points, price, side="right") - 1
+        big = np.int64(NO_CEILING)
+        above = np.where(above_index < len(points), points[np.minimum(above_index, len(points) - 1)], -big)
+        below = np.where(below_index >= 0, points[np.maximum(below_index, 0)], -big)
+        return below, above
+    assert rounding.ending is not None
+    digits = minor_unit_digits(currency)
+    scaled = rounding.ending.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        return None
+    ending = int(scaled)
+    step = 10 ** (len(str(int(rounding.ending))) + digits) if rounding.ending_is_major else 10**digits
+    if ending >= step:
+        return None
+    below = (price - ending) // step * step + ending
+    above = np.where(below == price, below, below + step)
+    below = np.where(below < 1, -np.int64(NO_CEILING), below)
+    return below, above
+
+
+def _round(
+    ruleset: CompiledRuleset,
+    rounding: CompiledRounding,
+    price: Int64Array,
+    low: Int64Array,
+    high: Int64Array,
+    currency: str,
+) -> Int64Array:
+    points = _rounding_points(ruleset, rounding, price, currency)
+    if points is None:
+        return price
+    below, above = points
+    absent = -np.int64(NO_CEILING)
+    if rounding.mode is RoundingMode.down:
+        first, second = below, above
+    elif rounding.mode is RoundingMode.up:
+        first, second = above, below
+    else:
+        below_closer = (below != absent) & ((above == absent) | (price - below < above - price))
+        first = np.where(below_closer, below, above)
+        second = np.where(below_closer, above, below)
+    first_ok = (first != absent) & (first >= low) & (first <= high)
+    second_ok = (second != absent) & (second >= low) & (second <= high)
+    return np.where(first_ok, first, np.where(second_ok, second, price))
+
+
+def _guardrails(
+    ruleset: CompiledRuleset,
+    rule: CompiledRule,
+    group: _Group,
+    candidate: Int64Array,
+    currency: str,
+    epoch: int,
+) -> tuple[Int64Array, Int64Array, npt.NDArray[np.uint16]]:
+    guardrails = rule.guardrails
+    n = len(candidate)
+    fired = np.zeros(n, np.uint16)
+
+    def bit(name: str) -> np.uint16:
+        return np.uint16(1 << GUARDRAIL_NAMES.index(name))
+
+    def lower(name: str, bound: Int64Array | int, valid: BoolArray | bool, low: Int64Array) -> Int64Array:
+        nonlocal fired
+        fired = np.where(valid & (candidate < bound), fired | bit(name), fired)
+        return np.where(valid, np.maximum(low, bound), low)
+
+    def upper(name: str, bound: Int64Array | int, valid: BoolArray | bool, high: Int64Array) -> Int64Array:
+        nonlocal fired
+        fired = np.where(valid & (candidate > bound), fired | bit(name), fired)
+        return np.where(valid, np.minimum(high, bound), high)
+
+    floor = np.ones(n, np.int64)
+    floor = lower("min_price", group.min_price, group.min_price != MISSING, floor)
+    if guardrails.min_price is not None:
+        floor = lower("min_price", ruleset.minor(guardrails.min_price, currency), True, floor)
+    if guardrails.min_margin_ppm is not None:
+        cost = group.cost
+        margin = _ceil_ratio(np.where(cost != MISSING, cost, 0), RATIO_SCALE + guardrails.min_margin_ppm)
+        floor = lower("min_margin", margin, cost != MISSING, floor)
+    if guardrails.enforce_map:
+        floor = lower("map", group.map_price, group.map_price != MISSING, floor)
+    ceiling = np.full(n, NO_CEILING, np.int64)
+    ceiling = upper("max_price", group.max_price, group.max_price != MISSING, ceiling)
+    if guardrails.max_price is not None:
+        ceiling = upper("max_price", ruleset.minor(guardrails.max_price, currency), True, ceiling)
+    conflict = floor > ceiling
+    fired = np.where(conflict, fired | bit("conflict"), fired)
+    ceiling = np.where(conflict, floor, ceiling)
+
+    current = group.current
+    known = current != MISSING
+    safe_current = np.where(known, current, 0)
+    soft_low = np.zeros(n, np.int64)
+    soft_high = np.full(n, NO_CEILING, np.int64)
+    if guardrails.max_change_ppm is not None:
+        step = guardrails.max_change_ppm
+        soft_low = lower("max_change", _ceil_ratio(safe_current, RATIO_SCALE - step), known, soft_low)
+        soft_high = upper("max_change", _floor_ratio(safe_current, RATIO_SCALE + step), known, soft_high)
+    if guardrails.max_change_per_day_ppm is not None:
+        day = group.price_day_ago
+        has_day = known & (day != MISSING)
+        safe_day = np.where(has_day, day, 0)
+        step = guardrails.max_change_per_day_ppm
+        soft_low = lower("max_change_per_day", _ceil_ratio(safe_day, RATIO_SCALE - step), has_day, soft_low)
+        soft_high = upper("max_change_per_day", _floor_ratio(safe_day, RATIO_SCALE + step), has_day, soft_high)
+    if guardrails.direction is Direction.up_only:
+        soft_low = lower("direction", safe_current, known, soft_low)
+    elif guardrails.direction is Direction.down_only:
+        soft_high = upper("direction", safe_current, known, soft_high)
+    if guardrails.cooldown_seconds:
+        changed = group.last_changed
+        cooling = known & (changed != MISSING) & (epoch - changed < guardrails.cooldown_seconds)
+        soft_low = lower("cooldown", safe_current, cooling, soft_low)
+        soft_high = upper("cooldown", safe_current, cooling, soft_high)
+    empty = soft_low > soft_high
+    soft_low = np.where(empty, safe_current, soft_low)
+    soft_high = np.where(empty, safe_current, soft_high)
+    low = np.where(known, np.maximum(floor, soft_low), floor)
+    high = np.where(known, np.minimum(ceiling, soft_high), ceiling)
+    impossible = low > high
+    hard = np.where(soft_low > ceiling, ceiling, floor)
+    low = np.where(impossible, hard, low)
+    high = np.where(impossible, hard, high)
+    return low, high, fired
+
+
+def decide_batch(
+    ruleset: CompiledRuleset,
+    inputs: BatchInputs,
+    at: datetime,
+    *,
+    segment: Segment = DEFAULT_SEGMENT,
+) -> BatchDecisions:
+    """Price every item of ``inputs`` for ``segment`` at instant ``at``."""
+    epoch = int(at.timestamp())
+    times = ruleset.time_context(epoch)
+    vocabulary = Vocabulary(ruleset)
+    currency = inputs.currency
+    n = len(inputs)
+    wanted = segment.values
+    default = ruleset.rules[-1]
+
+    rule_index = np.full(n, default.index, np.int16)
+    valid_until = np.full(n, MISSING, np.int64)
+    unassigned = np.ones(n, bool)
+    for rule in ruleset.rules[:-1]:
+        if rule.segment and not all(pair in wanted for pair in rule.segment):
+            continue
+        matches = _scope_mask(ruleset, vocabulary, rule, inputs) & unassigned
+        change = times.rule_next_change[rule.index]
+        if change is not None:
+            sooner = matches & ((valid_until == MISSING) | (valid_until > change))
+            valid_until[sooner] = change
+        if times.rule_active[rule.index]:
+            rule_index[matches] = rule.index
+            unassigned &= ~matches
+
+    strategy_position = np.full(n, UNPRICED, np.int8)
+    strategy_price = np.full(n, MISSING, np.int64)
+    adjusted = np.full(n, MISSING, np.int64)
+    applied = np.zeros(n, np.uint32)
+    held = np.zeros(n, np.int8)
+    fired = np.zeros(n, np.uint16)
+    final = np.full(n, MISSING, np.int64)
+
+    order = np.argsort(rule_index, kind="stable")
+    starts = np.searchsorted(rule_index[order], np.arange(len(ruleset.rules) + 1))
+    protection = ruleset.loop_protection
+    for rule in ruleset.rules:
+        rows = order[starts[rule.index] : starts[rule.index + 1]]
+        if len(rows) == 0:
+            continue
+        group = _Group(inputs, rows)
+        m = len(rows)
+        price = np.full(m, MISSING, np.int64)
+        position = np.full(m, UNPRICED, np.int8)
+        pending = np.ones(m, bool)
+        for index, strategy in enumerate(rule.chain):
+            candidate, ok = _strategy_prices(ruleset, vocabulary, group, strategy, currency, epoch)
+            take = pending & ok
+            price = np.where(take, candidate, price)
+            position[take] = index
+            pending &= ~ok
+        listed = pending & (group.list_price != MISSING)
+        price = np.where(listed, group.list_price, price)
+        position[listed] = LIST_PRICE_FALLBACK
+        priced = position != UNPRICED
+        strategy_position[rows] = position
+        strategy_price[rows] = price
+
+        for index, adjustment in enumerate(rule.adjustments):
+            until = times.adjustment_next_change[rule.index][index]
+            if until is not None:
+                current_until = valid_until[rows]
+                sooner = (current_until == MISSING) | (current_until > until)
+                valid_until[rows] = np.where(sooner, until, current_until)
+            if not times.adjustment_active[rule.index][index]:
+                continue
+            holds = priced.copy()
+            for threshold, values in (
+                (adjustment.velocity_ratio, group.velocity_ratio),
+                (adjustment.days_of_supply, group.days_of_supply),
+                (adjustment.inventory, group.inventory),
+            ):
+                if threshold is None:
+                    continue
+                if threshold.above is not None:
+                    holds &= values > threshold.above
+                if threshold.below is not None:
+                    holds &= values < threshold.below
+            if adjustment.change_ppm is not None:
+                changed = _apply_ratio(price, adjustment.change_ppm)
+            else:
+                changed = price + ruleset.minor(adjustment.change_amount, currency)  # type: ignore[arg-type]
+            price = np.where(holds, changed, price)
+            applied[rows] |= np.where(holds, np.uint32(1 << index), np.uint32(0))
+        adjusted[rows] = np.where(priced, price, MISSING)
+
+        current = group.current
+        known = (current != MISSING) & priced
+        if protection.enabled:
+            direction = np.sign(price - current).astype(np.int8)
+            moving = known & (direction != 0)
+            last = group.last_direction
+            competitor_driven = np.zeros(m, bool)
+            for index, strategy in enumerate(rule.chain):
+                if strategy.kind == "competitor":
+                    competitor_driven |= position == index
+            escalation = (
+                moving
+                & competitor_driven
+                & (direction == last)
+                & (group.run_length + 1 >= protection.max_same_direction)
+            )
+            oscillation = (
+                moving
+                & ~escalation
+                & (last != 0)
+                & (direction != last)
+                & (group.flips + 1 >= protection.max_flips)
+            )
+            held[rows] = np.where(escalation, HELD_ESCALATION, np.where(oscillation, HELD_OSCILLATION, HELD_NONE))
+            price = np.where(escalation | oscillation, current, price)
+
+        low, high, rule_fired = _guardrails(ruleset, rule, group, price, currency, epoch)
+        price = np.minimum(np.maximum(price, low), high)
+        if rule.guardrails.rounding is not None:
+            price = _round(ruleset, rule.guardrails.rounding, price, low, high, currency)
+        fired[rows] = np.where(priced, rule_fired, 0)
+        final[rows] = np.where(priced, price, MISSING)
+
+        cooldown = rule.guardrails.cooldown_seconds
+        if cooldown:
+            changed_at = group.last_changed
+            end = changed_at + cooldown
+            cooling = priced & (current != MISSING) & (changed_at != MISSING) & (end > epoch)
+            current_until = valid_until[rows]
+            sooner = cooling & ((current_until == MISSING) | (current_until > end))
+            valid_until[rows] = np.where(sooner, end, current_until)
+
+    return BatchDecisions(
+        currency=currency,
+        skus=inputs.skus,
+        rule_index=rule_index,
+        strategy_position=strategy_position,
+        strategy_price=strategy_price,
+        adjusted_price=adjusted,
+        adjustments_applied=applied,
+        held=held,
+        guardrails_fired=fired,
+        price=final,
+        valid_until=valid_until,
+    )
+
+
+def _scope_mask(
+    ruleset: CompiledRuleset, vocabulary: Vocabulary, rule: CompiledRule, inputs: BatchInputs
+) -> BoolArray:
+    n = len(inputs)
+    mask = np.ones(n, bool)
+    if rule.skus is not None:
+        mask &= inputs.sku_in_rule[:, vocabulary.sku_rules.index(rule.index)]
+    if rule.categories is not None:
+        mask &= np.isin(inputs.category, [vocabulary.categories[c] for c in rule.categories])
+    if rule.brands is not None:
+        mask &= np.isin(inputs.brand, [vocabulary.brands[b] for b in rule.brands])
+    if rule.tags is not None:
+        bits = np.uint64(sum(1 << vocabulary.tags[t] for t in rule.tags))
+        mask &= (inputs.tags & bits) != 0
+    if rule.band_min is not None or rule.band_max is not None:
+        listed = inputs.list_price
+        mask &= listed != MISSING
+        if rule.band_min is not None:
+            mask &= listed >= _band_bound(rule.band_min, inputs.currency, ceil=True)
+        if rule.band_max is not None:
+            mask &= listed <= _band_bound(rule.band_max, inputs.currency, ceil=False)
+    return mask
+
+
+def _band_bound(amount: Decimal, currency: str, *, ceil: bool) -> int:
+    """A price-band edge in minor units that admits exactly the prices the Decimal
+    comparison of the single path admits."""
+    scaled = amount.scaleb(minor_unit_digits(currency))
+    whole = int(scaled)  # truncates toward zero; band edges are not negative
+    if scaled == whole:
+        return whole
+    return whole + 1 if ceil else whole
+
+
+__all__ = [
+    "MISSING",
+    "BatchDecisions",
+    "BatchInputs",
+    "Vocabulary",
+    "decide_batch",
+    "encode_batch",
+]

@@ -1,0 +1,112 @@
+"""`pricing explain`: a decision and its explanation, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.decision import Decision, decision_to_dict
+from pricing_service.engine.inputs import PricingInputs, Segment
+from pricing_service.engine.schedule import schedule
+from pricing_service.rules.loader import RulesetError, load_ruleset
+
+
+def _parse_instant(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"not an ISO 8601 instant: {text!r}") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give a timezone, e.g. 2026-11-27T00:00:00-05:00 or ...Z")
+    return moment
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    if moment is None:
+        return "open-ended"
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+
+
+def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None:
+    decision = decisions[0]
+    price = "no price" if decision.price is None else f"{decision.price} {decision.currency}"
+    console.print(f"[bold]{decision.sku}[/bold] segment={decision.segment or 'default'}: "
+                  f"[bold green]{price}[/bold green]")
+    console.print(f"rule [cyan]{decision.rule_id}[/cyan] · strategy {decision.strategy} · "
+                  f"ruleset {decision.ruleset_version}")
+    console.print(f"valid {_local(decision.valid_from, zone)} → {_local(decision.valid_until, zone)}")
+    steps = Table(title="Steps")
+    for column in ("stage", "name", "in", "out", "detail"):
+        steps.add_column(column)
+    for step in decision.steps:
+        steps.add_row(step.stage, step.name, str(step.input or ""), str(step.output or ""), step.detail)
+    console.print(steps)
+    if decision.inputs:
+        inputs = Table(title="Inputs")
+        for column in ("input", "value", "source", "age"):
+            inputs.add_column(column)
+        for used in decision.inputs:
+            age = "" if used.age_seconds is None else f"{used.age_seconds}s"
+            inputs.add_row(used.name, used.value, used.source, age)
+        console.print(inputs)
+    fired = ", ".join(decision.guardrails_fired) or "none"
+    console.print(f"guardrails fired: {fired}")
+    if decision.held_by:
+        console.print(f"[bold red]loop breaker held the price: {decision.held_by}[/bold red]")
+    for warning in decision.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    if len(decisions) > 1:
+        upcoming = Table(title="Schedule")
+        for column in ("from", "until", "price", "rule"):
+            upcoming.add_column(column)
+        for entry in decisions:
+            upcoming.add_row(_local(entry.valid_from, zone), _local(entry.valid_until, zone),
+                             str(entry.price), entry.rule_id)
+        console.print(upcoming)
+
+
+def explain(
+    item: Annotated[Path, typer.Option(help="ITEM.json: the item, its competitor offers, demand and elasticity.", exists=True, dir_okay=False)],
+    rules: Annotated[Path, typer.Option(help="Rule files folder (or one file).")] = Path("rules"),
+    at: Annotated[str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")] = None,
+    segment: Annotated[str | None, typer.Option(help="Segment such as channel:app,tier:member.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Explain the price the rules give one item: rule, steps, inputs, guardrails, schedule."""
+    err = Console(stderr=True)
+    try:
+        ruleset = load_ruleset(rules)
+    except RulesetError as exc:
+        for diagnostic in exc.diagnostics:
+            err.print(str(diagnostic), markup=False, highlight=False)
+        raise typer.Exit(code=1) from None
+    try:
+        inputs = PricingInputs.model_validate_json(item.read_bytes())
+        wanted = Segment.parse(segment)
+    except (ValidationError, ValueError) as exc:
+        err.print(f"{item}: {exc}", markup=False, highlight=False)
+        raise typer.Exit(code=1) from None
+    compiled = CompiledRuleset(ruleset)
+    decisions = schedule(compiled, inputs, _parse_instant(at), segment=wanted)
+    if as_json:
+        payload = decision_to_dict(decisions[0])
+        payload["schedule"] = [
+            {"valid_from": d.valid_from.isoformat(),
+             "valid_until": None if d.valid_until is None else d.valid_until.isoformat(),
+             "price": None if d.price is None else str(d.price), "rule_id": d.rule_id}
+            for d in decisions
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    _render(Console(), decisions, ZoneInfo(ruleset.timezone))

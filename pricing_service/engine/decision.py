@@ -1,0 +1,95 @@
+"""What the engine returns: a price and the full story of how it was reached."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One stage of the computation: ``input`` went in, ``output`` came out."""
+
+    stage: str  # strategy | fallback | adjustment | loop_breaker | guardrail | rounding
+    name: str
+    input: Decimal | None
+    output: Decimal | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputUsed:
+    """An input the decision relied on, with its source and age at decision time."""
+
+    name: str
+    value: str
+    source: str
+    age_seconds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A price for one item, segment and time window, with its explanation.
+
+    ``price`` is None only when no strategy could produce a price and the item has no
+    current or list price to keep: the engine never invents a price, least of all zero.
+    """
+
+    sku: str
+    segment: str
+    currency: str
+    price: Decimal | None
+    valid_from: datetime
+    valid_until: datetime | None
+    rule_id: str
+    ruleset_version: str
+    strategy: str
+    steps: tuple[Step, ...]
+    guardrails_fired: tuple[str, ...]
+    inputs: tuple[InputUsed, ...]
+    warnings: tuple[str, ...] = ()
+    held_by: str | None = None
+    changed: bool = field(default=False)
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def decision_to_dict(decision: Decision) -> dict[str, object]:
+    """JSON-ready form: money as decimal strings, instants as ISO 8601."""
+    return {
+        "sku": decision.sku,
+        "segment": decision.segment,
+        "price": _money(decision.price),
+        "currency": decision.currency,
+        "valid_from": decision.valid_from.isoformat(),
+        "valid_until": None if decision.valid_until is None else decision.valid_until.isoformat(),
+        "rule_id": decision.rule_id,
+        "ruleset_version": decision.ruleset_version,
+        "strategy": decision.strategy,
+        "held_by": decision.held_by,
+        "changed": decision.changed,
+        "guardrails_fired": list(decision.guardrails_fired),
+        "steps": [
+            {
+                "stage": step.stage,
+                "name": step.name,
+                "input": _money(step.input),
+                "output": _money(step.output),
+                "detail": step.detail,
+            }
+            for step in decision.steps
+        ],
+        "inputs": [
+            {
+                "name": used.name,
+                "value": used.value,
+                "source": used.source,
+                "age_seconds": used.age_seconds,
+            }
+            for used in decision.inputs
+        ],
+        "warnings": list(decision.warnings),
+    }

@@ -1,0 +1,87 @@
+"""Facts both engine paths derive the same way from an item's inputs: its recent price
+moves (for loop protection and the 24-hour change limit), the latest offer of each
+competitor, and the elasticity in fixed point."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
+from pricing_service.money import to_minor
+
+DAY_SECONDS = 86_400
+#: Elasticities are compared in basis points (1e-4) so both paths agree exactly.
+ELASTICITY_SCALE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MoveHistory:
+    """The shape of an item's recent price moves, as of one instant."""
+
+    last_direction: int  # -1, 0 or +1
+    run_length: int  # trailing moves in last_direction
+    flips: int  # direction reversals within the window
+    price_day_ago: int | None  # minor units: the price 24 hours earlier
+
+
+def _sign(value: int) -> int:
+    return (value > 0) - (value < 0)
+
+
+def move_history(item: ItemFacts, at_epoch: int, window_seconds: int) -> MoveHistory:
+    """Summarise the published changes before ``at`` (changes after it are ignored)."""
+    currency = item.currency
+    points = [
+        (int(change.at.timestamp()), to_minor(change.price, currency))
+        for change in item.recent_changes
+    ]
+    if item.current_price is not None:
+        current = to_minor(item.current_price, currency)
+        changed_at = (
+            int(item.last_changed_at.timestamp()) if item.last_changed_at else at_epoch
+        )
+        if not points or points[-1][1] != current:
+            points.append((changed_at, current))
+    points = sorted((p for p in points if p[0] <= at_epoch), key=lambda p: p[0])
+    window_start = at_epoch - window_seconds
+    directions: list[int] = []
+    for (_, before), (moment, after) in zip(points, points[1:], strict=False):
+        direction = _sign(after - before)
+        if moment >= window_start and direction != 0:
+            directions.append(direction)
+    last = directions[-1] if directions else 0
+    run = 0
+    for direction in reversed(directions):
+        if direction != last:
+            break
+        run += 1
+    flips = sum(1 for a, b in zip(directions, directions[1:], strict=False) if a != b)
+    day_ago = at_epoch - DAY_SECONDS
+    price_day_ago: int | None = None
+    for moment, price in points:
+        if moment <= day_ago:
+            price_day_ago = price
+    if price_day_ago is None and points:
+        # No change as old as a day: the oldest known price is the best reference.
+        price_day_ago = points[0][1]
+    return MoveHistory(last, run, flips, price_day_ago)
+
+
+def latest_per_competitor(
+    observations: Iterable[CompetitorObservation],
+) -> list[CompetitorObservation]:
+    """Each competitor's newest observation, in competitor-id order."""
+    latest: dict[str, CompetitorObservation] = {}
+    for observation in observations:
+        seen = latest.get(observation.competitor)
+        if seen is None or observation.observed_at > seen.observed_at:
+            latest[observation.competitor] = observation
+    return [latest[key] for key in sorted(latest)]
+
+
+def elasticity_basis_points(elasticity: float) -> int:
+    """The estimate rounded half up to 1e-4, as an integer."""
+    scaled = Decimal(repr(elasticity)) * ELASTICITY_SCALE
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))

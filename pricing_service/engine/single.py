@@ -1,0 +1,587 @@
+"""The single-item path: one item in, one explained decision out.
+
+Pipeline (each stage is a step of the explanation):
+1. the first matching rule (highest priority first; the default rule last);
+2. its strategy, then its fallbacks in order while inputs are missing or stale, then the
+   current price; a missing input never becomes a zero price;
+3. the rule's adjustments whose window and demand signals hold;
+4. loop protection: hold the price when it keeps escalating or flipping;
+5. guardrails, last, in minor units: hard bounds (floor, ceiling, margin, MAP) win over
+   soft ones (step limits, direction, cooldown); then rounding inside the allowed range.
+
+The batch path in :mod:`pricing_service.engine.batch` computes the same arithmetic.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pricing_service.engine.compiled import (
+    GUARDRAIL_NAMES,
+    CompiledRounding,
+    CompiledRule,
+    CompiledRuleset,
+    CompiledStrategy,
+    EffectiveGuardrails,
+    TimeContext,
+)
+from pricing_service.engine.decision import Decision, InputUsed, Step
+from pricing_service.engine.history import (
+    ELASTICITY_SCALE,
+    MoveHistory,
+    elasticity_basis_points,
+    latest_per_competitor,
+    move_history,
+)
+from pricing_service.engine.inputs import (
+    DEFAULT_SEGMENT,
+    CompetitorObservation,
+    DemandStats,
+    ElasticityEstimate,
+    ItemFacts,
+    Segment,
+)
+from pricing_service.money import (
+    RATIO_SCALE,
+    apply_ratio,
+    ceil_ratio,
+    div_round_half_up,
+    floor_ratio,
+    from_minor,
+    minor_unit_digits,
+)
+from pricing_service.rules.model import Action, Direction, Reference, RoundingMode
+
+#: Larger than any price: the ceiling when none is set.
+NO_CEILING = 1 << 62
+
+
+def rule_matches_item(rule: CompiledRule, item: ItemFacts, segment: Segment) -> bool:
+    """Does the rule's scope (not its time window) cover this item and segment?"""
+    if rule.skus is not None and item.sku not in rule.skus:
+        return False
+    if rule.categories is not None and item.category not in rule.categories:
+        return False
+    if rule.brands is not None and item.brand not in rule.brands:
+        return False
+    if rule.tags is not None and rule.tags.isdisjoint(item.tags):
+        return False
+    if rule.band_min is not None or rule.band_max is not None:
+        if item.list_price is None:
+            return False
+        if rule.band_min is not None and item.list_price < rule.band_min:
+            return False
+        if rule.band_max is not None and item.list_price > rule.band_max:
+            return False
+    if rule.segment:
+        wanted = segment.values
+        return all(pair in wanted for pair in rule.segment)
+    return True
+
+
+def _age(at_epoch: int, moment: datetime) -> int:
+    return max(0, at_epoch - int(moment.timestamp()))
+
+
+@dataclass(slots=True)
+class _Context:
+    """Per-decision working state."""
+
+    ruleset: CompiledRuleset
+    item: ItemFacts
+    currency: str
+    epoch: int
+    observations: list[CompetitorObservation]
+    demand: DemandStats | None
+    elasticity: ElasticityEstimate | None
+    current: int | None
+    steps: list[Step]
+    inputs: list[InputUsed]
+    warnings: list[str]
+
+    def money(self, minor: int | None) -> str:
+        return "none" if minor is None else str(from_minor(minor, self.currency))
+
+
+def competitor_reference(
+    context: _Context, strategy: CompiledStrategy
+) -> tuple[int | None, list[CompetitorObservation]]:
+    """The reference competitor price in minor units, and the offers it came from."""
+    ruleset, currency = context.ruleset, context.currency
+    values: list[tuple[int, CompetitorObservation]] = []
+    for observation in context.observations:
+        name = observation.competitor
+        if name in ruleset.ours or name not in ruleset.known_competitors:
+            continue
+        if strategy.competitors is not None and name not in strategy.competitors:
+            continue
+        if observation.currency != currency:
+            continue
+        if _age(context.epoch, observation.observed_at) > strategy.max_age_seconds:
+            continue
+        if strategy.in_stock_only and not observation.in_stock:
+            continue
+        price = ruleset.minor(observation.price, currency)
+        if strategy.include_shipping:
+            if observation.shipping is None:
+                continue
+            price += ruleset.minor(observation.shipping, currency)
+        values.append((price, observation))
+    if not values:
+        return None, []
+    reference = strategy.reference
+    if reference is Reference.competitor:
+        chosen = [v for v in values if v[1].competitor == strategy.reference_competitor]
+        return (chosen[0][0], [chosen[0][1]]) if chosen else (None, [])
+    if reference is Reference.median:
+        ordered = sorted(price for price, _ in values)
+        middle = len(ordered) // 2
+        if len(ordered) % 2:
+            return ordered[middle], [o for _, o in values]
+        return (ordered[middle - 1] + ordered[middle] + 1) // 2, [o for _, o in values]
+    lowest = min(values, key=lambda v: (v[0], v[1].competitor))
+    return lowest[0], [lowest[1]]
+
+
+def _competitor_price(context: _Context, strategy: CompiledStrategy) -> tuple[int | None, str]:
+    reference, used = competitor_reference(context, strategy)
+    if reference is None:
+        return None, "no fresh competitor offer passes the filters"
+    for observation in used:
+        value = f"{observation.price} {observation.currency}"
+        if observation.shipping is not None:
+            value += f" + {observation.shipping} shipping"
+        context.inputs.append(
+            InputUsed(
+                name=f"competitor:{observation.competitor}",
+                value=value + ("" if observation.in_stock else " (out of stock)"),
+                source=observation.source,
+                age_seconds=_age(context.epoch, observation.observed_at),
+            )
+        )
+    if strategy.action is Action.match:
+        return reference, f"reference {context.money(reference)}"
+    if strategy.by_ppm is not None:
+        sign = -1 if strategy.action is Action.beat else 1
+        price = apply_ratio(reference, RATIO_SCALE + sign * strategy.by_ppm)
+    else:
+        amount = context.ruleset.minor(strategy.by_amount or 0, context.currency)  # type: ignore[arg-type]
+        price = reference - amount if strategy.action is Action.beat else reference + amount
+    return price, f"reference {context.money(reference)}"
+
+
+def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[int | None, str]:
+    estimate, item = context.elasticity, context.item
+    if estimate is None:
+        return None, "no elasticity estimate"
+    cost = None if item.cost is None else context.ruleset.minor(item.cost, context.currency)
+    if cost is None or cost <= 0:
+        return None, "no cost"
+    context.inputs.append(
+        InputUsed(
+            name="elasticity",
+            value=f"{estimate.elasticity:.4f} ± {estimate.standard_error:.4f} "
+            f"(n={estimate.observations})",
+            source="estimator",
+            age_seconds=None
+            if estimate.fitted_at is None
+            else _age(context.epoch, estimate.fitted_at),
+        )
+    )
+    if estimate.standard_error > strategy.max_standard_error:
+        return None, "estimate too uncertain"
+    if estimate.observations < strategy.min_observations:
+        return None, "too few observations"
+    basis_points = elasticity_basis_points(estimate.elasticity)
+    if basis_points >= -ELASTICITY_SCALE:
+        return None, "demand is not elastic (|e| <= 1)"
+    multiplier = div_round_half_up(
+        -basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE)
+    )
+    return apply_ratio(cost, multiplier), f"p* = c·e/(1+e) with e={basis_points / 1e4}"
+
+
+def strategy_price(context: _Context, strategy: CompiledStrategy) -> tuple[int | None, str]:
+    """The strategy's price in minor units, or None and why it could not price."""
+    item, ruleset, currency = context.item, context.ruleset, context.currency
+    kind = strategy.kind
+    if kind == "fixed":
+        return ruleset.minor(strategy.amount, currency), ""  # type: ignore[arg-type]
+    if kind == "cost_plus":
+        if item.cost is None:
+            return None, "no cost"
+        context.inputs.append(InputUsed("cost", str(item.cost), "catalogue"))
+        return apply_ratio(ruleset.minor(item.cost, currency), strategy.multiplier_ppm), ""
+    if kind in ("discount", "list_price"):
+        if item.list_price is None:
+            return None, "no list price"
+        context.inputs.append(InputUsed("list_price", str(item.list_price), "catalogue"))
+        return apply_ratio(ruleset.minor(item.list_price, currency), strategy.multiplier_ppm), ""
+    if kind == "competitor":
+        return _competitor_price(context, strategy)
+    if kind == "elasticity":
+        return _elasticity_price(context, strategy)
+    if context.current is None:
+        return None, "no current price"
+    return context.current, ""
+
+
+def _demand_value(name: str, demand: DemandStats | None, item: ItemFacts) -> float | None:
+    if name == "inventory":
+        return None if item.inventory is None else float(item.inventory)
+    if demand is None:
+        return None
+    return demand.velocity_ratio if name == "velocity_ratio" else demand.days_of_supply
+
+
+def _bounds(
+    context: _Context,
+    guardrails: EffectiveGuardrails,
+    history: MoveHistory,
+    candidate: int,
+) -> tuple[int, int, int, list[str]]:
+    """The allowed range ``[low, high]``, a bitmask of the guardrails the candidate
+    violates, and warnings."""
+    item, ruleset, currency = context.item, context.ruleset, context.currency
+    current = context.current
+    fired = 0
+    warnings: list[str] = []
+
+    def lower(name: str, bound: int | None, low: int) -> int:
+        nonlocal fired
+        if bound is None:
+            return low
+        if candidate < bound:
+            fired |= 1 << GUARDRAIL_NAMES.index(name)
+        return max(low, bound)
+
+    def upper(name: str, bound: int | None, high: int) -> int:
+        nonlocal fired
+        if bound is None:
+            return high
+        if candidate > bound:
+            fired |= 1 << GUARDRAIL_NAMES.index(name)
+        return min(high, bound)
+
+    def minor(value: object) -> int | None:
+        return None if value is None else ruleset.minor(value, currency)  # type: ignore[arg-type]
+
+    floor = 1  # never zero
+    floor = lower("min_price", minor(item.min_price), floor)
+    floor = lower("min_price", minor(guardrails.min_price), floor)
+    if guardrails.min_margin_ppm is not None and item.cost is not None:
+        cost = ruleset.minor(item.cost, currency)
+        floor = lower("min_margin", ceil_ratio(cost, RATIO_SCALE + guardrails.min_margin_ppm), floor)
+    if guardrails.enforce_map:
+        floor = lower("map", minor(item.map_price), floor)
+    ceiling = NO_CEILING
+    ceiling = upper("max_price", minor(item.max_price), ceiling)
+    ceiling = upper("max_price", minor(guardrails.max_price), ceiling)
+    if floor > ceiling:
+        fired |= 1 << GUARDRAIL_NAMES.index("conflict")
+        warnings.append(
+            f"guardrail conflict: floor {context.money(floor)} above ceiling "
+            f"{context.money(ceiling)}; the floor wins"
+        )
+        ceiling = floor
+
+    if current is None:
+        return floor, ceiling, fired, warnings
+    soft_low, soft_high = 0, NO_CEILING
+    if guardrails.max_change_ppm is not None:
+        soft_low = lower("max_change", ceil_ratio(current, RATIO_SCALE - guardrails.max_change_ppm), soft_low)
+        soft_high = upper("max_change", floor_ratio(current, RATIO_SCALE + guardrails.max_change_ppm), soft_high)
+    if guardrails.max_change_per_day_ppm is not None and history.price_day_ago is not None:
+        day = history.price_day_ago
+        soft_low = lower("max_change_per_day", ceil_ratio(day, RATIO_SCALE - guardrails.max_change_per_day_ppm), soft_low)
+        soft_high = upper("max_change_per_day", floor_ratio(day, RATIO_SCALE + guardrails.max_change_per_day_ppm), soft_high)
+    if guardrails.direction is Direction.up_only:
+        soft_low = lower("direction", current, soft_low)
+    elif guardrails.direction is Direction.down_only:
+        soft_high = upper("direction", current, soft_high)
+    if guardrails.cooldown_seconds and item.last_changed_at is not None:
+        if context.epoch - int(item.last_changed_at.timestamp()) < guardrails.cooldown_seconds:
+            soft_low = lower("cooldown", current, soft_low)
+            soft_high = upper("cooldown", current, soft_high)
+    if soft_low > soft_high:
+        soft_low = soft_high = current
+    low, high = max(floor, soft_low), min(ceiling, soft_high)
+    if low > high:
+        # Hard bounds beat step limits: take the hard bound nearest the soft range.
+        low = high = ceiling if soft_low > ceiling else floor
+    return low, high, fired, warnings
+
+
+def _rounding_candidates(rounding: CompiledRounding, price: int, currency: str) -> tuple[int, int] | None:
+    """The rounding points just below-or-at and just above-or-at ``price``."""
+    if rounding.price_points:
+        # Callers convert points to minor units once; see round_price.
+        raise AssertionError("price points are handled by round_price")
+    assert rounding.ending is not None
+    digits = minor_unit_digits(currency)
+    scaled = rounding.ending.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        return None
+    ending = int(scaled)
+    if rounding.ending_is_major:
+        step = 10 ** (len(str(int(rounding.ending))) + digits)
+    else:
+        step = 10**digits
+    if ending >= step:
+        return None
+    below = (price - ending) // step * step + ending
+    above = below if below == price else below + step
+    return below, above
+
+
+def round_price(
+    ruleset: CompiledRuleset, rounding: CompiledRounding, price: int, low: int, high: int, currency: str
+) -> tuple[int, bool]:
+    """Round to an ending or price point inside ``[low, high]``; (price, False) when no
+    such point exists."""
+    if rounding.price_points:
+        points = [ruleset.minor(p, currency) for p in rounding.price_points]
+        index = bisect_left(points, price)
+        above = points[index] if index < len(points) else None
+        index_below = bisect_right(points, price) - 1
+        below = points[index_below] if index_below >= 0 else None
+    else:
+        candidates = _rounding_candidates(rounding, price, currency)
+        if candidates is None:
+            return price, False
+        below, above = candidates
+        if below < 1:
+            below = None  # type: ignore[assignment]
+    options: list[int] = []
+    mode = rounding.mode
+    if mode is RoundingMode.down:
+        options = [p for p in (below, above) if p is not None]
+    elif mode is RoundingMode.up:
+        options = [p for p in (above, below) if p is not None]
+    else:
+        pair = [p for p in (below, above) if p is not None]
+        # Nearest; a tie goes up. Sorting is stable, so `above` wins on equal distance.
+        options = sorted(reversed(pair), key=lambda p: abs(p - price))
+    for option in options:
+        if low <= option <= high:
+            return option, True
+    return price, False
+
+
+def decide(
+    ruleset: CompiledRuleset,
+    item: ItemFacts,
+    at: datetime,
+    *,
+    segment: Segment = DEFAULT_SEGMENT,
+    observations: tuple[CompetitorObservation, ...] | list[CompetitorObservation] = (),
+    demand: DemandStats | None = None,
+    elasticity: ElasticityEstimate | None = None,
+) -> Decision:
+    """Price one item for one segment at instant ``at``."""
+    epoch = int(at.timestamp())
+    times = ruleset.time_context(epoch)
+    rule = select_rule(ruleset, times, item, segment)
+    currency = item.currency
+    current = None if item.current_price is None else ruleset.minor(item.current_price, currency)
+    context = _Context(
+        ruleset=ruleset,
+        item=item,
+        currency=currency,
+        epoch=epoch,
+        observations=latest_per_competitor(observations),
+        demand=demand,
+        elasticity=elasticity,
+        current=current,
+        steps=[],
+        inputs=[],
+        warnings=[],
+    )
+    if current is not None:
+        context.inputs.append(
+            InputUsed(
+                "current_price",
+                str(item.current_price),
+                "catalogue",
+                None if item.last_changed_at is None else _age(epoch, item.last_changed_at),
+            )
+        )
+
+    price: int | None = None
+    used = rule.chain[-1]
+    for position, strategy in enumerate(rule.chain):
+        price, why = strategy_price(context, strategy)
+        stage = "strategy" if position == 0 else "fallback"
+        if price is not None:
+            used = strategy
+            detail = strategy.description + (f": {why}" if why else "")
+            context.steps.append(Step(stage, strategy.kind, None, from_minor(price, currency), detail))
+            break
+        context.warnings.append(f"{strategy.kind} skipped: {why}")
+    if price is None and item.list_price is not None:
+        price = ruleset.minor(item.list_price, currency)
+        used = rule.chain[-1]
+        context.steps.append(Step("fallback", "list_price", None, from_minor(price, currency), "no current price; the list price"))
+    strategy_name = used.kind if used is rule.chain[0] else f"fallback:{used.kind}"
+    valid_until = _valid_until(ruleset, times, rule, item, segment)
+    if price is None:
+        context.warnings.append("no price: every strategy lacked inputs and the item has no price")
+        return _decision(context, rule, segment, at, valid_until, None, strategy_name, 0, None)
+
+    # Adjustments.
+    for index, adjustment in enumerate(rule.adjustments):
+        if not times.adjustment_active[rule.index][index]:
+            continue
+        if not all(
+            threshold is None or threshold.holds(_demand_value(name, demand, item))
+            for name, threshold in (
+                ("velocity_ratio", adjustment.velocity_ratio),
+                ("days_of_supply", adjustment.days_of_supply),
+                ("inventory", adjustment.inventory),
+            )
+        ):
+            continue
+        before = price
+        if adjustment.change_ppm is not None:
+            price = apply_ratio(price, adjustment.change_ppm)
+        else:
+            price += ruleset.minor(adjustment.change_amount, currency)  # type: ignore[arg-type]
+        context.steps.append(Step("adjustment", adjustment.id, from_minor(before, currency), from_minor(price, currency), adjustment.description))
+    if demand is not None and any(a.velocity_ratio or a.days_of_supply for a in rule.adjustments):
+        context.inputs.append(
+            InputUsed(
+                "demand",
+                f"velocity_ratio={demand.velocity_ratio} days_of_supply={demand.days_of_supply}",
+                "sales",
+                None if demand.as_of is None else _age(epoch, demand.as_of),
+            )
+        )
+
+    # Loop protection.
+    protection = ruleset.loop_protection
+    history = move_history(item, epoch, int(protection.window.total_seconds()))
+    held_by = loop_breaker(protection_enabled=protection.enabled, max_same=protection.max_same_direction, max_flips=protection.max_flips, history=history, current=current, candidate=price, competitor_driven=used.kind == "competitor")
+    if held_by is not None:
+        assert current is not None
+        context.steps.append(Step("loop_breaker", held_by, from_minor(price, currency), from_minor(current, currency), f"held: {held_by.replace('_', ' ')} detected in recent changes"))
+        context.warnings.append(f"loop breaker: {held_by}")
+        price = current
+
+    # Guardrails, last.
+    guardrails = rule.guardrails
+    low, high, fired, warnings = _bounds(context, guardrails, history, price)
+    context.warnings.extend(warnings)
+    clamped = min(max(price, low), high)
+    if clamped != price:
+        names = ", ".join(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1)
+        context.steps.append(Step("guardrail", names, from_minor(price, currency), from_minor(clamped, currency), f"allowed range {context.money(low)}..{context.money(high) if high < NO_CEILING else 'no ceiling'}"))
+        price = clamped
+    if guardrails.rounding is not None:
+        rounded, ok = round_price(ruleset, guardrails.rounding, price, low, high, currency)
+        if ok and rounded != price:
+            context.steps.append(Step("rounding", "rounding", from_minor(price, currency), from_minor(rounded, currency), "price ending / price point"))
+        elif not ok:
+            context.warnings.append("rounding skipped: no price ending within the allowed range")
+        price = rounded
+    if guardrails.cooldown_seconds and item.last_changed_at is not None and current is not None:
+        cooldown_end = int(item.last_changed_at.timestamp()) + guardrails.cooldown_seconds
+        if cooldown_end > epoch:
+            valid_until = cooldown_end if valid_until is None else min(valid_until, cooldown_end)
+    return _decision(context, rule, segment, at, valid_until, price, strategy_name, fired, held_by)
+
+
+def loop_breaker(
+    *,
+    protection_enabled: bool,
+    max_same: int,
+    max_flips: int,
+    history: MoveHistory,
+    current: int | None,
+    candidate: int,
+    competitor_driven: bool,
+) -> str | None:
+    """``"escalation"`` or ``"oscillation"`` when this move would continue a loop."""
+    if not protection_enabled or current is None:
+        return None
+    direction = (candidate > current) - (candidate < current)
+    if direction == 0:
+        return None
+    if (
+        competitor_driven
+        and direction == history.last_direction
+        and history.run_length + 1 >= max_same
+    ):
+        return "escalation"
+    if (
+        history.last_direction != 0
+        and direction != history.last_direction
+        and history.flips + 1 >= max_flips
+    ):
+        return "oscillation"
+    return None
+
+
+def select_rule(
+    ruleset: CompiledRuleset, times: TimeContext, item: ItemFacts, segment: Segment
+) -> CompiledRule:
+    """The first rule, in priority order, whose scope and window cover the item now."""
+    for rule in ruleset.rules:
+        if rule.is_default:
+            return rule
+        if times.rule_active[rule.index] and rule_matches_item(rule, item, segment):
+            return rule
+    return ruleset.rules[-1]
+
+
+def _valid_until(
+    ruleset: CompiledRuleset,
+    times: TimeContext,
+    chosen: CompiledRule,
+    item: ItemFacts,
+    segment: Segment,
+) -> int | None:
+    """The next instant a window of the chosen rule, an earlier matching rule, or one
+    of the chosen rule's adjustments changes."""
+    soonest: int | None = None
+    for rule in ruleset.rules[: chosen.index + 1]:
+        change = times.rule_next_change[rule.index]
+        if change is not None and (soonest is None or change < soonest):
+            if rule is chosen or rule_matches_item(rule, item, segment):
+                soonest = change
+    for change in times.adjustment_next_change[chosen.index]:
+        if change is not None and (soonest is None or change < soonest):
+            soonest = change
+    return soonest
+
+
+def _decision(
+    context: _Context,
+    rule: CompiledRule,
+    segment: Segment,
+    at: datetime,
+    valid_until: int | None,
+    price: int | None,
+    strategy: str,
+    fired: int,
+    held_by: str | None,
+) -> Decision:
+    currency = context.currency
+    return Decision(
+        sku=context.item.sku,
+        segment=str(segment),
+        currency=currency,
+        price=None if price is None else from_minor(price, currency),
+        valid_from=datetime.fromtimestamp(context.epoch, tz=UTC),
+        valid_until=None if valid_until is None else datetime.fromtimestamp(valid_until, tz=UTC),
+        rule_id=rule.id,
+        ruleset_version=context.ruleset.version,
+        strategy=strategy,
+        steps=tuple(context.steps),
+        guardrails_fired=tuple(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1),
+        inputs=tuple(context.inputs),
+        warnings=tuple(context.warnings),
+        held_by=held_by,
+        changed=price is not None and price != context.current,
+    )

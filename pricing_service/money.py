@@ -1,0 +1,85 @@
+"""Exact money: integer minor units inside, ``Decimal`` at every boundary.
+
+The engine never touches binary floats for money. Prices travel as ``int`` counts of a
+currency's minor unit (cents, yen, fils), so the single-item path (Python ints) and the
+batch path (numpy int64) compute bit-identical results. Ratios such as "+5%" are integers
+over ``RATIO_SCALE`` (parts per million), and every division rounds half up.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+#: Multipliers and percentages are stored as integer parts per million.
+RATIO_SCALE = 1_000_000
+
+# ISO 4217 minor units for currencies that differ from the usual 2 decimals.
+_MINOR_UNIT_EXCEPTIONS: dict[str, int] = {
+    # zero decimals
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "XPF": 0,
+    # three decimals
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    # four decimals
+    "CLF": 4, "UYW": 4,
+}  # fmt: skip
+
+
+class MoneyError(ValueError):
+    """An amount or currency that cannot be represented exactly."""
+
+
+def minor_unit_digits(currency: str) -> int:
+    """Number of decimal digits of ``currency``'s minor unit (ISO 4217)."""
+    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise MoneyError(f"not an ISO 4217 currency code: {currency!r}")
+    return _MINOR_UNIT_EXCEPTIONS.get(currency, 2)
+
+
+def to_minor(amount: Decimal | str | int, currency: str) -> int:
+    """Convert an amount to integer minor units, rounding half up deterministically."""
+    try:
+        value = amount if isinstance(amount, Decimal) else Decimal(amount)
+    except InvalidOperation as exc:
+        raise MoneyError(f"not a decimal amount: {amount!r}") from exc
+    if not value.is_finite():
+        raise MoneyError(f"not a finite amount: {amount!r}")
+    digits = minor_unit_digits(currency)
+    return int(value.scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    """The exact ``Decimal`` for ``minor`` units of ``currency`` (e.g. 1999 USD -> 19.99)."""
+    digits = minor_unit_digits(currency)
+    return Decimal(int(minor)).scaleb(-digits)
+
+
+def ratio_to_ppm(ratio: Decimal) -> int:
+    """A ratio (0.05 for 5%) as integer parts per million; finer precision is an error."""
+    scaled = ratio * RATIO_SCALE
+    if scaled != scaled.to_integral_value():
+        raise MoneyError(f"ratio {ratio} is finer than 1 part per million")
+    return int(scaled)
+
+
+def div_round_half_up(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half away from zero, for a positive denominator."""
+    if numerator >= 0:
+        return (2 * numerator + denominator) // (2 * denominator)
+    return -((-2 * numerator + denominator) // (2 * denominator))
+
+
+def apply_ratio(minor: int, multiplier_ppm: int) -> int:
+    """``minor * multiplier`` where the multiplier is in parts per million, rounded half up."""
+    return div_round_half_up(minor * multiplier_ppm, RATIO_SCALE)
+
+
+def ceil_ratio(minor: int, multiplier_ppm: int) -> int:
+    """``minor * multiplier`` rounded up: a lower bound never admits a price under it."""
+    return -((-minor * multiplier_ppm) // RATIO_SCALE)
+
+
+def floor_ratio(minor: int, multiplier_ppm: int) -> int:
+    """``minor * multiplier`` rounded down: an upper bound never admits a price over it."""
+    return (minor * multiplier_ppm) // RATIO_SCALE

@@ -1,0 +1,709 @@
+"""Read rule files into a :class:`Ruleset`, or say exactly what is wrong with them.
+
+Checking happens in three passes, each reporting every problem it finds with the file,
+line and column of the offending YAML node:
+
+1. each file on its own: YAML syntax, duplicate keys, then the :class:`RuleFile` shape;
+2. the merge: a map key (event, competitor, segment) or a single setting (timezone,
+   default, …) given by two files, a missing timezone or default;
+3. the merged ruleset: references to undeclared competitors, events and segments,
+   duplicate ids and priorities, guardrails no price can satisfy, events the calendar
+   cannot place, and (as a warning) rules that an earlier rule hides completely.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import logging
+import shutil
+import subprocess
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from pricing_service.rules.diagnostics import Diagnostic, RulesetError, Severity, has_errors
+from pricing_service.rules.model import (
+    Competitor,
+    DefaultRule,
+    Event,
+    Guardrails,
+    LoopProtection,
+    PriceBand,
+    Rule,
+    RuleFile,
+    Ruleset,
+    Strategy,
+)
+from pricing_service.rules.yaml_source import (
+    Position,
+    SourceMap,
+    ValuePath,
+    YamlSyntaxError,
+    parse_yaml,
+)
+
+__all__ = ["Diagnostic", "RulesetError", "check_ruleset", "check_texts", "load_ruleset"]
+
+RULE_FILE_SUFFIXES = (".yaml", ".yml")
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+def load_ruleset(path: Path) -> Ruleset:
+    """The ruleset in ``path`` (a folder of rule files, or one file). Raises
+    :class:`RulesetError` with every diagnostic when there is any error; warnings are
+    logged."""
+    ruleset, diagnostics = check_ruleset(path)
+    if ruleset is None:
+        raise RulesetError(diagnostics)
+    for warning in diagnostics:
+        _log.warning("%s", warning)
+    return ruleset
+
+
+def check_ruleset(path: Path) -> tuple[Ruleset | None, list[Diagnostic]]:
+    """Every error and warning in the rule files at ``path``; the ruleset if it has no
+    errors. The version is a content hash, plus ``+g<commit>`` inside a git work tree."""
+    texts, diagnostics = _read_rule_files(path)
+    if diagnostics:
+        return None, diagnostics
+    folder = path if path.is_dir() else path.parent
+    return _check(texts, version_suffix=lambda: _git_suffix(folder))
+
+
+def check_texts(files: Mapping[str, str]) -> tuple[Ruleset | None, list[Diagnostic]]:
+    """Like :func:`check_ruleset`, for rule files given as ``{file name: text}``."""
+    texts = [
+        _RuleText(name, name, text.encode())
+        for name, text in sorted(files.items())
+        if name.endswith(RULE_FILE_SUFFIXES)
+    ]
+    if not texts:
+        return None, [_error_at_start("<input>", "no rule files (*.yaml) were given")]
+    return _check(texts, version_suffix=lambda: "")
+
+
+# -- reading --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _RuleText:
+    display_name: str  # as the user gave it, for diagnostics
+    relative_name: str  # inside the ruleset, for the version hash
+    content: bytes
+
+
+def _read_rule_files(path: Path) -> tuple[list[_RuleText], list[Diagnostic]]:
+    if path.is_dir():
+        paths = sorted(
+            (p for p in path.iterdir() if p.is_file() and p.name.endswith(RULE_FILE_SUFFIXES)),
+            key=lambda p: p.name,
+        )
+        if not paths:
+            return [], [_error_at_start(str(path), "no rule files (*.yaml) in this folder")]
+    elif path.is_file():
+        paths = [path]
+    else:
+        return [], [_error_at_start(str(path), "no such file or folder")]
+    return [_RuleText(str(p), p.name, p.read_bytes()) for p in paths], []
+
+
+def _content_hash(texts: Iterable[_RuleText]) -> str:
+    digest = hashlib.sha256()
+    for text in sorted(texts, key=lambda t: t.relative_name):
+        # Lengths make the encoding unambiguous: no two file sets hash the same stream.
+        name = text.relative_name.encode()
+        digest.update(b"%d:%s%d:" % (len(name), name, len(text.content)))
+        digest.update(text.content)
+    return digest.hexdigest()[:16]
+
+
+def _git_suffix(folder: Path) -> str:
+    git = shutil.which("git")
+    if git is None:
+        return ""
+    try:
+        result = subprocess.run(
+            [git, "rev-parse", "--short", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    commit = result.stdout.strip()
+    return f"+g{commit}" if result.returncode == 0 and commit else ""
+
+
+# -- pass 1: each file ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ParsedFile:
+    name: str
+    model: RuleFile
+    source: SourceMap
+
+
+def _check(
+    texts: list[_RuleText], version_suffix: typing.Callable[[], str]
+) -> tuple[Ruleset | None, list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    parsed: list[_ParsedFile] = []
+    for text in texts:
+        parsed_file = _parse_file(text, diagnostics)
+        if parsed_file is not None:
+            parsed.append(parsed_file)
+    # Cross-file checks on a partial ruleset would report consequences (an "unknown"
+    # competitor declared in the broken file), not causes.
+    if has_errors(diagnostics):
+        return None, sorted(diagnostics)
+    merged = _merge(parsed, diagnostics)
+    for check in _SEMANTIC_CHECKS:
+        diagnostics.extend(check(merged))
+    diagnostics.sort()
+    if has_errors(diagnostics) or merged.timezone is None or merged.default is None:
+        return None, diagnostics
+    version = _content_hash(texts) + version_suffix()
+    return merged.build(version), diagnostics
+
+
+def _parse_file(text: _RuleText, diagnostics: list[Diagnostic]) -> _ParsedFile | None:
+    name = text.display_name
+    try:
+        parsed = parse_yaml(text.content.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        diagnostics.append(_error_at_start(name, f"not UTF-8 text ({error.reason})"))
+        return None
+    except YamlSyntaxError as error:
+        diagnostics.append(_diagnostic(name, error.position, "error", error.message))
+        return None
+    for problem in parsed.problems:
+        diagnostics.append(_diagnostic(name, problem.position, "error", problem.message))
+    try:
+        model = RuleFile.model_validate({} if parsed.value is None else parsed.value)
+    except ValidationError as error:
+        for details in error.errors(include_url=False):
+            position, message = _explain(details, parsed.source)
+            diagnostics.append(_diagnostic(name, position, "error", message))
+        return None
+    return _ParsedFile(name, model, parsed.source)
+
+
+def _diagnostic(file: str, position: Position, severity: Severity, message: str) -> Diagnostic:
+    return Diagnostic(file, position.line, position.column, severity, message)
+
+
+def _error_at_start(file: str, message: str) -> Diagnostic:
+    return Diagnostic(file, 1, 1, "error", message)
+
+
+# Pydantic's messages speak of Python types; these speak of what the author wrote.
+_EXPECTED = {
+    "decimal_parsing": "expected a number",
+    "decimal_type": "expected a number",
+    "finite_number": "expected a finite number",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected text",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of names to values",
+    "model_type": "expected a mapping of fields (name: value lines)",
+    "model_attributes_type": "expected a mapping of fields (name: value lines)",
+    "date_type": "expected a date such as 2026-11-27",
+    "date_parsing": "expected a date such as 2026-11-27",
+    "date_from_datetime_parsing": "expected a date such as 2026-11-27",
+    "date_from_datetime_inexact": "expected a date such as 2026-11-27",
+    "time_type": "expected a clock time such as 08:30",
+    "time_parsing": "expected a clock time such as 08:30",
+}
+_CONSTRAINTS = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "takes at most {max_length} item(s)",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "enum": "expected one of {expected}",
+}
+_PATTERNS = {
+    r"^[a-z0-9][a-z0-9_\-]*$": (
+        "expected an id of lowercase letters, digits, '_' and '-' (such as black-friday)"
+    ),
+    r"^[A-Z]{2}$": "expected a two-letter country code such as US",
+    r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$": 'expected a month and day such as "12-24"',
+    r"^\.\d{1,3}$|^\d*9$": 'expected a price ending such as ".99", ".95" or "9"',
+}
+
+
+def _explain(details: ErrorDetails, source: SourceMap) -> tuple[Position, str]:
+    """Where a validation error belongs in the file, and what it means in plain words."""
+    loc = tuple(details["loc"])
+    kind = details["type"]
+    context = details.get("ctx", {})
+    if kind == "extra_forbidden":
+        return source.key_or_value(loc), _unknown_field(loc)
+    if kind == "missing":
+        return source.nearest(loc[:-1])[1], f"missing required field '{loc[-1]}'"
+    if loc and loc[-1] == "[key]":
+        return source.key_or_value(loc[:-1]), _message(kind, context, details)
+    return source.nearest(loc)[1], _message(kind, context, details)
+
+
+def _message(kind: str, context: dict[str, Any], details: ErrorDetails) -> str:
+    if kind in ("value_error", "assertion_error"):
+        return str(context["error"])
+    if kind == "literal_error":
+        expected = str(context["expected"])
+        return "expected true (or leave the field out)" if expected == "True" else expected
+    if kind == "string_pattern_mismatch":
+        expected = _PATTERNS.get(context["pattern"], f"expected text matching {context['pattern']}")
+        return f"{expected}, got {_describe(details['input'])}"
+    if kind in _CONSTRAINTS:
+        return _CONSTRAINTS[kind].format(**context)
+    if kind in _EXPECTED:
+        found = details["input"]
+        message = f"{_EXPECTED[kind]}, got {_describe(found)}"
+        if kind == "string_type" and isinstance(found, int | Decimal | date | bool):
+            message += "; put it in quotes"
+        return message
+    text = details["msg"]
+    return text[:1].lower() + text[1:]
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _unknown_field(loc: tuple[str | int, ...]) -> str:
+    name = str(loc[-1])
+    allowed = _field_names_at(loc[:-1])
+    message = f"unknown field '{name}'"
+    suggestion = difflib.get_close_matches(name, allowed, n=1)
+    if suggestion:
+        return f"{message} (did you mean '{suggestion[0]}'?)"
+    if allowed:
+        return f"{message} (allowed here: {', '.join(allowed)})"
+    return message
+
+
+def _field_names_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names (as written in files) of the model found at ``loc`` in a rule file."""
+    current: Any = RuleFile
+    for step in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {info.alias or name: info for name, info in current.model_fields.items()}
+            if step not in fields:
+                return []
+            current = fields[str(step)].annotation
+        elif typing.get_origin(current) is list:
+            current = typing.get_args(current)[0]
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [info.alias or name for name, info in current.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``Annotated[X, ...]`` and ``X | None`` to ``X``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
+
+
+# -- pass 2: merge --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Located(Generic[_T]):
+    """A merged value and where it was written."""
+
+    value: _T
+    file: _ParsedFile
+    path: ValuePath
+
+    def position(self, *subpath: str | int) -> Position:
+        return self.file.source.nearest((*self.path, *subpath))[1]
+
+    def key_position(self, *subpath: str | int) -> Position:
+        return self.file.source.key_or_value((*self.path, *subpath))
+
+    def where(self) -> str:
+        position = self.key_position()
+        return f"{self.file.name}:{position.line}:{position.column}"
+
+    def error(self, subpath: ValuePath, message: str, *, at_key: bool = False) -> Diagnostic:
+        return self.report(subpath, message, "error", at_key=at_key)
+
+    def report(
+        self, subpath: ValuePath, message: str, severity: Severity, *, at_key: bool = False
+    ) -> Diagnostic:
+        position = self.key_position(*subpath) if at_key else self.position(*subpath)
+        return _diagnostic(self.file.name, position, severity, message)
+
+
+@dataclass
+class _Merged:
+    first_file: str
+    rules: list[_Located[Rule]] = field(default_factory=list)
+    segments: dict[str, _Located[list[str]]] = field(default_factory=dict)
+    events: dict[str, _Located[Event]] = field(default_factory=dict)
+    competitors: dict[str, _Located[Competitor]] = field(default_factory=dict)
+    timezone: _Located[str] | None = None
+    guardrails: _Located[Guardrails] | None = None
+    loop_protection: _Located[LoopProtection] | None = None
+    horizon: _Located[timedelta] | None = None
+    default: _Located[DefaultRule] | None = None
+
+    def priced(self) -> Iterator[_Located[Rule] | _Located[DefaultRule]]:
+        """Everything that sets a price: the rules, then the default rule."""
+        yield from self.rules
+        if self.default is not None:
+            yield self.default
+
+    def build(self, version: str) -> Ruleset:
+        # _merge reports a missing timezone or default as an error, so neither is None here.
+        assert self.timezone is not None
+        assert self.default is not None
+        optional = {
+            name: located.value
+            for name, located in (
+                ("guardrails", self.guardrails),
+                ("loop_protection", self.loop_protection),
+                ("horizon", self.horizon),
+            )
+            if located is not None
+        }
+        return Ruleset.model_validate(
+            {
+                "version": version,
+                "timezone": self.timezone.value,
+                "default": self.default.value,
+                "rules": [rule.value for rule in self.rules],
+                "segments": {key: located.value for key, located in self.segments.items()},
+                "events": {key: located.value for key, located in self.events.items()},
+                "competitors": {key: located.value for key, located in self.competitors.items()},
+                **optional,
+            }
+        )
+
+
+def _merge(files: list[_ParsedFile], diagnostics: list[Diagnostic]) -> _Merged:
+    merged = _Merged(first_file=files[0].name)
+    for file in files:
+        model = file.model
+        merged.rules.extend(
+            _Located(rule, file, ("rules", index)) for index, rule in enumerate(model.rules or [])
+        )
+        _merge_map(merged.segments, model.segments, "segments", file, diagnostics)
+        _merge_map(merged.events, model.events, "events", file, diagnostics)
+        _merge_map(merged.competitors, model.competitors, "competitors", file, diagnostics)
+        merged.timezone = _merge_single(
+            merged.timezone, model.timezone, "timezone", file, diagnostics
+        )
+        merged.guardrails = _merge_single(
+            merged.guardrails, model.guardrails, "guardrails", file, diagnostics
+        )
+        merged.loop_protection = _merge_single(
+            merged.loop_protection, model.loop_protection, "loop_protection", file, diagnostics
+        )
+        merged.horizon = _merge_single(merged.horizon, model.horizon, "horizon", file, diagnostics)
+        merged.default = _merge_single(merged.default, model.default, "default", file, diagnostics)
+    if merged.timezone is None:
+        diagnostics.append(
+            _error_at_start(
+                merged.first_file,
+                "no rule file sets `timezone` (required), e.g. `timezone: Europe/Berlin`",
+            )
+        )
+    if merged.default is None:
+        diagnostics.append(
+            _error_at_start(
+                merged.first_file,
+                "no rule file sets `default` (required): the pricing used when no rule matches",
+            )
+        )
+    return merged
+
+
+def _merge_map(
+    into: dict[str, _Located[_T]],
+    section: Mapping[str, _T] | None,
+    name: str,
+    file: _ParsedFile,
+    diagnostics: list[Diagnostic],
+) -> None:
+    for key, value in (section or {}).items():
+        located = _Located(value, file, (name, key))
+        if key in into:
+            message = f"'{key}' is already declared under `{name}` at {into[key].where()}"
+            diagnostics.append(located.error((), message, at_key=True))
+        else:
+            into[key] = located
+
+
+def _merge_single(
+    current: _Located[_T] | None,
+    value: _T | None,
+    name: str,
+    file: _ParsedFile,
+    diagnostics: list[Diagnostic],
+) -> _Located[_T] | None:
+    if value is None:
+        return current
+    located = _Located(value, file, (name,))
+    if current is None:
+        return located
+    message = f"`{name}` is already set at {current.where()}; set it in one file only"
+    diagnostics.append(located.error((), message, at_key=True))
+    return current
+
+
+# -- pass 3: the merged ruleset -------------------------------------------------------
+
+
+def _unknown(kind: str, name: str, known: Iterable[str], section: str) -> str:
+    suggestion = difflib.get_close_matches(name, list(known), n=1)
+    if suggestion:
+        return f"unknown {kind} '{name}' (did you mean '{suggestion[0]}'?)"
+    return f"unknown {kind} '{name}' (declare it under `{section}:`)"
+
+
+def _strategies(priced: Rule | DefaultRule) -> Iterator[tuple[ValuePath, Strategy]]:
+    yield ("strategy",), priced.strategy
+    for index, fallback in enumerate(priced.fallback):
+        yield ("fallback", index), fallback
+
+
+def _check_competitor_references(merged: _Merged) -> Iterator[Diagnostic]:
+    known = merged.competitors
+    for located in merged.priced():
+        for path, strategy in _strategies(located.value):
+            follow = strategy.competitor
+            if follow is None:
+                continue
+            if follow.competitor is not None and follow.competitor not in known:
+                message = _unknown("competitor", follow.competitor, known, "competitors")
+                yield located.error((*path, "competitor", "competitor"), message)
+            for index, competitor in enumerate(follow.competitors or []):
+                if competitor not in known:
+                    message = _unknown("competitor", competitor, known, "competitors")
+                    yield located.error((*path, "competitor", "competitors", index), message)
+
+
+def _check_event_references(merged: _Merged) -> Iterator[Diagnostic]:
+    known = merged.events
+    for located in merged.priced():
+        windows: list[tuple[ValuePath, list[str]]] = []
+        if isinstance(located.value, Rule) and located.value.when is not None:
+            windows.append((("when",), located.value.when.events or []))
+        for index, adjustment in enumerate(located.value.adjustments):
+            if adjustment.when is not None:
+                windows.append((("adjustments", index, "when"), adjustment.when.events or []))
+        for path, events in windows:
+            for index, event in enumerate(events):
+                if event not in known:
+                    message = _unknown("event", event, known, "events")
+                    yield located.error((*path, "events", index), message)
+
+
+def _check_segment_references(merged: _Merged) -> Iterator[Diagnostic]:
+    for located in merged.rules:
+        for segment, value in (located.value.match.segment or {}).items():
+            path = ("match", "segment", segment)
+            if segment not in merged.segments:
+                message = _unknown("segment", segment, merged.segments, "segments")
+                yield located.error(path, message, at_key=True)
+                continue
+            allowed = merged.segments[segment].value
+            if value not in allowed:
+                message = (
+                    f"'{value}' is not a value of segment '{segment}' "
+                    f"(expected one of: {', '.join(allowed)})"
+                )
+                yield located.error(path, message)
+
+
+def _check_duplicates(merged: _Merged) -> Iterator[Diagnostic]:
+    by_id: dict[str, _Located[Rule]] = {}
+    by_priority: dict[int, _Located[Rule]] = {}
+    for located in merged.rules:
+        rule = located.value
+        if rule.id in by_id:
+            where = by_id[rule.id].position("id")
+            message = f"duplicate rule id '{rule.id}' (first used at {_at(by_id[rule.id], where)})"
+            yield located.error(("id",), message)
+        else:
+            by_id[rule.id] = located
+        if rule.priority in by_priority:
+            first = by_priority[rule.priority]
+            message = (
+                f"priority {rule.priority} is also used by rule '{first.value.id}' "
+                f"({_at(first, first.position('priority'))}); give each rule its own "
+                "priority so the order they are tried in is clear"
+            )
+            yield located.error(("priority",), message)
+        else:
+            by_priority[rule.priority] = located
+    for priced in merged.priced():
+        seen: set[str] = set()
+        for index, adjustment in enumerate(priced.value.adjustments):
+            if adjustment.id in seen:
+                message = f"duplicate adjustment id '{adjustment.id}' in this rule"
+                yield priced.error(("adjustments", index, "id"), message)
+            seen.add(adjustment.id)
+
+
+def _at(located: _Located[Any], position: Position) -> str:
+    return f"{located.file.name}:{position.line}:{position.column}"
+
+
+def _check_guardrails_against_ruleset(merged: _Merged) -> Iterator[Diagnostic]:
+    """A rule's guardrails can only tighten the ruleset's, so they must overlap them
+    (a single block with min above max is already rejected by the model)."""
+    if merged.guardrails is None:
+        return
+    outer = merged.guardrails
+    for located in merged.priced():
+        inner = located.value.guardrails
+        if inner is None:
+            continue
+        if (
+            inner.min_price is not None
+            and outer.value.max_price is not None
+            and inner.min_price > outer.value.max_price
+        ):
+            where = _at(outer, outer.position("max_price"))
+            message = (
+                f"impossible guardrails: min_price {inner.min_price} is above the ruleset's "
+                f"max_price {outer.value.max_price} ({where})"
+            )
+            yield located.error(("guardrails", "min_price"), message)
+        if (
+            inner.max_price is not None
+            and outer.value.min_price is not None
+            and inner.max_price < outer.value.min_price
+        ):
+            where = _at(outer, outer.position("min_price"))
+            message = (
+                f"impossible guardrails: max_price {inner.max_price} is below the ruleset's "
+                f"min_price {outer.value.min_price} ({where})"
+            )
+            yield located.error(("guardrails", "max_price"), message)
+
+
+def _check_event_calendar(merged: _Merged) -> Iterator[Diagnostic]:
+    if merged.timezone is None or not merged.events:
+        return
+    events = {key: located.value for key, located in merged.events.items()}
+    for event_id, problem in _unresolvable_events(events, merged.timezone.value).items():
+        located = merged.events[event_id]
+        anchor: ValuePath = ("holiday",) if located.value.holiday is not None else ()
+        yield located.error(anchor, f"event '{event_id}': {problem}", at_key=not anchor)
+
+
+def _unresolvable_events(events: dict[str, Event], timezone: str) -> dict[str, str]:
+    # The calendar module is developed alongside this one; without it the other checks
+    # still run and the engine reports unplaceable events when it computes the calendar.
+    module_name = "pricing_service.rules.calendar"
+    try:
+        calendar = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        return {}
+    problems: dict[str, str] = calendar.unresolvable_events(events, timezone)
+    return problems
+
+
+def _check_shadowed_rules(merged: _Merged) -> Iterator[Diagnostic]:
+    # sorted() is stable, so equal priorities keep file order, as Ruleset.ordered_rules.
+    ordered = sorted(merged.rules, key=lambda located: -located.value.priority)
+    for index, later in enumerate(ordered):
+        for earlier in ordered[:index]:
+            if _covers(earlier.value, later.value):
+                position = earlier.position("id")
+                message = (
+                    f"rule '{later.value.id}' can never match: rule '{earlier.value.id}' "
+                    f"({earlier.file.name}:{position.line}) is tried first and matches "
+                    "everything this rule matches"
+                )
+                yield later.report(("id",), message, "warning")
+                break
+
+
+def _covers(earlier: Rule, later: Rule) -> bool:
+    """Whether every item, segment and moment ``later`` matches is matched by ``earlier``."""
+    if earlier.when is not None and earlier.when != later.when:
+        return False
+    wide, narrow = earlier.match, later.match
+    for scope_field in ("skus", "categories", "brands", "tags"):
+        wide_values, narrow_values = getattr(wide, scope_field), getattr(narrow, scope_field)
+        if wide_values is not None and (
+            narrow_values is None or not set(wide_values) >= set(narrow_values)
+        ):
+            return False
+    wide_segment, narrow_segment = wide.segment or {}, narrow.segment or {}
+    if not wide_segment.items() <= narrow_segment.items():
+        return False
+    return _band_contains(wide.price_band, narrow.price_band or PriceBand())
+
+
+def _band_contains(wide: PriceBand | None, narrow: PriceBand) -> bool:
+    if wide is None:
+        return True
+    low_ok = wide.min is None or (narrow.min is not None and wide.min <= narrow.min)
+    high_ok = wide.max is None or (narrow.max is not None and wide.max >= narrow.max)
+    return low_ok and high_ok
+
+
+_SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] = (
+    _check_competitor_references,
+    _check_event_references,
+    _check_segment_references,
+    _check_duplicates,
+    _check_guardrails_against_ruleset,
+    _check_event_calendar,
+    _check_shadowed_rules,
+)

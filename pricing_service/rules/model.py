@@ -1,0 +1,597 @@
+"""The rule-file format: what the pricing team writes in ``rules/*.yaml``.
+
+Every file in ``rules/`` shares one shape (:class:`RuleFile`); a ruleset is all of them
+merged (:class:`Ruleset`). The format is declarative on purpose: no expressions, no code.
+Amounts are decimal strings or YAML numbers read as ``Decimal`` (never binary floats),
+percentages are strings such as ``"5%"`` and durations strings such as ``"6h"`` or ``"1d12h"``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+_ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+_PERCENT = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*%$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_HOURS = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+class _Strict(BaseModel):
+    """Base of every rule-file object: unknown or misspelled fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _also_written_as_text(
+    handler: GetJsonSchemaHandler, core_schema: CoreSchema, text: JsonSchemaValue
+) -> JsonSchemaValue:
+    """Document a model that rule files usually write as one string (``"5%"``)."""
+    reference = handler(core_schema)
+    definition = handler.resolve_ref_schema(reference)
+    as_object = dict(definition)
+    title, description = as_object.pop("title", None), as_object.pop("description", None)
+    definition.clear()
+    definition.update({"title": title, "description": description, "anyOf": [text, as_object]})
+    return reference
+
+
+Identifier = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
+
+
+def _parse_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, Decimal | int):
+        parsed = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            parsed = Decimal(value.strip())
+        except ArithmeticError:
+            raise ValueError(f"expected a decimal amount such as 19.99, got {value!r}") from None
+    elif isinstance(value, float):
+        # Only Python callers can pass floats; the YAML loader yields Decimal.
+        parsed = Decimal(repr(value))
+    else:
+        raise ValueError(f"expected a decimal amount, got {type(value).__name__}")
+    # Checked for every input type: comparing a NaN Decimal raises instead of failing.
+    if not parsed.is_finite():
+        raise ValueError(f"expected a finite amount, got {str(value)!r}")
+    return parsed
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _parse_percent(value: Any) -> Decimal:
+    """``"5%"`` -> ``Decimal("0.05")``; signed forms ``"+5%"`` and ``"-10%"`` too."""
+    if not isinstance(value, str):
+        raise ValueError(f'write a percentage as a string such as "5%", got {value!r}')
+    match = _PERCENT.match(value.strip())
+    if match is None:
+        raise ValueError(f'expected a percentage such as "5%" or "-2.5%", got {value!r}')
+    sign, digits = match.groups()
+    ratio = Decimal(digits) / 100
+    if (ratio * 1_000_000) != (ratio * 1_000_000).to_integral_value():
+        raise ValueError(f"{value!r} is more precise than 0.0001%")
+    return -ratio if sign == "-" else ratio
+
+
+def _parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f'write a duration as a string such as "6h", "30m" or "1d", got {value!r}')
+    match = _DURATION.match(value.strip())
+    if match is None or not any(match.groups()):
+        raise ValueError(f'expected a duration such as "6h", "30m", "1d12h", got {value!r}')
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+Amount = Annotated[Decimal, BeforeValidator(_parse_decimal), AfterValidator(_non_negative)]
+PositiveAmount = Annotated[Decimal, BeforeValidator(_parse_decimal), AfterValidator(_positive)]
+SignedAmount = Annotated[Decimal, BeforeValidator(_parse_decimal)]
+Percent = Annotated[Decimal, BeforeValidator(_parse_percent)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration),
+    # Rule files say "6h" or "1d12h", not ISO 8601 ("PT6H") as pydantic would document.
+    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["6h", "1d12h"]}),
+]
+
+
+def _unsigned_percent(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+UnsignedPercent = Annotated[
+    Decimal, BeforeValidator(_parse_percent), AfterValidator(_unsigned_percent)
+]
+
+
+class Weekday(StrEnum):
+    mon = "mon"
+    tue = "tue"
+    wed = "wed"
+    thu = "thu"
+    fri = "fri"
+    sat = "sat"
+    sun = "sun"
+
+    @property
+    def iso_index(self) -> int:
+        """0 for Monday … 6 for Sunday, as ``date.weekday()``."""
+        return list(Weekday).index(self)
+
+
+class HourRange(_Strict):
+    """Local clock hours ``start``-``end``; ``end`` is exclusive and may wrap past midnight."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        text = {"type": "string", "pattern": _HOURS.pattern, "examples": ["09:00-17:30"]}
+        return _also_written_as_text(handler, core_schema, text)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _HOURS.match(value.strip())
+            if match is None:
+                raise ValueError(f'expected hours such as "09:00-17:30", got {value!r}')
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            if h2 == 24 and m2 == 0:
+                h2 = 0
+            for hour, minute in ((h1, m1), (h2, m2)):
+                if hour > 23 or minute > 59:
+                    raise ValueError(f"not a clock time in {value!r}")
+            return {"start": time(h1, m1), "end": time(h2, m2)}
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError("an hour range must not start and end at the same time")
+        return self
+
+
+class DateRange(_Strict):
+    """Local calendar dates, both ends inclusive."""
+
+    from_: date = Field(alias="from")
+    to: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.to < self.from_:
+            raise ValueError(f"date range ends ({self.to}) before it starts ({self.from_})")
+        return self
+
+
+class Window(_Strict):
+    """When something applies, in the ruleset's timezone. All given conditions must hold;
+    ``events`` holds when any listed event is on."""
+
+    days: list[Weekday] | None = Field(default=None, min_length=1)
+    hours: HourRange | None = None
+    dates: DateRange | None = None
+    events: list[Identifier] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.days is None and self.hours is None and self.dates is None and not self.events:
+            raise ValueError("a window needs at least one of days, hours, dates, events")
+        return self
+
+
+class PriceBand(_Strict):
+    """Items whose list price lies in ``[min, max]``."""
+
+    min: Amount | None = None
+    max: Amount | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"price band min {self.min} is above max {self.max}")
+        return self
+
+
+class Scope(_Strict):
+    """Which items (and which segment) a rule applies to. Every given field must match;
+    inside a list, any value matches."""
+
+    skus: list[str] | None = Field(default=None, min_length=1)
+    categories: list[str] | None = Field(default=None, min_length=1)
+    brands: list[str] | None = Field(default=None, min_length=1)
+    tags: list[str] | None = Field(default=None, min_length=1)
+    price_band: PriceBand | None = None
+    segment: dict[Identifier, Identifier] | None = None
+
+
+# -- strategies -------------------------------------------------------------------------
+
+
+class Reference(StrEnum):
+    """Which competitor price a competitor strategy aims at."""
+
+    lowest = "lowest"
+    median = "median"
+    lowest_landed_in_stock = "lowest_landed_in_stock"
+    competitor = "competitor"
+
+
+class Action(StrEnum):
+    match = "match"
+    beat = "beat"
+    stay_above = "stay_above"
+
+
+class PriceDelta(_Strict):
+    """A distance from a price: a percentage (``"5%"``) or an amount (``"1.00"``)."""
+
+    percent: Percent | None = None
+    amount: SignedAmount | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_scalar(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            return {"percent": value}
+        if isinstance(value, str | int | Decimal | float) and not isinstance(value, bool):
+            return {"amount": value}
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        text = {"type": ["string", "number"], "examples": ["5%", "-2.5%", "1.00"]}
+        return _also_written_as_text(handler, core_schema, text)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give either a percentage or an amount")
+        return self
+
+
+class CompetitorStrategy(_Strict):
+    reference: Reference = Reference.lowest
+    competitor: Identifier | None = Field(
+        default=None, description="The competitor to follow when reference is `competitor`."
+    )
+    action: Action = Action.match
+    by: PriceDelta | None = Field(default=None, description='"5%" or an amount such as 1.00')
+    competitors: list[Identifier] | None = Field(
+        default=None, min_length=1, description="Only these competitors count (default: all)."
+    )
+    max_age: Duration = Field(default=timedelta(hours=24))
+    in_stock_only: bool = True
+    include_shipping: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.reference is Reference.competitor and self.competitor is None:
+            raise ValueError("reference `competitor` needs `competitor: <id>`")
+        if self.reference is not Reference.competitor and self.competitor is not None:
+            raise ValueError("`competitor` is only used with `reference: competitor`")
+        if self.action is Action.match and self.by is not None:
+            raise ValueError("`match` takes no `by`; use `beat` or `stay_above`")
+        if self.action is not Action.match and self.by is None:
+            raise ValueError(f"`{self.action.value}` needs `by`, a percentage or an amount")
+        if self.by is not None and (self.by.percent or self.by.amount or 0) < 0:
+            raise ValueError("`by` must not be negative; choose `beat` or `stay_above`")
+        return self
+
+
+class Objective(StrEnum):
+    profit = "profit"
+
+
+class ElasticityStrategy(_Strict):
+    objective: Objective = Objective.profit
+    max_standard_error: Decimal = Field(
+        default=Decimal("0.5"), gt=0, description="Above this uncertainty, fall back."
+    )
+    min_observations: int = Field(default=30, ge=1)
+
+
+class Strategy(_Strict):
+    """Exactly one way to set a price."""
+
+    fixed: PositiveAmount | None = Field(default=None, description="This exact price.")
+    cost_plus: UnsignedPercent | None = Field(default=None, description='Markup on cost: "35%".')
+    discount: UnsignedPercent | None = Field(default=None, description='Off the list price: "10%".')
+    list_price: Literal[True] | None = Field(default=None, description="The item's list price.")
+    competitor: CompetitorStrategy | None = None
+    elasticity: ElasticityStrategy | None = None
+    keep_current: Literal[True] | None = Field(default=None, description="Keep the current price.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            names = ", ".join(type(self).model_fields)
+            found = ", ".join(chosen) or "none"
+            raise ValueError(f"a strategy needs exactly one of: {names} (found {found})")
+        if self.discount is not None and self.discount >= 1:
+            raise ValueError("a discount must be below 100%")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+
+# -- adjustments ------------------------------------------------------------------------
+
+
+class Threshold(_Strict):
+    above: SignedAmount | None = None
+    below: SignedAmount | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.above is None and self.below is None:
+            raise ValueError("a threshold needs `above` or `below`")
+        if self.above is not None and self.below is not None and self.above >= self.below:
+            raise ValueError(f"`above` {self.above} must be less than `below` {self.below}")
+        return self
+
+
+class DemandCondition(_Strict):
+    """Demand and inventory signals; every given threshold must hold. A missing signal
+    never matches."""
+
+    velocity_ratio: Threshold | None = Field(
+        default=None, description="Units/day over 7 days divided by the 28-day baseline."
+    )
+    days_of_supply: Threshold | None = Field(
+        default=None, description="Inventory divided by forecast daily demand."
+    )
+    inventory: Threshold | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.velocity_ratio is None and self.days_of_supply is None and self.inventory is None:
+            raise ValueError("a demand condition needs velocity_ratio, days_of_supply or inventory")
+        return self
+
+
+class Adjustment(_Strict):
+    """A multiplier or offset applied after the strategy, when its window and signals hold."""
+
+    id: Identifier
+    description: str | None = None
+    when: Window | None = None
+    signals: DemandCondition | None = None
+    change: PriceDelta = Field(description='"+5%", "-10%" or a signed amount such as -2.00')
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.change.percent is not None and self.change.percent <= -1:
+            raise ValueError("a change must stay above -100%")
+        return self
+
+
+# -- guardrails -------------------------------------------------------------------------
+
+
+class Direction(StrEnum):
+    any = "any"
+    up_only = "up_only"
+    down_only = "down_only"
+
+
+class RoundingMode(StrEnum):
+    nearest = "nearest"
+    down = "down"
+    up = "up"
+
+
+class Rounding(_Strict):
+    """Price endings (``.99``) or an explicit list of price points. Prices are always
+    rounded to the currency's minor unit."""
+
+    ending: str | None = Field(
+        default=None, pattern=r"^\.\d{1,3}$|^\d*9$", description='".99", ".95" or "9"'
+    )
+    price_points: list[PositiveAmount] | None = Field(default=None, min_length=1)
+    mode: RoundingMode = RoundingMode.nearest
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if self.ending is not None and self.price_points is not None:
+            raise ValueError("give `ending` or `price_points`, not both")
+        return self
+
+
+class Guardrails(_Strict):
+    """Hard limits that run last. A rule's guardrails can only tighten the ruleset's."""
+
+    min_price: PositiveAmount | None = None
+    max_price: PositiveAmount | None = None
+    min_margin: Percent | None = Field(default=None, description='Over cost: "10%".')
+    enforce_map: bool | None = Field(default=None, description="Never below MAP (default on).")
+    max_change: UnsignedPercent | None = Field(default=None, description="Per repricing.")
+    max_change_per_day: UnsignedPercent | None = Field(default=None, description="Over 24 hours.")
+    direction: Direction | None = None
+    cooldown: Duration | None = None
+    rounding: Rounding | None = None
+
+    @model_validator(mode="after")
+    def _possible(self) -> Self:
+        low, high = self.min_price, self.max_price
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"impossible guardrails: min_price {low} > max_price {high}")
+        if self.min_margin is not None and self.min_margin <= -1:
+            raise ValueError("min_margin must be above -100%")
+        return self
+
+
+class LoopProtection(_Strict):
+    """Hold a price that keeps escalating one way or flipping back and forth."""
+
+    enabled: bool = True
+    max_same_direction: int = Field(default=4, ge=2, description="Changes the same way in a row.")
+    max_flips: int = Field(default=4, ge=2, description="Direction reversals in the window.")
+    window: Duration = Field(default=timedelta(hours=24))
+
+
+# -- rules, events, competitors -----------------------------------------------------------
+
+
+class Rule(_Strict):
+    id: Identifier
+    description: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    priority: int = Field(description="Higher priorities are tried first; the first match wins.")
+    match: Scope = Field(default_factory=Scope)
+    when: Window | None = None
+    strategy: Strategy
+    fallback: list[Strategy] = Field(default_factory=list)
+    adjustments: list[Adjustment] = Field(default_factory=list)
+    guardrails: Guardrails | None = None
+
+
+class DefaultRule(_Strict):
+    """Applies when no rule matches."""
+
+    id: Identifier = "default"
+    description: str = "Default pricing"
+    owner: str = "pricing-team"
+    strategy: Strategy
+    fallback: list[Strategy] = Field(default_factory=list)
+    adjustments: list[Adjustment] = Field(default_factory=list)
+    guardrails: Guardrails | None = None
+
+
+class HolidayAnchor(_Strict):
+    """A public holiday from the ``holidays`` library, e.g. US ``Thanksgiving``."""
+
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    subdivision: str | None = None
+    name: str = Field(min_length=1, description="Substring of the holiday's English name.")
+
+
+class NthWeekday(_Strict):
+    """The n-th weekday of a month, e.g. the 4th Thursday of November; -1 is the last."""
+
+    month: int = Field(ge=1, le=12)
+    weekday: Weekday
+    n: int = Field(ge=-5, le=5)
+
+    @model_validator(mode="after")
+    def _nonzero(self) -> Self:
+        if self.n == 0:
+            raise ValueError("n counts from 1 (first) or -1 (last), not 0")
+        return self
+
+
+class Event(_Strict):
+    """A named sales event. Exactly one anchor says which day it starts each year:
+    ``holiday``, ``nth_weekday``, ``month_day`` ("12-24"), or explicit ``dates``."""
+
+    name: str = Field(min_length=1)
+    holiday: HolidayAnchor | None = None
+    nth_weekday: NthWeekday | None = None
+    month_day: str | None = Field(default=None, pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    dates: list[DateRange] | None = Field(default=None, min_length=1)
+    offset_days: int = Field(default=0, ge=-60, le=60, description="Days after the anchor.")
+    duration_days: int = Field(default=1, ge=1, le=60)
+    starts_at: time = Field(default=time(0, 0), description="Local start time on the first day.")
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> Self:
+        anchors = [self.holiday, self.nth_weekday, self.month_day, self.dates]
+        if sum(a is not None for a in anchors) != 1:
+            raise ValueError("an event needs exactly one of holiday, nth_weekday, month_day, dates")
+        return self
+
+
+class Competitor(_Strict):
+    name: str = Field(min_length=1)
+    ours: bool = Field(default=False, description="Our own store or a sister store: never counted.")
+    domains: list[str] = Field(default_factory=list)
+
+
+def _valid_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r}") from None
+    return value
+
+
+TimezoneName = Annotated[str, AfterValidator(_valid_timezone)]
+
+
+class RuleFile(_Strict):
+    """One YAML file in ``rules/``. Any file may hold any of these sections; the ruleset
+    merges them (lists concatenate, maps must not repeat a key, a single value may be
+    given by one file only)."""
+
+    schema_: str | None = Field(default=None, alias="$schema")
+    timezone: TimezoneName | None = None
+    segments: dict[Identifier, list[Identifier]] | None = None
+    guardrails: Guardrails | None = None
+    loop_protection: LoopProtection | None = None
+    horizon: Duration | None = None
+    default: DefaultRule | None = None
+    rules: list[Rule] | None = None
+    events: dict[Identifier, Event] | None = None
+    competitors: dict[Identifier, Competitor] | None = None
+
+
+class Ruleset(_Strict):
+    """All rule files merged: what the engine runs."""
+
+    version: str
+    timezone: TimezoneName
+    segments: dict[str, list[str]] = Field(default_factory=dict)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    loop_protection: LoopProtection = Field(default_factory=LoopProtection)
+    horizon: timedelta = timedelta(days=7)
+    default: DefaultRule
+    rules: list[Rule] = Field(default_factory=list)
+    events: dict[str, Event] = Field(default_factory=dict)
+    competitors: dict[str, Competitor] = Field(default_factory=dict)
+
+    def ordered_rules(self) -> list[Rule]:
+        """Rules in the order they are tried: highest priority first."""
+        return sorted(self.rules, key=lambda rule: -rule.priority)
