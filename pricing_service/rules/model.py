@@ -47,9 +47,11 @@ def _also_written_as_text(
     reference = handler(core_schema)
     definition = handler.resolve_ref_schema(reference)
     as_object = dict(definition)
-    title, description = as_object.pop("title", None), as_object.pop("description", None)
+    described: dict[str, Any] = {
+        key: as_object.pop(key) for key in ("title", "description") if key in as_object
+    }
     definition.clear()
-    definition.update({"title": title, "description": description, "anyOf": [text, as_object]})
+    definition.update({**described, "anyOf": [text, as_object]})
     return reference
 
 

@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pricing_service.rules.diagnostics import Diagnostic, RulesetError
+from pricing_service.rules.loader import check_ruleset, check_texts, load_ruleset
+from pricing_service.rules.model import Event, RuleFile
+from pricing_service.rules.yaml_source import Position, YamlSyntaxError, parse_yaml
+
+REPO_RULES = Path(__file__).parents[2] / "rules"
+
+
+def messages(diagnostics: list[Diagnostic]) -> list[str]:
+    return [str(d) for d in diagnostics]
+
+
+# -- YAML reading ---------------------------------------------------------------------
+
+
+def test_yaml_values_are_typed_for_people_not_yaml_1_1() -> None:
+    parsed = parse_yaml(
+        "price: 19.99\nbig: 1e3\ncount: 08\ncountry: NO\nenabled: yes\nflag: true\n"
+        "at: 10:30\nday: 2026-11-27\nnothing: ~\n"
+    )
+    assert parsed.value == {
+        "price": Decimal("19.99"),
+        "big": Decimal("1E+3"),
+        "count": 8,
+        "country": "NO",
+        "enabled": "yes",
+        "flag": True,
+        "at": "10:30",
+        "day": date(2026, 11, 27),
+        "nothing": None,
+    }
+    assert type(parsed.value["price"]) is Decimal
+
+
+def test_every_value_and_key_has_a_position() -> None:
+    parsed = parse_yaml("rules:\n  - id: a\n    match: {skus: [x, y]}\n")
+    assert parsed.source.values[("rules", 0, "id")] == Position(2, 9)
+    assert parsed.source.keys[("rules", 0, "match")] == Position(3, 5)
+    assert parsed.source.values[("rules", 0, "match", "skus", 1)] == Position(3, 23)
+    assert parsed.source.nearest(("rules", 0, "match", "price_band", "min")) == (
+        ("rules", 0, "match"),
+        Position(3, 12),
+    )
+
+
+def test_duplicate_keys_and_unknown_tags_are_reported_and_reading_goes_on() -> None:
+    parsed = parse_yaml("a: 1\nb: !money 2\na: 3\n")
+    assert parsed.value == {"a": 1, "b": "2"}
+    assert [(p.position, p.message) for p in parsed.problems] == [
+        (Position(2, 4), "unsupported YAML tag !money"),
+        (Position(3, 1), "duplicate key 'a' (first given at line 1)"),
+    ]
+
+
+def test_several_documents_in_one_file_are_refused() -> None:
+    with pytest.raises(YamlSyntaxError, match="remove the extra '---'") as raised:
+        parse_yaml("a: 1\n---\nb: 2\n")
+    assert raised.value.position == Position(2, 1)
+
+
+# -- loading a folder -----------------------------------------------------------------
+
+
+def test_good_folder_loads_with_exact_money(good_folder: Path) -> None:
+    ruleset = load_ruleset(good_folder)
+    assert ruleset.timezone == "Europe/Berlin"
+    assert ruleset.guardrails.cooldown == timedelta(hours=6)
+    assert [rule.id for rule in ruleset.rules] == ["follow-megamart"]
+    fixed = ruleset.rules[0].fallback[0].fixed
+    assert fixed == Decimal("19.99")
+    assert isinstance(fixed, Decimal)
+    assert set(ruleset.events) == {"summer_sale"}
+    assert set(ruleset.competitors) == {"megamart"}
+
+
+def test_files_merge_in_name_order_and_other_files_are_ignored(good_folder: Path) -> None:
+    (good_folder / "a_first.yml").write_text(
+        "rules:\n"
+        "  - {id: first, description: d, owner: o, priority: 5, strategy: {list_price: true}}\n"
+    )
+    (good_folder / "z_last.yaml").write_text(
+        "rules:\n"
+        "  - {id: last, description: d, owner: o, priority: 1, strategy: {keep_current: true}}\n"
+    )
+    (good_folder / "schema.json").write_text("{not yaml at all")
+    (good_folder / "README.md").write_text("# notes: [")
+    ruleset = load_ruleset(good_folder)
+    assert [rule.id for rule in ruleset.rules] == ["first", "follow-megamart", "last"]
+
+
+def test_maps_and_single_settings_may_not_repeat_across_files(good_folder: Path) -> None:
+    (good_folder / "zz_more.yaml").write_text(
+        "timezone: Europe/Paris\ncompetitors:\n  megamart: {name: Again}\n"
+        "segments:\n  channel: [web]\n"
+    )
+    ruleset, diagnostics = check_ruleset(good_folder)
+    assert ruleset is None
+    folder = str(good_folder)
+    assert messages(diagnostics) == [
+        f"{folder}/zz_more.yaml:1:1: error: `timezone` is already set at "
+        f"{folder}/pricing.yaml:1:1; set it in one file only",
+        f"{folder}/zz_more.yaml:3:3: error: 'megamart' is already declared under `competitors` "
+        f"at {folder}/market.yaml:2:3",
+        f"{folder}/zz_more.yaml:5:3: error: 'channel' is already declared under `segments` "
+        f"at {folder}/pricing.yaml:3:3",
+    ]
+
+
+def test_every_section_of_a_rule_file_is_merged(tmp_path: Path) -> None:
+    # One file per section name; repeating it in a second file must be reported, so a
+    # section added to RuleFile without merge support fails here.
+    section_texts = {
+        "timezone": "timezone: UTC",
+        "segments": "segments: {tier: [gold]}",
+        "guardrails": "guardrails: {min_price: 1}",
+        "loop_protection": "loop_protection: {max_flips: 3}",
+        "horizon": "horizon: 3d",
+        "default": "default: {strategy: {keep_current: true}}",
+        "events": "events: {sale: {name: Sale, month_day: '01-02'}}",
+        "competitors": "competitors: {acme: {name: ACME}}",
+    }
+    lists = {"rules"}
+    assert set(RuleFile.model_fields) - {"schema_"} == set(section_texts) | lists
+    texts = "\n".join(section_texts.values()) + "\n"
+    _, diagnostics = check_texts({"a.yaml": texts, "b.yaml": texts})
+    assert len(diagnostics) == len(section_texts)
+    assert all(d.file == "b.yaml" and "already" in d.message for d in diagnostics)
+
+
+def test_every_error_of_every_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("timezone: Mars/Olympus\n")
+    (tmp_path / "b.yaml").write_text("default: {strategy: {fixd: 1}}\nrules: {}\n")
+    (tmp_path / "c.yaml").write_text("events: [\n")
+    _, diagnostics = check_ruleset(tmp_path)
+    assert [(Path(d.file).name, d.line, d.column) for d in diagnostics] == [
+        ("a.yaml", 1, 11),
+        ("b.yaml", 1, 22),
+        ("b.yaml", 2, 8),
+        ("c.yaml", 2, 1),
+    ]
+
+
+def test_load_raises_with_all_diagnostics(tmp_path: Path) -> None:
+    (tmp_path / "only.yaml").write_text("rules: []\n")
+    with pytest.raises(RulesetError) as raised:
+        load_ruleset(tmp_path)
+    assert [d.message.split(" (")[0] for d in raised.value.diagnostics] == [
+        "no rule file sets `default`",
+        "no rule file sets `timezone`",
+    ]
+
+
+def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
+    assert messages(check_ruleset(tmp_path / "nope")[1]) == [
+        f"{tmp_path / 'nope'}:1:1: error: no such file or folder"
+    ]
+    assert messages(check_ruleset(tmp_path)[1]) == [
+        f"{tmp_path}:1:1: error: no rule files (*.yaml) in this folder"
+    ]
+
+
+def test_a_single_file_is_a_ruleset(tmp_path: Path) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text("timezone: UTC\ndefault: {strategy: {list_price: true}}\n")
+    assert load_ruleset(path).default.strategy.kind == "list_price"
+
+
+# -- version --------------------------------------------------------------------------
+
+
+def test_version_is_a_content_hash_that_follows_every_change(good_folder: Path) -> None:
+    first = load_ruleset(good_folder).version
+    assert first == load_ruleset(good_folder).version
+    assert len(first) == 16
+    int(first, 16)
+
+    rules_file = good_folder / "rules.yaml"
+    rules_file.write_text(rules_file.read_text() + "# only a comment changed\n")
+    second = load_ruleset(good_folder).version
+    assert second != first
+
+    rules_file.rename(good_folder / "rules2.yaml")
+    assert load_ruleset(good_folder).version != second
+
+
+def test_version_is_the_same_from_disk_and_from_texts(
+    good_folder: Path, good_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda _: None)  # no git: the hash alone
+    from_texts, _ = check_texts(good_files)
+    assert from_texts is not None
+    assert load_ruleset(good_folder).version == from_texts.version
+
+
+@pytest.mark.skipif(not REPO_RULES.is_dir(), reason="the demo ruleset is not there")
+def test_version_names_the_commit_inside_a_git_work_tree() -> None:
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=REPO_RULES,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    version = load_ruleset(REPO_RULES).version
+    if head.returncode == 0:
+        assert version.endswith(f"+g{head.stdout.strip()}")
+    else:  # no commit yet, or no git
+        assert "+g" not in version
+
+
+# -- in-memory texts (the REST API's validate endpoint) --------------------------------
+
+
+def test_check_texts(good_files: dict[str, str]) -> None:
+    ruleset, diagnostics = check_texts(good_files)
+    assert diagnostics == []
+    assert ruleset is not None
+    assert ruleset.rules[0].id == "follow-megamart"
+
+    broken = dict(good_files, **{"rules.yaml": "rules:\n  - id: x\n    prority: 1\n"})
+    ruleset, diagnostics = check_texts(broken)
+    assert ruleset is None
+    assert "rules.yaml:3:5: error: unknown field 'prority' (did you mean 'priority'?)" in (
+        messages(diagnostics)
+    )
+    assert messages(check_texts({"notes.txt": "hello"})[1]) == [
+        "<input>:1:1: error: no rule files (*.yaml) were given"
+    ]
+
+
+def test_a_price_delta_written_as_a_mapping_reads_percentages_as_percentages() -> None:
+    # Before the fix, `percent: 5` meant 500% and `percent: "5%"` was rejected.
+    from pricing_service.rules.model import PriceDelta
+
+    assert PriceDelta.model_validate({"percent": "5%"}).percent == Decimal("0.05")
+    with pytest.raises(ValueError, match="write a percentage as a string"):
+        PriceDelta.model_validate({"percent": 5})
+
+
+def test_diagnostic_renders_for_editors() -> None:
+    diagnostic = Diagnostic("rules/a.yaml", 3, 7, "warning", "look here")
+    assert str(diagnostic) == "rules/a.yaml:3:7: warning: look here"
+
+
+# -- semantic checks not in the broken corpus -------------------------------------------
+
+
+def test_events_the_calendar_cannot_place_point_at_their_anchor(
+    good_files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unresolvable_events(events: dict[str, Event], timezone: str) -> dict[str, str]:
+        assert timezone == "Europe/Berlin"
+        return {key: "no holiday named 'Thanksgivin' in US" for key in events if key == "bf"}
+
+    calendar = types.ModuleType("pricing_service.rules.calendar")
+    calendar.unresolvable_events = unresolvable_events  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pricing_service.rules.calendar", calendar)
+    files = dict(
+        good_files,
+        **{"events.yaml": "events:\n  bf:\n    name: BF\n    holiday: {country: US, name: x}\n"},
+    )
+    _, diagnostics = check_texts(files)
+    assert messages(diagnostics) == [
+        "events.yaml:4:14: error: event 'bf': no holiday named 'Thanksgivin' in US"
+    ]
+
+
+def _two_rules(earlier: str, later: str) -> str:
+    """Rules ``earlier`` (priority 2) and ``later`` (priority 1), given their extra fields."""
+    template = (
+        "  - {{id: {id}, description: d, owner: o, priority: {priority}, {fields}, "
+        "strategy: {{keep_current: true}}}}\n"
+    )
+    return (
+        "rules:\n"
+        + template.format(id="earlier", priority=2, fields=earlier)
+        + template.format(id="later", priority=1, fields=later)
+    )
+
+
+@pytest.mark.parametrize(
+    ("earlier", "later", "shadowed"),
+    [
+        ("match: {tags: [a, b]}", "match: {tags: [a]}", True),
+        ("match: {tags: [a]}", "match: {tags: [a, b]}", False),
+        ("match: {tags: [a]}", "match: {brands: [x]}", False),
+        ("match: {price_band: {min: 10}}", "match: {price_band: {min: 20, max: 50}}", True),
+        ("match: {price_band: {min: 10}}", "match: {price_band: {max: 50}}", False),
+        ("match: {segment: {channel: app}}", "match: {tags: [a]}", False),
+        ("match: {tags: [a]}", "match: {tags: [a], segment: {channel: app}}", True),
+        ("when: {days: [sat]}", "when: {days: [sun]}", False),
+        ("when: {days: [sat]}", "when: {days: [sat]}", True),
+        ("when: {days: [sat]}", "match: {tags: [a]}", False),
+    ],
+)
+def test_shadowing_needs_an_earlier_rule_at_least_as_broad(
+    good_files: dict[str, str], earlier: str, later: str, shadowed: bool
+) -> None:
+    files = dict(good_files, **{"rules.yaml": _two_rules(earlier, later)})
+    _, diagnostics = check_texts(files)
+    rendered = [str(d) for d in diagnostics]
+    if shadowed:
+        assert len(rendered) == 1
+        assert rendered[0].startswith(
+            "rules.yaml:3:10: warning: rule 'later' can never match: rule 'earlier' (rules.yaml:2)"
+        )
+    else:
+        assert rendered == []
+
+
+# -- the committed ruleset ------------------------------------------------------------
+
+
+@pytest.mark.skipif(not REPO_RULES.is_dir(), reason="the demo ruleset is not there")
+def test_the_committed_ruleset_is_valid() -> None:
+    _, diagnostics = check_ruleset(REPO_RULES)
+    assert messages(diagnostics) == []
