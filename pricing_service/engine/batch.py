@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,7 +54,7 @@ HELD_NAMES = {HELD_ESCALATION: "escalation", HELD_OSCILLATION: "oscillation"}
 @dataclass(slots=True)
 class BatchInputs:
     """Columns for ``n`` items of one currency; amounts in minor units, ``MISSING`` when
-    unknown. Competitor offers are ``n × k`` matrices, one column per competitor slot,
+    unknown. Competitor offers are ``n x k`` matrices, one column per competitor slot,
     ordered by competitor id; an empty slot has ``offer_competitor == -1``."""
 
     currency: str
@@ -69,16 +70,16 @@ class BatchInputs:
     category: npt.NDArray[np.int32]  # code in the ruleset's vocabulary, -1 otherwise
     brand: npt.NDArray[np.int32]
     tags: npt.NDArray[np.uint64]  # bit per tag the ruleset mentions
-    sku_in_rule: BoolArray  # n × (rules with a SKU list)
+    sku_in_rule: BoolArray  # n x (rules with a SKU list)
     last_direction: npt.NDArray[np.int8]
     run_length: npt.NDArray[np.int32]
     flips: npt.NDArray[np.int32]
     price_day_ago: Int64Array
-    offer_price: Int64Array  # n × k
-    offer_shipping: Int64Array  # n × k
-    offer_in_stock: BoolArray  # n × k
-    offer_observed: Int64Array  # n × k, epoch seconds
-    offer_competitor: npt.NDArray[np.int16]  # n × k, code in Vocabulary.competitors
+    offer_price: Int64Array  # n x k
+    offer_shipping: Int64Array  # n x k
+    offer_in_stock: BoolArray  # n x k
+    offer_observed: Int64Array  # n x k, epoch seconds
+    offer_competitor: npt.NDArray[np.int16]  # n x k, code in Vocabulary.competitors
     velocity_ratio: FloatArray
     days_of_supply: FloatArray
     elasticity_bp: Int64Array
@@ -100,7 +101,9 @@ class Vocabulary:
         self.tags = _codes(rule.tags for rule in rules)
         if len(self.tags) > 64:
             raise ValueError("the batch path supports up to 64 distinct tags in rules")
-        self.competitors = {name: code for code, name in enumerate(sorted(ruleset.known_competitors))}
+        self.competitors = {
+            name: code for code, name in enumerate(sorted(ruleset.known_competitors))
+        }
         self.sku_rules = [rule.index for rule in rules if rule.skus is not None]
 
 
@@ -131,7 +134,7 @@ def encode_batch(
     def money(value: Decimal | None) -> np.int64:
         return MISSING if value is None else np.int64(to_minor(value, currency))
 
-    def column(values: list[object], dtype: type) -> npt.NDArray[np.generic]:
+    def column(values: list[Any], dtype: type) -> npt.NDArray[Any]:
         return np.array(values, dtype=dtype)
 
     batch = BatchInputs(
@@ -145,7 +148,9 @@ def encode_batch(
         current=column([money(e.item.current_price) for e in items], np.int64),
         last_changed=column(
             [
-                MISSING if e.item.last_changed_at is None else int(e.item.last_changed_at.timestamp())
+                MISSING
+                if e.item.last_changed_at is None
+                else int(e.item.last_changed_at.timestamp())
                 for e in items
             ],
             np.int64,
@@ -154,7 +159,9 @@ def encode_batch(
             [np.nan if e.item.inventory is None else float(e.item.inventory) for e in items],
             np.float64,
         ),
-        category=column([vocabulary.categories.get(e.item.category or "", -1) for e in items], np.int32),
+        category=column(
+            [vocabulary.categories.get(e.item.category or "", -1) for e in items], np.int32
+        ),
         brand=column([vocabulary.brands.get(e.item.brand or "", -1) for e in items], np.int32),
         tags=column(
             [
@@ -198,7 +205,9 @@ def encode_batch(
             if code is None:
                 continue
             batch.offer_competitor[row, slot] = code
-            batch.offer_price[row, slot] = to_minor(offer.price, offer.currency) if offer.currency == currency else MISSING
+            batch.offer_price[row, slot] = (
+                to_minor(offer.price, offer.currency) if offer.currency == currency else MISSING
+            )
             if offer.shipping is not None and offer.currency == currency:
                 batch.offer_shipping[row, slot] = to_minor(offer.shipping, currency)
             batch.offer_in_stock[row, slot] = offer.in_stock
@@ -255,7 +264,9 @@ class BatchDecisions:
             "held_by": HELD_NAMES.get(int(self.held[index])),
             "valid_until": None if until == MISSING else until,
             "adjustments": tuple(
-                a.id for i, a in enumerate(rule.adjustments) if int(self.adjustments_applied[index]) >> i & 1
+                a.id
+                for i, a in enumerate(rule.adjustments)
+                if int(self.adjustments_applied[index]) >> i & 1
             ),
         }
 
@@ -285,14 +296,19 @@ class _Group:
         self.rows = rows
         self.inputs = inputs
 
-    def __getattr__(self, name: str) -> npt.NDArray[np.generic]:
+    def __getattr__(self, name: str) -> Any:
+        # Gather each column once, on first use: most rules read only a few columns.
         value = getattr(self.inputs, name)[self.rows]
         setattr(self, name, value)
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 def _competitor_reference(
-    ruleset: CompiledRuleset, vocabulary: Vocabulary, group: _Group, strategy: CompiledStrategy, epoch: int
+    ruleset: CompiledRuleset,
+    vocabulary: Vocabulary,
+    group: _Group,
+    strategy: CompiledStrategy,
+    epoch: int,
 ) -> tuple[Int64Array, BoolArray]:
     codes = group.offer_competitor
     usable = codes >= 0
@@ -300,7 +316,11 @@ def _competitor_reference(
     if ours:
         usable &= ~np.isin(codes, ours)
     if strategy.competitors is not None:
-        allowed = [vocabulary.competitors[name] for name in strategy.competitors if name in vocabulary.competitors]
+        allowed = [
+            vocabulary.competitors[name]
+            for name in strategy.competitors
+            if name in vocabulary.competitors
+        ]
         usable &= np.isin(codes, allowed)
     prices = group.offer_price
     usable &= prices != MISSING
@@ -392,7 +412,9 @@ def _rounding_points(
         above_index = np.searchsorted(points, price, side="left")
         below_index = np.searchsorted(points, price, side="right") - 1
         big = np.int64(NO_CEILING)
-        above = np.where(above_index < len(points), points[np.minimum(above_index, len(points) - 1)], -big)
+        above = np.where(
+            above_index < len(points), points[np.minimum(above_index, len(points) - 1)], -big
+        )
         below = np.where(below_index >= 0, points[np.maximum(below_index, 0)], -big)
         return below, above
     assert rounding.ending is not None
@@ -401,7 +423,9 @@ def _rounding_points(
     if scaled != scaled.to_integral_value():
         return None
     ending = int(scaled)
-    step = 10 ** (len(str(int(rounding.ending))) + digits) if rounding.ending_is_major else 10**digits
+    step = (
+        10 ** (len(str(int(rounding.ending))) + digits) if rounding.ending_is_major else 10**digits
+    )
     if ending >= step:
         return None
     below = (price - ending) // step * step + ending
@@ -451,12 +475,16 @@ def _guardrails(
     def bit(name: str) -> np.uint16:
         return np.uint16(1 << GUARDRAIL_NAMES.index(name))
 
-    def lower(name: str, bound: Int64Array | int, valid: BoolArray | bool, low: Int64Array) -> Int64Array:
+    def lower(
+        name: str, bound: Int64Array | int, valid: BoolArray | bool, low: Int64Array
+    ) -> Int64Array:
         nonlocal fired
         fired = np.where(valid & (candidate < bound), fired | bit(name), fired)
         return np.where(valid, np.maximum(low, bound), low)
 
-    def upper(name: str, bound: Int64Array | int, valid: BoolArray | bool, high: Int64Array) -> Int64Array:
+    def upper(
+        name: str, bound: Int64Array | int, valid: BoolArray | bool, high: Int64Array
+    ) -> Int64Array:
         nonlocal fired
         fired = np.where(valid & (candidate > bound), fired | bit(name), fired)
         return np.where(valid, np.minimum(high, bound), high)
@@ -467,7 +495,9 @@ def _guardrails(
         floor = lower("min_price", ruleset.minor(guardrails.min_price, currency), True, floor)
     if guardrails.min_margin_ppm is not None:
         cost = group.cost
-        margin = _ceil_ratio(np.where(cost != MISSING, cost, 0), RATIO_SCALE + guardrails.min_margin_ppm)
+        margin = _ceil_ratio(
+            np.where(cost != MISSING, cost, 0), RATIO_SCALE + guardrails.min_margin_ppm
+        )
         floor = lower("min_margin", margin, cost != MISSING, floor)
     if guardrails.enforce_map:
         floor = lower("map", group.map_price, group.map_price != MISSING, floor)
@@ -486,15 +516,23 @@ def _guardrails(
     soft_high = np.full(n, NO_CEILING, np.int64)
     if guardrails.max_change_ppm is not None:
         step = guardrails.max_change_ppm
-        soft_low = lower("max_change", _ceil_ratio(safe_current, RATIO_SCALE - step), known, soft_low)
-        soft_high = upper("max_change", _floor_ratio(safe_current, RATIO_SCALE + step), known, soft_high)
+        soft_low = lower(
+            "max_change", _ceil_ratio(safe_current, RATIO_SCALE - step), known, soft_low
+        )
+        soft_high = upper(
+            "max_change", _floor_ratio(safe_current, RATIO_SCALE + step), known, soft_high
+        )
     if guardrails.max_change_per_day_ppm is not None:
         day = group.price_day_ago
         has_day = known & (day != MISSING)
         safe_day = np.where(has_day, day, 0)
         step = guardrails.max_change_per_day_ppm
-        soft_low = lower("max_change_per_day", _ceil_ratio(safe_day, RATIO_SCALE - step), has_day, soft_low)
-        soft_high = upper("max_change_per_day", _floor_ratio(safe_day, RATIO_SCALE + step), has_day, soft_high)
+        soft_low = lower(
+            "max_change_per_day", _ceil_ratio(safe_day, RATIO_SCALE - step), has_day, soft_low
+        )
+        soft_high = upper(
+            "max_change_per_day", _floor_ratio(safe_day, RATIO_SCALE + step), has_day, soft_high
+        )
     if guardrails.direction is Direction.up_only:
         soft_low = lower("direction", safe_current, known, soft_low)
     elif guardrails.direction is Direction.down_only:
@@ -631,13 +669,16 @@ def decide_batch(
                 & (direction != last)
                 & (group.flips + 1 >= protection.max_flips)
             )
-            held[rows] = np.where(escalation, HELD_ESCALATION, np.where(oscillation, HELD_OSCILLATION, HELD_NONE))
+            held[rows] = np.where(
+                escalation, HELD_ESCALATION, np.where(oscillation, HELD_OSCILLATION, HELD_NONE)
+            )
             price = np.where(escalation | oscillation, current, price)
 
         low, high, rule_fired = _guardrails(ruleset, rule, group, price, currency, epoch)
         price = np.minimum(np.maximum(price, low), high)
         if rule.guardrails.rounding is not None:
-            price = _round(ruleset, rule.guardrails.rounding, price, low, high, currency)
+            rounded = _round(ruleset, rule.guardrails.rounding, price, low, high, currency)
+            price = np.where(price == current, price, rounded)
         fired[rows] = np.where(priced, rule_fired, 0)
         final[rows] = np.where(priced, price, MISSING)
 

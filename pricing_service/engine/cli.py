@@ -20,7 +20,7 @@ from pricing_service.engine.schedule import schedule
 from pricing_service.rules.loader import RulesetError, load_ruleset
 
 
-def _parse_instant(text: str | None) -> datetime:
+def parse_instant(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC).replace(microsecond=0)
     try:
@@ -32,6 +32,13 @@ def _parse_instant(text: str | None) -> datetime:
     return moment
 
 
+def print_diagnostics(error: RulesetError) -> None:
+    """Rule-file errors on stderr, one ``file:line:column: severity: message`` a line."""
+    err = Console(stderr=True)
+    for diagnostic in error.diagnostics:
+        err.print(str(diagnostic), markup=False, highlight=False)
+
+
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     if moment is None:
         return "open-ended"
@@ -41,16 +48,24 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
 def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None:
     decision = decisions[0]
     price = "no price" if decision.price is None else f"{decision.price} {decision.currency}"
-    console.print(f"[bold]{decision.sku}[/bold] segment={decision.segment or 'default'}: "
-                  f"[bold green]{price}[/bold green]")
-    console.print(f"rule [cyan]{decision.rule_id}[/cyan] · strategy {decision.strategy} · "
-                  f"ruleset {decision.ruleset_version}")
-    console.print(f"valid {_local(decision.valid_from, zone)} → {_local(decision.valid_until, zone)}")
+    console.print(
+        f"[bold]{decision.sku}[/bold] segment={decision.segment or 'default'}: "
+        f"[bold green]{price}[/bold green]"
+    )
+    console.print(
+        f"rule [cyan]{decision.rule_id}[/cyan] · strategy {decision.strategy} · "
+        f"ruleset {decision.ruleset_version}"
+    )
+    console.print(
+        f"valid {_local(decision.valid_from, zone)} → {_local(decision.valid_until, zone)}"
+    )
     steps = Table(title="Steps")
     for column in ("stage", "name", "in", "out", "detail"):
         steps.add_column(column)
     for step in decision.steps:
-        steps.add_row(step.stage, step.name, str(step.input or ""), str(step.output or ""), step.detail)
+        steps.add_row(
+            step.stage, step.name, str(step.input or ""), str(step.output or ""), step.detail
+        )
     console.print(steps)
     if decision.inputs:
         inputs = Table(title="Inputs")
@@ -71,16 +86,31 @@ def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None
         for column in ("from", "until", "price", "rule"):
             upcoming.add_column(column)
         for entry in decisions:
-            upcoming.add_row(_local(entry.valid_from, zone), _local(entry.valid_until, zone),
-                             str(entry.price), entry.rule_id)
+            upcoming.add_row(
+                _local(entry.valid_from, zone),
+                _local(entry.valid_until, zone),
+                str(entry.price),
+                entry.rule_id,
+            )
         console.print(upcoming)
 
 
 def explain(
-    item: Annotated[Path, typer.Option(help="ITEM.json: the item, its competitor offers, demand and elasticity.", exists=True, dir_okay=False)],
+    item: Annotated[
+        Path,
+        typer.Option(
+            help="ITEM.json: the item, its competitor offers, demand and elasticity.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     rules: Annotated[Path, typer.Option(help="Rule files folder (or one file).")] = Path("rules"),
-    at: Annotated[str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")] = None,
-    segment: Annotated[str | None, typer.Option(help="Segment such as channel:app,tier:member.")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")
+    ] = None,
+    segment: Annotated[
+        str | None, typer.Option(help="Segment such as channel:app,tier:member.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Explain the price the rules give one item: rule, steps, inputs, guardrails, schedule."""
@@ -88,8 +118,7 @@ def explain(
     try:
         ruleset = load_ruleset(rules)
     except RulesetError as exc:
-        for diagnostic in exc.diagnostics:
-            err.print(str(diagnostic), markup=False, highlight=False)
+        print_diagnostics(exc)
         raise typer.Exit(code=1) from None
     try:
         inputs = PricingInputs.model_validate_json(item.read_bytes())
@@ -98,13 +127,16 @@ def explain(
         err.print(f"{item}: {exc}", markup=False, highlight=False)
         raise typer.Exit(code=1) from None
     compiled = CompiledRuleset(ruleset)
-    decisions = schedule(compiled, inputs, _parse_instant(at), segment=wanted)
+    decisions = schedule(compiled, inputs, parse_instant(at), segment=wanted)
     if as_json:
         payload = decision_to_dict(decisions[0])
         payload["schedule"] = [
-            {"valid_from": d.valid_from.isoformat(),
-             "valid_until": None if d.valid_until is None else d.valid_until.isoformat(),
-             "price": None if d.price is None else str(d.price), "rule_id": d.rule_id}
+            {
+                "valid_from": d.valid_from.isoformat(),
+                "valid_until": None if d.valid_until is None else d.valid_until.isoformat(),
+                "price": None if d.price is None else str(d.price),
+                "rule_id": d.rule_id,
+            }
             for d in decisions
         ]
         typer.echo(json.dumps(payload, indent=2))

@@ -359,9 +359,7 @@ class CompiledRuleset:
         def state(window: Window | None) -> tuple[bool, int | None]:
             if window is None:
                 return True, None
-            return calendar.is_active(window, at), _epoch(
-                calendar.next_change(window, at, horizon)
-            )
+            return calendar.is_active(window, at), _epoch(calendar.next_change(window, at, horizon))
 
         rule_states = [state(rule.window) for rule in self.rules]
         adjustment_states = [[state(a.window) for a in rule.adjustments] for rule in self.rules]

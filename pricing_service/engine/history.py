@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.money import to_minor
@@ -39,15 +40,13 @@ def move_history(item: ItemFacts, at_epoch: int, window_seconds: int) -> MoveHis
     ]
     if item.current_price is not None:
         current = to_minor(item.current_price, currency)
-        changed_at = (
-            int(item.last_changed_at.timestamp()) if item.last_changed_at else at_epoch
-        )
+        changed_at = int(item.last_changed_at.timestamp()) if item.last_changed_at else at_epoch
         if not points or points[-1][1] != current:
             points.append((changed_at, current))
     points = sorted((p for p in points if p[0] <= at_epoch), key=lambda p: p[0])
     window_start = at_epoch - window_seconds
     directions: list[int] = []
-    for (_, before), (moment, after) in zip(points, points[1:], strict=False):
+    for (_, before), (moment, after) in pairwise(points):
         direction = _sign(after - before)
         if moment >= window_start and direction != 0:
             directions.append(direction)
@@ -57,7 +56,7 @@ def move_history(item: ItemFacts, at_epoch: int, window_seconds: int) -> MoveHis
         if direction != last:
             break
         run += 1
-    flips = sum(1 for a, b in zip(directions, directions[1:], strict=False) if a != b)
+    flips = sum(1 for a, b in pairwise(directions) if a != b)
     day_ago = at_epoch - DAY_SECONDS
     price_day_ago: int | None = None
     for moment, price in points:

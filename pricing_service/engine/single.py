@@ -197,9 +197,7 @@ def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
     basis_points = elasticity_basis_points(estimate.elasticity)
     if basis_points >= -ELASTICITY_SCALE:
         return None, "demand is not elastic (|e| <= 1)"
-    multiplier = div_round_half_up(
-        -basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE)
-    )
+    multiplier = div_round_half_up(-basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE))
     return apply_ratio(cost, multiplier), f"p* = c·e/(1+e) with e={basis_points / 1e4}"
 
 
@@ -273,7 +271,9 @@ def _bounds(
     floor = lower("min_price", minor(guardrails.min_price), floor)
     if guardrails.min_margin_ppm is not None and item.cost is not None:
         cost = ruleset.minor(item.cost, currency)
-        floor = lower("min_margin", ceil_ratio(cost, RATIO_SCALE + guardrails.min_margin_ppm), floor)
+        floor = lower(
+            "min_margin", ceil_ratio(cost, RATIO_SCALE + guardrails.min_margin_ppm), floor
+        )
     if guardrails.enforce_map:
         floor = lower("map", minor(item.map_price), floor)
     ceiling = NO_CEILING
@@ -291,20 +291,34 @@ def _bounds(
         return floor, ceiling, fired, warnings
     soft_low, soft_high = 0, NO_CEILING
     if guardrails.max_change_ppm is not None:
-        soft_low = lower("max_change", ceil_ratio(current, RATIO_SCALE - guardrails.max_change_ppm), soft_low)
-        soft_high = upper("max_change", floor_ratio(current, RATIO_SCALE + guardrails.max_change_ppm), soft_high)
+        soft_low = lower(
+            "max_change", ceil_ratio(current, RATIO_SCALE - guardrails.max_change_ppm), soft_low
+        )
+        soft_high = upper(
+            "max_change", floor_ratio(current, RATIO_SCALE + guardrails.max_change_ppm), soft_high
+        )
     if guardrails.max_change_per_day_ppm is not None and history.price_day_ago is not None:
         day = history.price_day_ago
-        soft_low = lower("max_change_per_day", ceil_ratio(day, RATIO_SCALE - guardrails.max_change_per_day_ppm), soft_low)
-        soft_high = upper("max_change_per_day", floor_ratio(day, RATIO_SCALE + guardrails.max_change_per_day_ppm), soft_high)
+        soft_low = lower(
+            "max_change_per_day",
+            ceil_ratio(day, RATIO_SCALE - guardrails.max_change_per_day_ppm),
+            soft_low,
+        )
+        soft_high = upper(
+            "max_change_per_day",
+            floor_ratio(day, RATIO_SCALE + guardrails.max_change_per_day_ppm),
+            soft_high,
+        )
     if guardrails.direction is Direction.up_only:
         soft_low = lower("direction", current, soft_low)
     elif guardrails.direction is Direction.down_only:
         soft_high = upper("direction", current, soft_high)
-    if guardrails.cooldown_seconds and item.last_changed_at is not None:
-        if context.epoch - int(item.last_changed_at.timestamp()) < guardrails.cooldown_seconds:
-            soft_low = lower("cooldown", current, soft_low)
-            soft_high = upper("cooldown", current, soft_high)
+    changed_at = item.last_changed_at
+    since_change = None if changed_at is None else context.epoch - int(changed_at.timestamp())
+    cooling = guardrails.cooldown_seconds > 0 and since_change is not None
+    if cooling and since_change is not None and since_change < guardrails.cooldown_seconds:
+        soft_low = lower("cooldown", current, soft_low)
+        soft_high = upper("cooldown", current, soft_high)
     if soft_low > soft_high:
         soft_low = soft_high = current
     low, high = max(floor, soft_low), min(ceiling, soft_high)
@@ -314,7 +328,9 @@ def _bounds(
     return low, high, fired, warnings
 
 
-def _rounding_candidates(rounding: CompiledRounding, price: int, currency: str) -> tuple[int, int] | None:
+def _rounding_candidates(
+    rounding: CompiledRounding, price: int, currency: str
+) -> tuple[int, int] | None:
     """The rounding points just below-or-at and just above-or-at ``price``."""
     if rounding.price_points:
         # Callers convert points to minor units once; see round_price.
@@ -337,10 +353,17 @@ def _rounding_candidates(rounding: CompiledRounding, price: int, currency: str) 
 
 
 def round_price(
-    ruleset: CompiledRuleset, rounding: CompiledRounding, price: int, low: int, high: int, currency: str
+    ruleset: CompiledRuleset,
+    rounding: CompiledRounding,
+    price: int,
+    low: int,
+    high: int,
+    currency: str,
 ) -> tuple[int, bool]:
     """Round to an ending or price point inside ``[low, high]``; (price, False) when no
     such point exists."""
+    below: int | None
+    above: int | None
     if rounding.price_points:
         points = [ruleset.minor(p, currency) for p in rounding.price_points]
         index = bisect_left(points, price)
@@ -353,17 +376,14 @@ def round_price(
             return price, False
         below, above = candidates
         if below < 1:
-            below = None  # type: ignore[assignment]
-    options: list[int] = []
-    mode = rounding.mode
-    if mode is RoundingMode.down:
+            below = None
+    if rounding.mode is RoundingMode.down:
         options = [p for p in (below, above) if p is not None]
-    elif mode is RoundingMode.up:
+    elif rounding.mode is RoundingMode.up:
         options = [p for p in (above, below) if p is not None]
     else:
-        pair = [p for p in (below, above) if p is not None]
-        # Nearest; a tie goes up. Sorting is stable, so `above` wins on equal distance.
-        options = sorted(reversed(pair), key=lambda p: abs(p - price))
+        # Nearest; a tie goes up: the sort is stable and `above` comes first.
+        options = sorted((p for p in (above, below) if p is not None), key=lambda p: abs(p - price))
     for option in options:
         if low <= option <= high:
             return option, True
@@ -417,13 +437,23 @@ def decide(
         if price is not None:
             used = strategy
             detail = strategy.description + (f": {why}" if why else "")
-            context.steps.append(Step(stage, strategy.kind, None, from_minor(price, currency), detail))
+            context.steps.append(
+                Step(stage, strategy.kind, None, from_minor(price, currency), detail)
+            )
             break
         context.warnings.append(f"{strategy.kind} skipped: {why}")
     if price is None and item.list_price is not None:
         price = ruleset.minor(item.list_price, currency)
         used = rule.chain[-1]
-        context.steps.append(Step("fallback", "list_price", None, from_minor(price, currency), "no current price; the list price"))
+        context.steps.append(
+            Step(
+                "fallback",
+                "list_price",
+                None,
+                from_minor(price, currency),
+                "no current price; the list price",
+            )
+        )
     strategy_name = used.kind if used is rule.chain[0] else f"fallback:{used.kind}"
     valid_until = _valid_until(ruleset, times, rule, item, segment)
     if price is None:
@@ -448,7 +478,15 @@ def decide(
             price = apply_ratio(price, adjustment.change_ppm)
         else:
             price += ruleset.minor(adjustment.change_amount, currency)  # type: ignore[arg-type]
-        context.steps.append(Step("adjustment", adjustment.id, from_minor(before, currency), from_minor(price, currency), adjustment.description))
+        context.steps.append(
+            Step(
+                "adjustment",
+                adjustment.id,
+                from_minor(before, currency),
+                from_minor(price, currency),
+                adjustment.description,
+            )
+        )
     if demand is not None and any(a.velocity_ratio or a.days_of_supply for a in rule.adjustments):
         context.inputs.append(
             InputUsed(
@@ -462,10 +500,26 @@ def decide(
     # Loop protection.
     protection = ruleset.loop_protection
     history = move_history(item, epoch, int(protection.window.total_seconds()))
-    held_by = loop_breaker(protection_enabled=protection.enabled, max_same=protection.max_same_direction, max_flips=protection.max_flips, history=history, current=current, candidate=price, competitor_driven=used.kind == "competitor")
+    held_by = loop_breaker(
+        protection_enabled=protection.enabled,
+        max_same=protection.max_same_direction,
+        max_flips=protection.max_flips,
+        history=history,
+        current=current,
+        candidate=price,
+        competitor_driven=used.kind == "competitor",
+    )
     if held_by is not None:
         assert current is not None
-        context.steps.append(Step("loop_breaker", held_by, from_minor(price, currency), from_minor(current, currency), f"held: {held_by.replace('_', ' ')} detected in recent changes"))
+        context.steps.append(
+            Step(
+                "loop_breaker",
+                held_by,
+                from_minor(price, currency),
+                from_minor(current, currency),
+                f"held: {held_by.replace('_', ' ')} detected in recent changes",
+            )
+        )
         context.warnings.append(f"loop breaker: {held_by}")
         price = current
 
@@ -474,14 +528,32 @@ def decide(
     low, high, fired, warnings = _bounds(context, guardrails, history, price)
     context.warnings.extend(warnings)
     clamped = min(max(price, low), high)
+    ceiling_text = context.money(high) if high < NO_CEILING else "no ceiling"
     if clamped != price:
         names = ", ".join(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1)
-        context.steps.append(Step("guardrail", names, from_minor(price, currency), from_minor(clamped, currency), f"allowed range {context.money(low)}..{context.money(high) if high < NO_CEILING else 'no ceiling'}"))
+        context.steps.append(
+            Step(
+                "guardrail",
+                names,
+                from_minor(price, currency),
+                from_minor(clamped, currency),
+                f"allowed range {context.money(low)}..{ceiling_text}",
+            )
+        )
         price = clamped
-    if guardrails.rounding is not None:
+    if guardrails.rounding is not None and price != current:
+        # An unchanged price is never re-rounded: keeping a price must keep it exactly.
         rounded, ok = round_price(ruleset, guardrails.rounding, price, low, high, currency)
         if ok and rounded != price:
-            context.steps.append(Step("rounding", "rounding", from_minor(price, currency), from_minor(rounded, currency), "price ending / price point"))
+            context.steps.append(
+                Step(
+                    "rounding",
+                    "rounding",
+                    from_minor(price, currency),
+                    from_minor(rounded, currency),
+                    "price ending / price point",
+                )
+            )
         elif not ok:
             context.warnings.append("rounding skipped: no price ending within the allowed range")
         price = rounded
@@ -547,9 +619,9 @@ def _valid_until(
     soonest: int | None = None
     for rule in ruleset.rules[: chosen.index + 1]:
         change = times.rule_next_change[rule.index]
-        if change is not None and (soonest is None or change < soonest):
-            if rule is chosen or rule_matches_item(rule, item, segment):
-                soonest = change
+        sooner = change is not None and (soonest is None or change < soonest)
+        if sooner and (rule is chosen or rule_matches_item(rule, item, segment)):
+            soonest = change
     for change in times.adjustment_next_change[chosen.index]:
         if change is not None and (soonest is None or change < soonest):
             soonest = change

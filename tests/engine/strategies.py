@@ -28,8 +28,19 @@ def percent(low: int, high: int) -> st.SearchStrategy[str]:
 
 @st.composite
 def strategy_spec(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["fixed", "cost_plus", "discount", "list_price", "competitor",
-                                 "elasticity", "keep_current"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "fixed",
+                "cost_plus",
+                "discount",
+                "list_price",
+                "competitor",
+                "elasticity",
+                "keep_current",
+            ]
+        )
+    )
     if kind == "fixed":
         return {"fixed": draw(st.sampled_from(TIE_PRONE_AMOUNTS) | st.integers(1, 50_000).map(str))}
     if kind == "cost_plus":
@@ -41,7 +52,12 @@ def strategy_spec(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "keep_current":
         return {"keep_current": True}
     if kind == "elasticity":
-        return {"elasticity": {"max_standard_error": "0.5", "min_observations": draw(st.integers(1, 50))}}
+        return {
+            "elasticity": {
+                "max_standard_error": "0.5",
+                "min_observations": draw(st.integers(1, 50)),
+            }
+        }
     reference = draw(st.sampled_from(["lowest", "median", "lowest_landed_in_stock", "competitor"]))
     action = draw(st.sampled_from(["match", "beat", "stay_above"]))
     spec: dict[str, Any] = {
@@ -56,7 +72,9 @@ def strategy_spec(draw: st.DrawFn) -> dict[str, Any]:
     if action != "match":
         spec["by"] = draw(st.one_of(percent(0, 300), st.integers(0, 500).map(str)))
     if draw(st.booleans()):
-        spec["competitors"] = draw(st.lists(st.sampled_from(COMPETITORS), min_size=1, max_size=3, unique=True))
+        spec["competitors"] = draw(
+            st.lists(st.sampled_from(COMPETITORS), min_size=1, max_size=3, unique=True)
+        )
     return {"competitor": spec}
 
 
@@ -64,8 +82,14 @@ def strategy_spec(draw: st.DrawFn) -> dict[str, Any]:
 def window_spec(draw: st.DrawFn) -> dict[str, Any]:
     window: dict[str, Any] = {}
     if draw(st.booleans()):
-        window["days"] = draw(st.lists(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
-                                       min_size=1, max_size=4, unique=True))
+        window["days"] = draw(
+            st.lists(
+                st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+                min_size=1,
+                max_size=4,
+                unique=True,
+            )
+        )
     if draw(st.booleans()) or not window:
         start, end = draw(st.integers(0, 23)), draw(st.integers(0, 23))
         if start == end:
@@ -92,11 +116,16 @@ def guardrails_spec(draw: st.DrawFn) -> dict[str, Any]:
         spec["min_price"] = str(low)
         spec["max_price"] = str(low + draw(st.integers(0, 50_000)))
     if draw(st.booleans()):
-        spec["rounding"] = draw(st.one_of(
-            st.sampled_from([{"ending": ".99"}, {"ending": ".95"}, {"ending": "9"}, {"ending": ".5"}]),
-            st.lists(st.integers(1, 2000), min_size=1, max_size=5, unique=True).map(
-                lambda points: {"price_points": [str(p) for p in points]}),
-        ).map(lambda r: {**r, "mode": draw(st.sampled_from(["nearest", "down", "up"]))}))
+        spec["rounding"] = draw(
+            st.one_of(
+                st.sampled_from(
+                    [{"ending": ".99"}, {"ending": ".95"}, {"ending": "9"}, {"ending": ".5"}]
+                ),
+                st.lists(st.integers(1, 2000), min_size=1, max_size=5, unique=True).map(
+                    lambda points: {"price_points": [str(p) for p in points]}
+                ),
+            ).map(lambda r: {**r, "mode": draw(st.sampled_from(["nearest", "down", "up"]))})
+        )
     return spec
 
 
@@ -104,13 +133,19 @@ def guardrails_spec(draw: st.DrawFn) -> dict[str, Any]:
 def rule_spec(draw: st.DrawFn, index: int) -> dict[str, Any]:
     match: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0:
-        match["categories"] = draw(st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True))
+        match["categories"] = draw(
+            st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True)
+        )
     if draw(st.integers(0, 3)) == 0:
-        match["brands"] = draw(st.lists(st.sampled_from(BRANDS), min_size=1, max_size=2, unique=True))
+        match["brands"] = draw(
+            st.lists(st.sampled_from(BRANDS), min_size=1, max_size=2, unique=True)
+        )
     if draw(st.integers(0, 3)) == 0:
         match["tags"] = draw(st.lists(st.sampled_from(TAGS), min_size=1, max_size=2, unique=True))
     if draw(st.integers(0, 3)) == 0:
-        match["skus"] = draw(st.lists(st.sampled_from(["S1", "S2", "S3"]), min_size=1, max_size=2, unique=True))
+        match["skus"] = draw(
+            st.lists(st.sampled_from(["S1", "S2", "S3"]), min_size=1, max_size=2, unique=True)
+        )
     if draw(st.booleans()):
         low = draw(st.integers(0, 500))
         match["price_band"] = {"min": str(low), "max": str(low + draw(st.integers(0, 5000)))}
@@ -132,8 +167,12 @@ def rule_spec(draw: st.DrawFn, index: int) -> dict[str, Any]:
     for number in range(draw(st.integers(0, 2))):
         adjustment: dict[str, Any] = {
             "id": f"adj-{number}",
-            "change": draw(st.one_of(percent(-300, 300).map(lambda p: p if p.startswith("-") else "+" + p),
-                                     st.integers(-300, 300).map(str))),
+            "change": draw(
+                st.one_of(
+                    percent(-300, 300).map(lambda p: p if p.startswith("-") else "+" + p),
+                    st.integers(-300, 300).map(str),
+                )
+            ),
         }
         if draw(st.booleans()):
             adjustment["when"] = draw(window_spec())
@@ -149,16 +188,24 @@ def rule_spec(draw: st.DrawFn, index: int) -> dict[str, Any]:
 @st.composite
 def rulesets(draw: st.DrawFn) -> Ruleset:
     count = draw(st.integers(0, 5))
-    return Ruleset.model_validate({
-        "version": "test",
-        "timezone": draw(st.sampled_from(["America/New_York", "Europe/Berlin", "UTC"])),
-        "segments": {"channel": ["web", "app"]},
-        "competitors": {name: {"name": name, "ours": name == "ours"} for name in COMPETITORS},
-        "guardrails": draw(guardrails_spec()),
-        "loop_protection": {"max_same_direction": draw(st.integers(2, 5)), "max_flips": draw(st.integers(2, 5))},
-        "default": {"strategy": draw(strategy_spec()), "fallback": draw(st.lists(strategy_spec(), max_size=1))},
-        "rules": [draw(rule_spec(index)) for index in range(count)],
-    })
+    return Ruleset.model_validate(
+        {
+            "version": "test",
+            "timezone": draw(st.sampled_from(["America/New_York", "Europe/Berlin", "UTC"])),
+            "segments": {"channel": ["web", "app"]},
+            "competitors": {name: {"name": name, "ours": name == "ours"} for name in COMPETITORS},
+            "guardrails": draw(guardrails_spec()),
+            "loop_protection": {
+                "max_same_direction": draw(st.integers(2, 5)),
+                "max_flips": draw(st.integers(2, 5)),
+            },
+            "default": {
+                "strategy": draw(strategy_spec()),
+                "fallback": draw(st.lists(strategy_spec(), max_size=1)),
+            },
+            "rules": [draw(rule_spec(index)) for index in range(count)],
+        }
+    )
 
 
 def _amount(draw: st.DrawFn, currency: str, low: int, high: int) -> Decimal:
@@ -172,10 +219,16 @@ def _maybe(draw: st.DrawFn, currency: str, low: int, high: int) -> Decimal | Non
 @st.composite
 def pricing_inputs(draw: st.DrawFn, currency: str, at: datetime) -> PricingInputs:
     sku = draw(st.sampled_from(["S1", "S2", "S3", "S4", "S5"]))
-    history_points = draw(st.lists(st.tuples(st.integers(60, 3 * 86_400), st.integers(1, 500_000)), max_size=6))
+    history_points = draw(
+        st.lists(st.tuples(st.integers(60, 3 * 86_400), st.integers(1, 500_000)), max_size=6)
+    )
     changes = sorted(
-        ({"at": at - timedelta(seconds=ago), "price": from_minor(minor, currency)}
-         for ago, minor in history_points), key=lambda c: c["at"])
+        (
+            {"at": at - timedelta(seconds=ago), "price": from_minor(minor, currency)}
+            for ago, minor in history_points
+        ),
+        key=lambda c: c["at"],
+    )
     current = _maybe(draw, currency, 1, 500_000)
     item = {
         "sku": sku,
@@ -190,12 +243,17 @@ def pricing_inputs(draw: st.DrawFn, currency: str, at: datetime) -> PricingInput
         "brand": draw(st.none() | st.sampled_from(BRANDS)),
         "tags": draw(st.frozensets(st.sampled_from(TAGS), max_size=2)),
         "current_price": current,
-        "last_changed_at": (at - timedelta(seconds=draw(st.integers(0, 2 * 86_400)))) if current else None,
+        "last_changed_at": (at - timedelta(seconds=draw(st.integers(0, 2 * 86_400))))
+        if current
+        else None,
         "recent_changes": changes,
     }
+
     def offer_price() -> Decimal:
         if draw(st.booleans()):
-            return Decimal(draw(st.sampled_from(TIE_PRONE_AMOUNTS))).quantize(from_minor(1, currency))
+            return Decimal(draw(st.sampled_from(TIE_PRONE_AMOUNTS))).quantize(
+                from_minor(1, currency)
+            )
         return _amount(draw, currency, 0, 500_000)
 
     observations = [
@@ -203,7 +261,8 @@ def pricing_inputs(draw: st.DrawFn, currency: str, at: datetime) -> PricingInput
             "competitor": draw(st.sampled_from([*COMPETITORS, *COMPETITORS[:3], "unknown"])),
             "price": offer_price(),
             "currency": draw(st.sampled_from([currency] * 8 + ["EUR"])),
-            "observed_at": at - timedelta(seconds=draw(st.integers(-60, 5 * 3600) | st.integers(0, 3 * 86_400))),
+            "observed_at": at
+            - timedelta(seconds=draw(st.integers(-60, 5 * 3600) | st.integers(0, 3 * 86_400))),
             "shipping": _maybe(draw, currency, 0, 5_000),
             "in_stock": draw(st.booleans()),
         }
@@ -214,20 +273,27 @@ def pricing_inputs(draw: st.DrawFn, currency: str, at: datetime) -> PricingInput
             observation["price"] = observation["price"].quantize(Decimal(1))
             if observation["shipping"] is not None:
                 observation["shipping"] = observation["shipping"].quantize(Decimal(1))
-    demand = draw(st.none() | st.builds(
-        dict,
-        velocity_7d=st.floats(0, 50),
-        velocity_28d=st.floats(0, 50),
-        days_of_supply=st.none() | st.floats(0, 400),
-    ))
-    elasticity = draw(st.none() | st.builds(
-        dict,
-        elasticity=st.floats(-6, 1),
-        standard_error=st.floats(0, 1),
-        observations=st.integers(0, 200),
-    ))
+    demand = draw(
+        st.none()
+        | st.builds(
+            dict,
+            velocity_7d=st.floats(0, 50),
+            velocity_28d=st.floats(0, 50),
+            days_of_supply=st.none() | st.floats(0, 400),
+        )
+    )
+    elasticity = draw(
+        st.none()
+        | st.builds(
+            dict,
+            elasticity=st.floats(-6, 1),
+            standard_error=st.floats(0, 1),
+            observations=st.integers(0, 200),
+        )
+    )
     return PricingInputs.model_validate(
-        {"item": item, "observations": observations, "demand": demand, "elasticity": elasticity})
+        {"item": item, "observations": observations, "demand": demand, "elasticity": elasticity}
+    )
 
 
 instants = st.integers(0, 2 * 365 * 86_400).map(lambda s: START + timedelta(seconds=s))
@@ -239,12 +305,24 @@ def competitor_rulesets(draw: st.DrawFn) -> Ruleset:
     medians, ties and rounding modes meet."""
     strategy = draw(strategy_spec().filter(lambda spec: "competitor" in spec))
     guardrails = draw(guardrails_spec())
-    guardrails.setdefault("rounding", draw(st.sampled_from(
-        [{"ending": ".99"}, {"ending": ".5"}, {"price_points": ["10", "10.01", "23.5", "24.47"]}])))
-    return Ruleset.model_validate({
-        "version": "test",
-        "timezone": "UTC",
-        "competitors": {name: {"name": name, "ours": name == "ours"} for name in COMPETITORS},
-        "guardrails": guardrails,
-        "default": {"strategy": strategy},
-    })
+    guardrails.setdefault(
+        "rounding",
+        draw(
+            st.sampled_from(
+                [
+                    {"ending": ".99"},
+                    {"ending": ".5"},
+                    {"price_points": ["10", "10.01", "23.5", "24.47"]},
+                ]
+            )
+        ),
+    )
+    return Ruleset.model_validate(
+        {
+            "version": "test",
+            "timezone": "UTC",
+            "competitors": {name: {"name": name, "ours": name == "ours"} for name in COMPETITORS},
+            "guardrails": guardrails,
+            "default": {"strategy": strategy},
+        }
+    )

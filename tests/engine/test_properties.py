@@ -31,9 +31,18 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 segments = st.sampled_from([None, "channel:web", "channel:app"])
 
 
-def _decide(ruleset: CompiledRuleset, inputs: PricingInputs, at: datetime, segment: str | None) -> Decision:
-    return decide(ruleset, inputs.item, at, segment=Segment.parse(segment), observations=inputs.observations,
-                  demand=inputs.demand, elasticity=inputs.elasticity)
+def _decide(
+    ruleset: CompiledRuleset, inputs: PricingInputs, at: datetime, segment: str | None
+) -> Decision:
+    return decide(
+        ruleset,
+        inputs.item,
+        at,
+        segment=Segment.parse(segment),
+        observations=inputs.observations,
+        demand=inputs.demand,
+        elasticity=inputs.elasticity,
+    )
 
 
 def _hard_bounds(rule: CompiledRule, inputs: PricingInputs) -> tuple[int, int | None]:
@@ -44,7 +53,9 @@ def _hard_bounds(rule: CompiledRule, inputs: PricingInputs) -> tuple[int, int | 
         if value is not None:
             floors.append(to_minor(value, currency))
     if guardrails.min_margin_ppm is not None and item.cost is not None:
-        floors.append(ceil_ratio(to_minor(item.cost, currency), RATIO_SCALE + guardrails.min_margin_ppm))
+        floors.append(
+            ceil_ratio(to_minor(item.cost, currency), RATIO_SCALE + guardrails.min_margin_ppm)
+        )
     if guardrails.enforce_map and item.map_price is not None:
         floors.append(to_minor(item.map_price, currency))
     for value in (item.max_price, guardrails.max_price):
@@ -54,16 +65,24 @@ def _hard_bounds(rule: CompiledRule, inputs: PricingInputs) -> tuple[int, int | 
 
 
 @SETTINGS
-@given(data=st.data(), ruleset=rulesets(), at=instants, currency=st.sampled_from(CURRENCIES), segment=segments)
-def test_price_respects_every_guardrail(data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str,
-                                        segment: str | None) -> None:
+@given(
+    data=st.data(),
+    ruleset=rulesets(),
+    at=instants,
+    currency=st.sampled_from(CURRENCIES),
+    segment=segments,
+)
+def test_price_respects_every_guardrail(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str, segment: str | None
+) -> None:
     compiled = CompiledRuleset(ruleset)
     inputs = data.draw(pricing_inputs(currency, at))
     decision = _decide(compiled, inputs, at, segment)
     item = inputs.item
     if decision.price is None:
         # Only when there is nothing to keep: never a made-up price, never zero.
-        assert item.current_price is None and item.list_price is None
+        assert item.current_price is None
+        assert item.list_price is None
         return
     assert decision.price.is_finite()
     price = to_minor(decision.price, currency)
@@ -82,15 +101,31 @@ def test_price_respects_every_guardrail(data: st.DataObject, ruleset: Ruleset, a
         assert decision.price >= item.map_price
     current = None if item.current_price is None else to_minor(item.current_price, currency)
     step = rule.guardrails.max_change_ppm
-    if current is not None and step is not None and floor <= current and (ceiling is None or current <= ceiling):
+    if (
+        current is not None
+        and step is not None
+        and floor <= current
+        and (ceiling is None or current <= ceiling)
+    ):
         # The current price is allowed, so the step limit holds too.
-        assert ceil_ratio(current, RATIO_SCALE - step) <= price <= floor_ratio(current, RATIO_SCALE + step)
+        assert (
+            ceil_ratio(current, RATIO_SCALE - step)
+            <= price
+            <= floor_ratio(current, RATIO_SCALE + step)
+        )
 
 
 @SETTINGS
-@given(data=st.data(), ruleset=rulesets(), at=instants, currency=st.sampled_from(CURRENCIES), segment=segments)
-def test_decisions_are_deterministic(data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str,
-                                     segment: str | None) -> None:
+@given(
+    data=st.data(),
+    ruleset=rulesets(),
+    at=instants,
+    currency=st.sampled_from(CURRENCIES),
+    segment=segments,
+)
+def test_decisions_are_deterministic(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str, segment: str | None
+) -> None:
     inputs = data.draw(pricing_inputs(currency, at))
     first = _decide(CompiledRuleset(ruleset), inputs, at, segment)
     second = _decide(CompiledRuleset(ruleset), inputs, at, segment)
@@ -98,25 +133,37 @@ def test_decisions_are_deterministic(data: st.DataObject, ruleset: Ruleset, at: 
 
 
 @SETTINGS
-@given(data=st.data(), ruleset=rulesets(), at=instants, currency=st.sampled_from(CURRENCIES), segment=segments)
-def test_batch_and_single_paths_agree(data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str,
-                                      segment: str | None) -> None:
+@given(
+    data=st.data(),
+    ruleset=rulesets(),
+    at=instants,
+    currency=st.sampled_from(CURRENCIES),
+    segment=segments,
+)
+def test_batch_and_single_paths_agree(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str, segment: str | None
+) -> None:
     _assert_paths_agree(data, ruleset, at, currency, segment)
 
 
 @SETTINGS
-@given(data=st.data(), ruleset=competitor_rulesets(), at=instants, currency=st.sampled_from(CURRENCIES))
+@given(
+    data=st.data(), ruleset=competitor_rulesets(), at=instants, currency=st.sampled_from(CURRENCIES)
+)
 def test_batch_and_single_agree_on_competitor_references_and_rounding(
     data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str
 ) -> None:
     _assert_paths_agree(data, ruleset, at, currency, None)
 
 
-def _assert_paths_agree(data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str,
-                        segment: str | None) -> None:
+def _assert_paths_agree(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str, segment: str | None
+) -> None:
     compiled = CompiledRuleset(ruleset)
     items = data.draw(st.lists(pricing_inputs(currency, at), min_size=1, max_size=8))
-    batch = decide_batch(compiled, encode_batch(compiled, items, at), at, segment=Segment.parse(segment))
+    batch = decide_batch(
+        compiled, encode_batch(compiled, items, at), at, segment=Segment.parse(segment)
+    )
     for index, inputs in enumerate(items):
         single = _decide(compiled, inputs, at, segment)
         summary = batch.summary(index, compiled)
@@ -127,7 +174,9 @@ def _assert_paths_agree(data: st.DataObject, ruleset: Ruleset, at: datetime, cur
             "strategy": single.strategy,
             "guardrails_fired": single.guardrails_fired,
             "held_by": single.held_by,
-            "valid_until": None if single.valid_until is None else int(single.valid_until.timestamp()),
+            "valid_until": None
+            if single.valid_until is None
+            else int(single.valid_until.timestamp()),
             "adjustments": tuple(step.name for step in single.steps if step.stage == "adjustment"),
         }
         assert summary == expected, f"item {index}: {inputs.model_dump_json()}"

@@ -43,12 +43,26 @@ def ruleset(rules: list[dict[str, Any]], **settings: Any) -> CompiledRuleset:
 
 
 def rule(strategy: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"id": "r", "description": "d", "owner": "o", "priority": 1, "strategy": strategy, **extra}
+    return {
+        "id": "r",
+        "description": "d",
+        "owner": "o",
+        "priority": 1,
+        "strategy": strategy,
+        **extra,
+    }
 
 
-def offer(price: str, competitor: str = "rival", hours_ago: float = 1, **extra: Any) -> CompetitorObservation:
-    return CompetitorObservation(competitor=competitor, price=Decimal(price), currency="USD",
-                                 observed_at=AT - timedelta(hours=hours_ago), **extra)
+def offer(
+    price: str, competitor: str = "rival", hours_ago: float = 1, **extra: Any
+) -> CompetitorObservation:
+    return CompetitorObservation(
+        competitor=competitor,
+        price=Decimal(price),
+        currency="USD",
+        observed_at=AT - timedelta(hours=hours_ago),
+        **extra,
+    )
 
 
 def item(**facts: Any) -> ItemFacts:
@@ -58,7 +72,18 @@ def item(**facts: Any) -> ItemFacts:
 def test_two_chasing_repricers_do_not_run_away() -> None:
     """Two sellers each pricing 27% above the other drove a book to $23,698,655.93."""
     engine = ruleset(
-        [rule({"competitor": {"reference": "competitor", "competitor": "rival", "action": "stay_above", "by": "27%"}})],
+        [
+            rule(
+                {
+                    "competitor": {
+                        "reference": "competitor",
+                        "competitor": "rival",
+                        "action": "stay_above",
+                        "by": "27%",
+                    }
+                }
+            )
+        ],
         loop_protection={"max_same_direction": 3, "max_flips": 4},
     )
     price, rival = Decimal("100.00"), Decimal("100.00")
@@ -66,14 +91,23 @@ def test_two_chasing_repricers_do_not_run_away() -> None:
     moment = AT
     for _ in range(20):
         moment += timedelta(hours=1)
-        decision = decide(engine, item(current_price=price, last_changed_at=moment - timedelta(hours=1),
-                                       recent_changes=tuple(changes)), moment,
-                          observations=[offer(str(rival), hours_ago=0)])
+        decision = decide(
+            engine,
+            item(
+                current_price=price,
+                last_changed_at=moment - timedelta(hours=1),
+                recent_changes=tuple(changes),
+            ),
+            moment,
+            observations=[offer(str(rival), hours_ago=0)],
+        )
         assert decision.price is not None
         if decision.price != price:
             changes.append(PriceChange(at=moment, price=decision.price))
         price = decision.price
-        rival = (price * Decimal("0.9983")).quantize(Decimal("0.01"))  # the other seller undercuts us
+        rival = (price * Decimal("0.9983")).quantize(
+            Decimal("0.01")
+        )  # the other seller undercuts us
     assert price < Decimal("300.00")
     assert decision.held_by == "escalation"
 
@@ -97,31 +131,52 @@ def test_no_price_at_all_is_reported_not_invented() -> None:
 def test_our_own_and_sister_stores_never_count() -> None:
     """A rule that undercut its own offer every hour."""
     engine = ruleset([rule({"competitor": {"action": "beat", "by": "1%"}})])
-    decision = decide(engine, item(current_price=Decimal("50.00")), AT,
-                      observations=[offer("40.00", competitor="sister"), offer("48.00")])
+    decision = decide(
+        engine,
+        item(current_price=Decimal("50.00")),
+        AT,
+        observations=[offer("40.00", competitor="sister"), offer("48.00")],
+    )
     assert decision.price == Decimal("47.52")
 
 
 def test_stale_and_out_of_stock_offers_fall_back() -> None:
     engine = ruleset([rule({"competitor": {"max_age": "6h"}}, fallback=[{"cost_plus": "50%"}])])
-    decision = decide(engine, item(cost=Decimal("10.00"), current_price=Decimal("14.00")), AT,
-                      observations=[offer("9.00", hours_ago=7), offer("8.00", competitor="other", in_stock=False)])
+    decision = decide(
+        engine,
+        item(cost=Decimal("10.00"), current_price=Decimal("14.00")),
+        AT,
+        observations=[
+            offer("9.00", hours_ago=7),
+            offer("8.00", competitor="other", in_stock=False),
+        ],
+    )
     assert decision.price == Decimal("15.00")
     assert decision.strategy == "fallback:cost_plus"
 
 
 def test_lowest_landed_in_stock_includes_shipping() -> None:
     engine = ruleset([rule({"competitor": {"reference": "lowest_landed_in_stock"}})])
-    decision = decide(engine, item(current_price=Decimal("30.00")), AT,
-                      observations=[offer("25.00", shipping=Decimal("6.00")),
-                                    offer("28.00", competitor="other", shipping=Decimal("0.00"))])
+    decision = decide(
+        engine,
+        item(current_price=Decimal("30.00")),
+        AT,
+        observations=[
+            offer("25.00", shipping=Decimal("6.00")),
+            offer("28.00", competitor="other", shipping=Decimal("0.00")),
+        ],
+    )
     assert decision.price == Decimal("28.00")
 
 
 def test_median_of_an_even_count_rounds_half_up() -> None:
     engine = ruleset([rule({"competitor": {"reference": "median"}})])
-    decision = decide(engine, item(current_price=Decimal("10.00")), AT,
-                      observations=[offer("10.00"), offer("10.01", competitor="other")])
+    decision = decide(
+        engine,
+        item(current_price=Decimal("10.00")),
+        AT,
+        observations=[offer("10.00"), offer("10.01", competitor="other")],
+    )
     assert decision.price == Decimal("10.01")
 
 
@@ -135,18 +190,31 @@ def test_median_of_an_even_count_rounds_half_up() -> None:
         ({"min_price": "95", "max_change": "2%"}, Decimal("98.00"), ("min_price", "max_change")),
     ],
 )
-def test_guardrails_clamp_and_report(guardrails: dict[str, str], expected: Decimal, fired: tuple[str, ...]) -> None:
+def test_guardrails_clamp_and_report(
+    guardrails: dict[str, str], expected: Decimal, fired: tuple[str, ...]
+) -> None:
     engine = ruleset([rule({"fixed": "50.00"})], guardrails=guardrails)
-    decision = decide(engine, item(cost=Decimal("70.00"), current_price=Decimal("100.00"),
-                                   last_changed_at=AT - timedelta(hours=1)), AT)
+    decision = decide(
+        engine,
+        item(
+            cost=Decimal("70.00"),
+            current_price=Decimal("100.00"),
+            last_changed_at=AT - timedelta(hours=1),
+        ),
+        AT,
+    )
     assert decision.price == expected
     assert decision.guardrails_fired == fired
 
 
 def test_map_beats_a_competitor_match() -> None:
     engine = ruleset([rule({"competitor": {}})])
-    decision = decide(engine, item(map_price=Decimal("45.00"), current_price=Decimal("50.00")), AT,
-                      observations=[offer("39.00")])
+    decision = decide(
+        engine,
+        item(map_price=Decimal("45.00"), current_price=Decimal("50.00")),
+        AT,
+        observations=[offer("39.00")],
+    )
     assert decision.price == Decimal("45.00")
     assert decision.guardrails_fired == ("map",)
 
@@ -179,8 +247,14 @@ def test_segments_are_conditions_and_default_gets_the_default_price() -> None:
 
 
 def test_elasticity_hook_uses_the_profit_optimum_and_falls_back_when_uncertain() -> None:
-    engine = ruleset([rule({"elasticity": {"max_standard_error": "0.3", "min_observations": 10}},
-                           fallback=[{"cost_plus": "40%"}])])
+    engine = ruleset(
+        [
+            rule(
+                {"elasticity": {"max_standard_error": "0.3", "min_observations": 10}},
+                fallback=[{"cost_plus": "40%"}],
+            )
+        ]
+    )
     facts = item(cost=Decimal("30.00"), current_price=Decimal("45.00"))
     good = ElasticityEstimate(elasticity=-3.0, standard_error=0.1, observations=100)
     assert decide(engine, facts, AT, elasticity=good).price == Decimal("45.00")  # 30·3/2
@@ -191,9 +265,23 @@ def test_elasticity_hook_uses_the_profit_optimum_and_falls_back_when_uncertain()
 
 
 def test_demand_adjustment_applies_only_when_signals_hold() -> None:
-    engine = ruleset([rule({"fixed": "100.00"}, adjustments=[
-        {"id": "hot", "signals": {"velocity_ratio": {"above": 1.5}, "days_of_supply": {"below": 14}},
-         "change": "+5%"}])])
+    engine = ruleset(
+        [
+            rule(
+                {"fixed": "100.00"},
+                adjustments=[
+                    {
+                        "id": "hot",
+                        "signals": {
+                            "velocity_ratio": {"above": 1.5},
+                            "days_of_supply": {"below": 14},
+                        },
+                        "change": "+5%",
+                    }
+                ],
+            )
+        ]
+    )
     hot = DemandStats(velocity_7d=9, velocity_28d=4, days_of_supply=5)
     cold = DemandStats(velocity_7d=1, velocity_28d=4, days_of_supply=50)
     assert decide(engine, item(), AT, demand=hot).price == Decimal("105.00")
@@ -202,8 +290,10 @@ def test_demand_adjustment_applies_only_when_signals_hold() -> None:
 
 
 def test_schedule_switches_exactly_at_the_window_boundary() -> None:
-    engine = ruleset([rule({"discount": "20%"}, when={"days": ["sat", "sun"]})],
-                     default={"strategy": {"list_price": True}})
+    engine = ruleset(
+        [rule({"discount": "20%"}, when={"days": ["sat", "sun"]})],
+        default={"strategy": {"list_price": True}},
+    )
     facts = item(list_price=Decimal("50.00"), current_price=Decimal("50.00"))
     friday_noon = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)  # 12:00 in New York
     windows = schedule(engine, PricingInputs(item=facts), friday_noon)
@@ -213,4 +303,3 @@ def test_schedule_switches_exactly_at_the_window_boundary() -> None:
     assert windows[1].price == Decimal("40.00")
     assert windows[1].rule_id == "r"
     assert windows[1].valid_until == datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
-
