@@ -157,10 +157,11 @@ def _offer_candidates(
     for offer in as_list(offers):
         if not isinstance(offer, dict):
             continue
-        if "AggregateOffer" in type_names(offer) and offer.get("offers"):
+        price, currency = _selling_price(offer)
+        # An AggregateOffer lists its offers; so does an unpriced Offer wrapping others.
+        if offer.get("offers") and ("AggregateOffer" in type_names(offer) or price is None):
             yield from _offer_candidates(offer.get("offers"), product, host)
             continue
-        price, currency = _selling_price(offer)
         is_range_low = False
         if price is None:
             price = parse_structured_amount(first_text(offer.get("lowPrice")))

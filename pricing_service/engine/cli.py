@@ -36,7 +36,7 @@ def print_diagnostics(error: RulesetError) -> None:
     """Rule-file errors on stderr, one ``file:line:column: severity: message`` a line."""
     err = Console(stderr=True)
     for diagnostic in error.diagnostics:
-        err.print(str(diagnostic), markup=False, highlight=False)
+        err.print(str(diagnostic), markup=False, highlight=False, soft_wrap=True)
 
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -124,7 +124,7 @@ def explain(
         inputs = PricingInputs.model_validate_json(item.read_bytes())
         wanted = Segment.parse(segment)
     except (ValidationError, ValueError) as exc:
-        err.print(f"{item}: {exc}", markup=False, highlight=False)
+        err.print(f"{item}: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
     compiled = CompiledRuleset(ruleset)
     decisions = schedule(compiled, inputs, parse_instant(at), segment=wanted)

@@ -1,0 +1,67 @@
+"""`pricing explain` and `pricing demo` end to end, through the real command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pricing_service.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_explain_prints_the_decision_and_its_schedule_as_json() -> None:
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "--rules",
+            str(ROOT / "rules"),
+            "--item",
+            str(ROOT / "examples/item.json"),
+            "--at",
+            "2026-11-26T15:00:00Z",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.output)
+    assert decision["sku"] == "TV-55-OLED"
+    assert decision["rule_id"] == "electronics-beat-lowest"
+    assert decision["price"] == "1136.99"
+    assert [step["stage"] for step in decision["steps"]] == ["strategy", "adjustment", "rounding"]
+    # Black Friday starts at 00:00 in New York, 05:00 UTC.
+    black_friday = decision["schedule"][1]
+    assert black_friday["valid_from"] == "2026-11-27T05:00:00+00:00"
+    assert black_friday["rule_id"] == "black-friday-electronics"
+
+
+def test_explain_reports_a_bad_item_file_without_a_traceback(tmp_path: Path) -> None:
+    item = tmp_path / "item.json"
+    item.write_text('{"item": {"sku": "X", "currency": "USD", "cost": "1.001"}}')
+    result = runner.invoke(app, ["explain", "--rules", str(ROOT / "rules"), "--item", str(item)])
+    assert result.exit_code == 1
+    assert "more decimals than USD allows" in result.output
+
+
+def test_explain_reports_rule_errors_with_positions(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("timezone: Mars/Olympus\n")
+    result = runner.invoke(
+        app, ["explain", "--rules", str(tmp_path), "--item", str(ROOT / "examples/item.json")]
+    )
+    assert result.exit_code == 1
+    assert "bad.yaml:1:11: error:" in result.output
+
+
+def test_demo_prices_the_whole_catalogue() -> None:
+    result = runner.invoke(
+        app,
+        ["demo", "--rules", str(ROOT / "rules"), "--at", "2026-11-27T05:00:00Z"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "TV-55-OLED" in result.output
+    assert "black-friday" in result.output
