@@ -667,7 +667,9 @@ def _generate_offers(
     in_stock = matrix(False, bool)
     in_stock[rows, slots] = rng.random(count) < 0.85
     observed = matrix(0, np.int64)
-    observed[rows, slots] = epoch - rng.integers(60, 4 * 86_400, count)
+    # Crawls are mostly fresh (mean age 8 hours); a tail is days old and goes stale.
+    age = np.minimum(60 + rng.exponential(8 * 3_600, count), 4 * 86_400).astype(np.int64)
+    observed[rows, slots] = epoch - age
     is_foreign = matrix(False, bool)
     is_foreign[rows, slots] = foreign
     foreign_price = matrix(MISSING, np.int64)
@@ -997,6 +999,22 @@ def decisions_bytes(decisions: BatchDecisions) -> int:
     )
 
 
+def competitor_share(ruleset: CompiledRuleset, decisions: BatchDecisions) -> float:
+    """The share of items a competitor strategy priced (first choice or fallback)."""
+    count = 0
+    for rule in ruleset.rules:
+        in_rule = decisions.rule_index == rule.index
+        for position, strategy in enumerate(rule.chain):
+            if strategy.kind == "competitor":
+                count += int(np.count_nonzero(in_rule & (decisions.strategy_position == position)))
+    return count / len(decisions.price)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
 def profile_batch(ruleset: CompiledRuleset, inputs: BatchInputs, title: str, top: int) -> None:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -1086,6 +1104,7 @@ class BatchRow:
     floor_seconds: float
     peak_bytes: int | None
     priced: float
+    by_competitor: float
 
     @property
     def per_second(self) -> float:
@@ -1099,7 +1118,7 @@ def run_batch(rulesets: dict[str, CompiledRuleset], settings: Settings) -> list[
     for size in settings.sizes:
         catalogue = generate_catalogue(mixed, size, BENCH_AT, settings.seed)
         floor = best_time(settings.repeats, lambda c=catalogue: arithmetic_floor(c.inputs))
-        table.append(BatchRow(size, "floor: cost*1.35 numpy", 0, floor, floor, None, 1.0))
+        table.append(BatchRow(size, "floor: cost*1.35 numpy", 0, floor, floor, None, 1.0, 0.0))
         for name, ruleset in rulesets.items():
             inputs = catalogue.inputs if ruleset is mixed else in_vocabulary(catalogue, ruleset)
             decisions = decide_batch(ruleset, inputs, BENCH_AT)  # also warms the window cache
@@ -1110,7 +1129,12 @@ def run_batch(rulesets: dict[str, CompiledRuleset], settings: Settings) -> list[
             seconds = best_time(settings.repeats, run)
             peak = peak_bytes(run)
             priced = float(np.mean(decisions.price != MISSING))
-            table.append(BatchRow(size, name, len(ruleset.rules), seconds, floor, peak, priced))
+            by_competitor = competitor_share(ruleset, decisions)
+            table.append(
+                BatchRow(
+                    size, name, len(ruleset.rules), seconds, floor, peak, priced, by_competitor
+                )
+            )
             if settings.profile and size == max(settings.sizes) and "bare" not in name:
                 profile_batch(ruleset, inputs, f"{name}, {size:,} items", 25)
         arrays, strings = inputs_bytes(catalogue.inputs)
@@ -1124,7 +1148,7 @@ def run_batch(rulesets: dict[str, CompiledRuleset], settings: Settings) -> list[
     print(f"\nBatch path (decide_batch), one core, best of {settings.repeats}")
     header = (
         f"{'items':>9}  {'ruleset':<24} {'rules':>5} {'best s':>8} {'decisions/s':>12} "
-        f"{'x floor':>8} {'peak B/item':>11} {'priced':>7}"
+        f"{'x floor':>8} {'peak B/item':>11} {'priced':>7} {'by comp.':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -1133,12 +1157,13 @@ def run_batch(rulesets: dict[str, CompiledRuleset], settings: Settings) -> list[
         print(
             f"{row.size:>9,}  {row.name:<24} {row.rules:>5} {row.seconds:>8.4f} "
             f"{_rate(row.per_second):>12} {row.seconds / row.floor_seconds:>8.1f} {peak:>11} "
-            f"{row.priced:>7.1%}"
+            f"{row.priced:>7.1%} {row.by_competitor:>8.1%}"
         )
     print(
         "x floor: time over the store-free numpy floor on the same columns; "
         "peak: tracemalloc peak during decide_batch / items; "
-        "rules include the default rule; bare: no guardrails, no loop protection"
+        "rules include the default rule; bare: no guardrails, no loop protection; "
+        "by comp.: share priced by a competitor strategy"
     )
     for line in memory:
         print("memory:", line)
@@ -1199,6 +1224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"python {platform.python_version()}, numpy {np.__version__}, cpus {os.cpu_count()}, "
         f"BLAS/OpenMP threads 1, seed {settings.seed}, at {BENCH_AT.isoformat()}"
     )
+    print(f"machine at start: {_load()}")
     rulesets = build_rulesets(settings.seed)
     print("rulesets: " + ", ".join(f"{name} {len(r.rules)} rules" for name, r in rulesets.items()))
 
@@ -1206,7 +1232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = run_batch(rulesets, settings)
     single = run_single(rulesets, settings)
 
-    print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
+    print(f"\ntotal run time {time.perf_counter() - started:.0f} s; at the end: {_load()}")
     scope = "worst of " + ", ".join(f"{size:,}" for size in settings.sizes) + " items"
     for name in ("cost_plus", "competitor", "mixed"):
         worst = min(row.per_second for row in table if row.name == name)

@@ -9,6 +9,7 @@ over ``RATIO_SCALE`` (parts per million), and every division rounds half up.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 
 #: Multipliers and percentages are stored as integer parts per million.
 RATIO_SCALE = 1_000_000
@@ -30,6 +31,7 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be represented exactly."""
 
 
+@cache
 def minor_unit_digits(currency: str) -> int:
     """Number of decimal digits of ``currency``'s minor unit (ISO 4217)."""
     if len(currency) != 3 or not currency.isalpha() or not currency.isupper():

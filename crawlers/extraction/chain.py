@@ -84,7 +84,7 @@ def extract_product(
         evidences.append(
             Evidence(method=Method.HEURISTIC, availability=extract_visible_availability(page))
         )
-    codes = visible_product_codes(visible_text)
+    codes = visible_product_codes(visible_text, page)
     evidences.append(
         Evidence(
             method=Method.HEURISTIC,
@@ -92,7 +92,7 @@ def extract_product(
             alternative_codes=codes,
         )
     )
-    result = _merge(evidences, url)
+    result = _merge(evidences, url, visible_text)
     if result.sku is None:
         shown = _url_codes_shown(url, visible_text)
         result = replace(result, sku=shown[0] if shown else None)
@@ -117,16 +117,23 @@ def _url_code_tokens(url: str | None) -> list[str]:
     return [t for t in tokens if len(t) >= _MIN_URL_CODE and any(c.isdigit() for c in t)]
 
 
-def _choose_sku(ordered: list[Evidence], url: str | None) -> str | None:
-    """The declared SKU, unless another code the page shows is the one its URL uses."""
+def _choose_sku(ordered: list[Evidence], url: str | None, visible_text: str) -> str | None:
+    """The declared SKU, unless another code the page shows is the one its URL uses.
+
+    A declared SKU that the page never prints gives way to a code the page shows
+    labelled as the product's: that is the code a person reading the page sees.
+    """
     declared = _first(e.sku for e in ordered)
+    shown = next((e.sku for e in ordered if e.method is Method.HEURISTIC and e.sku), None)
+    if declared and shown and declared != shown and declared not in visible_text:
+        return shown
     url_tokens = {t.lower() for t in _url_code_tokens(url)}
     codes = [c for e in ordered for c in ([e.sku] if e.sku else []) + e.alternative_codes]
     in_url = next((c for c in codes if c.lower() in url_tokens), None)
     return in_url or declared
 
 
-def _merge(evidences: list[Evidence], url: str | None) -> ProductResult:
+def _merge(evidences: list[Evidence], url: str | None, visible_text: str = "") -> ProductResult:
     priced = [e for e in evidences if e.price is not None]
     source = priced[0] if priced else None
     confidence = source.confidence if source else 0.0
@@ -143,7 +150,7 @@ def _merge(evidences: list[Evidence], url: str | None) -> ProductResult:
         price=price,
         currency=_first(e.currency for e in ordered) if price is not None else None,
         availability=availability,
-        sku=_choose_sku(ordered, url),
+        sku=_choose_sku(ordered, url, visible_text),
         gtin=_first(e.gtin for e in ordered),
         shipping=_first(e.shipping for e in ordered),
         method=source.method if source and price is not None else Method.NONE,

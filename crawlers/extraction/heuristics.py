@@ -223,17 +223,50 @@ _CODE_LABELS = (
         r"art(?:ikel)?\.?\s*-?\s*nr\.?|artikelnummer|product\s*(?:code|id|number|no\.?)|"
         r"réf(?:érence)?\.?|\bref\.?|código|codice(?:\s*articolo)?|kod\s*(?:produktu|towaru)|"
         r"numer\s*katalogowy|артикул|код\s*товара|catalogue\s*(?:number|no\.?)|"
-        r"číslo\s*produktu|tuotenumero|varenummer|post\s*id)" + _CODE_VALUE,
+        r"číslo\s*produktu|tuotenumero|varenummer|post\s*id|bestellnummer|"
+        r"cod\s*produs|id\s*(?:do\s*)?produto|\bšifra|\bkód\s*produktu)" + _CODE_VALUE,
         re.IGNORECASE,
     ),
 )
 
 
-def visible_product_codes(visible_text: str) -> list[str]:
-    """Product codes the page labels as such ("SKU: 12345", "Art.-Nr. 123"), best first."""
-    return [
-        match.group(1)
-        for label in _CODE_LABELS
-        for match in label.finditer(visible_text)
-        if _DIGIT.search(match.group(1))
+# Elements whose markup names them as the product's code (`itemprop="sku"`,
+# `class="product-sku"`, `data-qa-qualifier="product-reference"`), shown as their text.
+CODE_ELEMENT_SELECTOR = ", ".join(
+    [
+        '[itemprop="sku" i]',
+        *(
+            f'[{attribute}*="{word}" i]'
+            for attribute in ("class", "id", "data-qa-qualifier", "data-test")
+            for word in ("sku", "product-reference", "product-code", "catnumber")
+        ),
     ]
+)
+_MAX_CODE_ELEMENT_TEXT = 40
+_CODE_TEXT = re.compile(r"(?:[^\W\d_][\w.#-]*\s*[:#]\s*)?([A-Z0-9][A-Z0-9\-./_]{2,30}[A-Z0-9])")
+
+
+def visible_product_codes(visible_text: str, page: Page | None = None) -> list[str]:
+    """Product codes the page shows as such, best first.
+
+    First codes after a strong label ("SKU: 12345"), then elements whose markup names
+    them as the product code, then codes after the other labels ("Art.-Nr. 123").
+    """
+    strong, generic = (
+        [m.group(1) for m in label.finditer(visible_text) if _DIGIT.search(m.group(1))]
+        for label in _CODE_LABELS
+    )
+    return strong + (visible_code_elements(page) if page is not None else []) + generic
+
+
+def visible_code_elements(page: Page) -> list[str]:
+    """The text of elements marked up as the product code, outside other products' widgets."""
+    codes: list[str] = []
+    for node in page.tree.css(CODE_ELEMENT_SELECTOR):
+        text = node.text(deep=True, separator=" ", strip=True)
+        if not text or len(text) > _MAX_CODE_ELEMENT_TEXT or _in_foreign_container(node):
+            continue
+        match = _CODE_TEXT.fullmatch(text)
+        if match and _DIGIT.search(match.group(1)) and match.group(1) not in codes:
+            codes.append(match.group(1))
+    return codes

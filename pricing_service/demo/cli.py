@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -11,7 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from pricing_service.demo.catalogue import demo_catalogue
-from pricing_service.engine.cli import parse_instant, print_diagnostics
+from pricing_service.engine.cli import (
+    AtOption,
+    RulesOption,
+    SegmentOption,
+    parse_instant,
+    print_diagnostics,
+)
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import Segment
 from pricing_service.engine.schedule import schedule
@@ -19,13 +24,9 @@ from pricing_service.rules.loader import RulesetError, load_ruleset
 
 
 def demo(
-    rules: Annotated[Path, typer.Option(help="Rule files folder.")] = Path("rules"),
-    at: Annotated[
-        str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")
-    ] = None,
-    segment: Annotated[
-        str | None, typer.Option(help="Segment such as channel:app,tier:member.")
-    ] = None,
+    rules: RulesOption = Path("rules"),
+    at: AtOption = None,
+    segment: SegmentOption = None,
 ) -> None:
     """Price the demo catalogue with the rules and show each decision and its next change."""
     try:

@@ -19,6 +19,12 @@ from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.rules.loader import RulesetError, load_ruleset
 
+RulesOption = Annotated[Path, typer.Option(help="Rule files folder (or one file).")]
+AtOption = Annotated[
+    str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")
+]
+SegmentOption = Annotated[str | None, typer.Option(help="Segment such as channel:app,tier:member.")]
+
 
 def parse_instant(text: str | None) -> datetime:
     if text is None:
@@ -104,13 +110,9 @@ def explain(
             dir_okay=False,
         ),
     ],
-    rules: Annotated[Path, typer.Option(help="Rule files folder (or one file).")] = Path("rules"),
-    at: Annotated[
-        str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")
-    ] = None,
-    segment: Annotated[
-        str | None, typer.Option(help="Segment such as channel:app,tier:member.")
-    ] = None,
+    rules: RulesOption = Path("rules"),
+    at: AtOption = None,
+    segment: SegmentOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Explain the price the rules give one item: rule, steps, inputs, guardrails, schedule."""
