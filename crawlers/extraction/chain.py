@@ -18,8 +18,10 @@ from crawlers.extraction.blocked import is_blocked_page
 from crawlers.extraction.document import Page, parse_page
 from crawlers.extraction.evidence import Evidence
 from crawlers.extraction.heuristics import (
+    CONFIDENCE_AGREEING,
     extract_visible_availability,
-    extract_visible_price,
+    price_candidates,
+    visible_price_evidence,
     visible_product_codes,
 )
 from crawlers.extraction.inline_markup import extract_microdata, extract_rdfa
@@ -43,9 +45,13 @@ STRUCTURED_CHAIN: tuple[Callable[[Page], Evidence | None], ...] = (
 # Below this confidence a price is withheld: a wrong price is worse than none.
 MIN_REPORTED_CONFIDENCE = 0.35
 _DISAGREEMENT_PENALTY = 0.3
+# The page shows one unambiguous price and the structured price is nowhere among the
+# visible prices: structured data then often carries a list, starting or stale price.
+CONFIDENCE_VISIBLE_OVERRULES = 0.5
 _T = TypeVar("_T")
 _URL_TOKEN = re.compile(r"[A-Za-z0-9]+")
 _MIN_URL_CODE = 5
+_URL_ID = re.compile(r"(?<![0-9])[0-9]{5,}(?![0-9])")
 _INVISIBLE_TAGS = ["script", "style", "noscript", "template", "svg"]
 
 
@@ -76,10 +82,15 @@ def extract_product(
             confidence=0.0,
             blocked=True,
         )
+    candidates = price_candidates(page)
+    visible_price = visible_price_evidence(candidates)
     if not any(e.price is not None for e in evidences):
-        visible_price = extract_visible_price(page)
         if visible_price is not None:
             evidences.append(visible_price)
+    elif visible_price is not None and _visible_price_overrules(
+        evidences, visible_price, {c.amount for c in candidates}
+    ):
+        evidences.insert(0, replace(visible_price, confidence=CONFIDENCE_VISIBLE_OVERRULES))
     if not any(e.availability for e in evidences):
         evidences.append(
             Evidence(method=Method.HEURISTIC, availability=extract_visible_availability(page))
@@ -95,13 +106,55 @@ def extract_product(
     result = _merge(evidences, url, visible_text)
     if result.sku is None:
         shown = _url_codes_shown(url, visible_text)
-        result = replace(result, sku=shown[0] if shown else None)
+        result = replace(result, sku=shown[0] if shown else _url_product_id(url, page.html))
     return result
 
 
 def extract_product_json(document: str | bytes, override: ExtractionOverride) -> ProductResult:
     """Extract from a shop's JSON endpoint; only the override's JSON paths apply."""
     return _merge([apply_json_override(document, override)], None)
+
+
+def _visible_price_overrules(
+    evidences: list[Evidence], visible: Evidence, visible_amounts: set[Decimal]
+) -> bool:
+    """Whether one uncontested visible price should replace the structured price.
+
+    Only when the structured price is not shown among the visible prices at all, and
+    is not the same digits read differently (`173<sup>34</sup>` shown as "173 34").
+    """
+    structured = next(e.price for e in evidences if e.price is not None)
+    if visible.price is None or visible.confidence < CONFIDENCE_AGREEING:
+        return False
+    if structured in visible_amounts:
+        return False
+    return _digits(structured) != _digits(visible.price)
+
+
+def _digits(amount: Decimal) -> str:
+    """The significant digits of an amount: 173.34, 17334 and 1733.4 give the same."""
+    return format(amount.normalize(), "f").replace(".", "").strip("0")
+
+
+def _url_product_id(url: str | None, html: str) -> str | None:
+    """The numeric id ending a URL's path (`/BabyBjorn_One-987929.html`), as a last resort.
+
+    Only when the page's markup also uses it as a value (`data-id="987929"`,
+    `?productid=987929&`): then it is the shop's id for this product.
+    """
+    if not url:
+        return None
+    runs: list[str] = _URL_ID.findall(urlsplit(unquote(url)).path)
+    if not runs:
+        return None
+    product_id = runs[-1]
+    start = html.find(product_id)
+    while start != -1:
+        end = start + len(product_id)
+        if start and html[start - 1] in '"=/' and html[end : end + 1] in ('"', "&"):
+            return product_id
+        start = html.find(product_id, end)
+    return None
 
 
 def _url_codes_shown(url: str | None, visible_text: str) -> list[str]:
@@ -137,8 +190,11 @@ def _merge(evidences: list[Evidence], url: str | None, visible_text: str = "") -
     priced = [e for e in evidences if e.price is not None]
     source = priced[0] if priced else None
     confidence = source.confidence if source else 0.0
-    if source is not None and any(
-        e.price != source.price and e.method is not Method.HEURISTIC for e in priced[1:]
+    # A visible price only leads when it has already overruled the structured ones.
+    if (
+        source is not None
+        and source.method is not Method.HEURISTIC
+        and any(e.price != source.price and e.method is not Method.HEURISTIC for e in priced[1:])
     ):
         confidence = max(0.0, confidence - _DISAGREEMENT_PENALTY)
     ordered = ([source] if source else []) + [e for e in evidences if e is not source]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from selectolax.lexbor import LexborNode
 
@@ -39,7 +40,7 @@ _FORMER_PRICE_HINT = re.compile(
 # Containers of other products, navigation and cart widgets.
 _FOREIGN_CONTAINER_HINT = re.compile(
     r"related|recommend|similar|carousel|upsell|up-sell|cross-?sell|also|sponsor|"
-    r"recent|viewed|bundle|accessor|compare|footer|header|nav|menu|mini-?cart|basket|"
+    r"recent|viewed|offer-?(?:row|list)|other-?sellers|bundle|accessor|compare|footer|header|nav|menu|mini-?cart|basket|"
     r"cart-|suggest|other|more-|slider|swiper|reco|listing|tile|teaser",
     re.IGNORECASE,
 )
@@ -65,7 +66,7 @@ CONFIDENCE_CONTESTED = 0.3
 
 
 @dataclass(frozen=True, slots=True)
-class _PriceCandidate:
+class PriceCandidate:
     amount: Decimal
     currency: str | None
     score: float
@@ -76,6 +77,17 @@ def _hint_text(node: LexborNode) -> str:
     return f"{attributes.get('class') or ''} {attributes.get('id') or ''}"
 
 
+# Pages repeat the same class names thousands of times: remember what each one says.
+@lru_cache(maxsize=16384)
+def _is_former_hint(hint: str) -> bool:
+    return _FORMER_PRICE_HINT.search(hint) is not None
+
+
+@lru_cache(maxsize=16384)
+def _is_foreign_hint(hint: str) -> bool:
+    return _FOREIGN_CONTAINER_HINT.search(hint) is not None
+
+
 def _is_former_or_side_price(node: LexborNode) -> bool:
     if node.css_first("del, s, strike") is not None:
         return True  # the amount inside is struck through
@@ -83,7 +95,7 @@ def _is_former_or_side_price(node: LexborNode) -> bool:
     for _ in range(_FORMER_PRICE_DEPTH):
         if current is None:
             break
-        if current.tag in _STRUCK_TAGS or _FORMER_PRICE_HINT.search(_hint_text(current)):
+        if current.tag in _STRUCK_TAGS or _is_former_hint(_hint_text(current)):
             return True
         style = current.attributes.get("style") or ""
         if "line-through" in style or "data-a-strike" in current.attributes:
@@ -92,19 +104,44 @@ def _is_former_or_side_price(node: LexborNode) -> bool:
     return False
 
 
-def _in_foreign_container(node: LexborNode) -> bool:
+_PAGE_CHROME_TAGS = ("header", "footer", "nav", "aside")
+
+
+def title_scope(page: Page) -> frozenset[int]:
+    """The elements enclosing the product title: the product's own area of the page.
+
+    A class name such as `detail-header` or `no-slider` on one of them says nothing
+    about other products. The title is the first `<h1>` outside the page's chrome.
+    """
+    for h1 in page.tree.css("h1"):
+        ancestors: list[int] = []
+        current = h1.parent
+        while current is not None and current.tag not in ("body", "html"):
+            if current.tag in _PAGE_CHROME_TAGS:
+                break
+            ancestors.append(current.mem_id)
+            current = current.parent
+        else:
+            return frozenset(ancestors)
+    return frozenset()
+
+
+def _in_foreign_container(node: LexborNode, title_area: frozenset[int] = frozenset()) -> bool:
     current = node.parent
     for _ in range(_ANCESTOR_LIMIT):
         if current is None or current.tag in ("body", "main", "html"):
             return False
-        if current.tag in ("header", "footer", "nav", "aside", "li", "option", "select"):
+        if current.tag in (*_PAGE_CHROME_TAGS, "li", "option", "select"):
             return True
-        if _FOREIGN_CONTAINER_HINT.search(_hint_text(current)):
+        if current.mem_id in title_area:
+            return False  # the title's own container and those around it
+        if _is_foreign_hint(_hint_text(current)):
             return True
         current = current.parent
     return False
 
 
+@lru_cache(maxsize=8192)
 def _single_amount(text: str, host: str) -> tuple[Decimal, str | None] | None:
     """The one amount a short price text shows (repeated copies of it are fine)."""
     if len(text) > _MAX_PRICE_TEXT or not _DIGIT.search(text) or _TRAP_TEXT.search(text):
@@ -117,17 +154,22 @@ def _single_amount(text: str, host: str) -> tuple[Decimal, str | None] | None:
     return amount, currency_in_text(text, host)
 
 
-def price_candidates(page: Page) -> list[_PriceCandidate]:
+def price_candidates(page: Page) -> list[PriceCandidate]:
     nodes = page.tree.css(PRICE_CANDIDATE_SELECTOR)
+    title_area = title_scope(page)
     seen_title = not any(node.tag == "h1" for node in nodes)
-    candidates: list[_PriceCandidate] = []
+    candidates: list[PriceCandidate] = []
     rank = 0
     for node in nodes:
         if node.tag == "h1":
             seen_title = True
             continue
         parsed = _single_amount(node.text(deep=True, separator=" ", strip=True), page.host)
-        if parsed is None or _is_former_or_side_price(node) or _in_foreign_container(node):
+        if (
+            parsed is None
+            or _is_former_or_side_price(node)
+            or _in_foreign_container(node, title_area)
+        ):
             continue
         amount, currency = parsed
         score = 1.0 / (1.0 + _RANK_DECAY * rank) if seen_title else 0.3
@@ -135,14 +177,18 @@ def price_candidates(page: Page) -> list[_PriceCandidate]:
             score *= 1.5
         if _CURRENT_PRICE_HINT.search(_hint_text(node)):
             score *= 1.2
-        candidates.append(_PriceCandidate(amount, currency, score))
+        candidates.append(PriceCandidate(amount, currency, score))
         if seen_title:
             rank += 1
     return candidates
 
 
 def extract_visible_price(page: Page) -> Evidence | None:
-    candidates = price_candidates(page)
+    return visible_price_evidence(price_candidates(page))
+
+
+def visible_price_evidence(candidates: list[PriceCandidate]) -> Evidence | None:
+    """The best-supported visible amount, its confidence saying how contested it is."""
     if not candidates:
         return None
     score_by_amount: dict[Decimal, float] = {}
@@ -219,7 +265,7 @@ _CODE_VALUE = r"\s*[:#.]?\s*[:#]?\s*([A-Z0-9][A-Z0-9\-./_]{2,30}[A-Z0-9])"
 _CODE_LABELS = (
     re.compile(r"(?:\bASIN|\bSKU)" + _CODE_VALUE, re.IGNORECASE),
     re.compile(
-        r"(?:item\s*(?:number|no\.?|#|id|code)|article\s*(?:number|no\.?)|"
+        r"\b(?=[a-z\u0430-\u044fčšéí])(?:item\s*(?:number|no\.?|#|id|code)|article\s*(?:number|no\.?)|"
         r"art(?:ikel)?\.?\s*-?\s*nr\.?|artikelnummer|product\s*(?:code|id|number|no\.?)|"
         r"réf(?:érence)?\.?|\bref\.?|código|codice(?:\s*articolo)?|kod\s*(?:produktu|towaru)|"
         r"numer\s*katalogowy|артикул|код\s*товара|catalogue\s*(?:number|no\.?)|"
