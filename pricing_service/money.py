@@ -13,6 +13,11 @@ from functools import cache
 
 #: Multipliers and percentages are stored as integer parts per million.
 RATIO_SCALE = 1_000_000
+#: The largest amount in minor units the engine accepts (1e9 USD in cents). With ratios
+#: capped at MAX_RATIO_PPM, ``2 * amount * ratio`` stays inside int64 in the batch path.
+MAX_MINOR = 10**11
+#: The largest multiplier (x11, i.e. +1000%) a rule or estimate may apply.
+MAX_RATIO_PPM = 11 * RATIO_SCALE
 
 # ISO 4217 minor units for currencies that differ from the usual 2 decimals.
 _MINOR_UNIT_EXCEPTIONS: dict[str, int] = {
@@ -47,8 +52,11 @@ def to_minor(amount: Decimal | str | int, currency: str) -> int:
         raise MoneyError(f"not a decimal amount: {amount!r}") from exc
     if not value.is_finite():
         raise MoneyError(f"not a finite amount: {amount!r}")
-    digits = minor_unit_digits(currency)
-    return int(value.scaleb(digits).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    scaled = value.scaleb(minor_unit_digits(currency))
+    whole = int(scaled)
+    if whole == scaled:  # the common case: already exact in minor units
+        return whole
+    return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 def from_minor(minor: int, currency: str) -> Decimal:
@@ -85,3 +93,9 @@ def ceil_ratio(minor: int, multiplier_ppm: int) -> int:
 def floor_ratio(minor: int, multiplier_ppm: int) -> int:
     """``minor * multiplier`` rounded down: an upper bound never admits a price over it."""
     return (minor * multiplier_ppm) // RATIO_SCALE
+
+
+def clamp_minor(minor: int) -> int:
+    """Keep an intermediate price within ``±MAX_MINOR`` so later ratios cannot overflow
+    int64 in the batch path; guardrails then bring it into its real range."""
+    return max(-MAX_MINOR, min(MAX_MINOR, minor))

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 # lxml ships no type information; its few calls here are checked by the tests.
-import lxml.etree  # type: ignore[import-untyped]
-import lxml.html  # type: ignore[import-untyped]
+import lxml.etree
+import lxml.html
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from crawlers.extraction.document import Page

@@ -34,7 +34,14 @@ from pricing_service.engine.history import (
 )
 from pricing_service.engine.inputs import DEFAULT_SEGMENT, PricingInputs, Segment
 from pricing_service.engine.single import NO_CEILING
-from pricing_service.money import RATIO_SCALE, from_minor, minor_unit_digits, to_minor
+from pricing_service.money import (
+    MAX_MINOR,
+    MAX_RATIO_PPM,
+    RATIO_SCALE,
+    from_minor,
+    minor_unit_digits,
+    to_minor,
+)
 from pricing_service.rules.model import Action, Direction, Reference, RoundingMode
 
 Int64Array = npt.NDArray[np.int64]
@@ -394,7 +401,10 @@ def _strategy_prices(
             & (basis_points < -ELASTICITY_SCALE)
         )
         safe_bp = np.where(ok, basis_points, -2 * ELASTICITY_SCALE)
-        multiplier = _div_round_half_up_by(-safe_bp * RATIO_SCALE, -(safe_bp + ELASTICITY_SCALE))
+        multiplier = np.minimum(
+            MAX_RATIO_PPM,
+            _div_round_half_up_by(-safe_bp * RATIO_SCALE, -(safe_bp + ELASTICITY_SCALE)),
+        )
         return _apply_ratio(np.where(ok, cost, 0), multiplier), ok
     current = group.current
     return current, current != MISSING
@@ -608,7 +618,7 @@ def decide_batch(
         for index, strategy in enumerate(rule.chain):
             candidate, ok = _strategy_prices(ruleset, vocabulary, group, strategy, currency, epoch)
             take = pending & ok
-            price = np.where(take, candidate, price)
+            price = np.where(take, np.clip(candidate, -MAX_MINOR, MAX_MINOR), price)
             position[take] = index
             pending &= ~ok
         listed = pending & (group.list_price != MISSING)
@@ -642,7 +652,7 @@ def decide_batch(
                 changed = _apply_ratio(price, adjustment.change_ppm)
             else:
                 changed = price + ruleset.minor(adjustment.change_amount, currency)  # type: ignore[arg-type]
-            price = np.where(holds, changed, price)
+            price = np.where(holds, np.clip(changed, -MAX_MINOR, MAX_MINOR), price)
             applied[rows] |= np.where(holds, np.uint32(1 << index), np.uint32(0))
         adjusted[rows] = np.where(priced, price, MISSING)
 

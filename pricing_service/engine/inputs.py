@@ -13,7 +13,7 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from pricing_service.money import MoneyError, minor_unit_digits
+from pricing_service.money import MAX_MINOR, MoneyError, minor_unit_digits
 
 _SEGMENT_PART = re.compile(r"^([a-z0-9_\-]+)[:=]([a-z0-9_\-]+)$")
 
@@ -39,8 +39,12 @@ def _check_precision(model: BaseModel, currency: str, names: tuple[str, ...]) ->
         raise ValueError(str(exc)) from None
     for name in names:
         value = getattr(model, name)
-        if value is not None and value != value.quantize(Decimal(1).scaleb(-digits)):
+        if value is None:
+            continue
+        if value != value.quantize(Decimal(1).scaleb(-digits)):
             raise ValueError(f"{name} {value} has more decimals than {currency} allows ({digits})")
+        if value.scaleb(digits) > MAX_MINOR:
+            raise ValueError(f"{name} {value} {currency} is larger than the engine accepts")
 
 
 class _Input(BaseModel):

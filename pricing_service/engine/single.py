@@ -44,9 +44,11 @@ from pricing_service.engine.inputs import (
     Segment,
 )
 from pricing_service.money import (
+    MAX_RATIO_PPM,
     RATIO_SCALE,
     apply_ratio,
     ceil_ratio,
+    clamp_minor,
     div_round_half_up,
     floor_ratio,
     from_minor,
@@ -197,7 +199,10 @@ def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
     basis_points = elasticity_basis_points(estimate.elasticity)
     if basis_points >= -ELASTICITY_SCALE:
         return None, "demand is not elastic (|e| <= 1)"
-    multiplier = div_round_half_up(-basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE))
+    multiplier = min(
+        MAX_RATIO_PPM,
+        div_round_half_up(-basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE)),
+    )
     return apply_ratio(cost, multiplier), f"p* = c·e/(1+e) with e={basis_points / 1e4}"
 
 
@@ -435,6 +440,7 @@ def decide(
         price, why = strategy_price(context, strategy)
         stage = "strategy" if position == 0 else "fallback"
         if price is not None:
+            price = clamp_minor(price)
             used = strategy
             detail = strategy.description + (f": {why}" if why else "")
             context.steps.append(
@@ -478,6 +484,7 @@ def decide(
             price = apply_ratio(price, adjustment.change_ppm)
         else:
             price += ruleset.minor(adjustment.change_amount, currency)  # type: ignore[arg-type]
+        price = clamp_minor(price)
         context.steps.append(
             Step(
                 "adjustment",

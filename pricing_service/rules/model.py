@@ -28,6 +28,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+#: No amount in a rule file may exceed this: keeps integer arithmetic far from overflow.
+MAX_AMOUNT = Decimal(1_000_000_000)
 _ID_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 _PERCENT = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*%$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -76,6 +78,8 @@ def _parse_decimal(value: Any) -> Decimal:
     # Checked for every input type: comparing a NaN Decimal raises instead of failing.
     if not parsed.is_finite():
         raise ValueError(f"expected a finite amount, got {str(value)!r}")
+    if abs(parsed) > MAX_AMOUNT:
+        raise ValueError(f"{parsed} is larger than the largest amount allowed ({MAX_AMOUNT})")
     return parsed
 
 
@@ -100,6 +104,8 @@ def _parse_percent(value: Any) -> Decimal:
         raise ValueError(f'expected a percentage such as "5%" or "-2.5%", got {value!r}')
     sign, digits = match.groups()
     ratio = Decimal(digits) / 100
+    if ratio > 10:
+        raise ValueError(f"{value!r} is more than 1000%")
     if (ratio * 1_000_000) != (ratio * 1_000_000).to_integral_value():
         raise ValueError(f"{value!r} is more precise than 0.0001%")
     return -ratio if sign == "-" else ratio

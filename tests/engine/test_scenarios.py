@@ -303,3 +303,24 @@ def test_schedule_switches_exactly_at_the_window_boundary() -> None:
     assert windows[1].price == Decimal("40.00")
     assert windows[1].rule_id == "r"
     assert windows[1].valid_until == datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+
+
+def test_extreme_amounts_agree_across_paths_without_overflow() -> None:
+    """An elasticity just below -1 means a huge profit-optimal price: both paths cap it
+    the same way instead of wrapping around in int64."""
+    from pricing_service.engine import decide_batch, encode_batch
+
+    engine = ruleset([], default={"strategy": {"elasticity": {"min_observations": 1}}})
+    inputs = [
+        PricingInputs(
+            item=ItemFacts(sku="BIG", currency="USD", cost=Decimal("5000000.00")),
+            elasticity=ElasticityEstimate(elasticity=-1.0001, standard_error=0.1, observations=100),
+        ),
+        PricingInputs(item=ItemFacts(sku="CLF", currency="CLF", cost=Decimal("9999999.9999"))),
+    ]
+    for entry in inputs:
+        single = decide(engine, entry.item, AT, elasticity=entry.elasticity)
+        batch = decide_batch(engine, encode_batch(engine, [entry], AT), AT)
+        assert batch.summary(0, engine)["price"] == single.price
+        assert single.price is not None
+        assert single.price > 0

@@ -1,0 +1,566 @@
+"""The Redis store: catalogue, competitor offers, sales, schedules and the audit trail.
+
+All I/O with Redis for the service goes through :class:`Store` (asyncio). A new price is
+published with its audit record in one Lua script per SKU (:meth:`Store.publish`): there
+is never a price without its audit record, nor an audit record for a price that was not
+published. Publishing the same inputs twice writes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import zlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field
+
+from pricing_service.engine.decision import Decision, decision_to_dict
+from pricing_service.engine.inputs import (
+    AwareDatetime,
+    CompetitorObservation,
+    DemandStats,
+    ItemFacts,
+    Price,
+    PriceChange,
+)
+from pricing_service.money import to_minor
+from pricing_service.store import keys
+
+#: Publishes one schedule and its audit record atomically.
+#: KEYS: schedule, audit stream, recent moves. ARGV: fingerprint, schedule JSON, audit
+#: payload, MINID for trimming (ms), retention (ms), current price ('' if none), epoch.
+_PUBLISH = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local first = string.find(current, ' ', 1, true)
+  local second = string.find(current, ' ', first + 1, true)
+  if string.sub(current, first + 1, second - 1) == ARGV[1] then
+    return {0, string.sub(current, 1, first - 1)}
+  end
+end
+local id = redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[4], '*', 'd', ARGV[3])
+redis.call('SET', KEYS[1], id .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[6] ~= '' then
+  local head = redis.call('LINDEX', KEYS[3], 0)
+  local same = false
+  if head then
+    local colon = string.find(head, ':', 1, true)
+    same = string.sub(head, colon + 1) == ARGV[6]
+  end
+  if not same then
+    redis.call('LPUSH', KEYS[3], ARGV[7] .. ':' .. ARGV[6])
+    redis.call('LTRIM', KEYS[3], 0, 31)
+    redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  end
+end
+return {1, id}
+"""
+
+DECISION_SEPARATOR = "~"
+
+
+class OfferStatus(BaseModel):
+    """A competitor observation as stored: accepted, or quarantined with a reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    observation: CompetitorObservation
+    status: str = "accepted"
+    reason: str | None = None
+    received_at: AwareDatetime
+
+
+class Override(BaseModel):
+    """A manual price set by an admin, until an instant."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    price: Price
+    until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+    force: bool = Field(default=False, description="Bypass the hard floor and ceiling too.")
+    set_by: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One window of a published schedule."""
+
+    valid_from: int  # epoch seconds
+    valid_until: int | None
+    price: Decimal | None
+    index: int  # position in the audit record's decisions
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The published prices of one SKU and segment."""
+
+    sku: str
+    segment: str
+    stream_id: str
+    fingerprint: str
+    ruleset_version: str
+    currency: str
+    computed_at: int  # epoch ms
+    windows: tuple[Window, ...]
+
+    def window_at(self, epoch: int) -> Window | None:
+        """The window in force at ``epoch``: the last one starting at or before it."""
+        found = None
+        for window in self.windows:
+            if window.valid_from <= epoch:
+                found = window
+            else:
+                break
+        if found is not None and found.valid_until is not None and epoch >= found.valid_until:
+            return None
+        return found
+
+    def decision_id(self, window: Window) -> str:
+        return make_decision_id(self.sku, self.stream_id, window.index)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One entry of the audit trail: a published schedule with full explanations."""
+
+    sku: str
+    stream_id: str
+    segment: str
+    ruleset_version: str
+    computed_at: int  # epoch ms
+    decisions: list[dict[str, Any]]
+
+    def decision_id(self, index: int) -> str:
+        return make_decision_id(self.sku, self.stream_id, index)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    written: bool
+    stream_id: str
+
+
+def make_decision_id(sku: str, stream_id: str, index: int) -> str:
+    return f"{sku}{DECISION_SEPARATOR}{stream_id}{DECISION_SEPARATOR}{index}"
+
+
+def parse_decision_id(decision_id: str) -> tuple[str, str, int] | None:
+    parts = decision_id.split(DECISION_SEPARATOR)
+    if len(parts) != 3 or not parts[2].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[2])
+
+
+def fingerprint(
+    ruleset_version: str, segment: str, inputs_json: str, decisions: Sequence[Decision]
+) -> str:
+    """Identifies a schedule by what it was computed from and what it says, not by when:
+    recomputing the same inputs gives the same fingerprint, so writes are idempotent."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(ruleset_version.encode())
+    digest.update(b"\0" + segment.encode() + b"\0" + inputs_json.encode())
+    for decision in decisions[1:]:
+        digest.update(f"|{decision.valid_from.timestamp():.0f}".encode())
+    for decision in decisions:
+        until = "" if decision.valid_until is None else f"{decision.valid_until.timestamp():.0f}"
+        digest.update(f"|{decision.price}|{until}|{decision.rule_id}".encode())
+    return digest.hexdigest()
+
+
+def _epoch(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+def encode_schedule(decisions: Sequence[Decision], currency: str, version: str) -> str:
+    windows = [
+        [
+            _epoch(d.valid_from),
+            _epoch(d.valid_until),
+            None if d.price is None else str(d.price),
+        ]
+        for d in decisions
+    ]
+    payload = {"v": version, "c": currency, "t": int(time.time() * 1000), "w": windows}
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def decode_schedule(sku: str, segment: str, raw: bytes | str) -> Schedule:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    stream_id, fingerprint_value, body = text.split(" ", 2)
+    payload = json.loads(body)
+    windows = tuple(
+        Window(
+            valid_from=entry[0],
+            valid_until=entry[1],
+            price=None if entry[2] is None else Decimal(entry[2]),
+            index=index,
+        )
+        for index, entry in enumerate(payload["w"])
+    )
+    return Schedule(
+        sku=sku,
+        segment=segment,
+        stream_id=stream_id,
+        fingerprint=fingerprint_value,
+        ruleset_version=payload["v"],
+        currency=payload["c"],
+        computed_at=payload["t"],
+        windows=windows,
+    )
+
+
+def encode_audit(decisions: Sequence[Decision], segment: str, version: str) -> bytes:
+    compact = []
+    for decision in decisions:
+        entry = decision_to_dict(decision)
+        for repeated in ("sku", "segment", "ruleset_version", "currency"):
+            entry.pop(repeated)
+        compact.append(entry)
+    payload = {
+        "seg": segment,
+        "v": version,
+        "c": decisions[0].currency,
+        "sku": decisions[0].sku,
+        "d": compact,
+    }
+    return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
+
+
+def decode_audit(sku: str, stream_id: str, raw: bytes) -> AuditRecord:
+    payload = json.loads(zlib.decompress(raw))
+    decisions = []
+    for index, entry in enumerate(payload["d"]):
+        decisions.append(
+            {
+                "decision_id": make_decision_id(sku, stream_id, index),
+                "sku": sku,
+                "segment": payload["seg"],
+                "currency": payload["c"],
+                "ruleset_version": payload["v"],
+                **entry,
+            }
+        )
+    return AuditRecord(
+        sku=sku,
+        stream_id=stream_id,
+        segment=payload["seg"],
+        ruleset_version=payload["v"],
+        computed_at=int(stream_id.split("-")[0]),
+        decisions=decisions,
+    )
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%d")
+
+
+class Store:
+    """Every read and write the service makes to Redis."""
+
+    def __init__(self, client: aioredis.Redis, *, retention: timedelta) -> None:
+        self.redis = client
+        self.retention = retention
+        self._publish = client.register_script(_PUBLISH)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        retention: timedelta,
+        pool_size: int = 64,
+        connect_timeout: float = 1.0,
+        socket_timeout: float = 1.0,
+    ) -> Store:
+        client = aioredis.Redis.from_url(
+            url,
+            max_connections=pool_size,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
+            health_check_interval=15,
+        )
+        return cls(client, retention=retention)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    # -- catalogue ----------------------------------------------------------------------------
+
+    async def put_items(self, items: Sequence[ItemFacts], *, reason: str = "item") -> list[bool]:
+        """Insert or replace items; True for each that was new. Marks them dirty."""
+        if not items:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item in items:
+                pipe.set(keys.item(item.sku), item.model_dump_json(exclude_defaults=True))
+                pipe.sadd(keys.SKU_INDEX, item.sku)
+            results = await pipe.execute()
+        await self.mark_dirty([item.sku for item in items], reason)
+        return [bool(added) for added in results[1::2]]
+
+    async def get_item(self, sku: str) -> ItemFacts | None:
+        raw = await self.redis.get(keys.item(sku))
+        return None if raw is None else ItemFacts.model_validate_json(raw)
+
+    async def get_items(self, skus: Sequence[str]) -> list[ItemFacts | None]:
+        if not skus:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.get(keys.item(sku))
+            raws = await pipe.execute()
+        return [None if raw is None else ItemFacts.model_validate_json(raw) for raw in raws]
+
+    async def delete_item(self, sku: str) -> bool:
+        """Remove the item and its live prices; its audit trail stays until retention."""
+        segment_keys = [key async for key in self.redis.scan_iter(match=keys.schedule(sku, "*"))]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.item(sku))
+            pipe.srem(keys.SKU_INDEX, sku)
+            pipe.delete(keys.offers(sku), keys.override(sku), *segment_keys)
+            results = await pipe.execute()
+        await self.redis.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=100_000, approximate=True)
+        return bool(results[0])
+
+    async def count_items(self) -> int:
+        return int(await self.redis.scard(keys.SKU_INDEX))
+
+    async def iter_skus(self, batch: int = 10_000) -> AsyncIterator[list[str]]:
+        cursor = 0
+        while True:
+            chunk: Any
+            cursor, chunk = await self.redis.sscan(keys.SKU_INDEX, cursor, count=batch)
+            if chunk:
+                yield sorted(s.decode() for s in chunk)
+            if cursor == 0:
+                return
+
+    # -- competitor offers --------------------------------------------------------------------
+
+    async def put_offers(self, sku: str, offers: Iterable[OfferStatus]) -> None:
+        minid = f"{int((time.time() - self.retention.total_seconds()) * 1000)}-0"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for offer in offers:
+                body = offer.model_dump_json()
+                pipe.hset(keys.offers(sku), offer.observation.competitor, body)
+                pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
+            pipe.pexpire(keys.offer_history(sku), int(self.retention.total_seconds() * 1000))
+            await pipe.execute()
+
+    async def get_offers(self, sku: str) -> list[OfferStatus]:
+        raw = await self.redis.hgetall(keys.offers(sku))
+        offers = [OfferStatus.model_validate_json(value) for value in raw.values()]
+        return sorted(offers, key=lambda o: o.observation.competitor)
+
+    # -- sales and demand -----------------------------------------------------------------------
+
+    async def add_sales(
+        self, sku: str, currency: str, sales: Sequence[tuple[datetime, int, Decimal]]
+    ) -> None:
+        """Add (instant, quantity, unit price) sales to the SKU's daily buckets."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for moment, quantity, unit_price in sales:
+                day = _day(moment)
+                pipe.hincrby(keys.sales(sku), f"u:{day}", quantity)
+                pipe.hincrby(keys.sales(sku), f"r:{day}", quantity * to_minor(unit_price, currency))
+            pipe.expire(keys.sales(sku), int(self.retention.total_seconds()))
+            await pipe.execute()
+
+    async def demand(self, sku: str, now: datetime, inventory: int | None) -> DemandStats | None:
+        raw: Any = await self.redis.hgetall(keys.sales(sku))
+        if not raw:
+            return None
+        units: dict[str, int] = {}
+        for field, value in raw.items():
+            name = field.decode()
+            if name.startswith("u:"):
+                units[name[2:]] = int(value)
+        today = now.astimezone(UTC).date()
+
+        def total(days: int) -> int:
+            return sum(
+                units.get((today - timedelta(days=d)).strftime("%Y%m%d"), 0) for d in range(days)
+            )
+
+        velocity_7d, velocity_28d = total(7) / 7, total(28) / 28
+        supply = None
+        if inventory is not None and velocity_7d > 0:
+            supply = inventory / velocity_7d
+        return DemandStats(
+            velocity_7d=velocity_7d, velocity_28d=velocity_28d, days_of_supply=supply, as_of=now
+        )
+
+    # -- overrides and the kill switch ------------------------------------------------------------
+
+    async def set_override(self, sku: str, override: Override) -> None:
+        await self.redis.set(keys.override(sku), override.model_dump_json())
+        await self.mark_dirty([sku], "override")
+
+    async def clear_override(self, sku: str) -> bool:
+        removed = bool(await self.redis.delete(keys.override(sku)))
+        if removed:
+            await self.mark_dirty([sku], "override")
+        return removed
+
+    async def get_override(self, sku: str) -> Override | None:
+        raw = await self.redis.get(keys.override(sku))
+        return None if raw is None else Override.model_validate_json(raw)
+
+    async def set_frozen(self, frozen: bool, *, reason: str = "") -> None:
+        if frozen:
+            await self.redis.set(keys.FROZEN, json.dumps({"at": time.time(), "reason": reason}))
+        else:
+            await self.redis.delete(keys.FROZEN)
+
+    async def is_frozen(self) -> bool:
+        return bool(await self.redis.exists(keys.FROZEN))
+
+    # -- work queue -------------------------------------------------------------------------------
+
+    async def mark_dirty(self, skus: Sequence[str], reason: str) -> None:
+        """Queue SKUs for repricing (the repricers' consumer group reads the stream)."""
+        if not skus:
+            return
+        now = str(int(time.time() * 1000))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.xadd(
+                    keys.DIRTY_STREAM,
+                    {"sku": sku, "reason": reason, "at": now},
+                    maxlen=2_000_000,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def dirty_backlog(self) -> int:
+        """Entries not yet delivered to, or not yet acknowledged by, the repricers."""
+        try:
+            groups = await self.redis.xinfo_groups(keys.DIRTY_STREAM)
+        except aioredis.ResponseError:
+            return 0
+        backlog = 0
+        for group in groups:
+            if group.get("name") in (keys.DIRTY_GROUP, keys.DIRTY_GROUP.encode()):
+                lag = group.get("lag")
+                backlog = int(group.get("pending", 0)) + int(lag or 0)
+        return backlog
+
+    # -- schedules and the audit trail ---------------------------------------------------------
+
+    async def publish(
+        self,
+        sku: str,
+        segment: str,
+        decisions: Sequence[Decision],
+        *,
+        fingerprint_value: str,
+        now: datetime,
+    ) -> PublishResult:
+        """Atomically store a schedule and its audit record (skipped if unchanged)."""
+        decision = decisions[0]
+        version = decision.ruleset_version
+        retention_ms = int(self.retention.total_seconds() * 1000)
+        minid = f"{int(now.timestamp() * 1000) - retention_ms}-0"
+        current_price = "" if decision.price is None else str(decision.price)
+        result = await self._publish(
+            keys=[keys.schedule(sku, segment), keys.audit(sku), keys.changes(sku, segment)],
+            args=[
+                fingerprint_value,
+                encode_schedule(decisions, decision.currency, version),
+                encode_audit(decisions, segment, version),
+                minid,
+                retention_ms,
+                current_price,
+                int(decision.valid_from.timestamp()),
+            ],
+        )
+        written, stream_id = bool(int(result[0])), result[1].decode()
+        if written:
+            await self.redis.xadd(
+                keys.CHANGES_STREAM,
+                {"sku": sku, "seg": segment or keys.DEFAULT_SEGMENT_KEY},
+                maxlen=100_000,
+                approximate=True,
+            )
+        return PublishResult(written=written, stream_id=stream_id)
+
+    async def get_schedule(self, sku: str, segment: str) -> Schedule | None:
+        raw = await self.redis.get(keys.schedule(sku, segment))
+        return None if raw is None else decode_schedule(sku, segment, raw)
+
+    async def get_schedules(self, pairs: Sequence[tuple[str, str]]) -> list[Schedule | None]:
+        if not pairs:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku, segment in pairs:
+                pipe.get(keys.schedule(sku, segment))
+            raws = await pipe.execute()
+        return [
+            None if raw is None else decode_schedule(sku, segment, raw)
+            for (sku, segment), raw in zip(pairs, raws, strict=True)
+        ]
+
+    async def recent_changes(self, sku: str, segment: str) -> list[PriceChange]:
+        """Published current-price changes, oldest first."""
+        raw: Any = await self.redis.lrange(keys.changes(sku, segment), 0, -1)
+        changes = []
+        for entry in reversed(raw):
+            epoch, price = entry.decode().split(":", 1)
+            changes.append(
+                PriceChange(at=datetime.fromtimestamp(int(epoch), tz=UTC), price=Decimal(price))
+            )
+        return changes
+
+    async def history(
+        self,
+        sku: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[AuditRecord], str | None]:
+        """Audit records newest first; ``cursor`` continues after the last one returned."""
+        if cursor is not None:
+            maximum = f"({cursor}"  # exclusive: continue after the last record returned
+        else:
+            maximum = "+" if until is None else f"{int(until.timestamp() * 1000)}"
+        minimum = "-" if since is None else f"{int(since.timestamp() * 1000)}"
+        entries: Any = await self.redis.xrevrange(
+            keys.audit(sku), max=maximum, min=minimum, count=limit + 1
+        )
+        records = [
+            decode_audit(sku, entry_id.decode(), fields[b"d"])
+            for entry_id, fields in entries[:limit]
+        ]
+        next_cursor = records[-1].stream_id if len(entries) > limit and records else None
+        return records, next_cursor
+
+    async def get_audit(self, sku: str, stream_id: str) -> AuditRecord | None:
+        entries: Any = await self.redis.xrange(
+            keys.audit(sku), min=stream_id, max=stream_id, count=1
+        )
+        if not entries:
+            return None
+        entry_id, fields = entries[0]
+        return decode_audit(sku, entry_id.decode(), fields[b"d"])
+
+    async def set_ruleset_status(self, status: dict[str, str]) -> None:
+        await self.redis.hset(keys.RULESET_STATUS, mapping=status)  # type: ignore[arg-type]
+
+    async def ruleset_status(self) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.RULESET_STATUS)
+        return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], raw).items()}
