@@ -316,7 +316,14 @@ def test_extreme_amounts_agree_across_paths_without_overflow() -> None:
             item=ItemFacts(sku="BIG", currency="USD", cost=Decimal("5000000.00")),
             elasticity=ElasticityEstimate(elasticity=-1.0001, standard_error=0.1, observations=100),
         ),
-        PricingInputs(item=ItemFacts(sku="CLF", currency="CLF", cost=Decimal("9999999.9999"))),
+        PricingInputs(
+            item=ItemFacts(
+                sku="CLF",
+                currency="CLF",
+                cost=Decimal("9999999.9999"),
+                list_price=Decimal("9999999.9999"),
+            )
+        ),
     ]
     for entry in inputs:
         single = decide(engine, entry.item, AT, elasticity=entry.elasticity)
