@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from crawlers import cli as crawlers_cli
 from pricing_service.demo import cli as demo_cli
 from pricing_service.engine import cli as engine_cli
+from pricing_service.repricer import cli as repricer_cli
 from pricing_service.rules import cli as rules_cli
+from pricing_service.settings import get_settings
 
 app = typer.Typer(
     help="Dynamic pricing service: rules engine, price API, repricer and crawlers.",
@@ -15,9 +20,39 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(rules_cli.app, name="rules")
-app.command("explain")(engine_cli.explain)
 app.command("demo")(demo_cli.demo)
+app.command("repricer")(repricer_cli.repricer)
+app.command("reprice")(repricer_cli.reprice)
 app.command("extract")(crawlers_cli.extract)
+
+
+@app.command("explain")
+def explain(
+    sku: Annotated[
+        str | None, typer.Argument(help="A SKU in the store (needs Redis; see REDIS_URL).")
+    ] = None,
+    item: Annotated[
+        Path | None,
+        typer.Option(
+            help="ITEM.json: an item with its offers, demand and elasticity; no store needed.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Rule files folder; default PRICING_RULES_DIR.")
+    ] = None,
+    at: engine_cli.AtOption = None,
+    segment: engine_cli.SegmentOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Explain a price: rule, steps, inputs with their age, guardrails, coming windows."""
+    if (sku is None) == (item is None):
+        raise typer.BadParameter("give either a SKU or --item ITEM.json")
+    if item is not None:
+        engine_cli.explain_item(item, rules or get_settings().rules_dir, at, segment, as_json)
+    else:
+        repricer_cli.explain_sku(sku or "", segment, at, as_json, rules)
 
 
 def main() -> None:

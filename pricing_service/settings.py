@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     claim_idle_seconds: float = Field(
         default=30.0, gt=0, description="Take over a dead repricer's work."
     )
+    repricer_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0: off.")
 
 
 @lru_cache

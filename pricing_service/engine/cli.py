@@ -101,22 +101,28 @@ def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None
         console.print(upcoming)
 
 
-def explain(
-    item: Annotated[
-        Path,
-        typer.Option(
-            help="ITEM.json: the item, its competitor offers, demand and elasticity.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ],
-    rules: RulesOption = Path("rules"),
-    at: AtOption = None,
-    segment: SegmentOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+def print_decisions(decisions: list[Decision], zone: ZoneInfo, *, as_json: bool) -> None:
+    """A decision, its explanation and the coming windows: tables, or JSON."""
+    if not as_json:
+        _render(Console(), decisions, zone)
+        return
+    payload = decision_to_dict(decisions[0])
+    payload["schedule"] = [
+        {
+            "valid_from": d.valid_from.isoformat(),
+            "valid_until": None if d.valid_until is None else d.valid_until.isoformat(),
+            "price": None if d.price is None else str(d.price),
+            "rule_id": d.rule_id,
+        }
+        for d in decisions
+    ]
+    typer.echo(json.dumps(payload, indent=2))
+
+
+def explain_item(
+    item: Path, rules: Path, at: str | None, segment: str | None, as_json: bool
 ) -> None:
-    """Explain the price the rules give one item: rule, steps, inputs, guardrails, schedule."""
-    err = Console(stderr=True)
+    """Explain the price the rules give the item described in ``item`` (ITEM.json)."""
     try:
         ruleset = load_ruleset(rules)
     except RulesetError as exc:
@@ -125,22 +131,9 @@ def explain(
     try:
         inputs = PricingInputs.model_validate_json(item.read_bytes())
         wanted = Segment.parse(segment)
-    except (ValidationError, ValueError) as exc:
-        err.print(f"{item}: {exc}", markup=False, highlight=False, soft_wrap=True)
+    except (OSError, ValidationError, ValueError) as exc:
+        Console(stderr=True).print(f"{item}: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
     compiled = CompiledRuleset(ruleset)
     decisions = schedule(compiled, inputs, parse_instant(at), segment=wanted)
-    if as_json:
-        payload = decision_to_dict(decisions[0])
-        payload["schedule"] = [
-            {
-                "valid_from": d.valid_from.isoformat(),
-                "valid_until": None if d.valid_until is None else d.valid_until.isoformat(),
-                "price": None if d.price is None else str(d.price),
-                "rule_id": d.rule_id,
-            }
-            for d in decisions
-        ]
-        typer.echo(json.dumps(payload, indent=2))
-        return
-    _render(Console(), decisions, ZoneInfo(ruleset.timezone))
+    print_decisions(decisions, ZoneInfo(ruleset.timezone), as_json=as_json)

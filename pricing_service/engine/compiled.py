@@ -291,6 +291,9 @@ def _compile_adjustment(adjustment: Adjustment) -> CompiledAdjustment:
     )
 
 
+#: Distinct (category, brand) pairs remembered by ``rules_for`` before it starts over.
+_FACET_CACHE_LIMIT = 100_000
+
 KEEP_CURRENT = CompiledStrategy("keep_current", "keep the current price")
 
 
@@ -342,6 +345,7 @@ class CompiledRuleset:
         )
         self.known_competitors: frozenset[str] = frozenset(ruleset.competitors)
         self._minor_cache: dict[tuple[Decimal, str], int] = {}
+        self._rules_by_facet: dict[tuple[str | None, str | None], tuple[CompiledRule, ...]] = {}
         self.time_context = lru_cache(maxsize=256)(self._time_context)
 
     def minor(self, amount: Decimal, currency: str) -> int:
@@ -351,6 +355,22 @@ class CompiledRuleset:
         if cached is None:
             cached = self._minor_cache[key] = to_minor(amount, currency)
         return cached
+
+    def rules_for(self, category: str | None, brand: str | None) -> tuple[CompiledRule, ...]:
+        """The rules, in order, whose category and brand conditions admit these values:
+        the single path then checks only these instead of every rule."""
+        key = (category, brand)
+        found = self._rules_by_facet.get(key)
+        if found is None:
+            if len(self._rules_by_facet) >= _FACET_CACHE_LIMIT:
+                self._rules_by_facet.clear()
+            found = self._rules_by_facet[key] = tuple(
+                rule
+                for rule in self.rules
+                if (rule.categories is None or category in rule.categories)
+                and (rule.brands is None or brand in rule.brands)
+            )
+        return found
 
     def _time_context(self, epoch: int) -> TimeContext:
         at = datetime.fromtimestamp(epoch, tz=UTC)

@@ -169,6 +169,19 @@ class Segment(_Input):
 DEFAULT_SEGMENT = Segment()
 
 
+class PriceOverride(_Input):
+    """A price set by hand until ``until``: it replaces the rules' strategies, and only
+    the hard floor and ceiling still bound it unless ``force`` is set."""
+
+    price: Annotated[Price, Field(gt=0)]
+    until: AwareDatetime
+    reason: str = Field(min_length=1, max_length=500)
+    force: bool = False
+
+    def active_at(self, moment: datetime) -> bool:
+        return moment < self.until
+
+
 class PricingInputs(_Input):
     """Everything the engine needs for one item, e.g. read from an ``ITEM.json``."""
 
@@ -176,3 +189,10 @@ class PricingInputs(_Input):
     observations: tuple[CompetitorObservation, ...] = ()
     demand: DemandStats | None = None
     elasticity: ElasticityEstimate | None = None
+    override: PriceOverride | None = None
+
+    @model_validator(mode="after")
+    def _exact_override(self) -> Self:
+        if self.override is not None:
+            _check_precision(self.override, self.item.currency, ("price",))
+        return self

@@ -40,6 +40,7 @@ def schedule(
             observations=inputs.observations,
             demand=inputs.demand,
             elasticity=inputs.elasticity,
+            override=inputs.override,
         )
         decisions.append(decision)
         if decision.price is None or decision.valid_until is None or decision.valid_until >= end:

@@ -9,11 +9,17 @@ Pipeline (each stage is a step of the explanation):
 5. guardrails, last, in minor units: hard bounds (floor, ceiling, margin, MAP) win over
    soft ones (step limits, direction, cooldown); then rounding inside the allowed range.
 
-The batch path in :mod:`pricing_service.engine.batch` computes the same arithmetic.
+A manual override (:class:`~pricing_service.engine.inputs.PriceOverride`) in force
+replaces stages 2 to 5: its price is bounded only by the hard floor and ceiling (not at
+all when forced), and its window ends when the override does.
+
+The batch path in :mod:`pricing_service.engine.batch` computes the same arithmetic, except
+overrides: it has none, so items with an override in force are priced by this path.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +47,7 @@ from pricing_service.engine.inputs import (
     DemandStats,
     ElasticityEstimate,
     ItemFacts,
+    PriceOverride,
     Segment,
 )
 from pricing_service.money import (
@@ -239,34 +246,36 @@ def _demand_value(name: str, demand: DemandStats | None, item: ItemFacts) -> flo
     return demand.velocity_ratio if name == "velocity_ratio" else demand.days_of_supply
 
 
-def _bounds(
-    context: _Context,
-    guardrails: EffectiveGuardrails,
-    history: MoveHistory,
-    candidate: int,
-) -> tuple[int, int, int, list[str]]:
-    """The allowed range ``[low, high]``, a bitmask of the guardrails the candidate
-    violates, and warnings."""
-    item, ruleset, currency = context.item, context.ruleset, context.currency
-    current = context.current
-    fired = 0
-    warnings: list[str] = []
+@dataclass(slots=True)
+class _Limits:
+    """Narrows a range around a candidate price, noting each guardrail it violates."""
 
-    def lower(name: str, bound: int | None, low: int) -> int:
-        nonlocal fired
+    candidate: int
+    fired: int = 0
+
+    def lower(self, name: str, bound: int | None, low: int) -> int:
         if bound is None:
             return low
-        if candidate < bound:
-            fired |= 1 << GUARDRAIL_NAMES.index(name)
+        if self.candidate < bound:
+            self.fired |= 1 << GUARDRAIL_NAMES.index(name)
         return max(low, bound)
 
-    def upper(name: str, bound: int | None, high: int) -> int:
-        nonlocal fired
+    def upper(self, name: str, bound: int | None, high: int) -> int:
         if bound is None:
             return high
-        if candidate > bound:
-            fired |= 1 << GUARDRAIL_NAMES.index(name)
+        if self.candidate > bound:
+            self.fired |= 1 << GUARDRAIL_NAMES.index(name)
         return min(high, bound)
+
+
+def _hard_bounds(
+    context: _Context, guardrails: EffectiveGuardrails, limits: _Limits
+) -> tuple[int, int, list[str]]:
+    """The floor and ceiling no price may cross (min/max price, margin, MAP), and
+    warnings."""
+    item, ruleset, currency = context.item, context.ruleset, context.currency
+    lower, upper = limits.lower, limits.upper
+    warnings: list[str] = []
 
     def minor(value: object) -> int | None:
         return None if value is None else ruleset.minor(value, currency)  # type: ignore[arg-type]
@@ -285,15 +294,29 @@ def _bounds(
     ceiling = upper("max_price", minor(item.max_price), ceiling)
     ceiling = upper("max_price", minor(guardrails.max_price), ceiling)
     if floor > ceiling:
-        fired |= 1 << GUARDRAIL_NAMES.index("conflict")
+        limits.fired |= 1 << GUARDRAIL_NAMES.index("conflict")
         warnings.append(
             f"guardrail conflict: floor {context.money(floor)} above ceiling "
             f"{context.money(ceiling)}; the floor wins"
         )
         ceiling = floor
+    return floor, ceiling, warnings
 
+
+def _bounds(
+    context: _Context,
+    guardrails: EffectiveGuardrails,
+    history: MoveHistory,
+    candidate: int,
+) -> tuple[int, int, int, list[str]]:
+    """The allowed range ``[low, high]``, a bitmask of the guardrails the candidate
+    violates, and warnings."""
+    item, current = context.item, context.current
+    limits = _Limits(candidate)
+    lower, upper = limits.lower, limits.upper
+    floor, ceiling, warnings = _hard_bounds(context, guardrails, limits)
     if current is None:
-        return floor, ceiling, fired, warnings
+        return floor, ceiling, limits.fired, warnings
     soft_low, soft_high = 0, NO_CEILING
     if guardrails.max_change_ppm is not None:
         soft_low = lower(
@@ -330,7 +353,7 @@ def _bounds(
     if low > high:
         # Hard bounds beat step limits: take the hard bound nearest the soft range.
         low = high = ceiling if soft_low > ceiling else floor
-    return low, high, fired, warnings
+    return low, high, limits.fired, warnings
 
 
 def _rounding_candidates(
@@ -404,6 +427,7 @@ def decide(
     observations: tuple[CompetitorObservation, ...] | list[CompetitorObservation] = (),
     demand: DemandStats | None = None,
     elasticity: ElasticityEstimate | None = None,
+    override: PriceOverride | None = None,
 ) -> Decision:
     """Price one item for one segment at instant ``at``."""
     epoch = int(at.timestamp())
@@ -433,6 +457,10 @@ def decide(
                 None if item.last_changed_at is None else _age(epoch, item.last_changed_at),
             )
         )
+
+    if override is not None and override.active_at(at):
+        valid_until = _valid_until(ruleset, times, rule, item, segment)
+        return _overridden(context, rule, segment, at, valid_until, override)
 
     price: int | None = None
     used = rule.chain[-1]
@@ -569,6 +597,59 @@ def decide(
         if cooldown_end > epoch:
             valid_until = cooldown_end if valid_until is None else min(valid_until, cooldown_end)
     return _decision(context, rule, segment, at, valid_until, price, strategy_name, fired, held_by)
+
+
+def _overridden(
+    context: _Context,
+    rule: CompiledRule,
+    segment: Segment,
+    at: datetime,
+    valid_until: int | None,
+    override: PriceOverride,
+) -> Decision:
+    """The decision for an override in force: no strategy, adjustment, loop protection,
+    step limit, direction, cooldown or rounding; the hard floor and ceiling of the rule
+    that would have priced the item still apply unless the override is forced."""
+    currency = context.currency
+    price = context.ruleset.minor(override.price, currency)
+    # Rounded up so the next window starts at or after the override's end.
+    ends = math.ceil(override.until.timestamp())
+    valid_until = ends if valid_until is None else min(valid_until, ends)
+    until_text = override.until.isoformat()
+    context.inputs.append(
+        InputUsed("override", f"{override.price} {currency} until {until_text}", "admin", None)
+    )
+    forced = " (forced past the floor and ceiling)" if override.force else ""
+    context.steps.append(
+        Step(
+            "override",
+            "override",
+            None,
+            from_minor(price, currency),
+            f"{override.reason}; until {until_text}{forced}",
+        )
+    )
+    fired = 0
+    if not override.force:
+        limits = _Limits(price)
+        floor, ceiling, warnings = _hard_bounds(context, rule.guardrails, limits)
+        context.warnings.extend(warnings)
+        fired = limits.fired
+        clamped = min(max(price, floor), ceiling)
+        if clamped != price:
+            names = ", ".join(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1)
+            ceiling_text = context.money(ceiling) if ceiling < NO_CEILING else "no ceiling"
+            context.steps.append(
+                Step(
+                    "guardrail",
+                    names,
+                    from_minor(price, currency),
+                    from_minor(clamped, currency),
+                    f"override bounded by {context.money(floor)}..{ceiling_text}",
+                )
+            )
+            price = clamped
+    return _decision(context, rule, segment, at, valid_until, price, "override", fired, None)
 
 
 def loop_breaker(

@@ -1,0 +1,144 @@
+"""``pricing repricer``, ``pricing reprice`` and ``pricing explain-sku``: the repricer's
+commands, against the configured Redis (an embedded one when ``REDIS_URL`` is unset)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from pricing_service.engine.cli import (
+    AtOption,
+    SegmentOption,
+    parse_instant,
+    print_decisions,
+    print_diagnostics,
+)
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.inputs import PricingInputs, Segment
+from pricing_service.engine.schedule import schedule
+from pricing_service.engine.segments import canonical_segment
+from pricing_service.repricer.full import reprice_all, reprice_skus
+from pricing_service.repricer.inputs import load_inputs
+from pricing_service.repricer.pricer import Pricer, RepriceCounts
+from pricing_service.repricer.worker import run_repricer
+from pricing_service.rules.loader import RulesetError, load_ruleset
+from pricing_service.settings import Settings, get_settings
+from pricing_service.store.embedded import resolve_redis_url
+from pricing_service.store.store import Store
+
+RulesDirOption = Annotated[
+    Path | None, typer.Option("--rules", help="Rule files folder; default PRICING_RULES_DIR.")
+]
+_T = TypeVar("_T")
+
+
+def _ruleset(settings: Settings, rules: Path | None) -> CompiledRuleset:
+    try:
+        return CompiledRuleset(load_ruleset(rules or settings.rules_dir))
+    except RulesetError as exc:
+        print_diagnostics(exc)
+        raise typer.Exit(code=1) from None
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[_T]]) -> _T:
+    """Run ``work`` with a store on the configured (or embedded) Redis."""
+    url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+
+    async def run() -> _T:
+        store = Store.from_url(
+            url,
+            retention=timedelta(days=settings.retention_days),
+            pool_size=settings.redis_pool_size,
+            connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=settings.redis_socket_timeout,
+        )
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def repricer(rules: RulesDirOption = None) -> None:
+    """Run the repricer: reprice SKUs as their inputs change, ahead of window boundaries
+    and on rule changes. Stops on SIGTERM or Ctrl-C."""
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    try:
+        asyncio.run(run_repricer(settings, url, rules or settings.rules_dir))
+    except RulesetError as exc:
+        print_diagnostics(exc)
+        raise typer.Exit(code=1) from None
+
+
+def reprice(
+    skus: Annotated[list[str] | None, typer.Argument(help="SKUs to reprice.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Reprice the whole catalogue.")] = False,
+    rules: RulesDirOption = None,
+) -> None:
+    """Reprice SKUs now and publish their prices, with the rules on disk."""
+    if all_ == bool(skus):
+        raise typer.BadParameter("give SKUs or --all (not both)")
+    settings = get_settings()
+    compiled = _ruleset(settings, rules)
+
+    async def work(store: Store) -> RepriceCounts:
+        pricer = Pricer(store, boundary_lead_seconds=settings.boundary_lead_seconds)
+        if not all_:
+            return await reprice_skus(pricer, compiled, skus or [])
+        columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*Progress.get_default_columns()[:1], *columns) as progress:
+            task = progress.add_task("repricing", total=await store.count_items())
+            return await reprice_all(
+                pricer, compiled, on_progress=lambda done: progress.advance(task, done)
+            )
+
+    counts = _with_store(settings, work)
+    table = Table(title=f"Reprice with ruleset {compiled.version} (per SKU and segment)")
+    table.add_column("outcome")
+    table.add_column("count", justify="right")
+    for name, value in counts.as_dict().items():
+        table.add_row(name, str(value))
+    Console().print(table)
+    if counts.frozen:
+        Console(stderr=True).print("[yellow]prices are frozen: nothing was published[/yellow]")
+
+
+def explain_sku(
+    sku: Annotated[str, typer.Argument(help="The SKU, as stored in the catalogue.")],
+    segment: SegmentOption = None,
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    rules: RulesDirOption = None,
+) -> None:
+    """Explain the price the rules give a stored SKU, from its inputs in the store."""
+    settings = get_settings()
+    compiled = _ruleset(settings, rules)
+    try:
+        wanted = canonical_segment(compiled, Segment.parse(segment))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    moment = parse_instant(at)
+
+    async def work(store: Store) -> PricingInputs | None:
+        loaded = await load_inputs(store, compiled, [sku], moment, str(wanted))
+        return loaded.get(sku)
+
+    inputs = _with_store(settings, work)
+    if inputs is None:
+        Console(stderr=True).print(f"{sku}: no such SKU in the catalogue", markup=False)
+        raise typer.Exit(code=1)
+    decisions = schedule(compiled, inputs, moment, segment=wanted)
+    print_decisions(decisions, ZoneInfo(compiled.ruleset.timezone), as_json=as_json)

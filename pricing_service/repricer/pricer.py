@@ -1,0 +1,170 @@
+"""Price SKUs in every canonical segment and publish their schedules.
+
+Each schedule is published with a fingerprint of the ruleset version, the segment, the
+inputs and the decisions, so publishing the same thing twice (two repricers, a retried
+batch) writes one audit record. While prices are frozen nothing is published. After each
+SKU the boundary index is pointed at its next window change, so the repricer comes back
+ahead of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from pricing_service import metrics
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.decision import Decision
+from pricing_service.engine.inputs import PricingInputs, Segment
+from pricing_service.engine.schedule import schedule
+from pricing_service.engine.segments import priced_segments
+from pricing_service.repricer.inputs import fingerprint_json, load_segments
+from pricing_service.store import keys
+from pricing_service.store.store import Store, fingerprint
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RepriceCounts:
+    """Outcomes, one per schedule (a SKU in one segment)."""
+
+    priced: int = 0  # the first window has a price...
+    changed: int = 0  # ...different from the price in force
+    unchanged: int = 0  # ...equal to it
+    unpriced: int = 0  # no strategy applied and there was no price to keep
+    errors: int = 0  # the engine failed on this SKU's inputs
+    published: int = 0  # written with a new audit record (not an identical one)
+    frozen: int = 0  # not published: prices are frozen
+
+    def add(self, other: RepriceCounts) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def next_boundary(decisions: Sequence[Decision], now: datetime, lead_seconds: int) -> int | None:
+    """When to reprice next (epoch seconds): ``lead_seconds`` ahead of the first window
+    change whose lead time is still to come. A change already inside its lead time is
+    covered by the schedule just computed, which holds the window after it."""
+    epoch = int(now.timestamp())
+    for decision in decisions:
+        if decision.valid_until is None:
+            return None
+        due = int(decision.valid_until.timestamp()) - lead_seconds
+        if due > epoch:
+            return due
+    return None
+
+
+class Pricer:
+    """Computes and publishes schedules; shared by the worker and ``reprice``."""
+
+    def __init__(self, store: Store, *, boundary_lead_seconds: int) -> None:
+        self.store = store
+        self.boundary_lead_seconds = boundary_lead_seconds
+
+    async def price(
+        self, compiled: CompiledRuleset, skus: Sequence[str], now: datetime
+    ) -> RepriceCounts:
+        """Price ``skus`` with the single path in every canonical segment and publish."""
+        segments = priced_segments(compiled)
+        loaded = await load_segments(self.store, compiled, skus, now, [str(s) for s in segments])
+        frozen = await self.store.is_frozen()
+        counts = RepriceCounts()
+        boundaries: dict[str, int | None] = {}
+        for segment in segments:
+            name = str(segment)
+            entries = loaded[name]
+            for sku, entry in entries.items():
+                decisions = self.compute(compiled, sku, entry.inputs, segment, now, counts)
+                if decisions is not None:
+                    await self.publish(
+                        compiled, entry.inputs, segment, decisions, now, frozen, counts, boundaries
+                    )
+            for sku in skus:
+                if sku not in entries:  # deleted: nothing to come back for
+                    boundaries[keys.boundary_member(sku, name)] = None
+        await self.update_boundaries(boundaries)
+        return counts
+
+    def compute(
+        self,
+        compiled: CompiledRuleset,
+        sku: str,
+        inputs: PricingInputs,
+        segment: Segment,
+        now: datetime,
+        counts: RepriceCounts,
+    ) -> list[Decision] | None:
+        """The schedule, or None (logged and counted) when the engine fails on it."""
+        try:
+            return schedule(compiled, inputs, now, segment=segment)
+        except Exception:
+            # One item's bad data must not stop the others; it is retried on its next change.
+            logger.exception("pricing %s (segment %r) failed", sku, str(segment))
+            counts.errors += 1
+            return None
+
+    async def publish(
+        self,
+        compiled: CompiledRuleset,
+        inputs: PricingInputs,
+        segment: Segment,
+        decisions: list[Decision],
+        now: datetime,
+        frozen: bool,
+        counts: RepriceCounts,
+        boundaries: dict[str, int | None],
+    ) -> None:
+        """Publish one schedule (unless frozen), count it and observe its metrics."""
+        sku, name = inputs.item.sku, str(segment)
+        self.observe(decisions[0], counts)
+        if frozen:
+            counts.frozen += 1
+            metrics.PUBLISHES.labels(outcome="frozen").inc()
+            return
+        mark = fingerprint(compiled.version, name, fingerprint_json(inputs), decisions)
+        result = await self.store.publish(sku, name, decisions, fingerprint_value=mark, now=now)
+        if result.written:
+            counts.published += 1
+            metrics.PUBLISHES.labels(outcome="written").inc()
+            if decisions[0].changed:
+                metrics.PRICE_CHANGES.inc()
+        else:
+            metrics.PUBLISHES.labels(outcome="unchanged").inc()
+        boundaries[keys.boundary_member(sku, name)] = next_boundary(
+            decisions, now, self.boundary_lead_seconds
+        )
+
+    @staticmethod
+    def observe(first: Decision, counts: RepriceCounts) -> None:
+        """Count the decision for the window in force and observe its metrics."""
+        metrics.DECISIONS.labels(strategy=first.strategy).inc()
+        for guardrail in first.guardrails_fired:
+            metrics.GUARDRAIL_CLAMPS.labels(guardrail=guardrail).inc()
+        if first.held_by is not None:
+            metrics.LOOP_BREAKER_TRIPS.labels(kind=first.held_by).inc()
+        if first.price is None:
+            counts.unpriced += 1
+            return
+        counts.priced += 1
+        if first.changed:
+            counts.changed += 1
+        else:
+            counts.unchanged += 1
+
+    async def update_boundaries(self, boundaries: dict[str, int | None]) -> None:
+        if not boundaries:
+            return
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for member, due in boundaries.items():
+                if due is None:
+                    pipe.zrem(keys.BOUNDARIES, member)
+                else:
+                    pipe.zadd(keys.BOUNDARIES, {member: due})
+            await pipe.execute()

@@ -1,0 +1,355 @@
+"""``pricing repricer``: the long-running worker.
+
+Three loops share one process:
+
+- the queue: read dirty SKUs from the stream's consumer group (first taking over entries
+  a dead repricer left pending), price them, publish, and only then acknowledge: work is
+  done at least once, and publishing is idempotent, so a retry writes nothing new;
+- the boundaries: each second, move the schedules whose next window change is near from
+  the boundary index to the queue;
+- the rules: poll the rules folder; a valid change swaps the ruleset (one reference, so a
+  batch never mixes two) and queues every SKU; an invalid one is logged, recorded in the
+  ruleset status and counted, and the last good ruleset keeps serving.
+
+While prices are frozen, queued entries stay pending (not acknowledged); they are taken
+up again once idle longer than ``claim_idle_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from prometheus_client import start_http_server
+
+from pricing_service import metrics
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.segments import priced_segments
+from pricing_service.repricer.full import current_instant
+from pricing_service.repricer.pricer import Pricer
+from pricing_service.rules.diagnostics import Diagnostic, RulesetError
+from pricing_service.rules.loader import RULE_FILE_SUFFIXES, check_ruleset
+from pricing_service.settings import Settings
+from pricing_service.store import keys
+from pricing_service.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: Pops the due members of the boundary index atomically, so two repricers never both
+#: queue the same boundary. KEYS: index. ARGV: now (epoch seconds), limit.
+_POP_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+end
+return due
+"""
+BOUNDARY_POP_LIMIT = 1000
+#: Pause after a failed Redis operation before the loop tries again.
+RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRuleset:
+    compiled: CompiledRuleset
+    files: tuple[str, ...]
+    loaded_at: datetime
+
+
+def rule_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(
+            p for p in path.iterdir() if p.is_file() and p.name.endswith(RULE_FILE_SUFFIXES)
+        )
+    return [path] if path.is_file() else []
+
+
+def rules_digest(path: Path) -> str:
+    """A hash of the rule files' names and contents: it changes when they do."""
+    digest = hashlib.sha256()
+    for file in rule_files(path):
+        try:
+            content = file.read_bytes()
+        except OSError:  # removed while we looked: the next poll sees the new state
+            continue
+        digest.update(b"%d:%s%d:" % (len(file.name), file.name.encode(), len(content)))
+        digest.update(content)
+    return digest.hexdigest()
+
+
+def read_ruleset(path: Path) -> tuple[LoadedRuleset | None, list[Diagnostic]]:
+    """The ruleset at ``path`` compiled and ready, or the diagnostics that prevent it."""
+    ruleset, diagnostics = check_ruleset(path)
+    if ruleset is None:
+        return None, diagnostics
+    compiled = CompiledRuleset(ruleset)
+    try:
+        priced_segments(compiled)  # the repricer needs them all; refuse what it cannot price
+    except ValueError as exc:
+        return None, [*diagnostics, Diagnostic(str(path), 1, 1, "error", str(exc))]
+    files = tuple(file.name for file in rule_files(path))
+    return LoadedRuleset(compiled, files, datetime.now(UTC).replace(microsecond=0)), diagnostics
+
+
+async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class Repricer:
+    """One repricer process; several may share the queue."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        rules_dir: Path,
+        consumer: str,
+        batch_size: int = 500,
+        claim_idle_seconds: float = 30.0,
+        boundary_lead_seconds: int = 60,
+        rules_poll_seconds: float = 2.0,
+        block_seconds: float = 0.5,
+        tick_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.rules_dir = rules_dir
+        self.consumer = consumer
+        self.batch_size = batch_size
+        self.claim_idle_ms = int(claim_idle_seconds * 1000)
+        self.rules_poll_seconds = rules_poll_seconds
+        # Below the client's socket timeout, or a quiet queue would look like a dead Redis.
+        self.block_ms = int(block_seconds * 1000)
+        self.tick_seconds = tick_seconds
+        self.pricer = Pricer(store, boundary_lead_seconds=boundary_lead_seconds)
+        self.ruleset: LoadedRuleset | None = None
+        self._rules_digest: str | None = None
+        self._claim_cursor = "0-0"
+        self._pop_due = store.redis.register_script(_POP_DUE)
+
+    @classmethod
+    def from_settings(cls, store: Store, settings: Settings, rules_dir: Path) -> Repricer:
+        return cls(
+            store,
+            rules_dir=rules_dir,
+            consumer=settings.repricer_name or f"{socket.gethostname()}-{os.getpid()}",
+            batch_size=settings.repricer_batch,
+            claim_idle_seconds=settings.claim_idle_seconds,
+            boundary_lead_seconds=settings.boundary_lead_seconds,
+            rules_poll_seconds=settings.rules_poll_seconds,
+            block_seconds=min(0.5, settings.redis_socket_timeout / 2),
+        )
+
+    @property
+    def compiled(self) -> CompiledRuleset:
+        if self.ruleset is None:
+            raise RuntimeError("no ruleset loaded: call load_rules() first")
+        return self.ruleset.compiled
+
+    # -- rules ------------------------------------------------------------------------------
+
+    async def load_rules(self) -> None:
+        """The first load: raises :class:`RulesetError` when the rules are invalid."""
+        rejected = await self.check_rules()
+        if rejected:
+            raise RulesetError(rejected)
+
+    async def check_rules(self) -> list[Diagnostic]:
+        """Reload the rules if their files changed; the diagnostics if the change was
+        rejected, else nothing."""
+        digest = await asyncio.to_thread(rules_digest, self.rules_dir)
+        if digest == self._rules_digest:
+            return []
+        self._rules_digest = digest
+        loaded, diagnostics = await asyncio.to_thread(read_ruleset, self.rules_dir)
+        if loaded is None:
+            await self._reject(diagnostics)
+            return diagnostics
+        for warning in diagnostics:
+            logger.warning("%s", warning)
+        await self._swap(loaded)
+        return []
+
+    async def _reject(self, diagnostics: list[Diagnostic]) -> None:
+        for diagnostic in diagnostics:
+            logger.error("%s", diagnostic)
+        kept = "none" if self.ruleset is None else self.ruleset.compiled.version
+        logger.error("rules in %s rejected; still serving ruleset %s", self.rules_dir, kept)
+        metrics.RULE_RELOADS.labels(outcome="error").inc()
+        status = {} if self.ruleset is None else self._status(self.ruleset)
+        status["last_error"] = "\n".join(str(d) for d in diagnostics)
+        await self.store.set_ruleset_status(status)
+
+    async def _swap(self, loaded: LoadedRuleset) -> None:
+        version = loaded.compiled.version
+        previous = (await self.store.ruleset_status()).get("version")
+        self.ruleset = loaded
+        await self.store.set_ruleset_status({**self._status(loaded), "last_error": ""})
+        metrics.RULE_RELOADS.labels(outcome="ok").inc()
+        metrics.RULESET.info({"version": version, "files": ",".join(loaded.files)})
+        logger.info("ruleset %s loaded from %s", version, self.rules_dir)
+        # Another repricer that loaded this version first has already queued everything.
+        if previous != version:
+            queued = await self.queue_everything()
+            logger.info("ruleset %s: %d SKUs queued for repricing", version, queued)
+
+    @staticmethod
+    def _status(loaded: LoadedRuleset) -> dict[str, str]:
+        return {
+            "version": loaded.compiled.version,
+            "files": json.dumps(list(loaded.files)),
+            "loaded_at": loaded.loaded_at.isoformat(),
+        }
+
+    async def queue_everything(self) -> int:
+        queued = 0
+        async for chunk in self.store.iter_skus():
+            await self.store.mark_dirty(chunk, "rules")
+            queued += len(chunk)
+        return queued
+
+    # -- the queue --------------------------------------------------------------------------
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.store.redis.xgroup_create(
+                keys.DIRTY_STREAM, keys.DIRTY_GROUP, id="0", mkstream=True
+            )
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def consume_once(self) -> int:
+        """Handle one batch: entries taken over from idle consumers first, else new ones.
+        Returns how many entries were acknowledged."""
+        entries = await self._claim_idle()
+        if not entries:
+            entries = await self._read_new()
+        if not entries or await self.store.is_frozen():
+            return 0
+        skus = sorted({fields[b"sku"].decode() for _, fields in entries if b"sku" in fields})
+        await self.pricer.price(self.compiled, skus, current_instant())
+        await self.store.redis.xack(
+            keys.DIRTY_STREAM, keys.DIRTY_GROUP, *(entry_id for entry_id, _ in entries)
+        )
+        done = time.time()
+        for _, fields in entries:
+            if b"at" in fields:
+                metrics.REPRICER_LAG_SECONDS.observe(max(0.0, done - int(fields[b"at"]) / 1000))
+        return len(entries)
+
+    async def _claim_idle(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        result: Any = await self.store.redis.xautoclaim(
+            keys.DIRTY_STREAM,
+            keys.DIRTY_GROUP,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=self.batch_size,
+        )
+        cursor, claimed = result[0], result[1]
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        return [(entry_id, fields) for entry_id, fields in claimed if fields]
+
+    async def _read_new(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        response: Any = await self.store.redis.xreadgroup(
+            keys.DIRTY_GROUP,
+            self.consumer,
+            {keys.DIRTY_STREAM: ">"},
+            count=self.batch_size,
+            block=self.block_ms,
+        )
+        if not response:
+            return []
+        return [(entry_id, fields) for entry_id, fields in response[0][1]]
+
+    # -- boundaries -------------------------------------------------------------------------
+
+    async def queue_due_boundaries(self, now: datetime | None = None) -> int:
+        """Queue the SKUs whose next window change is due; returns how many."""
+        epoch = int((now or datetime.now(UTC)).timestamp())
+        due: list[bytes] = await self._pop_due(
+            keys=[keys.BOUNDARIES], args=[epoch, BOUNDARY_POP_LIMIT]
+        )
+        skus = sorted({member.decode().split("|", 1)[0] for member in due})
+        try:
+            await self.store.mark_dirty(skus, "boundary")
+        except aioredis.RedisError:
+            # Put them back so the next tick tries again.
+            await self.store.redis.zadd(keys.BOUNDARIES, dict.fromkeys(due, epoch))
+            raise
+        return len(skus)
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every loop until ``stop`` is set; the batch in hand is finished first."""
+        await self.ensure_group()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._loop(stop, "consume", self._consume_step))
+            tasks.create_task(self._loop(stop, "boundaries", self._boundary_step))
+            tasks.create_task(self._loop(stop, "rules", self._rules_step))
+
+    async def _consume_step(self, stop: asyncio.Event) -> None:
+        await self.consume_once()
+
+    async def _boundary_step(self, stop: asyncio.Event) -> None:
+        await self.queue_due_boundaries()
+        metrics.DIRTY_QUEUE_LENGTH.set(await self.store.dirty_backlog())
+        await _sleep_unless_stopped(stop, self.tick_seconds)
+
+    async def _rules_step(self, stop: asyncio.Event) -> None:
+        await self.check_rules()
+        await _sleep_unless_stopped(stop, self.rules_poll_seconds)
+
+    async def _loop(
+        self, stop: asyncio.Event, name: str, step: Callable[[asyncio.Event], Awaitable[None]]
+    ) -> None:
+        while not stop.is_set():
+            try:
+                await step(stop)
+            except (aioredis.RedisError, OSError) as exc:
+                # Redis down or failing over: keep the process, retry shortly.
+                metrics.REDIS_ERRORS.labels(operation=f"repricer_{name}").inc()
+                logger.warning("repricer %s: %s; retrying", name, exc)
+                await _sleep_unless_stopped(stop, RETRY_SECONDS)
+
+
+async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> None:
+    """The ``pricing repricer`` process: until SIGTERM or SIGINT. Raises
+    :class:`RulesetError` when the rules are invalid at start."""
+    store = Store.from_url(
+        redis_url,
+        retention=timedelta(days=settings.retention_days),
+        pool_size=settings.redis_pool_size,
+        connect_timeout=settings.redis_connect_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+    )
+    try:
+        worker = Repricer.from_settings(store, settings, rules_dir)
+        await worker.load_rules()
+        if settings.repricer_metrics_port:
+            start_http_server(settings.repricer_metrics_port)
+            logger.info("repricer metrics on :%d/metrics", settings.repricer_metrics_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        logger.info("repricer %s running on %s", worker.consumer, redis_url)
+        await worker.run(stop)
+        logger.info("repricer %s stopped", worker.consumer)
+    finally:
+        await store.close()
