@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from crawlers import cli as crawlers_cli
+from pricing_service.api import cli as api_cli
 from pricing_service.demo import cli as demo_cli
 from pricing_service.engine import cli as engine_cli
 from pricing_service.repricer import cli as repricer_cli
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 app.add_typer(rules_cli.app, name="rules")
 app.command("demo")(demo_cli.demo)
+app.command("serve")(api_cli.serve)
+app.command("import")(api_cli.import_items)
 app.command("repricer")(repricer_cli.repricer)
 app.command("reprice")(repricer_cli.reprice)
 app.command("extract")(crawlers_cli.extract)

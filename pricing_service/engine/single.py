@@ -687,10 +687,11 @@ def select_rule(
     ruleset: CompiledRuleset, times: TimeContext, item: ItemFacts, segment: Segment
 ) -> CompiledRule:
     """The first rule, in priority order, whose scope and window cover the item now."""
-    for rule in ruleset.rules:
+    active = times.rule_active
+    for rule in ruleset.rules_for(item.category, item.brand):
         if rule.is_default:
             return rule
-        if times.rule_active[rule.index] and rule_matches_item(rule, item, segment):
+        if active[rule.index] and rule_matches_item(rule, item, segment):
             return rule
     return ruleset.rules[-1]
 
@@ -705,7 +706,9 @@ def _valid_until(
     """The next instant a window of the chosen rule, an earlier matching rule, or one
     of the chosen rule's adjustments changes."""
     soonest: int | None = None
-    for rule in ruleset.rules[: chosen.index + 1]:
+    for rule in ruleset.rules_for(item.category, item.brand):
+        if rule.index > chosen.index:
+            break
         change = times.rule_next_change[rule.index]
         sooner = change is not None and (soonest is None or change < soonest)
         if sooner and (rule is chosen or rule_matches_item(rule, item, segment)):

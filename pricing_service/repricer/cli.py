@@ -71,8 +71,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[_T]]) -> _
 
 
 def repricer(rules: RulesDirOption = None) -> None:
-    """Run the repricer: reprice SKUs as their inputs change, ahead of window boundaries
-    and on rule changes. Stops on SIGTERM or Ctrl-C."""
+    """Run the repricer: reprice SKUs on input changes, window boundaries and rule edits."""
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)

@@ -1,0 +1,95 @@
+"""The FastAPI application: price lookups, catalogue and signals, control, operations.
+
+``create_app`` wires settings, auth, error handling and middleware; the lifespan connects
+to Redis (an embedded server when ``REDIS_URL`` is unset), loads the ruleset and starts
+the schedule cache's refresher and the rules watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from pricing_service.api.auth import Authenticator, load_api_keys
+from pricing_service.api.cache import ScheduleCache
+from pricing_service.api.middleware import BodyLimitMiddleware, LatencyMiddleware
+from pricing_service.api.problems import install_problem_handlers
+from pricing_service.api.routes.control import router as control_router
+from pricing_service.api.routes.items import router as items_router
+from pricing_service.api.routes.ops import router as ops_router
+from pricing_service.api.routes.prices import router as prices_router
+from pricing_service.api.routes.signals import router as signals_router
+from pricing_service.api.ruleset import RulesState
+from pricing_service.settings import Settings
+from pricing_service.store.embedded import resolve_redis_url
+from pricing_service.store.store import Store
+
+_log = logging.getLogger(__name__)
+
+#: The cache's XREAD blocks for seconds, longer than the command timeout allows.
+_TAIL_SOCKET_TIMEOUT_SECONDS = 30.0
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API, configured by ``settings`` (from the environment by default)."""
+    settings = settings or Settings()
+    keys = load_api_keys(settings)
+    if not keys:
+        _log.warning("no API keys configured: every call that needs a key will get 401")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url, embedded = await asyncio.to_thread(
+            resolve_redis_url, settings.redis_url, settings.data_dir
+        )
+        store = Store.from_url(
+            url,
+            retention=timedelta(days=settings.retention_days),
+            pool_size=settings.redis_pool_size,
+            connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=settings.redis_socket_timeout,
+        )
+        tail_client = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=_TAIL_SOCKET_TIMEOUT_SECONDS,
+        )
+        rules = RulesState(settings.rules_dir)
+        await asyncio.to_thread(rules.reload)
+        cache = ScheduleCache(store, tail_client, max_items=settings.cache_max_items)
+        app.state.store, app.state.cache, app.state.rules = store, cache, rules
+        tasks = [
+            asyncio.create_task(cache.run(), name="schedule-cache"),
+            asyncio.create_task(rules.watch(settings.rules_poll_seconds), name="rules-watch"),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await tail_client.aclose()
+            await store.close()
+            if embedded is not None:
+                embedded.stop()
+
+    app = FastAPI(
+        title="Pricing service",
+        version="0.1.0",
+        description="Price lookups with an audit trail, catalogue and signals, and controls.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.authenticator = Authenticator(keys, public_reads=settings.public_reads)
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(LatencyMiddleware)
+    for router in (prices_router, items_router, signals_router, control_router, ops_router):
+        app.include_router(router)
+    return app

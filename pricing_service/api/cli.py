@@ -1,0 +1,136 @@
+"""`pricing serve` and `pricing import`: run the API, and load a catalogue file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from pricing_service.catalogue import RowError, check_csv, check_ndjson
+from pricing_service.engine.inputs import ItemFacts
+from pricing_service.settings import Settings
+from pricing_service.store.embedded import resolve_redis_url
+from pricing_service.store.store import Store
+
+#: Items written per Redis pipeline.
+IMPORT_CHUNK = 1000
+_JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind; default from settings.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port; default from settings.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the price API (uvicorn with uvloop and httptools); OpenAPI docs at /docs."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    # Resolved here, before workers start, so they all share one embedded Redis: the URL
+    # goes into REDIS_URL, which each worker's settings read.
+    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    if embedded is not None:
+        typer.echo(f"embedded Redis at {url} (data in {settings.data_dir.resolve()})")
+    try:
+        uvicorn.run(
+            "pricing_service.api.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=settings.access_log,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def import_items(
+    path: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="A catalogue as .csv or .jsonl/.ndjson."),
+    ],
+) -> None:
+    """Validate a catalogue file and write its items to the store, with per-line errors.
+
+    Exits with 1 when any line is invalid (the valid ones are still stored).
+    """
+    if path.suffix.lower() not in (".csv", *_JSON_LINES_SUFFIXES):
+        raise typer.BadParameter("give a .csv, .jsonl or .ndjson file", param_hint="PATH")
+    settings = Settings()
+    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    try:
+        stored, errors = asyncio.run(_import(path, url, settings))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for error in errors:
+        err.print(f"{path}:{error.line}: {error.message}", markup=False)
+    console = Console(highlight=False)
+    console.print(f"{stored} item(s) stored, {len(errors)} error(s)")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _lines(path: Path, progress: Progress, task: TaskID) -> Iterator[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        for line in handle:
+            progress.advance(task, len(line.encode()))
+            yield line
+
+
+async def _import(path: Path, url: str, settings: Settings) -> tuple[int, list[RowError]]:
+    store = Store.from_url(
+        url,
+        retention=timedelta(days=settings.retention_days),
+        connect_timeout=settings.redis_connect_timeout,
+        socket_timeout=max(settings.redis_socket_timeout, 10.0),  # big pipelines
+    )
+    errors: list[RowError] = []
+    stored = 0
+    chunk: list[ItemFacts] = []
+    progress = Progress(
+        TextColumn("importing {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    try:
+        with progress:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            lines = _lines(path, progress, task)
+            checker = check_csv if path.suffix.lower() == ".csv" else check_ndjson
+            for entry in checker(lines):
+                if isinstance(entry, RowError):
+                    errors.append(entry)
+                    continue
+                chunk.append(entry)
+                if len(chunk) >= IMPORT_CHUNK:
+                    await store.put_items(chunk, reason="import")
+                    stored, chunk = stored + len(chunk), []
+            if chunk:
+                await store.put_items(chunk, reason="import")
+                stored += len(chunk)
+    finally:
+        await store.close()
+    return stored, errors

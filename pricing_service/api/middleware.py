@@ -1,0 +1,112 @@
+"""Pure ASGI middleware: request latency by route template, and a request body limit."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pricing_service.api.problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX, ProblemError
+from pricing_service.metrics import REQUEST_SECONDS
+
+#: The label for requests no route matched: raw paths would make cardinality unbounded.
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class LatencyMiddleware:
+    """Observes ``REQUEST_SECONDS`` by method, route template (never the raw path, which
+    holds SKUs) and status class."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            template = str(getattr(scope.get("route"), "path_format", UNMATCHED_ROUTE))
+            REQUEST_SECONDS.labels(
+                method=scope["method"], route=template, status_class=f"{status // 100}xx"
+            ).observe(time.perf_counter() - started)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` with 413, by Content-Length up front or
+    while reading a body sent without one."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _too_large(self) -> ProblemError:
+        return ProblemError(
+            413, "body-too-large", f"request bodies are limited to {self.max_bytes} bytes"
+        )
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        error = self._too_large()
+        body = json.dumps(
+            {
+                "type": TYPE_PREFIX + error.slug,
+                "title": error.title,
+                "status": 413,
+                "detail": error.detail,
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,268 @@
+"""Control: overrides, the kill switch, rules, and manual repricing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, Field
+
+from pricing_service.api.deps import Admin, Reader, RulesDep, SettingsDep, StoreDep, Writer
+from pricing_service.api.preview import preview_changes
+from pricing_service.api.problems import invalid, not_found
+from pricing_service.catalogue import SKU_PATTERN, ExactMoney, is_exact_in
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.repricer.inputs import load_inputs
+from pricing_service.rules.loader import check_texts
+from pricing_service.store.store import Override, Store
+
+router = APIRouter(tags=["control"])
+
+Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
+#: SKUs one preview evaluates: it runs the engine in the API process.
+MAX_PREVIEW_SKUS = 10_000
+#: Rule files in one validate or preview call, and the size of each.
+MAX_RULE_FILES = 100
+MAX_RULE_FILE_CHARS = 1_000_000
+
+
+class OverrideIn(BaseModel):
+    price: ExactMoney
+    until: datetime = Field(description="When the override ends (ISO 8601 with a timezone).")
+    reason: str = Field(min_length=1, max_length=500)
+    force: bool = Field(default=False, description="Bypass the hard floor and ceiling too.")
+
+
+class FreezeIn(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class FreezeState(BaseModel):
+    frozen: bool
+    marked_dirty: int = 0
+
+
+class RuleFilesIn(BaseModel):
+    files: dict[str, Annotated[str, Field(max_length=MAX_RULE_FILE_CHARS)]] = Field(
+        description="Rule file name (*.yaml) to its text.", max_length=MAX_RULE_FILES
+    )
+
+
+class DiagnosticOut(BaseModel):
+    file: str
+    line: int
+    column: int
+    severity: str
+    message: str
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    version: str | None
+    errors: int
+    warnings: int
+    diagnostics: list[DiagnosticOut]
+
+
+class RulesStatus(BaseModel):
+    version: str | None = Field(description="The ruleset this API process uses.")
+    files: list[str]
+    loaded_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    repricer: dict[str, str] = Field(description="What the repricers report about theirs.")
+
+
+class PreviewIn(RuleFilesIn):
+    skus: list[Annotated[str, Field(pattern=SKU_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="SKUs to preview; all (up to 10,000) when empty.",
+    )
+
+
+class PriceChangeOut(BaseModel):
+    sku: str
+    currency: str
+    current: Decimal
+    proposed: Decimal
+    change: Decimal
+    change_percent: Decimal
+    rule_id: str
+
+
+class PreviewSummaryOut(BaseModel):
+    evaluated: int
+    changed: int
+    up: int
+    down: int
+    unpriced: int
+    mean_abs_change_percent: Decimal | None
+    median_abs_change_percent: Decimal | None
+    max_abs_change_percent: Decimal | None
+
+
+class PreviewOut(BaseModel):
+    version: str
+    truncated: bool = Field(description="More SKUs exist than one preview evaluates.")
+    summary: PreviewSummaryOut
+    changes: list[PriceChangeOut]
+
+
+class RepriceIn(BaseModel):
+    skus: list[Annotated[str, Field(pattern=SKU_PATTERN)]] = Field(default_factory=list)
+    all: bool = False
+
+
+class RepriceResult(BaseModel):
+    marked_dirty: int
+    unknown: list[str] = []
+
+
+@router.put("/v1/overrides/{sku}")
+async def put_override(sku: Sku, body: OverrideIn, principal: Admin, store: StoreDep) -> Override:
+    """Set a manual price until an instant (admin); the repricer audits and applies it."""
+    if body.until.tzinfo is None:
+        raise invalid("until: give a timezone, e.g. 2026-11-27T00:00:00Z")
+    if body.until <= datetime.now(UTC):
+        raise invalid("until: must be in the future")
+    item = await store.get_item(sku)
+    if item is None:
+        raise not_found("item", f"no item {sku!r}")
+    if not is_exact_in(body.price, item.currency):
+        raise invalid(f"price: more decimals than {item.currency} allows")
+    override = Override(
+        price=body.price,
+        until=body.until,
+        reason=body.reason,
+        force=body.force,
+        set_by=principal.name,
+    )
+    await store.set_override(sku, override)
+    return override
+
+
+@router.delete("/v1/overrides/{sku}", status_code=204)
+async def delete_override(sku: Sku, _: Admin, store: StoreDep) -> Response:
+    """Remove a manual price (admin)."""
+    if not await store.clear_override(sku):
+        raise not_found("override", f"no override for {sku!r}")
+    return Response(status_code=204)
+
+
+@router.post("/v1/admin/freeze")
+async def freeze(_: Admin, store: StoreDep, body: FreezeIn | None = None) -> FreezeState:
+    """Stop all price changes (admin); lookups keep answering."""
+    await store.set_frozen(True, reason=body.reason if body else "")
+    return FreezeState(frozen=True)
+
+
+async def _mark_all_dirty(store: Store, reason: str) -> int:
+    marked = 0
+    async for chunk in store.iter_skus():
+        await store.mark_dirty(chunk, reason)
+        marked += len(chunk)
+    return marked
+
+
+@router.post("/v1/admin/unfreeze")
+async def unfreeze(_: Admin, store: StoreDep) -> FreezeState:
+    """Let prices change again (admin), repricing every SKU."""
+    await store.set_frozen(False)
+    return FreezeState(frozen=False, marked_dirty=await _mark_all_dirty(store, "unfreeze"))
+
+
+@router.post("/v1/admin/reprice")
+async def reprice(
+    body: RepriceIn, _: Admin, store: StoreDep, settings: SettingsDep
+) -> RepriceResult:
+    """Queue SKUs, or every SKU, for repricing (admin)."""
+    if body.all == bool(body.skus):
+        raise invalid('give either "skus" or "all": true')
+    if body.all:
+        return RepriceResult(marked_dirty=await _mark_all_dirty(store, "manual"))
+    if len(body.skus) > settings.max_bulk_items:
+        raise invalid(f"skus: at most {settings.max_bulk_items} per call")
+    skus = list(dict.fromkeys(body.skus))
+    items = await store.get_items(skus)
+    known = [sku for sku, item in zip(skus, items, strict=True) if item is not None]
+    unknown = [sku for sku, item in zip(skus, items, strict=True) if item is None]
+    await store.mark_dirty(known, "manual")
+    return RepriceResult(marked_dirty=len(known), unknown=unknown)
+
+
+@router.get("/v1/rules")
+async def rules_status(_: Reader, rules: RulesDep, store: StoreDep) -> RulesStatus:
+    """The ruleset in force, its files, load time and last error."""
+    current = rules.current
+    return RulesStatus(
+        version=None if current is None else current.compiled.version,
+        files=[] if current is None else list(current.files),
+        loaded_at=None if current is None else current.loaded_at,
+        last_error=rules.last_error,
+        last_error_at=rules.last_error_at,
+        repricer=await store.ruleset_status(),
+    )
+
+
+@router.post("/v1/rules/validate")
+async def validate_rules(body: RuleFilesIn, _: Writer) -> ValidationReport:
+    """Check candidate rule files; the same diagnostics as `pricing rules validate`."""
+    ruleset, diagnostics = check_texts(body.files)
+    errors = sum(d.severity == "error" for d in diagnostics)
+    return ValidationReport(
+        valid=ruleset is not None,
+        version=None if ruleset is None else ruleset.version,
+        errors=errors,
+        warnings=len(diagnostics) - errors,
+        diagnostics=[DiagnosticOut.model_validate(d.as_dict()) for d in diagnostics],
+    )
+
+
+@router.post("/v1/rules/preview", responses={422: {"description": "Invalid rule files."}})
+async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewOut:
+    """Which current prices a candidate ruleset would change, and by how much."""
+    ruleset, diagnostics = check_texts(body.files)
+    if ruleset is None:
+        raise invalid(
+            "the candidate rules have errors",
+            errors=[
+                {"location": [d.file, d.line, d.column], "message": d.message, "type": d.severity}
+                for d in diagnostics
+            ],
+        )
+    compiled = CompiledRuleset(ruleset)
+    truncated = False
+    if body.skus:
+        skus = list(dict.fromkeys(body.skus))
+    else:
+        skus = []
+        async for chunk in store.iter_skus():
+            skus += chunk
+            if len(skus) > MAX_PREVIEW_SKUS:
+                skus, truncated = sorted(skus)[:MAX_PREVIEW_SKUS], True
+                break
+    now = datetime.now(UTC)
+    inputs = await load_inputs(store, compiled, skus, now)
+    changes, summary = await asyncio.to_thread(preview_changes, compiled, inputs, now)
+    return PreviewOut(
+        version=ruleset.version,
+        truncated=truncated,
+        summary=PreviewSummaryOut(**asdict(summary)),
+        changes=[
+            PriceChangeOut(
+                sku=change.sku,
+                currency=change.currency,
+                current=change.current,
+                proposed=change.proposed,
+                change=change.change,
+                change_percent=change.change_percent,
+                rule_id=change.rule_id,
+            )
+            for change in changes
+        ],
+    )

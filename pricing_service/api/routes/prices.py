@@ -1,0 +1,439 @@
+"""Price lookups, the price history and the decisions behind each price."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from pricing_service.api.deps import CacheDep, PublicReader, Reader, RulesDep, SettingsDep, StoreDep
+from pricing_service.api.problems import ProblemError, invalid, not_found
+from pricing_service.catalogue import SKU_PATTERN
+from pricing_service.engine.inputs import Segment
+from pricing_service.metrics import LOOKUPS
+from pricing_service.store.store import AuditRecord, Schedule, Store, parse_decision_id
+
+router = APIRouter(tags=["prices"])
+
+Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
+_SKU = re.compile(SKU_PATTERN)
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+#: Audit records read per Redis call when scanning the trail.
+_AUDIT_PAGE = 500
+
+
+class Step(BaseModel):
+    stage: str
+    name: str
+    input: str | None
+    output: str | None
+    detail: str
+
+
+class InputUsed(BaseModel):
+    name: str
+    value: str
+    source: str
+    age_seconds: int | None
+
+
+class DecisionOut(BaseModel):
+    """A published decision with its full explanation."""
+
+    # Fields the engine adds later still reach clients: the audit record is the truth.
+    model_config = ConfigDict(extra="allow")
+
+    decision_id: str
+    sku: str
+    segment: str
+    currency: str
+    ruleset_version: str
+    price: str | None
+    valid_from: datetime
+    valid_until: datetime | None
+    rule_id: str
+    strategy: str
+    held_by: str | None = None
+    changed: bool = False
+    guardrails_fired: list[str] = []
+    steps: list[Step] = []
+    inputs: list[InputUsed] = []
+    warnings: list[str] = []
+
+
+class PriceOut(BaseModel):
+    """The price of one SKU and segment at one instant."""
+
+    sku: str
+    segment: str = Field(description="The segment whose price applies ('' is the default).")
+    price: str = Field(examples=["19.99"])
+    currency: str
+    valid_from: datetime
+    valid_until: datetime | None
+    decision_id: str
+    ruleset_version: str
+    computed_at: datetime
+    stale: bool = Field(
+        description="Possibly out of date: the schedule ran out or the "
+        "cache has lost touch with the store."
+    )
+    explanation: DecisionOut | None = None
+
+
+class LookupRequest(BaseModel):
+    skus: list[str] = Field(min_length=1)
+    segment: str | None = None
+
+
+class LookupResult(BaseModel):
+    sku: str
+    found: bool
+    price: PriceOut | None = None
+    error: str | None = None
+
+
+class LookupResponse(BaseModel):
+    results: list[LookupResult]
+
+
+class AuditRecordOut(BaseModel):
+    record_id: str
+    segment: str
+    ruleset_version: str
+    computed_at: datetime
+    decisions: list[DecisionOut]
+
+
+class HistoryPage(BaseModel):
+    sku: str
+    records: list[AuditRecordOut]
+    next_cursor: str | None
+
+
+class LowestPriceOut(BaseModel):
+    """The lowest price in force during the period, e.g. for the EU Omnibus rule."""
+
+    sku: str
+    segment: str
+    days: int
+    since: datetime
+    until: datetime
+    price: str
+    currency: str
+    decision_id: str
+    in_force_from: datetime
+    in_force_until: datetime
+
+
+def _epoch_datetime(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _parse_segment(text: str | None) -> Segment:
+    try:
+        return Segment.parse(text)
+    except ValueError as exc:
+        raise invalid(f"segment: {exc}") from None
+
+
+def _from_schedule(schedule: Schedule, epoch: int, *, stale: bool) -> PriceOut | None:
+    window = schedule.window_at(epoch)
+    if window is None and schedule.windows and epoch >= schedule.windows[-1].valid_from:
+        # The schedule ran out before the repricer extended it: the last price still
+        # holds on the storefront, so say so rather than pretend there is none.
+        window, stale = schedule.windows[-1], True
+    if window is None or window.price is None:
+        return None
+    valid_from = _epoch_datetime(window.valid_from)
+    assert valid_from is not None
+    return PriceOut(
+        sku=schedule.sku,
+        segment=schedule.segment,
+        price=str(window.price),
+        currency=schedule.currency,
+        valid_from=valid_from,
+        valid_until=_epoch_datetime(window.valid_until),
+        decision_id=schedule.decision_id(window),
+        ruleset_version=schedule.ruleset_version,
+        computed_at=datetime.fromtimestamp(schedule.computed_at / 1000, tz=UTC),
+        stale=stale,
+    )
+
+
+def _decision_window(decision: dict[str, Any]) -> tuple[datetime, datetime | None]:
+    until = decision.get("valid_until")
+    return (
+        datetime.fromisoformat(decision["valid_from"]),
+        None if until is None else datetime.fromisoformat(until),
+    )
+
+
+def _from_record(record: AuditRecord, index: int) -> PriceOut | None:
+    decision = record.decisions[index]
+    if decision.get("price") is None:
+        return None
+    valid_from, valid_until = _decision_window(decision)
+    return PriceOut(
+        sku=record.sku,
+        segment=record.segment,
+        price=decision["price"],
+        currency=decision["currency"],
+        valid_from=valid_from,
+        valid_until=valid_until,
+        decision_id=record.decision_id(index),
+        ruleset_version=record.ruleset_version,
+        computed_at=datetime.fromtimestamp(record.computed_at / 1000, tz=UTC),
+        stale=False,
+    )
+
+
+async def _records_in_force(
+    store: Store, sku: str, segment: str, since: datetime, until: datetime
+) -> list[AuditRecord]:
+    """The segment's audit records published up to ``until``, newest first, down to the
+    one in force at ``since``: records published before the period still set prices in it."""
+    records: list[AuditRecord] = []
+    cursor = None
+    while True:
+        page, cursor = await store.history(sku, until=until, limit=_AUDIT_PAGE, cursor=cursor)
+        for record in page:
+            if record.segment != segment:
+                continue
+            records.append(record)
+            if record.computed_at <= since.timestamp() * 1000:
+                return records
+        if cursor is None:
+            return records
+
+
+async def _price_from_history(
+    store: Store, sku: str, segment: str, at: datetime
+) -> PriceOut | None:
+    """The window in force at ``at`` from the newest record published by then."""
+    cursor = None
+    while True:
+        page, cursor = await store.history(sku, until=at, limit=_AUDIT_PAGE, cursor=cursor)
+        for record in page:
+            if record.segment != segment:
+                continue
+            for index, decision in enumerate(record.decisions):
+                valid_from, valid_until = _decision_window(decision)
+                if valid_from <= at and (valid_until is None or at < valid_until):
+                    return _from_record(record, index)
+        if cursor is None:
+            return None
+
+
+async def _explanation(store: Store, decision_id: str) -> DecisionOut | None:
+    parsed = parse_decision_id(decision_id)
+    if parsed is None:
+        return None
+    sku, stream_id, index = parsed
+    if not _SKU.match(sku) or not _STREAM_ID.match(stream_id):
+        return None
+    record = await store.get_audit(sku, stream_id)
+    if record is None or index >= len(record.decisions):
+        return None
+    return DecisionOut.model_validate(record.decisions[index])
+
+
+def _count_lookup(price: PriceOut | None, *, from_cache: bool) -> None:
+    if price is None:
+        label = "not_found"
+    elif price.stale:
+        label = "stale"
+    else:
+        label = "hit" if from_cache else "miss"
+    LOOKUPS.labels(result=label).inc()
+
+
+@router.get("/v1/prices/{sku}", response_model_exclude_unset=True)
+async def get_price(
+    sku: Sku,
+    principal: PublicReader,
+    store: StoreDep,
+    cache: CacheDep,
+    rules: RulesDep,
+    segment: Annotated[str | None, Query(max_length=200, examples=["channel:app"])] = None,
+    at: Annotated[datetime | None, Query(description="ISO 8601 instant; default now.")] = None,
+    explain: bool = False,
+) -> PriceOut:
+    """The price of a SKU for a segment, now or at an instant, optionally explained."""
+    if at is not None and at.tzinfo is None:
+        raise invalid("at: give a timezone, e.g. 2026-11-27T00:00:00Z")
+    if explain and principal.scope is None:
+        raise ProblemError(
+            401,
+            "unauthorized",
+            "explanations need an API key with the read scope",
+            headers={"WWW-Authenticate": 'Bearer realm="pricing"'},
+        )
+    stored_segment = str(rules.canonical(_parse_segment(segment)))
+    moment = at or datetime.now(UTC)
+    schedule, from_cache = await cache.get(sku, stored_segment)
+    result = None
+    if schedule is not None:
+        stale = from_cache and not cache.in_sync
+        result = _from_schedule(schedule, int(moment.timestamp()), stale=stale)
+    if result is None and at is not None:
+        from_cache = False
+        result = await _price_from_history(store, sku, stored_segment, at)
+    _count_lookup(result, from_cache=from_cache)
+    if result is None:
+        when = f" at {at.isoformat()}" if at is not None else ""
+        raise not_found("price", f"no price for SKU {sku!r}{when}")
+    if explain:
+        result.explanation = await _explanation(store, result.decision_id)
+    return result
+
+
+@router.post("/v1/prices/lookup")
+async def lookup_prices(
+    body: LookupRequest,
+    _: PublicReader,
+    cache: CacheDep,
+    rules: RulesDep,
+    settings: SettingsDep,
+) -> LookupResponse:
+    """Current prices of many SKUs at once; unknown SKUs are reported one by one."""
+    if len(body.skus) > settings.max_lookup_skus:
+        raise invalid(f"skus: at most {settings.max_lookup_skus} SKUs per lookup")
+    stored_segment = str(rules.canonical(_parse_segment(body.segment)))
+    valid = [sku for sku in dict.fromkeys(body.skus) if _SKU.match(sku)]
+    schedules = dict(
+        zip(valid, await cache.get_many([(sku, stored_segment) for sku in valid]), strict=True)
+    )
+    now = int(datetime.now(UTC).timestamp())
+    results = []
+    for sku in body.skus:
+        if sku not in schedules:
+            results.append(LookupResult(sku=sku, found=False, error="not a valid SKU"))
+            continue
+        schedule, from_cache = schedules[sku]
+        price = None
+        if schedule is not None:
+            price = _from_schedule(schedule, now, stale=from_cache and not cache.in_sync)
+        _count_lookup(price, from_cache=from_cache)
+        if price is None:
+            results.append(LookupResult(sku=sku, found=False, error="no price for this SKU"))
+        else:
+            results.append(LookupResult(sku=sku, found=True, price=price))
+    return LookupResponse(results=results)
+
+
+def _record_out(record: AuditRecord) -> AuditRecordOut:
+    return AuditRecordOut(
+        record_id=record.stream_id,
+        segment=record.segment,
+        ruleset_version=record.ruleset_version,
+        computed_at=datetime.fromtimestamp(record.computed_at / 1000, tz=UTC),
+        decisions=[DecisionOut.model_validate(decision) for decision in record.decisions],
+    )
+
+
+@router.get("/v1/prices/{sku}/history")
+async def price_history(
+    sku: Sku,
+    _: Reader,
+    store: StoreDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=45)] = None,
+) -> HistoryPage:
+    """The audit trail of a SKU's published prices, newest first, paginated."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise invalid(f"{name}: give a timezone, e.g. 2026-11-27T00:00:00Z")
+    if cursor is not None and not _STREAM_ID.match(cursor):
+        raise invalid("cursor: use the next_cursor of a previous page")
+    records, next_cursor = await store.history(
+        sku, since=since, until=until, limit=limit, cursor=cursor
+    )
+    if not records and cursor is None and await store.get_item(sku) is None:
+        raise not_found("item", f"no item and no price history for SKU {sku!r}")
+    return HistoryPage(
+        sku=sku, records=[_record_out(record) for record in records], next_cursor=next_cursor
+    )
+
+
+@router.get("/v1/prices/{sku}/lowest")
+async def lowest_price(
+    sku: Sku,
+    _: PublicReader,
+    store: StoreDep,
+    rules: RulesDep,
+    settings: SettingsDep,
+    days: Annotated[int, Query(ge=1)] = 30,
+    segment: Annotated[str | None, Query(max_length=200)] = None,
+) -> LowestPriceOut:
+    """The lowest price in force during the prior N days and the decision that set it."""
+    if days > settings.retention_days:
+        raise invalid(f"days: the audit trail keeps {settings.retention_days} days")
+    stored_segment = str(rules.canonical(_parse_segment(segment)))
+    until = datetime.now(UTC)
+    since = until - timedelta(days=days)
+    records = await _records_in_force(store, sku, stored_segment, since, until)
+    lowest = _lowest_in_force(records, since, until)
+    if lowest is None:
+        raise not_found("price", f"no price in force for SKU {sku!r} in the last {days} days")
+    record, index, start, end = lowest
+    decision = record.decisions[index]
+    return LowestPriceOut(
+        sku=sku,
+        segment=stored_segment,
+        days=days,
+        since=since,
+        until=until,
+        price=decision["price"],
+        currency=decision["currency"],
+        decision_id=record.decision_id(index),
+        in_force_from=start,
+        in_force_until=end,
+    )
+
+
+def _lowest_in_force(
+    newest_first: list[AuditRecord], since: datetime, until: datetime
+) -> tuple[AuditRecord, int, datetime, datetime] | None:
+    """Each record rules from its publication until the next one's; within that span its
+    windows say which price was in force. The lowest of those in [since, until]; on a tie,
+    the one from the newest record."""
+    best: tuple[AuditRecord, int, datetime, datetime] | None = None
+    best_price: Decimal | None = None
+    superseded_at = until
+    for record in newest_first:
+        published = datetime.fromtimestamp(record.computed_at / 1000, tz=UTC)
+        span_start, span_end = max(published, since), superseded_at
+        superseded_at = published
+        if span_start >= span_end:
+            if published <= since:
+                break
+            continue
+        for index, decision in enumerate(record.decisions):
+            if decision.get("price") is None:
+                continue
+            valid_from, valid_until = _decision_window(decision)
+            start = max(valid_from, span_start)
+            end = span_end if valid_until is None else min(valid_until, span_end)
+            price = Decimal(decision["price"])
+            if start < end and (best_price is None or price < best_price):
+                best, best_price = (record, index, start, end), price
+        if published <= since:
+            break
+    return best
+
+
+@router.get("/v1/decisions/{decision_id}")
+async def get_decision(
+    decision_id: Annotated[str, Path(max_length=200)], _: Reader, store: StoreDep
+) -> DecisionOut:
+    """A published decision with its full explanation."""
+    decision = await _explanation(store, decision_id)
+    if decision is None:
+        raise not_found("decision", f"no decision {decision_id!r}")
+    return decision

@@ -1,0 +1,209 @@
+"""Signals that move prices: sales and competitor observations."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
+
+from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
+from pricing_service.api.problems import invalid, not_found
+from pricing_service.catalogue import (
+    SKU_PATTERN,
+    ExactMoney,
+    describe_validation_error,
+    is_exact_in,
+)
+from pricing_service.engine.inputs import AwareDatetime, CompetitorObservation, ItemFacts
+from pricing_service.observations import ACCEPTED, MAX_CLOCK_SKEW, gate_observation
+from pricing_service.store.store import OfferStatus
+
+router = APIRouter(tags=["signals"])
+
+Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
+SkuField = Annotated[str, Field(pattern=SKU_PATTERN)]
+
+
+class SaleIn(BaseModel):
+    """Units sold at a unit price (negative quantities are returns)."""
+
+    sku: SkuField
+    quantity: int = Field(ge=-1_000_000, le=1_000_000)
+    unit_price: ExactMoney
+    ts: AwareDatetime
+    segment: str | None = Field(default=None, max_length=200)
+
+
+class ObservationIn(BaseModel):
+    """A competitor's offer for one of our SKUs, as seen at ``observed_at``."""
+
+    sku: SkuField
+    competitor: str = Field(min_length=1, max_length=100)
+    price: ExactMoney
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    shipping: ExactMoney | None = None
+    in_stock: bool = True
+    observed_at: AwareDatetime
+    url: AnyHttpUrl | None = Field(default=None, description="Where it was seen.")
+
+
+class Rejection(BaseModel):
+    index: int
+    sku: str
+    message: str
+
+
+class SalesResult(BaseModel):
+    accepted: int
+    rejected: list[Rejection]
+
+
+class ObservationVerdict(BaseModel):
+    index: int
+    sku: str
+    competitor: str
+    status: str = Field(description="accepted, quarantined, or rejected (not stored).")
+    reason: str | None = None
+
+
+class ObservationsResult(BaseModel):
+    accepted: int
+    quarantined: int
+    rejected: int
+    results: list[ObservationVerdict]
+
+
+class CompetitorOffer(BaseModel):
+    competitor: str
+    price: Decimal
+    currency: str
+    shipping: Decimal | None
+    in_stock: bool
+    observed_at: datetime
+    age_seconds: int
+    status: str
+    reason: str | None
+    received_at: datetime
+
+
+class CompetitorsOut(BaseModel):
+    sku: str
+    offers: list[CompetitorOffer]
+
+
+def _items_by_sku(store_items: list[ItemFacts | None], skus: list[str]) -> dict[str, ItemFacts]:
+    return {sku: item for sku, item in zip(skus, store_items, strict=True) if item is not None}
+
+
+@router.post("/v1/sales")
+async def post_sales(
+    body: list[SaleIn], _: Writer, store: StoreDep, settings: SettingsDep
+) -> SalesResult:
+    """Record a batch of sales events; unknown SKUs are rejected one by one."""
+    if len(body) > settings.max_batch_events:
+        raise invalid(f"at most {settings.max_batch_events} events per call")
+    skus = list(dict.fromkeys(sale.sku for sale in body))
+    items = _items_by_sku(await store.get_items(skus), skus)
+    now = datetime.now(UTC)
+    rejected: list[Rejection] = []
+    by_sku: dict[str, list[tuple[datetime, int, Decimal]]] = defaultdict(list)
+    for index, sale in enumerate(body):
+        item = items.get(sale.sku)
+        if item is None:
+            message = "unknown SKU"
+        elif sale.ts > now + MAX_CLOCK_SKEW:
+            message = "ts is in the future"
+        elif not is_exact_in(sale.unit_price, item.currency):
+            message = f"unit_price has more decimals than {item.currency} allows"
+        else:
+            by_sku[sale.sku].append((sale.ts, sale.quantity, sale.unit_price))
+            continue
+        rejected.append(Rejection(index=index, sku=sale.sku, message=message))
+    for sku, sales in by_sku.items():
+        await store.add_sales(sku, items[sku].currency, sales)
+    await store.mark_dirty(list(by_sku), "sales")
+    return SalesResult(accepted=sum(map(len, by_sku.values())), rejected=rejected)
+
+
+@router.post("/v1/observations")
+async def post_observations(
+    body: list[ObservationIn], _: Writer, store: StoreDep, settings: SettingsDep
+) -> ObservationsResult:
+    """Take a batch of competitor observations through the same gate as crawler results."""
+    if len(body) > settings.max_batch_events:
+        raise invalid(f"at most {settings.max_batch_events} observations per call")
+    skus = list(dict.fromkeys(entry.sku for entry in body))
+    items = _items_by_sku(await store.get_items(skus), skus)
+    now = datetime.now(UTC)
+    verdicts: list[ObservationVerdict] = []
+    offers: dict[str, list[OfferStatus]] = defaultdict(list)
+    for index, entry in enumerate(body):
+        item = items.get(entry.sku)
+        verdict = ObservationVerdict(
+            index=index, sku=entry.sku, competitor=entry.competitor, status="rejected"
+        )
+        verdicts.append(verdict)
+        if item is None:
+            verdict.reason = "unknown SKU"
+            continue
+        try:
+            observation = CompetitorObservation(
+                competitor=entry.competitor,
+                price=entry.price,
+                currency=entry.currency,
+                observed_at=entry.observed_at,
+                shipping=entry.shipping,
+                in_stock=entry.in_stock,
+                source="feed",
+            )
+        except ValidationError as exc:
+            verdict.reason = describe_validation_error(exc)
+            continue
+        offer = gate_observation(observation, item, now)
+        verdict.status, verdict.reason = offer.status, offer.reason
+        offers[entry.sku].append(offer)
+    for sku, sku_offers in offers.items():
+        await store.put_offers(sku, sku_offers)
+    changed = [
+        sku for sku, sku_offers in offers.items() if any(o.status == ACCEPTED for o in sku_offers)
+    ]
+    await store.mark_dirty(changed, "observation")
+    counts: dict[str, int] = defaultdict(int)
+    for verdict in verdicts:
+        counts[verdict.status] += 1
+    return ObservationsResult(
+        accepted=counts["accepted"],
+        quarantined=counts["quarantined"],
+        rejected=counts["rejected"],
+        results=verdicts,
+    )
+
+
+@router.get("/v1/items/{sku}/competitors")
+async def get_competitors(sku: Sku, _: Reader, store: StoreDep) -> CompetitorsOut:
+    """The latest observation of each competitor, with its age and gate status."""
+    if await store.get_item(sku) is None:
+        raise not_found("item", f"no item {sku!r}")
+    now = datetime.now(UTC)
+    return CompetitorsOut(
+        sku=sku,
+        offers=[
+            CompetitorOffer(
+                competitor=offer.observation.competitor,
+                price=offer.observation.price,
+                currency=offer.observation.currency,
+                shipping=offer.observation.shipping,
+                in_stock=offer.observation.in_stock,
+                observed_at=offer.observation.observed_at,
+                age_seconds=max(0, int((now - offer.observation.observed_at).total_seconds())),
+                status=offer.status,
+                reason=offer.reason,
+                received_at=offer.received_at,
+            )
+            for offer in await store.get_offers(sku)
+        ],
+    )

@@ -1,0 +1,159 @@
+"""Items one by one and in bulk, sales, inventory, observations and competitors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from tests.api.conftest import READ_KEY, WRITE_KEY, ServeApp, auth
+
+WRITE = auth(WRITE_KEY)
+
+
+def _put(api: httpx.Client, sku: str = "SKU-1", currency: str = "USD") -> None:
+    body = {"currency": currency, "list_price": "50.00", "cost": 30}
+    assert api.put(f"/v1/items/{sku}", json=body, headers=WRITE).status_code in (200, 201)
+
+
+def test_item_round_trip(api: httpx.Client) -> None:
+    created = api.put(
+        "/v1/items/SKU-1",
+        json={"sku": "SKU-1", "currency": "USD", "list_price": "19.99", "tags": ["a"]},
+        headers=WRITE,
+    )
+    assert created.status_code == 201, created.text
+    fetched = api.get("/v1/items/SKU-1", headers=auth(READ_KEY))
+    assert fetched.json()["list_price"] == "19.99"
+    assert fetched.json()["tags"] == ["a"]
+    assert api.delete("/v1/items/SKU-1", headers=WRITE).status_code == 204
+    assert api.get("/v1/items/SKU-1", headers=auth(READ_KEY)).status_code == 404
+    assert api.delete("/v1/items/SKU-1", headers=WRITE).status_code == 404
+
+
+def test_item_input_errors_are_422(api: httpx.Client) -> None:
+    cases = [
+        {"currency": "USD", "list_price": 19.99},  # a float: inexact money
+        {"currency": "USD", "list_price": "19.999"},  # finer than cents
+        {"sku": "OTHER", "currency": "USD"},  # disagrees with the URL
+        {"currency": "USD", "unknown": 1},
+    ]
+    for body in cases:
+        response = api.put("/v1/items/SKU-1", json=body, headers=WRITE)
+        assert response.status_code == 422, body
+        assert response.headers["content-type"] == "application/problem+json"
+    float_error = api.put("/v1/items/SKU-1", json=cases[0], headers=WRITE).json()
+    assert "float" in float_error["errors"][0]["message"]
+    broken = api.put(
+        "/v1/items/SKU-1",
+        content=b"{",
+        headers={**WRITE, "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 422
+
+
+def test_bulk_json_reports_errors_item_by_item(api: httpx.Client) -> None:
+    items: list[object] = [
+        {"sku": f"SKU-{n}", "currency": "USD", "list_price": "10.00"} for n in range(10_000)
+    ]
+    items[3] = {"sku": "SKU-3", "currency": "USD", "list_price": 10.5}
+    items[7] = "not an object"
+    response = api.post("/v1/items/bulk", json=items, headers=WRITE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["received"] == 10_000
+    assert body["stored"] == body["created"] == 9_998
+    assert [(e["index"], e["sku"]) for e in body["errors"]] == [(3, "SKU-3"), (7, None)]
+    assert api.get("/v1/items/SKU-9999", headers=auth(READ_KEY)).status_code == 200
+
+
+def test_bulk_ndjson_counts_lines(api: httpx.Client) -> None:
+    lines = [
+        json.dumps({"sku": "A", "currency": "USD"}),
+        "",
+        "{broken",
+        json.dumps({"sku": "B", "currency": "usd"}),
+    ]
+    response = api.post(
+        "/v1/items/bulk",
+        content="\n".join(lines).encode(),
+        headers={**WRITE, "Content-Type": "application/x-ndjson"},
+    )
+    body = response.json()
+    assert body["stored"] == 1
+    assert [(e["line"], e["index"]) for e in body["errors"]] == [(3, 1), (4, 2)]
+
+
+def test_bulk_limits(serve_app: ServeApp) -> None:
+    api = serve_app(max_bulk_items=2)
+    items = [{"sku": f"S{n}", "currency": "USD"} for n in range(3)]
+    assert api.post("/v1/items/bulk", json=items, headers=WRITE).status_code == 422
+    assert api.post("/v1/items/bulk", json={"a": 1}, headers=WRITE).status_code == 422
+    odd = api.post("/v1/items/bulk", content=b"x", headers={**WRITE, "Content-Type": "text/csv"})
+    assert odd.status_code == 415
+
+
+def test_inventory(api: httpx.Client) -> None:
+    _put(api)
+    response = api.put("/v1/items/SKU-1/inventory", json={"inventory": 7}, headers=WRITE)
+    assert response.json()["inventory"] == 7
+    assert api.put("/v1/items/X/inventory", json={"inventory": 1}, headers=WRITE).status_code == 404
+    bad = api.put("/v1/items/SKU-1/inventory", json={"inventory": -1}, headers=WRITE)
+    assert bad.status_code == 422
+
+
+def test_sales(api: httpx.Client) -> None:
+    _put(api)
+    now = datetime.now(UTC).isoformat()
+    events = [
+        {"sku": "SKU-1", "quantity": 2, "unit_price": "49.99", "ts": now},
+        {"sku": "NOPE", "quantity": 1, "unit_price": "1.00", "ts": now},
+        {"sku": "SKU-1", "quantity": 1, "unit_price": "1.001", "ts": now},
+    ]
+    response = api.post("/v1/sales", json=events, headers=WRITE)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert [r["index"] for r in response.json()["rejected"]] == [1, 2]
+    floats = [{"sku": "SKU-1", "quantity": 1, "unit_price": 1.5, "ts": now}]
+    assert api.post("/v1/sales", json=floats, headers=WRITE).status_code == 422
+
+
+def test_observations_are_gated_and_listed(api: httpx.Client) -> None:
+    _put(api)
+    now = datetime.now(UTC)
+
+    def observation(**changes: object) -> dict[str, object]:
+        return {
+            "sku": "SKU-1",
+            "competitor": "megamart",
+            "price": "45.00",
+            "currency": "USD",
+            "observed_at": now.isoformat(),
+            "url": "https://megamart.example/p/1",
+            **changes,
+        }
+
+    batch = [
+        observation(),
+        observation(competitor="old", observed_at=(now - timedelta(days=8)).isoformat()),
+        observation(competitor="euro", currency="EUR"),
+        observation(competitor="future", observed_at=(now + timedelta(hours=1)).isoformat()),
+        observation(competitor="zero", price="0"),
+        observation(sku="UNKNOWN"),
+        observation(competitor="yen", currency="JPY", price="45.5"),
+    ]
+    response = api.post("/v1/observations", json=batch, headers=WRITE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["quarantined"], body["rejected"]) == (1, 4, 2)
+    statuses = [(r["competitor"], r["status"]) for r in body["results"]]
+    assert statuses[0] == ("megamart", "accepted")
+    listed = api.get("/v1/items/SKU-1/competitors", headers=auth(READ_KEY)).json()["offers"]
+    by_name = {offer["competitor"]: offer for offer in listed}
+    assert by_name["megamart"]["status"] == "accepted"
+    assert by_name["megamart"]["price"] == "45.00"
+    assert by_name["old"]["reason"] == "older than 7 days"
+    assert by_name["old"]["age_seconds"] >= 8 * 86400
+    assert "EUR" in by_name["euro"]["reason"]
+    assert api.get("/v1/items/NONE/competitors", headers=auth(READ_KEY)).status_code == 404

@@ -1,0 +1,219 @@
+"""Price lookups, explanations, history, the lowest price and decisions, over HTTP."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import redis
+
+from pricing_service.store import keys
+from pricing_service.store.store import Schedule, decode_schedule
+from tests.api.conftest import ADMIN_KEY, READ_KEY, ServeApp, auth
+from tests.api.helpers import item, publish
+
+PROBLEM = "application/problem+json"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def test_lookup_returns_the_published_price(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    result = publish(clean_redis, rules_dir, item(), _now())
+    response = api.get("/v1/prices/SKU-1", headers=auth(READ_KEY))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["sku"] == "SKU-1"
+    assert body["segment"] == ""
+    assert body["price"] in ("50.00", "40.00")  # 40.00 on a weekend
+    assert body["currency"] == "USD"
+    assert body["decision_id"].startswith(f"SKU-1~{result.stream_id}~")
+    assert body["stale"] is False
+    assert "explanation" not in body
+    assert "valid_until" in body  # null when open-ended, never left out
+    for field in ("valid_from", "valid_until", "ruleset_version", "computed_at"):
+        assert field in body
+
+
+def test_segment_maps_to_the_priced_segment(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    publish(clean_redis, rules_dir, item(), _now(), segment="channel:app")
+    response = api.get(
+        "/v1/prices/SKU-1", params={"segment": "channel:app,tier:x"}, headers=auth(READ_KEY)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["segment"] == "channel:app"
+    bad = api.get("/v1/prices/SKU-1", params={"segment": "no"}, headers=auth(READ_KEY))
+    assert bad.status_code == 422
+
+
+def test_at_a_window_boundary_returns_the_window_starting_then(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    publish(clean_redis, rules_dir, item(), _now())
+    schedule = _stored_schedule(clean_redis)
+    boundary = schedule.windows[1].valid_from
+    before, after = (
+        datetime.fromtimestamp(moment, tz=UTC).isoformat() for moment in (boundary - 1, boundary)
+    )
+    first = api.get("/v1/prices/SKU-1", params={"at": before}, headers=auth(READ_KEY)).json()
+    second = api.get("/v1/prices/SKU-1", params={"at": after}, headers=auth(READ_KEY)).json()
+    assert first["price"] == str(schedule.windows[0].price)
+    assert second["price"] == str(schedule.windows[1].price)
+    assert second["valid_from"] == datetime.fromtimestamp(boundary, tz=UTC).isoformat().replace(
+        "+00:00", "Z"
+    )
+    assert first["decision_id"] != second["decision_id"]
+
+
+def _stored_schedule(redis_url: str) -> Schedule:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        raw = client.get(keys.schedule("SKU-1", ""))
+    finally:
+        client.close()
+    assert raw is not None
+    return decode_schedule("SKU-1", "", raw)
+
+
+def test_at_outside_the_schedule_is_answered_from_the_audit_trail(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    now = _now()
+    old = publish(clean_redis, rules_dir, item(list_price="50.00"), now - timedelta(minutes=5))
+    publish(clean_redis, rules_dir, item(list_price="60.00"), now + timedelta(hours=1))
+    moment = (now + timedelta(minutes=30)).isoformat()
+    response = api.get("/v1/prices/SKU-1", params={"at": moment}, headers=auth(READ_KEY))
+    assert response.status_code == 200, response.text
+    assert response.json()["decision_id"].startswith(f"SKU-1~{old.stream_id}~")
+
+
+def test_explain_embeds_the_decision_and_needs_a_key(
+    serve_app: ServeApp, clean_redis: str, rules_dir: Path
+) -> None:
+    api = serve_app(public_reads=True)
+    publish(clean_redis, rules_dir, item(), _now())
+    anonymous = api.get("/v1/prices/SKU-1")
+    assert anonymous.status_code == 200
+    assert api.get("/v1/prices/SKU-1", params={"explain": "true"}).status_code == 401
+    explained = api.get("/v1/prices/SKU-1", params={"explain": "true"}, headers=auth(READ_KEY))
+    explanation = explained.json()["explanation"]
+    assert "held_by" in explanation
+    assert explanation["decision_id"] == explained.json()["decision_id"]
+    assert explanation["rule_id"] in ("weekend", "default")
+    assert explanation["steps"]
+
+
+def test_unknown_sku_is_a_404_problem(api: httpx.Client) -> None:
+    response = api.get("/v1/prices/NOPE", headers=auth(READ_KEY))
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 404
+    assert body["instance"] == "/v1/prices/NOPE"
+    assert {"type", "title", "detail"} <= body.keys()
+
+
+def test_bad_sku_format_is_a_422_problem_with_errors(api: httpx.Client) -> None:
+    response = api.get("/v1/prices/-bad!", headers=auth(READ_KEY))
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["errors"][0]["location"] == ["path", "sku"]
+    too_long = api.get("/v1/prices/" + "A" * 65, headers=auth(READ_KEY))
+    assert too_long.status_code == 422
+
+
+def test_batch_lookup_reports_unknown_skus_one_by_one(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    publish(clean_redis, rules_dir, item(), _now())
+    response = api.post(
+        "/v1/prices/lookup",
+        json={"skus": ["SKU-1", "MISSING", "bad sku"]},
+        headers=auth(READ_KEY),
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["found"] for r in results] == [True, False, False]
+    assert results[0]["price"]["sku"] == "SKU-1"
+    assert results[2]["error"] == "not a valid SKU"
+
+
+def test_batch_lookup_is_bounded(serve_app: ServeApp) -> None:
+    api = serve_app(max_lookup_skus=3)
+    response = api.post(
+        "/v1/prices/lookup", json={"skus": ["A", "B", "C", "D"]}, headers=auth(READ_KEY)
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+
+
+def test_a_new_publish_reaches_the_cache(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    now = _now()
+    publish(clean_redis, rules_dir, item(list_price="50.00"), now)
+    first = api.get("/v1/prices/SKU-1", headers=auth(READ_KEY)).json()  # now cached
+    publish(clean_redis, rules_dir, item(list_price="70.00"), now)
+    deadline = time.monotonic() + 2
+    while True:
+        latest = api.get("/v1/prices/SKU-1", headers=auth(READ_KEY)).json()
+        if latest["decision_id"] != first["decision_id"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert latest["price"] in ("70.00", "56.00")
+
+
+def test_history_is_newest_first_and_paginated(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    now = _now()
+    published = [
+        publish(clean_redis, rules_dir, item(list_price=f"{price}.00"), now).stream_id
+        for price in (50, 51, 52)
+    ]
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/v1/prices/SKU-1/history", params=params, headers=auth(READ_KEY))
+        assert page.status_code == 200, page.text
+        pages.append([record["record_id"] for record in page.json()["records"]])
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [published[::-1][:2], published[::-1][2:]]
+    bad = api.get("/v1/prices/SKU-1/history", params={"cursor": "x"}, headers=auth(READ_KEY))
+    assert bad.status_code == 422
+    assert api.get("/v1/prices/NONE/history", headers=auth(READ_KEY)).status_code == 404
+
+
+def test_lowest_price_comes_from_the_audit_trail(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    now = _now()
+    cheap = publish(clean_redis, rules_dir, item(list_price="30.00"), now - timedelta(days=1))
+    publish(clean_redis, rules_dir, item(list_price="90.00"), now)
+    response = api.get("/v1/prices/SKU-1/lowest", params={"days": 30}, headers=auth(READ_KEY))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["price"] in ("30.00", "24.00")
+    assert body["decision_id"].startswith(f"SKU-1~{cheap.stream_id}~")
+    too_far = api.get("/v1/prices/SKU-1/lowest", params={"days": 400}, headers=auth(READ_KEY))
+    assert too_far.status_code == 422
+
+
+def test_decisions_by_id(api: httpx.Client, clean_redis: str, rules_dir: Path) -> None:
+    publish(clean_redis, rules_dir, item(), _now())
+    decision_id = api.get("/v1/prices/SKU-1", headers=auth(READ_KEY)).json()["decision_id"]
+    response = api.get(f"/v1/decisions/{decision_id}", headers=auth(ADMIN_KEY))
+    assert response.status_code == 200
+    assert response.json()["decision_id"] == decision_id
+    for unknown in ("nope", "SKU-1~abc~0", "SKU-1~1-0~0", f"{decision_id[:-1]}99"):
+        missing = api.get(f"/v1/decisions/{unknown}", headers=auth(READ_KEY))
+        assert missing.status_code == 404, unknown
