@@ -59,7 +59,7 @@ def test_explain_reports_rule_errors_with_positions(tmp_path: Path) -> None:
 def test_demo_prices_the_whole_catalogue() -> None:
     result = runner.invoke(
         app,
-        ["demo", "--rules", str(ROOT / "rules"), "--at", "2026-11-27T05:00:00Z"],
+        ["demo", "--offline", "--rules", str(ROOT / "rules"), "--at", "2026-11-27T05:00:00Z"],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output
