@@ -95,6 +95,8 @@ class CompiledAdjustment:
     change_ppm: int | None
     change_amount: Decimal | None
     description: str
+    #: The thresholds above that are set, by signal name: what the single path checks.
+    signal_checks: tuple[tuple[str, CompiledThreshold], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ class CompiledRule:
     chain: tuple[CompiledStrategy, ...]
     adjustments: tuple[CompiledAdjustment, ...]
     guardrails: EffectiveGuardrails
+    reads_demand: bool  # an adjustment looks at velocity or days of supply
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,15 @@ def _compile_adjustment(adjustment: Adjustment) -> CompiledAdjustment:
         change_ppm=None if change.percent is None else RATIO_SCALE + ratio_to_ppm(change.percent),
         change_amount=change.amount,
         description=adjustment.description or f"{adjustment.id}: {text}",
+        signal_checks=tuple(
+            (name, threshold)
+            for name, threshold in (
+                ("velocity_ratio", _threshold(signals.velocity_ratio) if signals else None),
+                ("days_of_supply", _threshold(signals.days_of_supply) if signals else None),
+                ("inventory", _threshold(signals.inventory) if signals else None),
+            )
+            if threshold is not None
+        ),
     )
 
 
@@ -304,6 +316,7 @@ def _compile_rule(index: int, rule: Rule | DefaultRule, base: Guardrails) -> Com
         chain = (*chain, KEEP_CURRENT)
     scope = rule.match if isinstance(rule, Rule) else None
     band = scope.price_band if scope else None
+    adjustments = tuple(_compile_adjustment(a) for a in rule.adjustments)
     return CompiledRule(
         index=index,
         id=rule.id,
@@ -317,8 +330,9 @@ def _compile_rule(index: int, rule: Rule | DefaultRule, base: Guardrails) -> Com
         segment=tuple(sorted((scope.segment or {}).items())) if scope else (),
         window=rule.when if isinstance(rule, Rule) else None,
         chain=chain,
-        adjustments=tuple(_compile_adjustment(a) for a in rule.adjustments),
+        adjustments=adjustments,
         guardrails=merge_guardrails(base, rule.guardrails),
+        reads_demand=any(a.velocity_ratio or a.days_of_supply for a in adjustments),
     )
 
 
@@ -335,6 +349,7 @@ class CompiledRuleset:
         self.calendar = Calendar(ruleset.timezone, ruleset.events)
         self.horizon: timedelta = ruleset.horizon
         self.loop_protection: LoopProtection = ruleset.loop_protection
+        self.loop_window_seconds = int(ruleset.loop_protection.window.total_seconds())
         ordered = ruleset.ordered_rules()
         self.rules: tuple[CompiledRule, ...] = (
             *(_compile_rule(i, rule, ruleset.guardrails) for i, rule in enumerate(ordered)),

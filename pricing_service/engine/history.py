@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import pairwise
+from operator import itemgetter
 
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
-from pricing_service.money import to_minor
+from pricing_service.money import minor_unit_digits
 
 DAY_SECONDS = 86_400
 #: Elasticities are compared in basis points (1e-4) so both paths agree exactly.
@@ -27,29 +28,28 @@ class MoveHistory:
     price_day_ago: int | None  # minor units: the price 24 hours earlier
 
 
-def _sign(value: int) -> int:
-    return (value > 0) - (value < 0)
-
-
 def move_history(item: ItemFacts, at_epoch: int, window_seconds: int) -> MoveHistory:
     """Summarise the published changes before ``at`` (changes after it are ignored)."""
-    currency = item.currency
+    # ItemFacts guarantees amounts are exact in the currency's minor unit, so scaling
+    # needs no rounding: this runs once per decision on the hot path.
+    digits = minor_unit_digits(item.currency)
     points = [
-        (int(change.at.timestamp()), to_minor(change.price, currency))
+        (int(change.at.timestamp()), int(change.price.scaleb(digits)))
         for change in item.recent_changes
     ]
     if item.current_price is not None:
-        current = to_minor(item.current_price, currency)
+        current = int(item.current_price.scaleb(digits))
         changed_at = int(item.last_changed_at.timestamp()) if item.last_changed_at else at_epoch
         if not points or points[-1][1] != current:
             points.append((changed_at, current))
-    points = sorted((p for p in points if p[0] <= at_epoch), key=lambda p: p[0])
+    points = sorted((p for p in points if p[0] <= at_epoch), key=itemgetter(0))
     window_start = at_epoch - window_seconds
     directions: list[int] = []
-    for (_, before), (moment, after) in pairwise(points):
-        direction = _sign(after - before)
-        if moment >= window_start and direction != 0:
-            directions.append(direction)
+    previous = None
+    for moment, price in points:
+        if previous is not None and moment >= window_start and price != previous:
+            directions.append(1 if price > previous else -1)
+        previous = price
     last = directions[-1] if directions else 0
     run = 0
     for direction in reversed(directions):
@@ -58,13 +58,12 @@ def move_history(item: ItemFacts, at_epoch: int, window_seconds: int) -> MoveHis
         run += 1
     flips = sum(1 for a, b in pairwise(directions) if a != b)
     day_ago = at_epoch - DAY_SECONDS
-    price_day_ago: int | None = None
+    price_day_ago: int | None = points[0][1] if points else None
+    # Without a change as old as a day, the oldest known price is the best reference.
     for moment, price in points:
-        if moment <= day_ago:
-            price_day_ago = price
-    if price_day_ago is None and points:
-        # No change as old as a day: the oldest known price is the best reference.
-        price_day_ago = points[0][1]
+        if moment > day_ago:
+            break
+        price_day_ago = price
     return MoveHistory(last, run, flips, price_day_ago)
 
 

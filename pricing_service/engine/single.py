@@ -23,8 +23,10 @@ import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from pricing_service.engine.compiled import (
+    GUARDRAIL_BIT,
     GUARDRAIL_NAMES,
     CompiledRounding,
     CompiledRule,
@@ -257,14 +259,14 @@ class _Limits:
         if bound is None:
             return low
         if self.candidate < bound:
-            self.fired |= 1 << GUARDRAIL_NAMES.index(name)
+            self.fired |= GUARDRAIL_BIT[name]
         return max(low, bound)
 
     def upper(self, name: str, bound: int | None, high: int) -> int:
         if bound is None:
             return high
         if self.candidate > bound:
-            self.fired |= 1 << GUARDRAIL_NAMES.index(name)
+            self.fired |= GUARDRAIL_BIT[name]
         return min(high, bound)
 
 
@@ -294,7 +296,7 @@ def _hard_bounds(
     ceiling = upper("max_price", minor(item.max_price), ceiling)
     ceiling = upper("max_price", minor(guardrails.max_price), ceiling)
     if floor > ceiling:
-        limits.fired |= 1 << GUARDRAIL_NAMES.index("conflict")
+        limits.fired |= GUARDRAIL_BIT["conflict"]
         warnings.append(
             f"guardrail conflict: floor {context.money(floor)} above ceiling "
             f"{context.money(ceiling)}; the floor wins"
@@ -498,13 +500,9 @@ def decide(
     for index, adjustment in enumerate(rule.adjustments):
         if not times.adjustment_active[rule.index][index]:
             continue
-        if not all(
-            threshold is None or threshold.holds(_demand_value(name, demand, item))
-            for name, threshold in (
-                ("velocity_ratio", adjustment.velocity_ratio),
-                ("days_of_supply", adjustment.days_of_supply),
-                ("inventory", adjustment.inventory),
-            )
+        if adjustment.signal_checks and not all(
+            threshold.holds(_demand_value(name, demand, item))
+            for name, threshold in adjustment.signal_checks
         ):
             continue
         before = price
@@ -522,7 +520,7 @@ def decide(
                 adjustment.description,
             )
         )
-    if demand is not None and any(a.velocity_ratio or a.days_of_supply for a in rule.adjustments):
+    if demand is not None and rule.reads_demand:
         context.inputs.append(
             InputUsed(
                 "demand",
@@ -534,7 +532,7 @@ def decide(
 
     # Loop protection.
     protection = ruleset.loop_protection
-    history = move_history(item, epoch, int(protection.window.total_seconds()))
+    history = move_history(item, epoch, ruleset.loop_window_seconds)
     held_by = loop_breaker(
         protection_enabled=protection.enabled,
         max_same=protection.max_same_direction,
@@ -719,6 +717,11 @@ def _valid_until(
     return soonest
 
 
+@lru_cache(maxsize=512)
+def _fired_names(fired: int) -> tuple[str, ...]:
+    return tuple(name for index, name in enumerate(GUARDRAIL_NAMES) if fired >> index & 1)
+
+
 def _decision(
     context: _Context,
     rule: CompiledRule,
@@ -742,7 +745,7 @@ def _decision(
         ruleset_version=context.ruleset.version,
         strategy=strategy,
         steps=tuple(context.steps),
-        guardrails_fired=tuple(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1),
+        guardrails_fired=_fired_names(fired),
         inputs=tuple(context.inputs),
         warnings=tuple(context.warnings),
         held_by=held_by,
