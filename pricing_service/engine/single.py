@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 
 from pricing_service.engine.compiled import (
@@ -60,7 +62,6 @@ from pricing_service.money import (
     clamp_minor,
     div_round_half_up,
     floor_ratio,
-    from_minor,
     minor_unit_digits,
 )
 from pricing_service.rules.model import Action, Direction, Reference, RoundingMode
@@ -104,7 +105,9 @@ class _Context:
     item: ItemFacts
     currency: str
     epoch: int
-    observations: list[CompetitorObservation]
+    # Raw offers: only competitor strategies need the latest per competitor, so that
+    # reduction is done on first use.
+    observations: Sequence[CompetitorObservation]
     demand: DemandStats | None
     elasticity: ElasticityEstimate | None
     current: int | None
@@ -112,8 +115,14 @@ class _Context:
     inputs: list[InputUsed]
     warnings: list[str]
 
+    exponent: int  # -digits of the currency's minor unit
+
+    def amount(self, minor: int) -> Decimal:
+        """Minor units as the exact Decimal (what ``from_minor`` does, without lookups)."""
+        return Decimal(minor).scaleb(self.exponent)
+
     def money(self, minor: int | None) -> str:
-        return "none" if minor is None else str(from_minor(minor, self.currency))
+        return "none" if minor is None else str(self.amount(minor))
 
 
 def competitor_reference(
@@ -122,7 +131,7 @@ def competitor_reference(
     """The reference competitor price in minor units, and the offers it came from."""
     ruleset, currency = context.ruleset, context.currency
     values: list[tuple[int, CompetitorObservation]] = []
-    for observation in context.observations:
+    for observation in latest_per_competitor(context.observations):
         name = observation.competitor
         if name in ruleset.ours or name not in ruleset.known_competitors:
             continue
@@ -442,10 +451,11 @@ def decide(
         item=item,
         currency=currency,
         epoch=epoch,
-        observations=latest_per_competitor(observations),
+        observations=observations,
         demand=demand,
         elasticity=elasticity,
         current=current,
+        exponent=-minor_unit_digits(currency),
         steps=[],
         inputs=[],
         warnings=[],
@@ -474,7 +484,7 @@ def decide(
             used = strategy
             detail = strategy.description + (f": {why}" if why else "")
             context.steps.append(
-                Step(stage, strategy.kind, None, from_minor(price, currency), detail)
+                Step(stage, strategy.kind, None, context.amount(price), detail)
             )
             break
         context.warnings.append(f"{strategy.kind} skipped: {why}")
@@ -486,7 +496,7 @@ def decide(
                 "fallback",
                 "list_price",
                 None,
-                from_minor(price, currency),
+                context.amount(price),
                 "no current price; the list price",
             )
         )
@@ -515,8 +525,8 @@ def decide(
             Step(
                 "adjustment",
                 adjustment.id,
-                from_minor(before, currency),
-                from_minor(price, currency),
+                context.amount(before),
+                context.amount(price),
                 adjustment.description,
             )
         )
@@ -548,8 +558,8 @@ def decide(
             Step(
                 "loop_breaker",
                 held_by,
-                from_minor(price, currency),
-                from_minor(current, currency),
+                context.amount(price),
+                context.amount(current),
                 f"held: {held_by.replace('_', ' ')} detected in recent changes",
             )
         )
@@ -568,8 +578,8 @@ def decide(
             Step(
                 "guardrail",
                 names,
-                from_minor(price, currency),
-                from_minor(clamped, currency),
+                context.amount(price),
+                context.amount(clamped),
                 f"allowed range {context.money(low)}..{ceiling_text}",
             )
         )
@@ -582,8 +592,8 @@ def decide(
                 Step(
                     "rounding",
                     "rounding",
-                    from_minor(price, currency),
-                    from_minor(rounded, currency),
+                    context.amount(price),
+                    context.amount(rounded),
                     "price ending / price point",
                 )
             )
@@ -623,7 +633,7 @@ def _overridden(
             "override",
             "override",
             None,
-            from_minor(price, currency),
+            context.amount(price),
             f"{override.reason}; until {until_text}{forced}",
         )
     )
@@ -641,8 +651,8 @@ def _overridden(
                 Step(
                     "guardrail",
                     names,
-                    from_minor(price, currency),
-                    from_minor(clamped, currency),
+                    context.amount(price),
+                    context.amount(clamped),
                     f"override bounded by {context.money(floor)}..{ceiling_text}",
                 )
             )
@@ -738,7 +748,7 @@ def _decision(
         sku=context.item.sku,
         segment=str(segment),
         currency=currency,
-        price=None if price is None else from_minor(price, currency),
+        price=None if price is None else context.amount(price),
         valid_from=datetime.fromtimestamp(context.epoch, tz=UTC),
         valid_until=None if valid_until is None else datetime.fromtimestamp(valid_until, tz=UTC),
         rule_id=rule.id,
