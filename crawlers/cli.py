@@ -1,19 +1,45 @@
-"""`pricing extract`: run the product-page extractor on files or URLs.
+"""The crawler commands: `pricing extract`, `pricing listings import`, `pricing scheduler`,
+`pricing crawl` and `pricing demo-site`.
 
-Registered by `pricing_service.cli` as `app.command("extract")(crawlers.cli.extract)`.
+Registered by `pricing_service.cli`: `app.command("extract")(crawlers.cli.extract)`,
+`app.add_typer(crawlers.cli.listings_app, name="listings")`,
+`app.command("scheduler")(crawlers.cli.scheduler)`, `app.command("crawl")(crawlers.cli.crawl)`
+and `app.command("demo-site")(crawlers.cli.demo_site)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import httpx
 import typer
+import uvicorn
+from prometheus_client import start_http_server
 
+from crawlers.demo_site import SiteState, create_app
 from crawlers.extraction import PageLoadError, ProductResult, extract_product
+from crawlers.fetch import Fetcher
+from crawlers.listings import Listing, RowError, put_listings, read_listings_csv
+from crawlers.scheduler import Scheduler
+from crawlers.settings import CrawlerSettings
+from crawlers.worker import CrawlWorker
+from pricing_service.rules.diagnostics import RulesetError
+from pricing_service.rules.loader import load_ruleset
+from pricing_service.rules.model import Competitor
+from pricing_service.settings import Settings, get_settings
+from pricing_service.store.embedded import resolve_redis_url
+from pricing_service.store.store import Store
 
 _FETCH_TIMEOUT_SECONDS = 20.0
 _USER_AGENT = "pricing-service-extractor/0.1 (+https://github.com/)"
@@ -95,3 +121,208 @@ def extract(
             typer.echo(_readable(source, result))
     if failed:
         raise typer.Exit(code=1)
+
+
+# -- listings, scheduler, workers, demo site ----------------------------------------------------
+
+RulesDirOption = Annotated[
+    Path | None, typer.Option("--rules", help="Rule files folder; default PRICING_RULES_DIR.")
+]
+listings_app = typer.Typer(help="Competitor listings: which page to crawl for which SKU.")
+_T = TypeVar("_T")
+#: Listings written per Redis pipeline.
+LISTINGS_CHUNK = 1000
+
+
+def _competitors(rules: Path | None) -> dict[str, Competitor]:
+    try:
+        return dict(load_ruleset(rules or get_settings().rules_dir).competitors)
+    except RulesetError as exc:
+        for diagnostic in exc.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        raise typer.Exit(code=1) from None
+
+
+def _store(settings: Settings, url: str) -> Store:
+    return Store.from_url(
+        url,
+        retention=timedelta(days=settings.retention_days),
+        pool_size=settings.redis_pool_size,
+        connect_timeout=settings.redis_connect_timeout,
+        socket_timeout=settings.redis_socket_timeout,
+    )
+
+
+def _run_with_store(work: Callable[[Store], Awaitable[_T]]) -> _T:
+    settings = get_settings()
+    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+
+    async def run() -> _T:
+        store = _store(settings, url)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@listings_app.command("import")
+def import_listings(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, help="CSV with columns sku, competitor, url, frequency."
+        ),
+    ],
+    rules: RulesDirOption = None,
+) -> None:
+    """Store listings from a CSV file ("6h", "1d" frequencies), with per-line errors.
+
+    Exits with 1 when any line is invalid (the valid ones are still stored).
+    """
+    competitors = _competitors(rules)
+    rows = list(read_listings_csv(path, competitors))
+    listings = [row for row in rows if isinstance(row, Listing)]
+    errors = [row for row in rows if isinstance(row, RowError)]
+
+    async def store_all(store: Store) -> int:
+        stored = 0
+        for start in range(0, len(listings), LISTINGS_CHUNK):
+            chunk = listings[start : start + LISTINGS_CHUNK]
+            stored += await put_listings(store.redis, chunk)
+        return stored
+
+    stored = _run_with_store(store_all)
+    for error in errors:
+        typer.echo(f"{path}:{error.line}: {error.message}", err=True)
+    typer.echo(f"{stored} listing(s) stored, {len(errors)} error(s)")
+    if errors:
+        raise typer.Exit(code=1)
+
+
+def scheduler(
+    tick: Annotated[float, typer.Option(min=0.1, help="Seconds between two looks.")] = 1.0,
+) -> None:
+    """Queue crawl jobs for due listings (with jitter and backpressure) until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    crawler_settings = CrawlerSettings()
+
+    async def work(store: Store) -> None:
+        stop = _stop_on_signals()
+        await Scheduler(store.redis, crawler_settings).run(stop, tick_seconds=tick)
+
+    _run_with_store(work)
+
+
+def crawl(
+    processes: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1024, help="Jobs in progress per process.")
+    ] = 8,
+    rules: RulesDirOption = None,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="First process's /metrics port; 0: off.")
+    ] = 0,
+) -> None:
+    """Run crawler workers: fetch, extract, gate and store competitor prices until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = get_settings()
+    rules_dir = rules or settings.rules_dir
+    _competitors(rules_dir)  # refuse to start on invalid rules, with their diagnostics
+    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    try:
+        if processes == 1:
+            _worker_process(url, rules_dir, concurrency, metrics_port)
+            return
+        context = multiprocessing.get_context("spawn")
+        children = [
+            context.Process(
+                target=_worker_process,
+                args=(url, rules_dir, concurrency, metrics_port + index if metrics_port else 0),
+                name=f"crawler-{index}",
+            )
+            for index in range(processes)
+        ]
+        for child in children:
+            child.start()
+
+        def stop_children(number: int, _: object) -> None:
+            for child in children:
+                if child.pid is not None and child.is_alive():
+                    os.kill(child.pid, signal.SIGTERM)  # each finishes the jobs in hand
+
+        signal.signal(signal.SIGINT, stop_children)
+        signal.signal(signal.SIGTERM, stop_children)
+        for child in children:
+            child.join()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _worker_process(url: str, rules_dir: Path, concurrency: int, metrics_port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
+    if metrics_port:
+        start_http_server(metrics_port)
+    asyncio.run(_work(url, rules_dir, concurrency))
+
+
+async def _work(url: str, rules_dir: Path, concurrency: int) -> None:
+    settings = get_settings()
+    crawler_settings = CrawlerSettings()
+    competitors = dict(load_ruleset(rules_dir).competitors)
+    store = _store(settings, url)
+    fetcher = Fetcher(crawler_settings, store.redis, competitors)
+    worker = CrawlWorker(
+        store,
+        fetcher,
+        competitors,
+        crawler_settings,
+        consumer=f"{socket.gethostname()}-{os.getpid()}",
+        concurrency=concurrency,
+        block_seconds=min(0.5, settings.redis_socket_timeout / 2),
+    )
+    try:
+        await worker.run(_stop_on_signals())
+    finally:
+        await fetcher.close()
+        await store.close()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    return stop
+
+
+def demo_site(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8300,
+    rate_limit: Annotated[
+        float, typer.Option(min=0, help="Requests per second per client, then 429; 0: off.")
+    ] = 0.0,
+    error_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of 503s.")] = 0.0,
+    slow_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of 2 s answers.")] = 0.0,
+    captcha_rate: Annotated[float, typer.Option(min=0, max=1, help="Share of CAPTCHAs.")] = 0.0,
+    period: Annotated[
+        float, typer.Option(min=1, help="Seconds for prices to swing once around their base.")
+    ] = 3600.0,
+) -> None:
+    """Serve the demo competitor shop: /jsonld/SKU, /microdata/SKU, /opengraph/SKU, /plain/SKU."""
+    state = SiteState(
+        period_seconds=period,
+        rate_limit_per_second=rate_limit,
+        error_rate=error_rate,
+        slow_rate=slow_rate,
+        captcha_rate=captcha_rate,
+    )
+    typer.echo(f"demo competitor site on http://{host}:{port}/jsonld/DEMO-1")
+    uvicorn.run(create_app(state), host=host, port=port, log_level="warning")

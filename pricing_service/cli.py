@@ -27,6 +27,10 @@ app.command("import")(api_cli.import_items)
 app.command("repricer")(repricer_cli.repricer)
 app.command("reprice")(repricer_cli.reprice)
 app.command("extract")(crawlers_cli.extract)
+app.add_typer(crawlers_cli.listings_app, name="listings")
+app.command("scheduler")(crawlers_cli.scheduler)
+app.command("crawl")(crawlers_cli.crawl)
+app.command("demo-site")(crawlers_cli.demo_site)
 
 
 @app.command("explain")

@@ -41,3 +41,64 @@ RULESET = Info("pricing_ruleset", "The ruleset in force.")
 REDIS_ERRORS = Counter(
     "pricing_redis_errors_total", "Failed Redis operations, by operation.", ["operation"]
 )
+
+# -- the API process's schedule cache ---------------------------------------------------------
+# The gauges are set when /metrics is scraped: they are ages and sizes, not events.
+
+CACHE_HITS = Counter(
+    "pricing_schedule_cache_hits_total", "Schedules looked up and answered from the cache."
+)
+CACHE_MISSES = Counter(
+    "pricing_schedule_cache_misses_total",
+    "Schedules looked up and not answered from the cache (read from Redis, or unavailable).",
+)
+CACHE_ENTRIES = Gauge("pricing_schedule_cache_entries", "Schedules held in the cache.")
+CACHE_STALENESS_SECONDS = Gauge(
+    "pricing_schedule_cache_staleness_seconds",
+    "Seconds since the cache last followed the changes stream; 0 while it does.",
+)
+REDIS_CONTACT_AGE_SECONDS = Gauge(
+    "pricing_redis_last_contact_age_seconds",
+    "Seconds since Redis last answered this API process (the cache's reads).",
+)
+
+
+# -- crawlers ---------------------------------------------------------------------------------
+# Labelled by competitor id (a short list in rules/competitors.yaml) and fixed outcome,
+# method and reason sets; never by URL or SKU.
+
+CRAWL_FETCHES = Counter(
+    "pricing_crawl_fetches_total",
+    "Page fetches, by competitor and outcome.",
+    ["competitor", "outcome"],
+)
+CRAWL_FETCH_SECONDS = Histogram(
+    "pricing_crawl_fetch_duration_seconds",
+    "Time to fetch one page, retries and politeness waits included.",
+    ["competitor"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+CRAWL_EXTRACTIONS = Counter(
+    "pricing_crawl_extractions_total", "Pages read, by extraction method.", ["method"]
+)
+CRAWL_OBSERVATIONS = Counter(
+    "pricing_crawl_observations_total",
+    "Crawled observations through the quality gate, by status and reason (empty if accepted).",
+    ["competitor", "status", "reason"],
+)
+CRAWL_OBSERVATION_AGE_SECONDS = Gauge(
+    "pricing_crawl_observation_age_seconds",
+    "Age of the previous accepted observation a new crawl replaces, per competitor.",
+    ["competitor"],
+)
+CRAWL_QUEUE_DEPTH = Gauge(
+    "pricing_crawl_queue_depth", "Crawl jobs queued and not yet acknowledged (pending + lag)."
+)
+CRAWL_ROBOTS_DISALLOWS = Counter(
+    "pricing_crawl_robots_disallows_total",
+    "URLs not fetched because robots.txt says no.",
+    ["competitor"],
+)
+CRAWL_DEAD_LETTERS = Counter(
+    "pricing_crawl_dead_letters_total", "Jobs given up after too many deliveries."
+)

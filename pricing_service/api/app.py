@@ -15,9 +15,11 @@ from datetime import timedelta
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from pricing_service.api.auth import Authenticator, load_api_keys
-from pricing_service.api.cache import ScheduleCache
+from pricing_service.api.cache import TAIL_BLOCK_SECONDS, ScheduleCache
 from pricing_service.api.middleware import BodyLimitMiddleware, LatencyMiddleware
 from pricing_service.api.problems import install_problem_handlers
 from pricing_service.api.routes.control import router as control_router
@@ -31,9 +33,6 @@ from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import Store
 
 _log = logging.getLogger(__name__)
-
-#: The cache's XREAD blocks for seconds, longer than the command timeout allows.
-_TAIL_SOCKET_TIMEOUT_SECONDS = 30.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,11 +57,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tail_client = aioredis.Redis.from_url(
             url,
             socket_connect_timeout=settings.redis_connect_timeout,
-            socket_timeout=_TAIL_SOCKET_TIMEOUT_SECONDS,
+            # The XREAD blocks that long before the command's own time starts.
+            socket_timeout=TAIL_BLOCK_SECONDS + settings.redis_socket_timeout,
+            # The tailer retries by itself; the client's retries would only delay its
+            # noticing an outage, and with it the stale marking and fast failures.
+            retry=Retry(NoBackoff(), retries=0),
         )
         rules = RulesState(settings.rules_dir)
         await asyncio.to_thread(rules.reload)
-        cache = ScheduleCache(store, tail_client, max_items=settings.cache_max_items)
+        cache = ScheduleCache(
+            store,
+            tail_client,
+            max_items=settings.cache_max_items,
+            stale_serve_seconds=settings.stale_serve_seconds,
+        )
         app.state.store, app.state.cache, app.state.rules = store, cache, rules
         tasks = [
             asyncio.create_task(cache.run(), name="schedule-cache"),

@@ -5,6 +5,14 @@ a window boundary gets the window valid at that instant without waiting for a re
 A background task tails ``keys.CHANGES_STREAM`` and refreshes the entries it names;
 misses read Redis and fill the cache. A SKU without a schedule is cached as None too:
 the publish that creates its schedule also names it on the stream.
+
+The tailer is also how the process knows whether Redis is there. When it loses the
+stream, cached entries are still served, marked stale, for ``stale_serve_seconds`` after
+the last successful read; misses fail at once (:class:`StoreUnavailableError`) instead
+of each waiting for a Redis timeout. Once the stream is readable again the cache is
+emptied and starts over from the stream's end: what changed meanwhile cannot be known
+(entries may have been trimmed from the stream, or Redis may have lost its data), so
+every entry is read again on its next lookup.
 """
 
 from __future__ import annotations
@@ -13,13 +21,20 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from pricing_service.metrics import REDIS_ERRORS
+from pricing_service.metrics import (
+    CACHE_ENTRIES,
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_STALENESS_SECONDS,
+    REDIS_CONTACT_AGE_SECONDS,
+    REDIS_ERRORS,
+)
 from pricing_service.store import keys
 from pricing_service.store.store import Schedule, Store
 
@@ -29,30 +44,100 @@ CacheKey = tuple[str, str]  # (sku, segment as stored: "" for the default)
 #: How many recent changes to remember, to refuse filling the cache with a value read
 #: before a change to it arrived (the read and the change can cross).
 _RECENT_CHANGES = 8192
-_BLOCK_MS = 5_000
-_MAX_BACKOFF_SECONDS = 5.0
+#: The tailer's XREAD returns at least this often, so a quiet stream still proves that
+#: Redis answers: the staleness of the cache is known to within this.
+TAIL_BLOCK_SECONDS = 1.0
+_READ_COUNT = 1000
+_MIN_BACKOFF_SECONDS = 0.05
+#: The tailer retries at least this often while Redis is away: it is the probe that
+#: notices Redis is back.
+_MAX_BACKOFF_SECONDS = 1.0
+#: After a failed read, misses skip Redis for this long (or until the tailer is back).
+_RETRY_AFTER_FAILURE_SECONDS = 1.0
+
+_T = TypeVar("_T")
+
+
+class StoreUnavailableError(redis.exceptions.ConnectionError):
+    """Redis is known to be unreachable, so it was not tried."""
 
 
 class ScheduleCache:
     """A bounded LRU of schedules, kept fresh by tailing the changes stream."""
 
-    def __init__(self, store: Store, tail_client: aioredis.Redis, *, max_items: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tail_client: aioredis.Redis,
+        *,
+        max_items: int,
+        stale_serve_seconds: float,
+    ) -> None:
         self.store = store
         self.max_items = max_items
+        self.stale_serve_seconds = stale_serve_seconds
         self._tail_client = tail_client
         self._entries: OrderedDict[CacheKey, Schedule | None] = OrderedDict()
         self._segments: dict[str, set[str]] = {}
         self._sequence = 0  # counts changes applied
         self._recent: deque[tuple[int, str]] = deque(maxlen=_RECENT_CHANGES)
-        #: When the changes stream stopped being read (monotonic), None while it is read.
-        self.unsynced_since: float | None = None
+        #: Reads begun before this sequence predate the last emptying: not cached.
+        self._emptied_at = 0
+        self._in_sync = False
+        started = time.monotonic()
+        #: When the cache was last known to hold every change (monotonic).
+        self._synced_at = started
+        #: When Redis last answered one of the cache's reads (monotonic).
+        self._last_contact = started
+        #: The tailer's last attempt failed: Redis is taken to be down until it succeeds.
+        self._tail_failing = False
+        #: After a failed read, misses skip Redis until then (monotonic).
+        self._retry_at = 0.0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    @property
-    def in_sync(self) -> bool:
-        return self.unsynced_since is None
+    # -- health -------------------------------------------------------------------------
+
+    def stale_seconds(self) -> float | None:
+        """None while the cache follows the changes stream, else seconds since it last
+        did: how out of date a cached schedule may be."""
+        if self._in_sync:
+            return None
+        return time.monotonic() - self._synced_at
+
+    def _servable(self) -> bool:
+        """May cached entries be answered: in sync, or not for too long?"""
+        return self._in_sync or time.monotonic() - self._synced_at <= self.stale_serve_seconds
+
+    def serving_stale(self) -> bool:
+        """Out of sync, yet still answering lookups from what it holds."""
+        return not self._in_sync and bool(self._entries) and self._servable()
+
+    def check_store_reachable(self) -> None:
+        """Raise :class:`StoreUnavailableError` rather than try Redis while it is known to
+        be down, so requests during an outage do not each wait for a timeout."""
+        if self._tail_failing:
+            raise StoreUnavailableError("the price store is unreachable")
+        if time.monotonic() < self._retry_at:
+            raise StoreUnavailableError("the price store failed a moment ago")
+
+    async def _read(self, read: Awaitable[_T]) -> _T:
+        try:
+            result = await read
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._retry_at = time.monotonic() + _RETRY_AFTER_FAILURE_SECONDS
+            raise
+        self._last_contact = time.monotonic()
+        return result
+
+    def export_metrics(self) -> None:
+        """Set the cache's gauges (at scrape time: they are ages, not events)."""
+        CACHE_ENTRIES.set(len(self._entries))
+        CACHE_STALENESS_SECONDS.set(self.stale_seconds() or 0.0)
+        REDIS_CONTACT_AGE_SECONDS.set(time.monotonic() - self._last_contact)
+
+    # -- lookups ------------------------------------------------------------------------
 
     def peek(self, sku: str, segment: str) -> tuple[bool, Schedule | None]:
         """(found, schedule) without touching Redis."""
@@ -64,11 +149,15 @@ class ScheduleCache:
 
     async def get(self, sku: str, segment: str) -> tuple[Schedule | None, bool]:
         """The schedule and whether it came from the cache."""
-        found, cached = self.peek(sku, segment)
-        if found:
-            return cached, True
+        if self._servable():
+            found, cached = self.peek(sku, segment)
+            if found:
+                CACHE_HITS.inc()
+                return cached, True
+        CACHE_MISSES.inc()
+        self.check_store_reachable()
         sequence = self._sequence
-        schedule = await self.store.get_schedule(sku, segment)
+        schedule = await self._read(self.store.get_schedule(sku, segment))
         self._fill(sku, segment, schedule, sequence)
         return schedule, False
 
@@ -76,21 +165,30 @@ class ScheduleCache:
         """Like :meth:`get` for many keys, with one pipelined read for the misses."""
         results: list[tuple[Schedule | None, bool]] = []
         missing: list[int] = []
+        servable = self._servable()
         for index, (sku, segment) in enumerate(pairs):
-            found, cached = self.peek(sku, segment)
+            found, cached = self.peek(sku, segment) if servable else (False, None)
             results.append((cached, True))
             if not found:
                 missing.append(index)
+        if len(missing) < len(pairs):
+            CACHE_HITS.inc(len(pairs) - len(missing))
         if missing:
+            CACHE_MISSES.inc(len(missing))
+            self.check_store_reachable()
             sequence = self._sequence
-            fetched = await self.store.get_schedules([pairs[i] for i in missing])
+            fetched = await self._read(self.store.get_schedules([pairs[i] for i in missing]))
             for index, schedule in zip(missing, fetched, strict=True):
                 sku, segment = pairs[index]
                 self._fill(sku, segment, schedule, sequence)
                 results[index] = (schedule, False)
         return results
 
+    # -- bookkeeping --------------------------------------------------------------------
+
     def _changed_since(self, sequence: int, sku: str) -> bool:
+        if sequence < self._emptied_at:
+            return True
         if sequence == self._sequence:
             return False
         if len(self._recent) == self._recent.maxlen and self._recent[0][0] > sequence:
@@ -103,7 +201,8 @@ class ScheduleCache:
         return False
 
     def _fill(self, sku: str, segment: str, schedule: Schedule | None, sequence: int) -> None:
-        if self.max_items == 0 or self._changed_since(sequence, sku):
+        # Out of sync, no change to the entry would reach it: serve the read, keep nothing.
+        if self.max_items == 0 or not self._in_sync or self._changed_since(sequence, sku):
             return
         self._entries[(sku, segment)] = schedule
         self._entries.move_to_end((sku, segment))
@@ -126,9 +225,25 @@ class ScheduleCache:
             self._entries.pop((sku, name), None)
             self._forget_segment(sku, name)
 
-    def clear(self) -> None:
+    def begin_sync(self) -> None:
+        """Start following the changes stream from a position read just before: empty the
+        cache, and keep out whatever reads began before (they may predate changes that
+        the stream will not repeat)."""
+        dropped = len(self._entries)
         self._entries.clear()
         self._segments.clear()
+        self._sequence += 1
+        self._emptied_at = self._sequence
+        if self._tail_failing:
+            _log.info("schedule cache: changes stream readable again; %d entries dropped", dropped)
+        self._in_sync, self._tail_failing, self._retry_at = True, False, 0.0
+        self._synced_at = self._last_contact = time.monotonic()
+
+    def lose_sync(self, error: Exception) -> None:
+        """The stream could not be read: serve what is cached as stale, and fail misses."""
+        if not self._tail_failing:
+            _log.warning("schedule cache: cannot read the changes stream: %s", error)
+        self._in_sync, self._tail_failing = False, True
 
     async def apply_changes(self, changes: Sequence[tuple[str, str | None]]) -> None:
         """Apply (sku, segment or None for every segment) changes: refresh cached entries."""
@@ -149,33 +264,33 @@ class ScheduleCache:
                 self._entries[(sku, segment)] = schedule
 
     async def run(self) -> None:
-        """Tail the changes stream until cancelled, reconnecting with backoff."""
+        """Tail the changes stream until cancelled, starting over after any failure."""
         last_id: str | None = None
-        backoff = 0.1
+        backoff = _MIN_BACKOFF_SECONDS
         while True:
             try:
                 if last_id is None:
                     # An explicit id, not "$": "$" between two reads would skip what was
                     # added in between. The cache starts empty, so older entries don't matter.
                     last_id = await self._stream_end()
+                    self.begin_sync()
                 response: Any = await self._tail_client.xread(
-                    {keys.CHANGES_STREAM: last_id}, block=_BLOCK_MS, count=1000
+                    {keys.CHANGES_STREAM: last_id},
+                    block=int(TAIL_BLOCK_SECONDS * 1000),
+                    count=_READ_COUNT,
                 )
-                if self.unsynced_since is not None:
-                    _log.info("schedule cache: changes stream readable again")
-                    self.unsynced_since = None
-                backoff = 0.1
                 for _stream, entries in response or ():
                     changes = [_decode_change(fields) for _entry_id, fields in entries]
                     last_id = entries[-1][0].decode()
                     await self.apply_changes(changes)
+                self._synced_at = self._last_contact = time.monotonic()
+                backoff = _MIN_BACKOFF_SECONDS
             except asyncio.CancelledError:
                 raise
             except redis.exceptions.RedisError as exc:
                 REDIS_ERRORS.labels(operation="cache_tail").inc()
-                if self.unsynced_since is None:
-                    _log.warning("schedule cache: cannot read the changes stream: %s", exc)
-                    self.unsynced_since = time.monotonic()
+                self.lose_sync(exc)
+                last_id = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
 

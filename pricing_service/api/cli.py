@@ -21,13 +21,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from pricing_service.api import writes
 from pricing_service.catalogue import RowError, check_csv, check_ndjson
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.settings import Settings
 from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import Store
 
-#: Items written per Redis pipeline.
+#: Items written per Redis transaction.
 IMPORT_CHUNK = 1000
 _JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -126,10 +127,10 @@ async def _import(path: Path, url: str, settings: Settings) -> tuple[int, list[R
                     continue
                 chunk.append(entry)
                 if len(chunk) >= IMPORT_CHUNK:
-                    await store.put_items(chunk, reason="import")
+                    await writes.put_items(store, chunk, reason="import")
                     stored, chunk = stored + len(chunk), []
             if chunk:
-                await store.put_items(chunk, reason="import")
+                await writes.put_items(store, chunk, reason="import")
                 stored += len(chunk)
     finally:
         await store.close()

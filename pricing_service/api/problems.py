@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from pricing_service.api.cache import StoreUnavailableError
 from pricing_service.metrics import REDIS_ERRORS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -141,9 +142,7 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     )
 
 
-async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
-    REDIS_ERRORS.labels(operation="api").inc()
-    _log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+def _store_unavailable(request: Request) -> JSONResponse:
     return problem_response(
         request,
         503,
@@ -152,6 +151,17 @@ async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
         detail="The price store is unreachable; retry shortly.",
         headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)},
     )
+
+
+async def _redis_error(request: Request, exc: Exception) -> JSONResponse:
+    REDIS_ERRORS.labels(operation="api").inc()
+    _log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return _store_unavailable(request)
+
+
+async def _known_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Redis was not tried: nothing failed now, and an outage would log every request.
+    return _store_unavailable(request)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -172,4 +182,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     # Unreachable or slow Redis is retryable; other Redis errors are bugs (500).
     app.add_exception_handler(redis.exceptions.ConnectionError, _redis_error)
     app.add_exception_handler(redis.exceptions.TimeoutError, _redis_error)
+    app.add_exception_handler(StoreUnavailableError, _known_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -483,9 +483,7 @@ def decide(
             price = clamp_minor(price)
             used = strategy
             detail = strategy.description + (f": {why}" if why else "")
-            context.steps.append(
-                Step(stage, strategy.kind, None, context.amount(price), detail)
-            )
+            context.steps.append(Step(stage, strategy.kind, None, context.amount(price), detail))
             break
         context.warnings.append(f"{strategy.kind} skipped: {why}")
     if price is None and item.list_price is not None:

@@ -197,14 +197,16 @@ class Repricer:
         version = loaded.compiled.version
         previous = (await self.store.ruleset_status()).get("version")
         self.ruleset = loaded
-        await self.store.set_ruleset_status({**self._status(loaded), "last_error": ""})
         metrics.RULE_RELOADS.labels(outcome="ok").inc()
         metrics.RULESET.info({"version": version, "files": ",".join(loaded.files)})
         logger.info("ruleset %s loaded from %s", version, self.rules_dir)
         # Another repricer that loaded this version first has already queued everything.
+        # The version is recorded only once all is queued: a repricer killed part-way
+        # leaves it unrecorded, and its restart (or another repricer) queues all again.
         if previous != version:
             queued = await self.queue_everything()
             logger.info("ruleset %s: %d SKUs queued for repricing", version, queued)
+        await self.store.set_ruleset_status({**self._status(loaded), "last_error": ""})
 
     @staticmethod
     def _status(loaded: LoadedRuleset) -> dict[str, str]:

@@ -552,10 +552,92 @@ class Event(_Strict):
         return self
 
 
+_DOMAIN_PATTERN = (
+    r"^(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?$"
+)
+_HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~\-]+$"
+#: Where a field of a competitor's page lives (the extraction library's ``FieldSelector``).
+SelectorText = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class PageField(_Strict):
+    """One field: exactly one of ``css``, ``xpath`` or ``json_path``; ``attribute`` reads
+    an attribute (such as ``content``) instead of the element's text."""
+
+    css: SelectorText | None = None
+    xpath: SelectorText | None = None
+    json_path: SelectorText | None = None
+    attribute: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Self:
+        # Imported here: only rule files with selectors pay for the HTML parsers.
+        from crawlers.extraction import FieldSelector, InvalidOverrideError
+
+        try:
+            FieldSelector(self.css, self.xpath, self.json_path, self.attribute)
+        except InvalidOverrideError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class PageFields(_Strict):
+    """Selectors for one domain's product pages; a field left out, or one whose selector
+    finds nothing, comes from the generic extraction chain."""
+
+    price: PageField | None = None
+    currency: PageField | None = None
+    availability: PageField | None = None
+    sku: PageField | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if (self.price, self.currency, self.availability, self.sku) == (None, None, None, None):
+            raise ValueError("an extraction override needs price, currency, availability or sku")
+        return self
+
+
 class Competitor(_Strict):
+    """A store whose prices we watch, and how politely its sites are crawled."""
+
     name: str = Field(min_length=1)
     ours: bool = Field(default=False, description="Our own store or a sister store: never counted.")
-    domains: list[str] = Field(default_factory=list)
+    domains: list[Annotated[str, Field(pattern=_DOMAIN_PATTERN)]] = Field(
+        default_factory=list,
+        description="Hosts that may be fetched, subdomains included; redirects elsewhere stop.",
+    )
+    requests_per_second: Decimal = Field(
+        default=Decimal(1), gt=0, le=1000, description="Per domain, across every crawler worker."
+    )
+    concurrency: int = Field(default=2, ge=1, le=256, description="Requests in flight per domain.")
+    crawl_delay: Duration | None = Field(
+        default=None, description="Replaces the robots.txt Crawl-delay (which is used otherwise)."
+    )
+    user_agent: str | None = Field(
+        default=None, min_length=1, max_length=500, description="Default: the crawler's own."
+    )
+    headers: dict[Annotated[str, Field(pattern=_HEADER_NAME_PATTERN)], str] = Field(
+        default_factory=dict, description="Sent with every request to this competitor."
+    )
+    proxy: str | None = Field(
+        default=None,
+        pattern=r"^(?:https?|socks5h?)://\S+$",
+        description="http://, https:// or socks5:// proxy URL for this competitor's requests.",
+    )
+    extraction: dict[Annotated[str, Field(pattern=_DOMAIN_PATTERN)], PageFields] = Field(
+        default_factory=dict, description="Per-domain selectors that win over generic extraction."
+    )
+
+    @model_validator(mode="after")
+    def _known_domains(self) -> Self:
+        unknown = [domain for domain in self.extraction if domain not in self.domains]
+        if unknown:
+            raise ValueError(
+                f"extraction for {', '.join(unknown)}: not among this competitor's domains"
+            )
+        if {name.lower() for name in self.headers} & {"host", "content-length"}:
+            raise ValueError("headers must not set Host or Content-Length")
+        return self
 
 
 def _valid_timezone(value: str) -> str:

@@ -64,7 +64,46 @@ end
 return {1, id}
 """
 
+#: Names many published schedules on the changes stream in one call. It touches one key,
+#: so it stays valid in Redis Cluster. KEYS: the changes stream. ARGV: MAXLEN, then
+#: SKU and segment pairs.
+_ANNOUNCE = """
+for i = 2, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'sku', ARGV[i], 'seg', ARGV[i + 1])
+end
+return (#ARGV - 1) / 2
+"""
+
 DECISION_SEPARATOR = "~"
+
+#: Audit payloads are small JSON documents that repeat the same keys and phrases, which
+#: plain zlib cannot exploit in a few hundred bytes. A preset dictionary of those strings
+#: roughly halves them. The dictionary is part of the stored format: never edit it, add a
+#: new one with a new format byte.
+_AUDIT_FORMAT_ZDICT_1 = b"\x01"  # a zlib stream (the first format) starts with 0x78
+_AUDIT_ZDICT_1 = (
+    b'"age_seconds":null}],"warnings":[]}]}"source":"catalogue","source":"crawler",'
+    b'"detail":"price ending / price point"},{"stage":"guardrail","name":"max_change",'
+    b'"detail":"cost plus "detail":"off list price"detail":"beat by the lowest competitor '
+    b'price: reference "detail":"match the median competitor price: reference '
+    b'{"stage":"adjustment","name":"min_margin","name":"map","name":"cooldown",'
+    b'"held_by":"oscillation","held_by":"escalation","warnings":["fallback:'
+    b'"stage":"fallback","name":"list_price","name":"keep_current",'
+    b'"name":"competitor:megamart","value":" USD","source":"crawler","age_seconds":'
+    b'"inputs":[{"name":"cost","value":"","source":"catalogue","age_seconds":null}],'
+    b'"steps":[{"stage":"strategy","name":"competitor","input":null,"output":"'
+    b'"steps":[{"stage":"strategy","name":"cost_plus","input":null,"output":"'
+    b'"changed":true,"guardrails_fired":[],"changed":false,"guardrails_fired":["'
+    b'"rule_id":"default","strategy":"cost_plus","held_by":null,'
+    b'"valid_until":null,"valid_from":"2026-11-26T00:00:00+00:00","valid_until":"'
+    b'{"seg":"","v":"","c":"USD","c":"EUR","sku":"","d":[{"price":"'
+    b'{"stage":"rounding","name":"rounding","input":"","output":"'
+)
+#: Audit records per pipeline in :meth:`Store.publish_many`: bounds the memory of one
+#: round trip while keeping it long enough to hide the latency.
+PUBLISH_PIPELINE = 1_000
+#: Length bound of ``keys.CHANGES_STREAM`` (approximate trimming).
+CHANGES_MAXLEN = 100_000
 
 
 class OfferStatus(BaseModel):
@@ -150,6 +189,16 @@ class PublishResult:
     stream_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One schedule for :meth:`Store.publish_many`."""
+
+    sku: str
+    segment: str
+    decisions: Sequence[Decision]
+    fingerprint_value: str
+
+
 def make_decision_id(sku: str, stream_id: str, index: int) -> str:
     return f"{sku}{DECISION_SEPARATOR}{stream_id}{DECISION_SEPARATOR}{index}"
 
@@ -233,11 +282,21 @@ def encode_audit(decisions: Sequence[Decision], segment: str, version: str) -> b
         "sku": decisions[0].sku,
         "d": compact,
     }
-    return zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_AUDIT_ZDICT_1)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return _AUDIT_FORMAT_ZDICT_1 + compressor.compress(body) + compressor.flush()
+
+
+def audit_json(raw: bytes) -> bytes:
+    """The JSON of an audit payload in any stored format."""
+    if raw[:1] == _AUDIT_FORMAT_ZDICT_1:
+        decompressor = zlib.decompressobj(-15, zdict=_AUDIT_ZDICT_1)
+        return decompressor.decompress(raw[1:]) + decompressor.flush()
+    return zlib.decompress(raw)  # the first format: a zlib stream, no dictionary
 
 
 def decode_audit(sku: str, stream_id: str, raw: bytes) -> AuditRecord:
-    payload = json.loads(zlib.decompress(raw))
+    payload = json.loads(audit_json(raw))
     decisions = []
     for index, entry in enumerate(payload["d"]):
         decisions.append(
@@ -260,6 +319,52 @@ def decode_audit(sku: str, stream_id: str, raw: bytes) -> AuditRecord:
     )
 
 
+def _publish_result(reply: Any) -> PublishResult:
+    return PublishResult(written=bool(int(reply[0])), stream_id=reply[1].decode())
+
+
+def _change_fields(sku: str, segment: str) -> dict[str, str]:
+    return {"sku": sku, "seg": segment or keys.DEFAULT_SEGMENT_KEY}
+
+
+def demand_from_sales(
+    raw: dict[bytes, bytes], now: datetime, inventory: int | None
+) -> DemandStats | None:
+    """Demand signals from the ``keys.sales`` hash as read (empty: no sales recorded)."""
+    if not raw:
+        return None
+    units: dict[str, int] = {}
+    for field, value in raw.items():
+        name = field.decode()
+        if name.startswith("u:"):
+            units[name[2:]] = int(value)
+    today = now.astimezone(UTC).date()
+
+    def total(days: int) -> int:
+        return sum(
+            units.get((today - timedelta(days=d)).strftime("%Y%m%d"), 0) for d in range(days)
+        )
+
+    velocity_7d, velocity_28d = total(7) / 7, total(28) / 28
+    supply = None
+    if inventory is not None and velocity_7d > 0:
+        supply = inventory / velocity_7d
+    return DemandStats(
+        velocity_7d=velocity_7d, velocity_28d=velocity_28d, days_of_supply=supply, as_of=now
+    )
+
+
+def changes_from_moves(raw: Sequence[bytes]) -> list[PriceChange]:
+    """The ``keys.changes`` list as read (newest first) as price changes, oldest first."""
+    changes = []
+    for entry in reversed(raw):
+        epoch, price = entry.decode().split(":", 1)
+        changes.append(
+            PriceChange(at=datetime.fromtimestamp(int(epoch), tz=UTC), price=Decimal(price))
+        )
+    return changes
+
+
 def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d")
 
@@ -271,6 +376,7 @@ class Store:
         self.redis = client
         self.retention = retention
         self._publish = client.register_script(_PUBLISH)
+        self._announce = client.register_script(_ANNOUNCE)
 
     @classmethod
     def from_url(
@@ -332,7 +438,9 @@ class Store:
             pipe.srem(keys.SKU_INDEX, sku)
             pipe.delete(keys.offers(sku), keys.override(sku), *segment_keys)
             results = await pipe.execute()
-        await self.redis.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=100_000, approximate=True)
+        await self.redis.xadd(
+            keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True
+        )
         return bool(results[0])
 
     async def count_items(self) -> int:
@@ -381,27 +489,7 @@ class Store:
 
     async def demand(self, sku: str, now: datetime, inventory: int | None) -> DemandStats | None:
         raw: Any = await self.redis.hgetall(keys.sales(sku))
-        if not raw:
-            return None
-        units: dict[str, int] = {}
-        for field, value in raw.items():
-            name = field.decode()
-            if name.startswith("u:"):
-                units[name[2:]] = int(value)
-        today = now.astimezone(UTC).date()
-
-        def total(days: int) -> int:
-            return sum(
-                units.get((today - timedelta(days=d)).strftime("%Y%m%d"), 0) for d in range(days)
-            )
-
-        velocity_7d, velocity_28d = total(7) / 7, total(28) / 28
-        supply = None
-        if inventory is not None and velocity_7d > 0:
-            supply = inventory / velocity_7d
-        return DemandStats(
-            velocity_7d=velocity_7d, velocity_28d=velocity_28d, days_of_supply=supply, as_of=now
-        )
+        return demand_from_sales(raw, now, inventory)
 
     # -- overrides and the kill switch ------------------------------------------------------------
 
@@ -470,32 +558,85 @@ class Store:
         now: datetime,
     ) -> PublishResult:
         """Atomically store a schedule and its audit record (skipped if unchanged)."""
+        request = PublishRequest(sku, segment, decisions, fingerprint_value)
+        script_keys, arguments = self._publish_call(request, now)
+        result = await self._publish(keys=script_keys, args=arguments)
+        published = _publish_result(result)
+        if published.written:
+            await self.redis.xadd(
+                keys.CHANGES_STREAM,
+                cast(dict[Any, Any], _change_fields(sku, segment)),
+                maxlen=CHANGES_MAXLEN,
+                approximate=True,
+            )
+        return published
+
+    async def publish_many(
+        self, requests: Sequence[PublishRequest], *, now: datetime
+    ) -> list[PublishResult]:
+        """:meth:`publish` for many schedules in few round trips, in order.
+
+        Each schedule still goes through its own script call on its own SKU's keys, so
+        every one is atomic and the calls stay valid in Redis Cluster (a script over
+        several SKUs would need them all in one slot); only the round trips are shared.
+        A failure part-way leaves the schedules before it published, as the same
+        sequence of :meth:`publish` calls would; publishing again is idempotent.
+        """
+        results: list[PublishResult] = []
+        for start in range(0, len(requests), PUBLISH_PIPELINE):
+            chunk = requests[start : start + PUBLISH_PIPELINE]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for request in chunk:
+                    script_keys, arguments = self._publish_call(request, now)
+                    await self._publish(keys=script_keys, args=arguments, client=pipe)
+                replies = await pipe.execute()
+            published = [_publish_result(reply) for reply in replies]
+            announced: list[str | int] = [CHANGES_MAXLEN]
+            for request, result in zip(chunk, published, strict=True):
+                if result.written:
+                    announced += _change_fields(request.sku, request.segment).values()
+            if len(announced) > 1:
+                await self._announce(keys=[keys.CHANGES_STREAM], args=announced)
+            results.extend(published)
+        return results
+
+    async def set_boundaries(self, boundaries: dict[str, int | None]) -> None:
+        """Point ``keys.BOUNDARIES`` members at their next boundary (None: remove them),
+        in two variadic commands per :data:`PUBLISH_PIPELINE` members."""
+        members = list(boundaries.items())
+        for start in range(0, len(members), PUBLISH_PIPELINE):
+            chunk = members[start : start + PUBLISH_PIPELINE]
+            due = {member: when for member, when in chunk if when is not None}
+            gone = [member for member, when in chunk if when is None]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                if due:
+                    pipe.zadd(keys.BOUNDARIES, due)
+                if gone:
+                    pipe.zrem(keys.BOUNDARIES, *gone)
+                await pipe.execute()
+
+    def _publish_call(
+        self, request: PublishRequest, now: datetime
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        """The publish script's keys and arguments for one schedule."""
+        decisions = request.decisions
         decision = decisions[0]
         version = decision.ruleset_version
         retention_ms = int(self.retention.total_seconds() * 1000)
         minid = f"{int(now.timestamp() * 1000) - retention_ms}-0"
         current_price = "" if decision.price is None else str(decision.price)
-        result = await self._publish(
-            keys=[keys.schedule(sku, segment), keys.audit(sku), keys.changes(sku, segment)],
-            args=[
-                fingerprint_value,
-                encode_schedule(decisions, decision.currency, version),
-                encode_audit(decisions, segment, version),
-                minid,
-                retention_ms,
-                current_price,
-                int(decision.valid_from.timestamp()),
-            ],
-        )
-        written, stream_id = bool(int(result[0])), result[1].decode()
-        if written:
-            await self.redis.xadd(
-                keys.CHANGES_STREAM,
-                {"sku": sku, "seg": segment or keys.DEFAULT_SEGMENT_KEY},
-                maxlen=100_000,
-                approximate=True,
-            )
-        return PublishResult(written=written, stream_id=stream_id)
+        sku, segment = request.sku, request.segment
+        script_keys = [keys.schedule(sku, segment), keys.audit(sku), keys.changes(sku, segment)]
+        arguments: list[str | int | bytes] = [
+            request.fingerprint_value,
+            encode_schedule(decisions, decision.currency, version),
+            encode_audit(decisions, segment, version),
+            minid,
+            retention_ms,
+            current_price,
+            int(decision.valid_from.timestamp()),
+        ]
+        return script_keys, arguments
 
     async def get_schedule(self, sku: str, segment: str) -> Schedule | None:
         raw = await self.redis.get(keys.schedule(sku, segment))
@@ -516,13 +657,7 @@ class Store:
     async def recent_changes(self, sku: str, segment: str) -> list[PriceChange]:
         """Published current-price changes, oldest first."""
         raw: Any = await self.redis.lrange(keys.changes(sku, segment), 0, -1)
-        changes = []
-        for entry in reversed(raw):
-            epoch, price = entry.decode().split(":", 1)
-            changes.append(
-                PriceChange(at=datetime.fromtimestamp(int(epoch), tz=UTC), price=Decimal(price))
-            )
-        return changes
+        return changes_from_moves(raw)
 
     async def history(
         self,

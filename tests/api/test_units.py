@@ -73,7 +73,11 @@ def _schedule(sku: str, price: str) -> Schedule:
 
 
 def _cache(max_items: int = 10) -> ScheduleCache:
-    return ScheduleCache(cast(Store, None), cast(Any, None), max_items=max_items)
+    cache = ScheduleCache(
+        cast(Store, None), cast(Any, None), max_items=max_items, stale_serve_seconds=300
+    )
+    cache.begin_sync()  # as the tailer does once it knows where the stream ends
+    return cache
 
 
 async def test_a_read_crossed_by_a_change_is_not_cached() -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from pricing_service.api import writes
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
 from pricing_service.api.problems import ProblemError, invalid, not_found
 from pricing_service.catalogue import (
@@ -62,7 +63,7 @@ async def put_item(
         raise invalid(describe_validation_error(exc)) from None
     except ValueError as exc:
         raise invalid(str(exc)) from None
-    [created] = await store.put_items([item])
+    [created] = await writes.put_items(store, [item], reason="item")
     response.status_code = 201 if created else 200
     return item
 
@@ -79,7 +80,7 @@ async def get_item(sku: Sku, _: Reader, store: StoreDep) -> ItemFacts:
 @router.delete("/v1/items/{sku}", status_code=204)
 async def delete_item(sku: Sku, _: Writer, store: StoreDep) -> Response:
     """Remove an item and its live prices; its audit trail stays until retention."""
-    if not await store.delete_item(sku):
+    if not await writes.delete_item(store, sku):
         raise not_found("item", f"no item {sku!r}")
     return Response(status_code=204)
 
@@ -87,11 +88,9 @@ async def delete_item(sku: Sku, _: Writer, store: StoreDep) -> Response:
 @router.put("/v1/items/{sku}/inventory")
 async def put_inventory(sku: Sku, body: InventoryIn, _: Writer, store: StoreDep) -> ItemFacts:
     """Set an item's inventory (units on hand)."""
-    item = await store.get_item(sku)
-    if item is None:
+    updated = await writes.set_inventory(store, sku, body.inventory)
+    if updated is None:
         raise not_found("item", f"no item {sku!r}")
-    updated = item.model_copy(update={"inventory": body.inventory})
-    await store.put_items([updated], reason="inventory")
     return updated
 
 
@@ -112,7 +111,10 @@ async def put_inventory(sku: Sku, body: InventoryIn, _: Writer, store: StoreDep)
 async def bulk_items(
     request: Request, _: Writer, store: StoreDep, settings: SettingsDep
 ) -> BulkResult:
-    """Load many items as a JSON array or NDJSON; each is validated on its own."""
+    """Load many items as a JSON array or NDJSON; each is validated on its own.
+
+    Items are written in transactions of up to 1,000: a call that fails part-way (503)
+    may have stored some of them, whole, and can be retried as it is."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await request.body()
     if media_type in _NDJSON_TYPES:
@@ -138,7 +140,8 @@ async def bulk_items(
     errors = [entry for entry in checked if isinstance(entry, RowError)]
     created = 0
     for start in range(0, len(items), _WRITE_CHUNK):
-        created += sum(await store.put_items(items[start : start + _WRITE_CHUNK], reason="bulk"))
+        chunk = items[start : start + _WRITE_CHUNK]
+        created += sum(await writes.put_items(store, chunk, reason="bulk"))
     return BulkResult(
         received=len(checked),
         stored=len(items),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import redis.exceptions
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from pricing_service.api.deps import RulesDep, StoreDep
+from pricing_service.api.deps import CacheDep, RulesDep, StoreDep
 from pricing_service.api.problems import ProblemError
 
 router = APIRouter(tags=["operations"])
@@ -18,7 +18,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str
+    status: str = Field(description="ready, or stale: Redis is away, cached prices are served.")
     ruleset_version: str
 
 
@@ -29,23 +29,30 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", responses={503: {"description": "Redis unreachable or no ruleset."}})
-async def readyz(store: StoreDep, rules: RulesDep) -> Readiness:
-    """Ready to serve: Redis answers and a ruleset is loaded."""
+async def readyz(store: StoreDep, cache: CacheDep, rules: RulesDep) -> Readiness:
+    """Ready to serve: Redis answers, or cached prices are still served while it does not
+    (taking every process out of rotation in an outage would end that), and a ruleset is
+    loaded."""
+    status = "ready"
     try:
+        cache.check_store_reachable()
         await store.ping()
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-        raise ProblemError(
-            503, "not-ready", f"Redis is unreachable: {exc}", headers={"Retry-After": "1"}
-        ) from None
+        if not cache.serving_stale():
+            raise ProblemError(
+                503, "not-ready", f"Redis is unreachable: {exc}", headers={"Retry-After": "1"}
+            ) from None
+        status = "stale"
     if rules.current is None:
         detail = "no ruleset is loaded"
         if rules.last_error:
             detail += f": {rules.last_error}"
         raise ProblemError(503, "not-ready", detail, headers={"Retry-After": "5"})
-    return Readiness(status="ready", ruleset_version=rules.current.compiled.version)
+    return Readiness(status=status, ruleset_version=rules.current.compiled.version)
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
+async def metrics(cache: CacheDep) -> Response:
     """Prometheus metrics in the text exposition format."""
+    cache.export_metrics()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

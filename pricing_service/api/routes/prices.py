@@ -1,4 +1,10 @@
-"""Price lookups, the price history and the decisions behind each price."""
+"""Price lookups, the price history and the decisions behind each price.
+
+Lookups answer from the process's schedule cache. While it has lost touch with Redis
+they still do, for ``stale_serve_seconds``, with ``stale: true`` in the body and the
+``Pricing-Stale: true`` and ``Age`` (seconds since the cache was last in sync) headers;
+then, and for anything not cached, they answer 503 with ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pricing_service.api.deps import CacheDep, PublicReader, Reader, RulesDep, SettingsDep, StoreDep
@@ -24,6 +30,7 @@ _SKU = re.compile(SKU_PATTERN)
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 #: Audit records read per Redis call when scanning the trail.
 _AUDIT_PAGE = 500
+STALE_HEADER = "Pricing-Stale"
 
 
 class Step(BaseModel):
@@ -241,6 +248,11 @@ async def _explanation(store: Store, decision_id: str) -> DecisionOut | None:
     return DecisionOut.model_validate(record.decisions[index])
 
 
+def _mark_stale(response: Response, stale_seconds: float) -> None:
+    response.headers[STALE_HEADER] = "true"
+    response.headers["Age"] = str(int(stale_seconds))
+
+
 def _count_lookup(price: PriceOut | None, *, from_cache: bool) -> None:
     if price is None:
         label = "not_found"
@@ -258,6 +270,7 @@ async def get_price(
     store: StoreDep,
     cache: CacheDep,
     rules: RulesDep,
+    response: Response,
     segment: Annotated[str | None, Query(max_length=200, examples=["channel:app"])] = None,
     at: Annotated[datetime | None, Query(description="ISO 8601 instant; default now.")] = None,
     explain: bool = False,
@@ -274,20 +287,25 @@ async def get_price(
         )
     stored_segment = str(rules.canonical(_parse_segment(segment)))
     moment = at or datetime.now(UTC)
+    stale_seconds = cache.stale_seconds()
     schedule, from_cache = await cache.get(sku, stored_segment)
+    stale = from_cache and stale_seconds is not None
     result = None
     if schedule is not None:
-        stale = from_cache and not cache.in_sync
         result = _from_schedule(schedule, int(moment.timestamp()), stale=stale)
     if result is None and at is not None:
-        from_cache = False
+        cache.check_store_reachable()
+        from_cache = stale = False
         result = await _price_from_history(store, sku, stored_segment, at)
     _count_lookup(result, from_cache=from_cache)
     if result is None:
         when = f" at {at.isoformat()}" if at is not None else ""
         raise not_found("price", f"no price for SKU {sku!r}{when}")
     if explain:
+        cache.check_store_reachable()
         result.explanation = await _explanation(store, result.decision_id)
+    if stale and stale_seconds is not None:
+        _mark_stale(response, stale_seconds)
     return result
 
 
@@ -298,30 +316,39 @@ async def lookup_prices(
     cache: CacheDep,
     rules: RulesDep,
     settings: SettingsDep,
+    response: Response,
 ) -> LookupResponse:
-    """Current prices of many SKUs at once; unknown SKUs are reported one by one."""
+    """Current prices of many SKUs at once; unknown SKUs are reported one by one.
+
+    While the store is unreachable, one SKU that is not cached makes it a 503."""
     if len(body.skus) > settings.max_lookup_skus:
         raise invalid(f"skus: at most {settings.max_lookup_skus} SKUs per lookup")
     stored_segment = str(rules.canonical(_parse_segment(body.segment)))
     valid = [sku for sku in dict.fromkeys(body.skus) if _SKU.match(sku)]
+    stale_seconds = cache.stale_seconds()
     schedules = dict(
         zip(valid, await cache.get_many([(sku, stored_segment) for sku in valid]), strict=True)
     )
     now = int(datetime.now(UTC).timestamp())
     results = []
+    any_stale = False
     for sku in body.skus:
         if sku not in schedules:
             results.append(LookupResult(sku=sku, found=False, error="not a valid SKU"))
             continue
         schedule, from_cache = schedules[sku]
         price = None
+        stale = from_cache and stale_seconds is not None
+        any_stale = any_stale or stale
         if schedule is not None:
-            price = _from_schedule(schedule, now, stale=from_cache and not cache.in_sync)
+            price = _from_schedule(schedule, now, stale=stale)
         _count_lookup(price, from_cache=from_cache)
         if price is None:
             results.append(LookupResult(sku=sku, found=False, error="no price for this SKU"))
         else:
             results.append(LookupResult(sku=sku, found=True, price=price))
+    if any_stale and stale_seconds is not None:
+        _mark_stale(response, stale_seconds)
     return LookupResponse(results=results)
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 
+from pricing_service.api import writes
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
 from pricing_service.api.problems import invalid, not_found
 from pricing_service.catalogue import (
@@ -103,7 +104,8 @@ def _items_by_sku(store_items: list[ItemFacts | None], skus: list[str]) -> dict[
 async def post_sales(
     body: list[SaleIn], _: Writer, store: StoreDep, settings: SettingsDep
 ) -> SalesResult:
-    """Record a batch of sales events; unknown SKUs are rejected one by one."""
+    """Record a batch of sales events; unknown SKUs are rejected one by one. The batch is
+    stored whole or not at all."""
     if len(body) > settings.max_batch_events:
         raise invalid(f"at most {settings.max_batch_events} events per call")
     skus = list(dict.fromkeys(sale.sku for sale in body))
@@ -123,9 +125,9 @@ async def post_sales(
             by_sku[sale.sku].append((sale.ts, sale.quantity, sale.unit_price))
             continue
         rejected.append(Rejection(index=index, sku=sale.sku, message=message))
-    for sku, sales in by_sku.items():
-        await store.add_sales(sku, items[sku].currency, sales)
-    await store.mark_dirty(list(by_sku), "sales")
+    await writes.record_sales(
+        store, {sku: (items[sku].currency, sales) for sku, sales in by_sku.items()}
+    )
     return SalesResult(accepted=sum(map(len, by_sku.values())), rejected=rejected)
 
 
@@ -166,12 +168,10 @@ async def post_observations(
         offer = gate_observation(observation, item, now)
         verdict.status, verdict.reason = offer.status, offer.reason
         offers[entry.sku].append(offer)
-    for sku, sku_offers in offers.items():
-        await store.put_offers(sku, sku_offers)
     changed = [
         sku for sku, sku_offers in offers.items() if any(o.status == ACCEPTED for o in sku_offers)
     ]
-    await store.mark_dirty(changed, "observation")
+    await writes.record_offers(store, offers, changed)
     counts: dict[str, int] = defaultdict(int)
     for verdict in verdicts:
         counts[verdict.status] += 1

@@ -1,0 +1,313 @@
+"""Fetching competitor pages politely and defensively.
+
+One :class:`Fetcher` per worker process. For every request, in order:
+
+1. the host must be one of the competitor's domains (checked again after each redirect,
+   which is why redirects are followed here and not by httpx);
+2. the host must not resolve to a private, loopback or otherwise non-public address,
+   unless the settings allow that network;
+3. robots.txt must allow the path (:mod:`crawlers.robots`);
+4. the domain's next slot is reserved and a lease on one of its ``concurrency`` request
+   slots taken, both fleet-wide (:mod:`crawlers.ratelimit`);
+5. the body is streamed, decompressed, and abandoned past ``max_body_bytes`` or past the
+   total time limit, so neither a huge body nor a server dripping bytes can hold a worker.
+
+Network errors, timeouts, 5xx and 429 are retried with exponential backoff and full
+jitter; a ``Retry-After`` (seconds or an HTTP date) replaces the backoff when longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import redis.asyncio as aioredis
+
+from crawlers.listings import host_allowed
+from crawlers.outcome import RETRYABLE, Outcome
+from crawlers.ratelimit import DomainPacer, DomainSlots, RateLimitTooFar
+from crawlers.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsResponse
+from crawlers.settings import CrawlerSettings
+from pricing_service import metrics
+from pricing_service.rules.model import Competitor
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: A lease outlives the longest request a little; a killed worker's then frees itself.
+LEASE_MARGIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    outcome: Outcome
+    url: str
+    status: int | None = None
+    body: bytes = b""
+    content_type: str | None = None
+    retry_after: float | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+class Fetcher:
+    def __init__(
+        self,
+        settings: CrawlerSettings,
+        redis: aioredis.Redis,
+        competitors: Mapping[str, Competitor],
+    ) -> None:
+        self.settings = settings
+        self.competitors = competitors
+        self.pacer = DomainPacer(redis)
+        self.slots = DomainSlots(redis)
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._robots: dict[str, RobotsCache] = {}
+        self._timeout = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.total_timeout,
+        )
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    # -- the public entry point ---------------------------------------------------------------
+
+    async def fetch(self, competitor_id: str, url: str) -> FetchResult:
+        """GET ``url`` for a competitor, with every check and retry; never raises for
+        anything the network or the server does."""
+        competitor = self.competitors[competitor_id]
+        started = time.perf_counter()
+        result = await self._with_retries(competitor_id, competitor, url)
+        metrics.CRAWL_FETCH_SECONDS.labels(competitor=competitor_id).observe(
+            time.perf_counter() - started
+        )
+        metrics.CRAWL_FETCHES.labels(competitor=competitor_id, outcome=result.outcome).inc()
+        return result
+
+    async def _with_retries(
+        self, competitor_id: str, competitor: Competitor, url: str
+    ) -> FetchResult:
+        settings = self.settings
+        attempt = 0
+        while True:
+            result = await self._follow(competitor_id, competitor, url, robots=True)
+            attempt += 1
+            if result.outcome not in RETRYABLE or attempt >= settings.max_attempts:
+                return result
+            pause = backoff_seconds(attempt - 1, settings.backoff_base, settings.backoff_cap)
+            if result.retry_after is not None:
+                if result.retry_after > settings.max_retry_after:
+                    return result
+                pause = max(pause, result.retry_after)
+            await asyncio.sleep(pause)
+
+    # -- one attempt, redirects included -------------------------------------------------------
+
+    async def _follow(
+        self,
+        competitor_id: str,
+        competitor: Competitor,
+        url: str,
+        *,
+        robots: bool,
+        max_bytes: int | None = None,
+    ) -> FetchResult:
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            refused = await self._refusal(competitor, current)
+            if refused is not None:
+                return refused
+            if robots and not await self._robots_allow(competitor_id, competitor, current):
+                metrics.CRAWL_ROBOTS_DISALLOWS.labels(competitor=competitor_id).inc()
+                return FetchResult(Outcome.ROBOTS_DISALLOWED, current)
+            # robots.txt itself is paced by the configured rate alone: its Crawl-delay is
+            # not known before it is read.
+            interval = await self._interval(competitor_id, competitor, current, robots=robots)
+            result, location = await self._get_once(
+                competitor, current, interval, max_bytes or self.settings.max_body_bytes
+            )
+            if location is None:
+                return result
+            current = urljoin(current, location)
+        return FetchResult(Outcome.TOO_MANY_REDIRECTS, current)
+
+    async def _refusal(self, competitor: Competitor, url: str) -> FetchResult | None:
+        """Why ``url`` must not be fetched for this competitor, if it must not."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host_allowed(host, competitor.domains):
+            return FetchResult(Outcome.OFF_DOMAIN, url, detail=f"{host or url} is not allowed")
+        try:
+            addresses = await _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except OSError as exc:
+            return FetchResult(Outcome.NETWORK_ERROR, url, detail=f"cannot resolve {host}: {exc}")
+        for address in addresses:
+            if not address.is_global and not any(
+                address in network for network in self.settings.allowed_private_networks
+            ):
+                return FetchResult(
+                    Outcome.PRIVATE_ADDRESS, url, detail=f"{host} resolves to {address}"
+                )
+        return None
+
+    async def _get_once(
+        self, competitor: Competitor, url: str, interval: float, max_bytes: int
+    ) -> tuple[FetchResult, str | None]:
+        """One GET: the result, and the redirect location when it is a redirect."""
+        host = urlsplit(url).hostname or ""
+        client = self._client_for(competitor)
+        # The lease comes first and the rate slot is awaited while holding it: requests
+        # cannot then bunch up behind a busy domain and leave together. The lease covers
+        # that wait (at most one interval per other holder) and the request itself.
+        concurrency = competitor.concurrency
+        lease_seconds = self.settings.total_timeout + concurrency * interval + LEASE_MARGIN_SECONDS
+        async with self.slots.hold(host, concurrency, lease_seconds):
+            try:
+                await self.pacer.wait_turn(host, interval)
+            except RateLimitTooFar:
+                return FetchResult(Outcome.RATE_LIMITED, url, detail="domain queue too long"), None
+            try:
+                async with asyncio.timeout(self.settings.total_timeout):
+                    return await self._read(client, url, max_bytes)
+            except TimeoutError:
+                return FetchResult(Outcome.TIMEOUT, url, detail="total time limit"), None
+            except httpx.TimeoutException as exc:
+                return FetchResult(Outcome.TIMEOUT, url, detail=type(exc).__name__), None
+            except httpx.DecodingError as exc:
+                return FetchResult(Outcome.BAD_RESPONSE, url, detail=str(exc)), None
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                return FetchResult(Outcome.NETWORK_ERROR, url, detail=type(exc).__name__), None
+
+    async def _read(
+        self, client: httpx.AsyncClient, url: str, max_bytes: int
+    ) -> tuple[FetchResult, str | None]:
+        async with client.stream("GET", url) as response:
+            status = response.status_code
+            location = response.headers.get("location")
+            if status in _REDIRECT_STATUSES and location:
+                return FetchResult(Outcome.ACCEPTED, url, status), location
+            if status == 429 or status >= 500:
+                outcome = Outcome.RATE_LIMITED if status == 429 else Outcome.SERVER_ERROR
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                return FetchResult(outcome, url, status, retry_after=retry_after), None
+            if status >= 300:
+                return FetchResult(Outcome.HTTP_ERROR, url, status), None
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                return FetchResult(Outcome.TOO_LARGE, url, status, detail=declared), None
+            body = bytearray()
+            async for chunk in response.aiter_bytes():  # decompressed: bombs count in full
+                body += chunk
+                if len(body) > max_bytes:
+                    return FetchResult(Outcome.TOO_LARGE, url, status), None
+            content_type = response.headers.get("content-type")
+            return FetchResult(Outcome.ACCEPTED, url, status, bytes(body), content_type), None
+
+    # -- politeness -----------------------------------------------------------------------------
+
+    async def _interval(
+        self, competitor_id: str, competitor: Competitor, url: str, *, robots: bool
+    ) -> float:
+        """Seconds between two requests to the URL's domain."""
+        interval = 1 / float(competitor.requests_per_second)
+        if competitor.crawl_delay is not None:
+            return max(interval, competitor.crawl_delay.total_seconds())
+        if not robots:
+            return interval
+        policy = await self._robots_cache(competitor_id, competitor).policy(_origin(url))
+        delay = policy.crawl_delay(self._user_agent(competitor))
+        return max(interval, delay or 0.0)
+
+    async def _robots_allow(self, competitor_id: str, competitor: Competitor, url: str) -> bool:
+        policy = await self._robots_cache(competitor_id, competitor).policy(_origin(url))
+        return policy.allows(url, self._user_agent(competitor))
+
+    def _robots_cache(self, competitor_id: str, competitor: Competitor) -> RobotsCache:
+        cache = self._robots.get(competitor_id)
+        if cache is None:
+
+            async def fetch_robots(url: str) -> RobotsResponse:
+                # One attempt: an unreachable robots.txt disallows and is asked again soon.
+                result = await self._follow(
+                    competitor_id, competitor, url, robots=False, max_bytes=MAX_ROBOTS_BYTES
+                )
+                if result.status is None or result.outcome is Outcome.TOO_MANY_REDIRECTS:
+                    return RobotsResponse(None)
+                return RobotsResponse(result.status, result.body)
+
+            cache = RobotsCache(
+                fetch_robots,
+                cache_seconds=self.settings.robots_cache_seconds,
+                unreachable_seconds=self.settings.robots_unreachable_seconds,
+            )
+            self._robots[competitor_id] = cache
+        return cache
+
+    def _user_agent(self, competitor: Competitor) -> str:
+        return competitor.user_agent or self.settings.user_agent
+
+    def _client_for(self, competitor: Competitor) -> httpx.AsyncClient:
+        # Clients differ by their headers, user agent and proxy only.
+        identity = competitor.model_dump_json(include={"headers", "user_agent", "proxy"})
+        client = self._clients.get(identity)
+        if client is None:
+            client = httpx.AsyncClient(
+                headers={**competitor.headers, "User-Agent": self._user_agent(competitor)},
+                proxy=competitor.proxy,
+                timeout=self._timeout,
+                follow_redirects=False,  # followed by _follow, which checks every hop
+                trust_env=False,  # no proxy or certificates picked up from the environment
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            )
+            self._clients[identity] = client
+        return client
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(info[4][0]) for info in infos]

@@ -1,0 +1,141 @@
+"""Listings: which competitor page to crawl for which SKU, and how often.
+
+A listing lives in its SKU's ``listings`` hash (one field per competitor); its next due
+time lives in the global ``crawl:due`` sorted set, which the scheduler reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from crawlers import keys
+from pricing_service.rules.model import Competitor, Duration
+
+#: Crawling a page more often than this is neither polite nor useful for pricing.
+MIN_FREQUENCY = timedelta(minutes=1)
+CSV_COLUMNS = ("sku", "competitor", "url", "frequency")
+
+
+def _not_too_often(value: timedelta) -> timedelta:
+    if value < MIN_FREQUENCY:
+        raise ValueError(f"crawl at most once a minute, got every {value}")
+    return value
+
+
+class Listing(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+    competitor: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    url: str = Field(pattern=r"^https?://[^\s/]+\S*$", max_length=2000)
+    frequency: Annotated[Duration, AfterValidator(_not_too_often)]
+
+    @property
+    def every_seconds(self) -> int:
+        return int(self.frequency.total_seconds())
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+def host_allowed(host: str, domains: Iterable[str]) -> bool:
+    """Whether ``host`` is one of ``domains`` or a subdomain of one."""
+    host = host.lower().rstrip(".")
+    return any(host == domain or host.endswith("." + domain) for domain in domains)
+
+
+def check_listing(listing: Listing, competitors: Mapping[str, Competitor]) -> str | None:
+    """Why the listing cannot be crawled; None when it can."""
+    competitor = competitors.get(listing.competitor)
+    if competitor is None:
+        known = ", ".join(sorted(competitors)) or "none"
+        return f"unknown competitor {listing.competitor!r} (known: {known})"
+    if not host_allowed(listing.host, competitor.domains):
+        return f"{listing.host} is not among {listing.competitor}'s domains"
+    return None
+
+
+async def put_listings(
+    redis: aioredis.Redis, listings: Iterable[Listing], *, now: float | None = None
+) -> int:
+    """Store listings; new ones are due at once, updated ones keep their due time."""
+    moment = time.time() if now is None else now
+    count = 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for listing in listings:
+            stored = ListingBody(url=listing.url, every_seconds=listing.every_seconds)
+            body = stored.model_dump_json()
+            pipe.hset(keys.listings(listing.sku), listing.competitor, body)
+            member = keys.due_member(listing.sku, listing.competitor)
+            pipe.zadd(keys.DUE, {member: moment}, nx=True)
+            count += 1
+        await pipe.execute()
+    return count
+
+
+async def get_listing(redis: aioredis.Redis, sku: str, competitor: str) -> Listing | None:
+    raw = await redis.hget(keys.listings(sku), competitor)
+    if raw is None:
+        return None
+    stored = ListingBody.model_validate_json(raw)
+    frequency = timedelta(seconds=stored.every_seconds)
+    return Listing(sku=sku, competitor=competitor, url=stored.url, frequency=frequency)
+
+
+class ListingBody(BaseModel):
+    """A listing as stored in its SKU's hash: the SKU and competitor are in the key."""
+
+    url: str
+    every_seconds: int
+
+
+async def delete_listing(redis: aioredis.Redis, sku: str, competitor: str) -> bool:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hdel(keys.listings(sku), competitor)
+        pipe.zrem(keys.DUE, keys.due_member(sku, competitor))
+        removed, _ = await pipe.execute()
+    return bool(removed)
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    message: str
+
+
+def read_listings_csv(
+    path: Path, competitors: Mapping[str, Competitor]
+) -> Iterator[Listing | RowError]:
+    """Each row of a listings CSV as a listing, or as an error with its line number."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            yield RowError(1, f"missing column(s): {', '.join(missing)}")
+            return
+        for row in reader:
+            line = reader.line_num
+            try:
+                listing = Listing.model_validate({name: row[name] for name in CSV_COLUMNS})
+            except ValidationError as exc:
+                yield RowError(line, _first_error(exc))
+                continue
+            problem = check_listing(listing, competitors)
+            yield listing if problem is None else RowError(line, problem)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in error["loc"])
+    return f"{field}: {error['msg']}" if field else str(error["msg"])

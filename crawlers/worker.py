@@ -1,0 +1,263 @@
+"""``pricing crawl``: workers that fetch, extract, gate and store competitor prices.
+
+Each worker process reads jobs from the stream's consumer group and runs up to
+``concurrency`` of them at once. Delivery is at least once: a job is acknowledged only
+after its outcome is recorded, and jobs a dead worker left pending are taken over with
+XAUTOCLAIM once idle for ``claim_idle_seconds``. A job delivered more than
+``max_deliveries`` times goes to the dead-letter stream. Whatever happens, the outcome
+is recorded once per job (SET NX in the same script as the acknowledgement), so a
+redelivered job that already finished is only acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+
+from crawlers import keys
+from crawlers.extraction import (
+    Availability,
+    ExtractionOverride,
+    FieldSelector,
+    ProductResult,
+    extract_product,
+    extract_product_json,
+)
+from crawlers.fetch import Fetcher, FetchResult
+from crawlers.jobs import Job, OutcomeRecorder, ensure_group, read_outcome
+from crawlers.listings import get_listing, host_allowed
+from crawlers.outcome import Outcome
+from crawlers.quality import market_for
+from crawlers.settings import CrawlerSettings
+from pricing_service import metrics
+from pricing_service.engine.inputs import CompetitorObservation
+from pricing_service.observations import ACCEPTED, gate_in_market
+from pricing_service.rules.model import Competitor, PageField
+from pricing_service.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: Pause after a failed Redis operation (a restart, say) before trying again.
+RETRY_SECONDS = 1.0
+
+
+@dataclass
+class JobReport:
+    outcome: Outcome
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class CrawlWorker:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        competitors: Mapping[str, Competitor],
+        settings: CrawlerSettings,
+        *,
+        consumer: str,
+        concurrency: int = 8,
+        block_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.fetcher = fetcher
+        self.competitors = competitors
+        self.settings = settings
+        self.consumer = consumer
+        self.concurrency = concurrency
+        self.block_ms = int(block_seconds * 1000)
+        self.recorder = OutcomeRecorder(store.redis)
+        self._claim_cursor = "0-0"
+        self._last_claim = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish the jobs in hand."""
+        running: set[asyncio.Task[None]] = set()
+        while not stop.is_set():
+            free = self.concurrency - len(running)
+            if free <= 0:
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                batch = await self.next_batch(free)
+            except RedisError as exc:
+                logger.warning("reading jobs failed (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            for message_id, job, deliveries in batch:
+                task = asyncio.create_task(self.handle(message_id, job, deliveries))
+                running.add(task)
+                task.add_done_callback(running.discard)
+        if running:
+            await asyncio.wait(running)
+
+    async def next_batch(self, count: int) -> list[tuple[str, Job, int]]:
+        """Up to ``count`` jobs: first those abandoned by dead workers, then new ones.
+        Each with how many times it has been delivered, this time included."""
+        await ensure_group(self.redis)
+        claimed = await self._claim_abandoned(count)
+        if claimed:
+            return claimed
+        response: Any = await self.redis.xreadgroup(
+            keys.JOBS_GROUP,
+            self.consumer,
+            {keys.JOBS_STREAM: ">"},
+            count=count,
+            block=self.block_ms,
+        )
+        return [
+            (message_id.decode(), Job.from_fields(fields), 1)
+            for _, messages in response or []
+            for message_id, fields in messages
+        ]
+
+    async def _claim_abandoned(self, count: int) -> list[tuple[str, Job, int]]:
+        now = time.monotonic()
+        if now - self._last_claim < self.settings.claim_idle_seconds / 4:
+            return []
+        self._last_claim = now
+        response: Any = await self.redis.xautoclaim(
+            keys.JOBS_STREAM,
+            keys.JOBS_GROUP,
+            self.consumer,
+            min_idle_time=int(self.settings.claim_idle_seconds * 1000),
+            start_id=self._claim_cursor,
+            count=count,
+        )
+        cursor, messages = response[0], response[1]
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        claimed = []
+        for message_id, fields in messages:
+            if not fields:  # trimmed away while pending: nothing left to run
+                continue
+            entry_id = message_id.decode()
+            pending: Any = await self.redis.xpending_range(
+                keys.JOBS_STREAM, keys.JOBS_GROUP, min=entry_id, max=entry_id, count=1
+            )
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            claimed.append((entry_id, Job.from_fields(fields), deliveries))
+        return claimed
+
+    async def handle(self, message_id: str, job: Job, deliveries: int) -> None:
+        """Run one job and record its outcome; on any failure leave it pending, to be
+        claimed again (and dead-lettered if it keeps failing)."""
+        try:
+            if deliveries > self.settings.max_deliveries:
+                dead: dict[Any, Any] = {**job.fields(), "deliveries": deliveries}
+                await self.redis.xadd(keys.DEAD_LETTER_STREAM, dead)
+                metrics.CRAWL_DEAD_LETTERS.inc()
+                report = JobReport(Outcome.DEAD_LETTER, {"deliveries": deliveries})
+            elif (recorded := await read_outcome(self.redis, job.id)) is not None:
+                # Finished before its worker died: only acknowledged now.
+                report = JobReport(Outcome(recorded["outcome"]))
+            else:
+                report = await self.crawl(job)
+            await self.recorder.finish(
+                job, message_id, report.outcome, {**report.detail, "consumer": self.consumer}
+            )
+        except RedisError as exc:
+            logger.warning("job %s: Redis failed (%s); it stays pending", job.id, exc)
+        except Exception:
+            logger.exception("job %s failed; it stays pending", job.id)
+
+    async def crawl(self, job: Job) -> JobReport:
+        listing = await get_listing(self.redis, job.sku, job.competitor)
+        competitor = self.competitors.get(job.competitor)
+        if listing is None or competitor is None:
+            return JobReport(Outcome.UNKNOWN_LISTING)
+        item = await self.store.get_item(job.sku)
+        if item is None:
+            return JobReport(Outcome.UNKNOWN_ITEM)
+        fetched = await self.fetcher.fetch(job.competitor, listing.url)
+        if not fetched.ok:
+            detail = {"status": fetched.status, "detail": fetched.detail}
+            return JobReport(fetched.outcome, detail)
+        try:
+            result = await asyncio.to_thread(_extract, fetched, competitor)
+        except ValueError as exc:  # a JSON endpoint answering with something else
+            return JobReport(Outcome.BAD_RESPONSE, {"detail": str(exc)[:200]})
+        metrics.CRAWL_EXTRACTIONS.labels(method=result.method).inc()
+        if result.blocked:
+            return JobReport(Outcome.BLOCKED, {"status": fetched.status})
+        if result.price is None or result.currency is None:
+            return JobReport(Outcome.NO_PRICE, {"method": result.method})
+        now = datetime.now(UTC)
+        try:
+            observation = CompetitorObservation(
+                competitor=job.competitor,
+                price=result.price,
+                currency=result.currency,
+                observed_at=now,
+                shipping=result.shipping,
+                in_stock=result.availability is not Availability.OUT_OF_STOCK,
+                source="crawler",
+            )
+        except ValidationError as exc:
+            return JobReport(Outcome.NO_PRICE, {"detail": str(exc.errors()[0]["msg"])})
+        market = await market_for(
+            self.store, item, job.competitor, self.competitors, now, self.settings.fx_rates
+        )
+        verdict = gate_in_market(
+            observation,
+            item,
+            now,
+            market,
+            own_store=competitor.ours,
+            fx_rates=self.settings.fx_rates,
+            outlier_ratio=self.settings.outlier_ratio,
+        )
+        await self.store.put_offers(job.sku, [verdict.offer])
+        previous = market.previous
+        if previous is not None and previous.status == ACCEPTED:
+            age = (now - previous.observation.observed_at).total_seconds()
+            metrics.CRAWL_OBSERVATION_AGE_SECONDS.labels(competitor=job.competitor).set(age)
+        metrics.CRAWL_OBSERVATIONS.labels(
+            competitor=job.competitor,
+            status=verdict.offer.status,
+            reason=verdict.kind or "",
+        ).inc()
+        detail = {"price": str(verdict.offer.observation.price), "method": result.method}
+        if verdict.accepted:
+            await self.store.mark_dirty([job.sku], "crawl")
+            return JobReport(Outcome.ACCEPTED, detail)
+        return JobReport(Outcome.QUARANTINED, {**detail, "reason": verdict.offer.reason})
+
+
+def extraction_override(competitor: Competitor, host: str) -> ExtractionOverride | None:
+    """The competitor's selectors for ``host`` (or the domain it belongs to), if any."""
+    for domain, fields in competitor.extraction.items():
+        if host_allowed(host, [domain]):
+            return ExtractionOverride(
+                domain=domain,
+                price=_selector(fields.price),
+                currency=_selector(fields.currency),
+                availability=_selector(fields.availability),
+                sku=_selector(fields.sku),
+            )
+    return None
+
+
+def _selector(field: PageField | None) -> FieldSelector | None:
+    if field is None:
+        return None
+    return FieldSelector(field.css, field.xpath, field.json_path, field.attribute)
+
+
+def _extract(fetched: FetchResult, competitor: Competitor) -> ProductResult:
+    override = extraction_override(competitor, urlsplit(fetched.url).hostname or "")
+    content_type = fetched.content_type or ""
+    if override is not None and "json" in content_type:
+        return extract_product_json(fetched.body, override)
+    return extract_product(
+        fetched.body, fetched.url, override=override, content_type=fetched.content_type
+    )

@@ -1,0 +1,230 @@
+"""Fetching against the real demo site: robots.txt, domains, retries, pacing, hostility."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import format_datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from crawlers.demo_site import DemoSiteServer
+from crawlers.fetch import Fetcher, parse_retry_after
+from crawlers.outcome import Outcome
+from crawlers.settings import CrawlerSettings
+from pricing_service.rules.model import Competitor
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_product_page_is_fetched(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    result = await fetcher.fetch("demo", f"{site.url}/jsonld/A-1")
+    assert result.outcome is Outcome.ACCEPTED
+    assert result.status == 200
+    assert b"application/ld+json" in result.body
+
+
+async def test_robots_disallow_is_honoured(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    result = await fetcher.fetch("demo", f"{site.url}/private/A-1")
+    assert result.outcome is Outcome.ROBOTS_DISALLOWED
+    assert site.state.hits("/private/") == []
+
+
+async def test_robots_4xx_allows_everything(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    site.state.robots_status = 404
+    result = await fetcher.fetch("demo", f"{site.url}/private/A-1")
+    assert result.outcome is Outcome.ACCEPTED
+
+
+async def test_robots_5xx_disallows_everything(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    site.state.robots_status = 503
+    result = await fetcher.fetch("demo", f"{site.url}/jsonld/A-1")
+    assert result.outcome is Outcome.ROBOTS_DISALLOWED
+    assert site.state.hits("/jsonld/") == []
+
+
+async def test_robots_is_read_once_per_host(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    await asyncio.gather(*(fetcher.fetch("demo", f"{site.url}/jsonld/A-{n}") for n in range(4)))
+    await fetcher.fetch("demo", f"{site.url}/jsonld/A-9")
+    assert len(site.state.hits("/robots.txt")) == 1
+
+
+async def test_an_unreachable_robots_txt_disallows(
+    crawler_settings: CrawlerSettings, redis_client: aioredis.Redis
+) -> None:
+    with DemoSiteServer() as gone:
+        url = gone.url
+    competitors = {"demo": Competitor(name="Demo", domains=["127.0.0.1"])}
+    fetcher = Fetcher(crawler_settings, redis_client, competitors)
+    try:
+        result = await fetcher.fetch("demo", f"{url}/jsonld/A-1")
+    finally:
+        await fetcher.close()
+    assert result.outcome is Outcome.ROBOTS_DISALLOWED
+
+
+async def test_redirects_within_the_domains_are_followed(
+    site: DemoSiteServer, fetcher: Fetcher
+) -> None:
+    result = await fetcher.fetch("demo", f"{site.url}/redirect?to=/jsonld/A-1")
+    assert result.outcome is Outcome.ACCEPTED
+    assert result.url == f"{site.url}/jsonld/A-1"
+
+
+async def test_a_redirect_out_of_the_domains_is_refused(
+    site: DemoSiteServer, fetcher: Fetcher
+) -> None:
+    elsewhere = site.url.replace("127.0.0.1", "localhost") + "/jsonld/A-1"
+    result = await fetcher.fetch("demo", f"{site.url}/redirect?to={elsewhere}")
+    assert result.outcome is Outcome.OFF_DOMAIN
+    assert site.state.hits("/jsonld/") == []
+
+
+async def test_loopback_is_refused_unless_allowed(
+    site: DemoSiteServer, redis_client: aioredis.Redis, competitors: dict[str, Competitor]
+) -> None:
+    strict = CrawlerSettings(_env_file=None)
+    fetcher = Fetcher(strict, redis_client, competitors)
+    try:
+        result = await fetcher.fetch("demo", f"{site.url}/jsonld/A-1")
+    finally:
+        await fetcher.close()
+    assert result.outcome is Outcome.PRIVATE_ADDRESS
+    assert site.state.requests == []
+
+
+async def test_5xx_is_retried_after_retry_after_seconds(
+    site: DemoSiteServer, fetcher: Fetcher
+) -> None:
+    started = time.monotonic()
+    result = await fetcher.fetch("demo", f"{site.url}/flaky/2/A-1")
+    assert result.outcome is Outcome.ACCEPTED
+    assert len(site.state.hits("/flaky/")) == 3
+    assert time.monotonic() - started >= 2.0  # two Retry-After: 1
+
+
+async def test_retry_after_as_an_http_date(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    started = time.monotonic()
+    result = await fetcher.fetch("demo", f"{site.url}/flaky/1/A-1?retry_after=date")
+    assert result.outcome is Outcome.ACCEPTED
+    assert time.monotonic() - started >= 1.0  # the date is 2 s ahead, at one-second precision
+
+
+async def test_429_is_retried(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    site.state.rate_limit_per_second = 1
+    first, second = await asyncio.gather(
+        fetcher.fetch("demo", f"{site.url}/jsonld/A-1"),
+        fetcher.fetch("demo", f"{site.url}/jsonld/A-2"),
+    )
+    assert (first.outcome, second.outcome) == (Outcome.ACCEPTED, Outcome.ACCEPTED)
+    assert len(site.state.hits("/jsonld/")) == 3  # one 429, retried after Retry-After: 1
+
+
+async def test_give_up_after_the_attempts(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    result = await fetcher.fetch("demo", f"{site.url}/flaky/9/A-1")
+    assert result.outcome is Outcome.SERVER_ERROR
+    assert len(site.state.hits("/flaky/")) == 3
+
+
+def test_retry_after_forms() -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
+    assert parse_retry_after(format_datetime(now - timedelta(hours=1), usegmt=True), now) == 0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+async def test_two_workers_share_one_domain_rate(
+    site: DemoSiteServer, crawler_settings: CrawlerSettings, clean_redis: str
+) -> None:
+    """Two fetchers with their own Redis connections, as two processes would have."""
+    rate = Decimal(20)
+    competitors = {"demo": Competitor(name="Demo", domains=["127.0.0.1"], requests_per_second=rate)}
+    clients = [aioredis.Redis.from_url(clean_redis) for _ in range(2)]
+    fetchers = [Fetcher(crawler_settings, client, competitors) for client in clients]
+    try:
+        await asyncio.gather(*(f.fetch("demo", f"{site.url}/jsonld/warm") for f in fetchers))
+        results = await asyncio.gather(
+            *(
+                fetchers[index % 2].fetch("demo", f"{site.url}/jsonld/S-{index}")
+                for index in range(20)
+            )
+        )
+    finally:
+        for fetcher, client in zip(fetchers, clients, strict=True):
+            await fetcher.close()
+            await client.aclose()
+    assert {result.outcome for result in results} == {Outcome.ACCEPTED}
+    arrivals = sorted(site.state.hits("/jsonld/S-"))
+    observed_rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    assert observed_rate <= float(rate) * 1.05
+    assert observed_rate >= float(rate) * 0.25  # paced, not serialised by something else
+
+
+async def test_two_workers_share_one_domain_concurrency(
+    site: DemoSiteServer, crawler_settings: CrawlerSettings, clean_redis: str
+) -> None:
+    competitors = {
+        "demo": Competitor(
+            name="Demo", domains=["127.0.0.1"], requests_per_second=Decimal(100), concurrency=2
+        )
+    }
+    clients = [aioredis.Redis.from_url(clean_redis) for _ in range(2)]
+    fetchers = [Fetcher(crawler_settings, client, competitors) for client in clients]
+    started = time.monotonic()
+    try:
+        results = await asyncio.gather(
+            *(fetchers[n % 2].fetch("demo", f"{site.url}/slow/0.4/C-{n}") for n in range(4))
+        )
+    finally:
+        for fetcher, client in zip(fetchers, clients, strict=True):
+            await fetcher.close()
+            await client.aclose()
+    assert {result.outcome for result in results} == {Outcome.ACCEPTED}
+    assert time.monotonic() - started >= 0.8  # two at a time, 0.4 s each
+    arrivals = sorted(site.state.hits("/slow/"))
+    assert arrivals[2] - arrivals[0] >= 0.35  # the third waited for a slot
+
+
+# -- hostile servers: a clear outcome, in bounded time ------------------------------------------
+
+
+async def test_a_50_mb_body_is_cut_off(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    started = time.monotonic()
+    result = await fetcher.fetch("demo", f"{site.url}/huge")
+    assert result.outcome is Outcome.TOO_LARGE
+    assert time.monotonic() - started < 30  # cut off, not read to the end (a hang would hit this)
+
+
+async def test_an_infinite_redirect_loop_stops(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    result = await fetcher.fetch("demo", f"{site.url}/loop/0")
+    assert result.outcome is Outcome.TOO_MANY_REDIRECTS
+    assert len(site.state.hits("/loop/")) == 6  # the first request and five redirects
+
+
+async def test_a_dripping_server_times_out(
+    site: DemoSiteServer, crawler_settings: CrawlerSettings, redis_client: aioredis.Redis
+) -> None:
+    competitors = {"demo": Competitor(name="Demo", domains=["127.0.0.1"], requests_per_second=50)}
+    once = crawler_settings.model_copy(update={"max_attempts": 1})
+    fetcher = Fetcher(once, redis_client, competitors)
+    started = time.monotonic()
+    try:
+        result = await fetcher.fetch("demo", f"{site.url}/drip")
+    finally:
+        await fetcher.close()
+    assert result.outcome is Outcome.TIMEOUT
+    assert time.monotonic() - started < once.total_timeout + 20  # bounded, not hung
+
+
+async def test_robots_crawl_delay_paces_the_domain(site: DemoSiteServer, fetcher: Fetcher) -> None:
+    site.state.robots_txt = "User-agent: *\nCrawl-delay: 0.5\n"
+    for sku in ("A-1", "A-2", "A-3"):
+        await fetcher.fetch("demo", f"{site.url}/jsonld/{sku}")
+    first, *_, last = site.state.hits("/jsonld/")
+    # Two gaps of half a second, less the arrival jitter of a first, new connection.
+    assert last - first >= 0.9

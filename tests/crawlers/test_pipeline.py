@@ -1,0 +1,224 @@
+"""Scheduler -> Redis Stream -> worker -> quality gate -> store, against the demo site."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from crawlers import keys
+from crawlers.demo_site import DemoSiteServer
+from crawlers.fetch import Fetcher
+from crawlers.jobs import read_outcome
+from crawlers.listings import Listing, put_listings
+from crawlers.outcome import Outcome
+from crawlers.scheduler import Scheduler
+from crawlers.settings import CrawlerSettings
+from crawlers.worker import CrawlWorker
+from pricing_service.engine.inputs import ItemFacts
+from pricing_service.rules.model import Competitor
+from pricing_service.store import keys as store_keys
+from pricing_service.store.store import Store
+
+pytestmark = pytest.mark.anyio
+EVERY = timedelta(hours=6)
+
+
+@pytest.fixture
+def make_worker(
+    store: Store,
+    fetcher: Fetcher,
+    competitors: dict[str, Competitor],
+    crawler_settings: CrawlerSettings,
+) -> Any:
+    def make(consumer: str = "w1") -> CrawlWorker:
+        return CrawlWorker(
+            store, fetcher, competitors, crawler_settings, consumer=consumer, block_seconds=0.05
+        )
+
+    return make
+
+
+async def listed(store: Store, url: str, sku: str = "A-1", competitor: str = "demo") -> None:
+    await store.put_items([ItemFacts(sku=sku, currency="USD")])
+    await store.redis.delete(store_keys.DIRTY_STREAM)  # only the crawl's marks from here on
+    await put_listings(
+        store.redis, [Listing(sku=sku, competitor=competitor, url=url, frequency=EVERY)]
+    )
+
+
+async def work_once(worker: CrawlWorker) -> list[str]:
+    """Run every job currently deliverable; their ids."""
+    batch = await worker.next_batch(16)
+    await asyncio.gather(*(worker.handle(message_id, job, n) for message_id, job, n in batch))
+    return [job.id for _, job, _ in batch]
+
+
+async def outcome_of(redis: aioredis.Redis, job_id: str) -> str:
+    recorded = await read_outcome(redis, job_id)
+    assert recorded is not None
+    return str(recorded["outcome"])
+
+
+async def dirty_skus(redis: aioredis.Redis) -> list[str]:
+    entries: Any = await redis.xrange(store_keys.DIRTY_STREAM)
+    return [fields[b"sku"].decode() for _, fields in entries if fields[b"reason"] == b"crawl"]
+
+
+@pytest.mark.parametrize("style", ["jsonld", "microdata", "opengraph", "plain"])
+async def test_scheduler_to_stored_observation(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    make_worker: Any,
+    style: str,
+) -> None:
+    site.state.fixed_prices["A-1"] = Decimal("42.50")
+    await listed(store, f"{site.url}/{style}/A-1")
+    scheduled = await Scheduler(store.redis, crawler_settings).tick()
+    assert scheduled.queued == 1
+
+    [job_id] = await work_once(make_worker())
+
+    assert await outcome_of(store.redis, job_id) == Outcome.ACCEPTED
+    [offer] = await store.get_offers("A-1")
+    assert (offer.status, offer.observation.price, offer.observation.currency) == (
+        "accepted",
+        Decimal("42.50"),
+        "USD",
+    )
+    assert await dirty_skus(store.redis) == ["A-1"]
+    assert await store.redis.xlen(keys.JOBS_STREAM) == 0  # acknowledged and removed
+    assert await store.redis.hlen(keys.IN_FLIGHT) == 0
+
+
+async def test_a_captcha_page_is_blocked_never_a_price(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/captcha/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    [job_id] = await work_once(make_worker())
+    assert await outcome_of(store.redis, job_id) == Outcome.BLOCKED
+    assert await store.get_offers("A-1") == []
+    assert await dirty_skus(store.redis) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "outcome"),
+    [("/garbage", Outcome.NO_PRICE), ("/wrong-charset/A-1", Outcome.ACCEPTED)],
+)
+async def test_hostile_pages_get_a_clear_outcome(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    make_worker: Any,
+    path: str,
+    outcome: Outcome,
+) -> None:
+    await listed(store, site.url + path)
+    await Scheduler(store.redis, crawler_settings).tick()
+    [job_id] = await work_once(make_worker())
+    assert await outcome_of(store.redis, job_id) == outcome
+
+
+async def test_an_outlier_is_quarantined_until_a_second_crawl_confirms(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/jsonld/A-1")
+    scheduler, worker = Scheduler(store.redis, crawler_settings), make_worker()
+    crawl_at = 0.0
+
+    async def crawl(price: str) -> str:
+        nonlocal crawl_at
+        site.state.fixed_prices["A-1"] = Decimal(price)
+        await store.redis.zadd(keys.DUE, {"A-1|demo": 0})  # due now
+        crawl_at += 1
+        await scheduler.tick()
+        [job_id] = await work_once(worker)
+        return await outcome_of(store.redis, job_id)
+
+    assert await crawl("100.00") == Outcome.ACCEPTED
+    assert await crawl("99.00") == Outcome.ACCEPTED
+    assert await crawl("10.00") == Outcome.QUARANTINED  # a sudden -90%
+    [held] = await store.get_offers("A-1")
+    assert held.status == "quarantined"
+    assert (held.reason or "").startswith("outlier: ")
+    assert await crawl("10.00") == Outcome.ACCEPTED  # confirmed by the second crawl
+    assert await dirty_skus(store.redis) == ["A-1", "A-1", "A-1"]
+
+
+async def test_a_listing_in_flight_is_not_queued_again(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/jsonld/A-1")
+    scheduler = Scheduler(store.redis, crawler_settings)
+    first = await scheduler.tick()
+    next_period = time.time() + EVERY.total_seconds() * 1.2  # past the jitter too
+    later = await scheduler.tick(now=next_period)
+    assert (first.queued, later.queued, later.skipped_in_flight) == (1, 0, 1)
+    assert await store.redis.xlen(keys.JOBS_STREAM) == 1
+    await work_once(make_worker())
+    assert (await scheduler.tick(now=next_period * 2)).queued == 1
+
+
+async def test_the_scheduler_pauses_when_workers_fall_behind(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    for sku in ("A-1", "A-2", "A-3"):
+        await listed(store, f"{site.url}/jsonld/{sku}", sku=sku)
+    scheduler = Scheduler(store.redis, crawler_settings.model_copy(update={"max_backlog": 2}))
+    assert (await scheduler.tick()).queued == 2
+    assert (await scheduler.tick()).paused
+    assert await store.redis.zcount(keys.DUE, "-inf", "+inf") == 3  # the third still waits
+
+
+async def test_a_dead_workers_job_is_taken_over_with_one_outcome(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    dead, alive = make_worker("dead"), make_worker("alive")
+    assert len(await dead.next_batch(16)) == 1  # read, then the worker "dies"
+    await asyncio.sleep(crawler_settings.claim_idle_seconds + 0.1)
+
+    [job_id] = await work_once(alive)
+
+    assert await outcome_of(store.redis, job_id) == Outcome.ACCEPTED
+    assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
+    pending: Any = await store.redis.xpending(keys.JOBS_STREAM, keys.JOBS_GROUP)
+    assert pending["pending"] == 0
+
+
+async def test_a_job_delivered_too_often_is_dead_lettered(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    workers = [make_worker(f"w{n}") for n in range(crawler_settings.max_deliveries + 1)]
+    for worker in workers[:-1]:  # each reads the job, then dies
+        assert len(await worker.next_batch(16)) == 1
+        await asyncio.sleep(crawler_settings.claim_idle_seconds + 0.05)
+
+    [job_id] = await work_once(workers[-1])
+
+    assert await outcome_of(store.redis, job_id) == Outcome.DEAD_LETTER
+    assert await store.redis.xlen(keys.DEAD_LETTER_STREAM) == 1
+    assert site.state.hits("/jsonld/") == []
+
+
+async def test_a_redelivered_finished_job_is_only_acknowledged(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    worker = make_worker()
+    [(message_id, job, _)] = await worker.next_batch(16)
+    await worker.handle(message_id, job, 1)
+    await worker.handle(message_id, job, 2)  # as if delivered again after a crash
+    assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
+    assert len(site.state.hits("/jsonld/")) == 1
