@@ -66,12 +66,46 @@ def check_listing(listing: Listing, competitors: Mapping[str, Competitor]) -> st
     return None
 
 
+def parse_listing(
+    values: Mapping[str, object], competitors: Mapping[str, Competitor]
+) -> Listing | str:
+    """A listing from its fields (sku, competitor, url, frequency), or why it is invalid.
+
+    The one validation behind both ``pricing listings import`` and the listings API."""
+    try:
+        listing = Listing.model_validate({name: values.get(name) for name in CSV_COLUMNS})
+    except ValidationError as exc:
+        return _first_error(exc)
+    problem = check_listing(listing, competitors)
+    return listing if problem is None else problem
+
+
+def format_frequency(frequency: timedelta) -> str:
+    """A frequency the way listings are written: "6h", "1d12h", "90s"."""
+    total = int(frequency.total_seconds())
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
+    return "".join(f"{amount}{unit}" for amount, unit in parts if amount) or "0s"
+
+
 async def put_listings(
     redis: aioredis.Redis, listings: Iterable[Listing], *, now: float | None = None
 ) -> int:
     """Store listings; new ones are due at once, updated ones keep their due time."""
+    return len(await _put(redis, listings, now))
+
+
+async def put_listing(redis: aioredis.Redis, listing: Listing, *, now: float | None = None) -> bool:
+    """Store one listing (due at once when new); True when it is new."""
+    [created] = await _put(redis, [listing], now)
+    return created
+
+
+async def _put(redis: aioredis.Redis, listings: Iterable[Listing], now: float | None) -> list[bool]:
+    """Store listings in one pipeline; for each, whether it is new."""
     moment = time.time() if now is None else now
-    count = 0
     async with redis.pipeline(transaction=False) as pipe:
         for listing in listings:
             stored = ListingBody(url=listing.url, every_seconds=listing.every_seconds)
@@ -79,15 +113,37 @@ async def put_listings(
             pipe.hset(keys.listings(listing.sku), listing.competitor, body)
             member = keys.due_member(listing.sku, listing.competitor)
             pipe.zadd(keys.DUE, {member: moment}, nx=True)
-            count += 1
-        await pipe.execute()
-    return count
+        replies = await pipe.execute()
+    return [bool(added) for added in replies[::2]]
 
 
 async def get_listing(redis: aioredis.Redis, sku: str, competitor: str) -> Listing | None:
     raw = await redis.hget(keys.listings(sku), competitor)
     if raw is None:
         return None
+    return _stored_listing(sku, competitor, raw)
+
+
+async def sku_listings(redis: aioredis.Redis, sku: str) -> list[Listing]:
+    """A SKU's listings, by competitor id."""
+    raw = await redis.hgetall(keys.listings(sku))
+    found = [
+        _stored_listing(sku, field.decode() if isinstance(field, bytes) else field, body)
+        for field, body in raw.items()
+    ]
+    return sorted(found, key=lambda listing: listing.competitor)
+
+
+async def next_crawls(redis: aioredis.Redis, listings: Iterable[Listing]) -> list[float | None]:
+    """When each listing's next crawl is due (epoch seconds); None when not scheduled."""
+    members = [keys.due_member(listing.sku, listing.competitor) for listing in listings]
+    if not members:
+        return []
+    scores: list[float | None] = await redis.zmscore(keys.DUE, members)
+    return scores
+
+
+def _stored_listing(sku: str, competitor: str, raw: bytes | str) -> Listing:
     stored = ListingBody.model_validate_json(raw)
     frequency = timedelta(seconds=stored.every_seconds)
     return Listing(sku=sku, competitor=competitor, url=stored.url, frequency=frequency)
@@ -125,14 +181,8 @@ def read_listings_csv(
             yield RowError(1, f"missing column(s): {', '.join(missing)}")
             return
         for row in reader:
-            line = reader.line_num
-            try:
-                listing = Listing.model_validate({name: row[name] for name in CSV_COLUMNS})
-            except ValidationError as exc:
-                yield RowError(line, _first_error(exc))
-                continue
-            problem = check_listing(listing, competitors)
-            yield listing if problem is None else RowError(line, problem)
+            parsed = parse_listing(row, competitors)
+            yield parsed if isinstance(parsed, Listing) else RowError(reader.line_num, parsed)
 
 
 def _first_error(exc: ValidationError) -> str:

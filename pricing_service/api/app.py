@@ -24,6 +24,7 @@ from pricing_service.api.middleware import BodyLimitMiddleware, LatencyMiddlewar
 from pricing_service.api.problems import install_problem_handlers
 from pricing_service.api.routes.control import router as control_router
 from pricing_service.api.routes.items import router as items_router
+from pricing_service.api.routes.listings import router as listings_router
 from pricing_service.api.routes.ops import router as ops_router
 from pricing_service.api.routes.prices import router as prices_router
 from pricing_service.api.routes.signals import router as signals_router
@@ -100,4 +101,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LatencyMiddleware)
     for router in (prices_router, items_router, signals_router, control_router, ops_router):
         app.include_router(router)
+    app.include_router(listings_router)
     return app

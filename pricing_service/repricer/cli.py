@@ -87,7 +87,7 @@ def reprice(
     all_: Annotated[bool, typer.Option("--all", help="Reprice the whole catalogue.")] = False,
     rules: RulesDirOption = None,
 ) -> None:
-    """Reprice SKUs now and publish their prices, with the rules on disk."""
+    """Reprice SKUs now and publish their prices; rerunning after a crash finishes the job."""
     if all_ == bool(skus):
         raise typer.BadParameter("give SKUs or --all (not both)")
     settings = get_settings()

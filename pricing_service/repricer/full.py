@@ -134,11 +134,13 @@ async def load_chunk(
     now: datetime,
     segments: Sequence[str],
 ) -> dict[str, dict[str, LoadedInputs]]:
-    """What :func:`load_segments` returns, read in one pipelined round trip.
+    """What :func:`pricing_service.repricer.inputs.load_segments` returns, read in one
+    pipelined round trip.
 
     ``load_segments`` reads demand and recent moves with one awaited command per SKU,
     which cost more than everything else in a full reprice (435 us of 820 us per SKU in
-    bench/reprice.py); here every read of the chunk shares one pipeline.
+    bench/reprice.py); here every read of the chunk shares one pipeline. The assembly
+    is the same, through the same helpers.
     """
     per_sku = 4 + 2 * len(segments)
     async with store.redis.pipeline(transaction=False) as pipe:
