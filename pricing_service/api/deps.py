@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,22 +15,23 @@ from pricing_service.settings import Settings
 from pricing_service.store.store import Store
 
 
-def _settings(request: Request) -> Settings:
+# Every dependency is ``async def``: a plain ``def`` one runs in the thread pool.
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def _cache(request: Request) -> ScheduleCache:
+async def _cache(request: Request) -> ScheduleCache:
     cache: ScheduleCache = request.app.state.cache
     return cache
 
 
-def _rules(request: Request) -> RulesState:
+async def _rules(request: Request) -> RulesState:
     rules: RulesState = request.app.state.rules
     return rules
 
@@ -46,8 +47,10 @@ _bearer_scheme = HTTPBearer(auto_error=False, description="An API key.")
 BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
 
 
-def _requires(scope: Scope, *, public: bool = False) -> Callable[..., Principal]:
-    def dependency(request: Request, _: BearerDoc) -> Principal:
+def _requires(scope: Scope, *, public: bool = False) -> Callable[..., Awaitable[Principal]]:
+    # Async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, which
+    # cost a lookup several times its own work.
+    async def dependency(request: Request, _: BearerDoc) -> Principal:
         authenticator: Authenticator = request.app.state.authenticator
         authorization = request.headers.get("authorization")
         return authenticator.authorize(authorization, scope, public=public)

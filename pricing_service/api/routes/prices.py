@@ -9,6 +9,7 @@ then, and for anything not cached, they answer 503 with ``Retry-After``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -253,14 +254,16 @@ def _mark_stale(response: Response, stale_seconds: float) -> None:
     response.headers["Age"] = str(int(stale_seconds))
 
 
-def _count_lookup(price: PriceOut | None, *, from_cache: bool) -> None:
+def _lookup_result(price: PriceOut | None, *, from_cache: bool) -> str:
     if price is None:
-        label = "not_found"
-    elif price.stale:
-        label = "stale"
-    else:
-        label = "hit" if from_cache else "miss"
-    LOOKUPS.labels(result=label).inc()
+        return "not_found"
+    if price.stale:
+        return "stale"
+    return "hit" if from_cache else "miss"
+
+
+def _count_lookup(price: PriceOut | None, *, from_cache: bool) -> None:
+    LOOKUPS.labels(result=_lookup_result(price, from_cache=from_cache)).inc()
 
 
 @router.get("/v1/prices/{sku}", response_model_exclude_unset=True)
@@ -332,6 +335,7 @@ async def lookup_prices(
     now = int(datetime.now(UTC).timestamp())
     results = []
     any_stale = False
+    outcomes: Counter[str] = Counter()  # one metric update per outcome, not per SKU
     for sku in body.skus:
         if sku not in schedules:
             results.append(LookupResult(sku=sku, found=False, error="not a valid SKU"))
@@ -342,11 +346,13 @@ async def lookup_prices(
         any_stale = any_stale or stale
         if schedule is not None:
             price = _from_schedule(schedule, now, stale=stale)
-        _count_lookup(price, from_cache=from_cache)
+        outcomes[_lookup_result(price, from_cache=from_cache)] += 1
         if price is None:
             results.append(LookupResult(sku=sku, found=False, error="no price for this SKU"))
         else:
             results.append(LookupResult(sku=sku, found=True, price=price))
+    for outcome, count in outcomes.items():
+        LOOKUPS.labels(result=outcome).inc(count)
     if any_stale and stale_seconds is not None:
         _mark_stale(response, stale_seconds)
     return LookupResponse(results=results)
