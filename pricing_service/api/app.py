@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 
 from pricing_service.api.auth import Authenticator, load_api_keys
 from pricing_service.api.cache import TAIL_BLOCK_SECONDS, ScheduleCache
+from pricing_service.api.fast_lookup import FastPriceLookup
 from pricing_service.api.middleware import BodyLimitMiddleware, LatencyMiddleware
 from pricing_service.api.problems import install_problem_handlers
 from pricing_service.api.routes.control import router as control_router
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(LatencyMiddleware)
+    app.add_middleware(FastPriceLookup)  # outermost: it answers cache hits itself
     for router in (prices_router, items_router, signals_router, control_router, ops_router):
         app.include_router(router)
     app.include_router(listings_router)

@@ -217,3 +217,30 @@ def test_decisions_by_id(api: httpx.Client, clean_redis: str, rules_dir: Path) -
     for unknown in ("nope", "SKU-1~abc~0", "SKU-1~1-0~0", f"{decision_id[:-1]}99"):
         missing = api.get(f"/v1/decisions/{unknown}", headers=auth(READ_KEY))
         assert missing.status_code == 404, unknown
+
+
+def _lookup_count(api: httpx.Client, result: str) -> float:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith(f'pricing_lookups_total{{result="{result}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_fast_path_answers_exactly_like_the_full_route(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    publish(clean_redis, rules_dir, item(), _now())
+    headers = auth(READ_KEY)
+    # The first lookup misses and fills the cache; later ones are cache hits.
+    full_route = api.get("/v1/prices/SKU-1?segment=", headers=headers)
+    hits_before = _lookup_count(api, "hit")
+    fast = api.get("/v1/prices/SKU-1", headers=headers)
+    assert _lookup_count(api, "hit") == hits_before + 1
+    again = api.get("/v1/prices/SKU-1?segment=", headers=headers)  # a query: the full route
+    assert fast.status_code == again.status_code == full_route.status_code == 200
+    assert fast.json() == again.json()
+    assert fast.headers["content-type"] == again.headers["content-type"]
+    # Without a key the fast path steps aside and the route answers 401 as before.
+    assert api.get("/v1/prices/SKU-1").status_code == 401
+    metrics = api.get("/metrics").text
+    assert 'route="/v1/prices/{sku}",status_class="2xx"' in metrics
