@@ -247,6 +247,15 @@ async def _done(store: Store, outcomes: int) -> bool:
     return int(await store.redis.xlen(keys.OUTCOMES_STREAM)) >= outcomes
 
 
+def _redis_commands(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        stats: Any = client.info("stats")
+        return int(stats["total_commands_processed"])
+    finally:
+        client.close()
+
+
 def _outcomes(url: str) -> Counter[str]:
     client = redis.Redis.from_url(url)
     try:
@@ -294,6 +303,8 @@ def bench_ours(
     ]
     queued = asyncio.run(_seed(url, listings))
     assert queued == pages, f"queued {queued} of {pages} jobs"
+    commands = _redis_commands(url)
+    cpu = time.process_time()
     if processes == 1:
         started, ended = asyncio.run(
             _run_workers(url, _bench_competitors(), concurrency, until_outcomes=pages)
@@ -318,10 +329,14 @@ def bench_ours(
             process.join(30)
         # Each process's clock starts once it is up: from the first start to the last end.
         started, ended = min(s for s, _ in spans), max(e for _, e in spans)
+    cpu = time.process_time() - cpu  # this process's, threads included: 1 process only
+    commands = _redis_commands(url) - commands
     outcomes = _outcomes(url)
     done = sum(outcomes.values())
     seconds = ended - started
     return {
+        "cpu_ms_per_page": cpu * 1000 / done,
+        "redis_commands_per_page": commands / done,
         "seconds": seconds,
         "pages": done,
         "stored": outcomes["accepted"] + outcomes["quarantined"],
@@ -516,6 +531,10 @@ def main() -> None:
                 f"pages/s fetched, extracted and stored ({ours['pages']} outcomes recorded, "
                 f"{ours['stored']} observations stored, in {ours['seconds']:.2f} s; "
                 f"outcomes {ours['outcomes']})"
+            )
+            print(
+                f"  pipeline cost: {ours['cpu_ms_per_page']:.1f} ms of crawler CPU and "
+                f"{ours['redis_commands_per_page']:.1f} Redis commands per page"
             )
             scrapy = bench_scrapy(args.scrapy_python, site, args.pages, args.concurrency, folder)
             if scrapy is None:

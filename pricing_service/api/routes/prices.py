@@ -158,7 +158,9 @@ def _from_schedule(schedule: Schedule, epoch: int, *, stale: bool) -> PriceOut |
         return None
     valid_from = _epoch_datetime(window.valid_from)
     assert valid_from is not None
-    return PriceOut(
+    # Built from a decoded schedule, so nothing to validate: construct it directly (a
+    # batch lookup builds a thousand of these).
+    return PriceOut.model_construct(
         sku=schedule.sku,
         segment=schedule.segment,
         price=str(window.price),
@@ -312,15 +314,14 @@ async def get_price(
     return result
 
 
-@router.post("/v1/prices/lookup")
+@router.post("/v1/prices/lookup", response_model=LookupResponse)
 async def lookup_prices(
     body: LookupRequest,
     _: PublicReader,
     cache: CacheDep,
     rules: RulesDep,
     settings: SettingsDep,
-    response: Response,
-) -> LookupResponse:
+) -> Response:
     """Current prices of many SKUs at once; unknown SKUs are reported one by one.
 
     While the store is unreachable, one SKU that is not cached makes it a 503."""
@@ -348,14 +349,21 @@ async def lookup_prices(
             price = _from_schedule(schedule, now, stale=stale)
         outcomes[_lookup_result(price, from_cache=from_cache)] += 1
         if price is None:
-            results.append(LookupResult(sku=sku, found=False, error="no price for this SKU"))
+            results.append(
+                LookupResult.model_construct(sku=sku, found=False, error="no price for this SKU")
+            )
         else:
-            results.append(LookupResult(sku=sku, found=True, price=price))
+            results.append(LookupResult.model_construct(sku=sku, found=True, price=price))
     for outcome, count in outcomes.items():
         LOOKUPS.labels(result=outcome).inc(count)
+    # Serialised here, once: FastAPI would validate the thousand results all over again.
+    payload = LookupResponse.model_construct(results=results)
+    reply = Response(
+        LookupResponse.__pydantic_serializer__.to_json(payload), media_type="application/json"
+    )
     if any_stale and stale_seconds is not None:
-        _mark_stale(response, stale_seconds)
-    return LookupResponse(results=results)
+        _mark_stale(reply, stale_seconds)
+    return reply
 
 
 def _record_out(record: AuditRecord) -> AuditRecordOut:
