@@ -63,3 +63,24 @@ def test_blocked_or_error_page_dressed_as_product_gives_no_price(name: str) -> N
     assert result.method is Method.BLOCKED
     assert result.price is None
     assert result.confidence == 0.0
+
+
+@pytest.mark.parametrize("price", ["403.99", "500.00", "404"])
+def test_a_price_that_looks_like_a_status_code_is_not_an_error_page(price: str) -> None:
+    page = (
+        '<html><head><title>Kettle</title><script type="application/ld+json">'
+        '{"@type": "Product", "name": "Kettle", "offers": {"@type": "Offer", '
+        f'"price": "{price}", "priceCurrency": "USD"}}}}</script></head>'
+        f"<body><h1>Kettle</h1><p>Now ${price}</p></body></html>"
+    )
+    result = extract_product(page.encode())
+    assert not result.blocked
+    assert result.price == Decimal(price)
+
+
+def test_a_short_page_saying_404_is_still_an_error_page() -> None:
+    result = extract_product(
+        b"<html><head><title>Oops</title></head><body>404 - gone</body></html>"
+    )
+    assert result.blocked
+    assert result.price is None
