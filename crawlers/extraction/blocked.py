@@ -21,7 +21,8 @@ _BLOCK_MESSAGE = re.compile(
 )
 _ERROR_TITLE = re.compile(
     # A status code, not an amount such as $403.99 or 500,00 €.
-    r"(?<![$€£¥.,\d])\b(?:404|403|410|500|502|503)\b(?![.,]\d)|page not found|not found|seite nicht gefunden|"
+    r"(?<![$€£¥.,\d])\b(?:404|403|410|500|502|503)\b(?![.,]\d)|"
+    r"page not found|not found|seite nicht gefunden|"
     r"page introuvable|página no encontrada|pagina non trovata|service unavailable|"
     r"server error|something went wrong|error",
     re.IGNORECASE,

@@ -244,3 +244,26 @@ def test_the_fast_path_answers_exactly_like_the_full_route(
     assert api.get("/v1/prices/SKU-1").status_code == 401
     metrics = api.get("/metrics").text
     assert 'route="/v1/prices/{sku}",status_class="2xx"' in metrics
+
+
+def test_a_batch_lookup_answers_each_sku_like_a_single_lookup(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    publish(clean_redis, rules_dir, item("SKU-1"), _now())
+    publish(clean_redis, rules_dir, item("SKU-2", "12.34"), _now())
+    headers = auth(READ_KEY)
+    batch = api.post(
+        "/v1/prices/lookup", json={"skus": ["SKU-1", "SKU-2", "NOPE"]}, headers=headers
+    )
+    assert batch.status_code == 200, batch.text
+    results = {entry["sku"]: entry for entry in batch.json()["results"]}
+    for sku in ("SKU-1", "SKU-2"):
+        single = api.get(f"/v1/prices/{sku}?segment=", headers=headers).json()
+        assert results[sku]["found"] is True
+        assert results[sku]["price"] == {**single, "explanation": None}
+    assert results["NOPE"] == {
+        "sku": "NOPE",
+        "found": False,
+        "price": None,
+        "error": "no price for this SKU",
+    }
