@@ -369,6 +369,22 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d")
 
 
+#: A schedule published this recently is announced again when a retry finds it in place:
+#: the announcement after the first attempt may be what failed.
+REANNOUNCE_WINDOW_MS = 120_000
+
+
+def _needs_announcing(result: PublishResult) -> bool:
+    """Announce new schedules, and recent ones a retry found unchanged: the changes stream
+    is written after the publish script (it lives on another shard in a cluster), so a
+    failure between the two would otherwise leave API caches unaware for good."""
+    if result.written:
+        return True
+    published_ms = int(result.stream_id.split("-", 1)[0])
+    # Stream ids carry Redis's clock in ms, close to ours; the window is far wider.
+    return time.time() * 1000 - published_ms < REANNOUNCE_WINDOW_MS
+
+
 class Store:
     """Every read and write the service makes to Redis."""
 
@@ -562,7 +578,7 @@ class Store:
         script_keys, arguments = self._publish_call(request, now)
         result = await self._publish(keys=script_keys, args=arguments)
         published = _publish_result(result)
-        if published.written:
+        if _needs_announcing(published):
             await self.redis.xadd(
                 keys.CHANGES_STREAM,
                 cast(dict[Any, Any], _change_fields(sku, segment)),
@@ -593,7 +609,7 @@ class Store:
             published = [_publish_result(reply) for reply in replies]
             announced: list[str | int] = [CHANGES_MAXLEN]
             for request, result in zip(chunk, published, strict=True):
-                if result.written:
+                if _needs_announcing(result):
                     announced += _change_fields(request.sku, request.segment).values()
             if len(announced) > 1:
                 await self._announce(keys=[keys.CHANGES_STREAM], args=announced)

@@ -11,7 +11,13 @@ from redis.crc import key_slot
 from pricing_service.engine import CompiledRuleset, ItemFacts, PricingInputs, schedule
 from pricing_service.rules.model import Ruleset
 from pricing_service.store import keys
-from pricing_service.store.store import Store, fingerprint, parse_decision_id
+from pricing_service.store.store import (
+    PublishResult,
+    Store,
+    _needs_announcing,
+    fingerprint,
+    parse_decision_id,
+)
 
 pytestmark = pytest.mark.anyio
 AT = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
@@ -122,3 +128,23 @@ def test_keys_of_one_sku_share_a_cluster_hash_slot() -> None:
         keys.offer_history(sku),
     ]
     assert len({key_slot(name.encode()) for name in names}) == 1
+
+
+async def test_a_retry_announces_a_recent_schedule_again_but_not_an_old_one(store: Store) -> None:
+    """The changes stream is written after the publish script: a retry after a failure in
+    between must still tell the API caches."""
+    decisions = schedule(_engine(), _inputs(), AT)
+    mark = fingerprint("v1", "", "{}", decisions)
+    await store.publish("SKU-1", "", decisions, fingerprint_value=mark, now=datetime.now(UTC))
+    assert await store.redis.xlen(keys.CHANGES_STREAM) == 1
+    retry = await store.publish(
+        "SKU-1", "", decisions, fingerprint_value=mark, now=datetime.now(UTC)
+    )
+    assert not retry.written
+    assert await store.redis.xlen(keys.CHANGES_STREAM) == 2
+
+
+def test_an_old_schedule_found_unchanged_is_not_announced_again() -> None:
+    old = PublishResult(written=False, stream_id="1000-0")  # published in 1970
+    assert not _needs_announcing(old)
+    assert _needs_announcing(PublishResult(written=True, stream_id="1000-0"))
