@@ -21,7 +21,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from pricing_service.api import writes
 from pricing_service.catalogue import RowError, check_csv, check_ndjson
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.settings import Settings
@@ -127,10 +126,10 @@ async def _import(path: Path, url: str, settings: Settings) -> tuple[int, list[R
                     continue
                 chunk.append(entry)
                 if len(chunk) >= IMPORT_CHUNK:
-                    await writes.put_items(store, chunk, reason="import")
+                    await store.put_items(chunk, reason="import")
                     stored, chunk = stored + len(chunk), []
             if chunk:
-                await writes.put_items(store, chunk, reason="import")
+                await store.put_items(chunk, reason="import")
                 stored += len(chunk)
     finally:
         await store.close()

@@ -4,6 +4,14 @@ All I/O with Redis for the service goes through :class:`Store` (asyncio). A new 
 published with its audit record in one Lua script per SKU (:meth:`Store.publish`): there
 is never a price without its audit record, nor an audit record for a price that was not
 published. Publishing the same inputs twice writes nothing the second time.
+
+Every other write that spans keys (an item and the SKU index, the sales counters of
+several SKUs, an offer and its history) goes out in one MULTI/EXEC transaction together
+with the work-queue entries that get its SKUs repriced, and read-modify-writes run under
+WATCH: Redis can go away between any two commands, and either all of a write is applied
+or none, so a failed call left nothing half-done and can be retried as a whole.
+(Non-idempotent writes such as sales counters are only at risk of being applied twice if
+the connection breaks after Redis ran the transaction.)
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import hashlib
 import json
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,6 +28,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio.client import Pipeline
 
 from pricing_service.engine.decision import Decision, decision_to_dict
 from pricing_service.engine.inputs import (
@@ -104,6 +113,11 @@ _AUDIT_ZDICT_1 = (
 PUBLISH_PIPELINE = 1_000
 #: Length bound of ``keys.CHANGES_STREAM`` (approximate trimming).
 CHANGES_MAXLEN = 100_000
+#: Length bound of ``keys.DIRTY_STREAM`` (approximate trimming).
+DIRTY_MAXLEN = 2_000_000
+
+#: (instant, quantity, unit price) of each sale, with the item's currency, per SKU.
+SalesBySku = Mapping[str, tuple[str, Sequence[tuple[datetime, int, Decimal]]]]
 
 
 class OfferStatus(BaseModel):
@@ -115,6 +129,10 @@ class OfferStatus(BaseModel):
     status: str = "accepted"
     reason: str | None = None
     received_at: AwareDatetime
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
 
 
 class Override(BaseModel):
@@ -369,6 +387,22 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d")
 
 
+def _queue_dirty(pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
+    """Add the work-queue entries that get ``skus`` repriced to ``pipe``."""
+    now = str(int(time.time() * 1000))
+    for sku in skus:
+        pipe.xadd(
+            keys.DIRTY_STREAM,
+            {"sku": sku, "reason": reason, "at": now},
+            maxlen=DIRTY_MAXLEN,
+            approximate=True,
+        )
+
+
+def _item_json(item: ItemFacts) -> str:
+    return item.model_dump_json(exclude_defaults=True)
+
+
 #: A schedule published this recently is announced again when a retry finds it in place:
 #: the announcement after the first attempt may be what failed.
 REANNOUNCE_WINDOW_MS = 120_000
@@ -422,16 +456,40 @@ class Store:
     # -- catalogue ----------------------------------------------------------------------------
 
     async def put_items(self, items: Sequence[ItemFacts], *, reason: str = "item") -> list[bool]:
-        """Insert or replace items; True for each that was new. Marks them dirty."""
+        """Insert or replace items and queue them, in one transaction; True for each that
+        was new."""
         if not items:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:
             for item in items:
-                pipe.set(keys.item(item.sku), item.model_dump_json(exclude_defaults=True))
+                pipe.set(keys.item(item.sku), _item_json(item))
                 pipe.sadd(keys.SKU_INDEX, item.sku)
+            _queue_dirty(pipe, [item.sku for item in items], reason)
             results = await pipe.execute()
-        await self.mark_dirty([item.sku for item in items], reason)
-        return [bool(added) for added in results[1::2]]
+        return [bool(added) for added in results[1 : 2 * len(items) : 2]]
+
+    async def set_inventory(self, sku: str, inventory: int) -> ItemFacts | None:
+        """Set an item's inventory and queue it, or None if there is no such item.
+
+        A read-modify-write under WATCH: when the item is written between the read and the
+        write (a PUT of the whole item), the transaction is refused and run again on the new
+        item, so neither write is lost."""
+        item_key = keys.item(sku)
+
+        async def update(pipe: Pipeline) -> ItemFacts | None:
+            raw = await pipe.get(item_key)
+            if raw is None:
+                return None
+            updated = ItemFacts.model_validate_json(raw).model_copy(update={"inventory": inventory})
+            pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            pipe.set(item_key, _item_json(updated))
+            _queue_dirty(pipe, [sku], "inventory")
+            return updated
+
+        result: ItemFacts | None = await self.redis.transaction(
+            update, item_key, value_from_callable=True
+        )
+        return result
 
     async def get_item(self, sku: str) -> ItemFacts | None:
         raw = await self.redis.get(keys.item(sku))
@@ -447,16 +505,16 @@ class Store:
         return [None if raw is None else ItemFacts.model_validate_json(raw) for raw in raws]
 
     async def delete_item(self, sku: str) -> bool:
-        """Remove the item and its live prices; its audit trail stays until retention."""
+        """Remove the item, its live prices and inputs, and tell the API caches, in one
+        transaction; False if there was no such item. Its audit trail stays until
+        retention."""
         segment_keys = [key async for key in self.redis.scan_iter(match=keys.schedule(sku, "*"))]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.item(sku))
             pipe.srem(keys.SKU_INDEX, sku)
             pipe.delete(keys.offers(sku), keys.override(sku), *segment_keys)
+            pipe.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True)
             results = await pipe.execute()
-        await self.redis.xadd(
-            keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True
-        )
         return bool(results[0])
 
     async def count_items(self) -> int:
@@ -474,14 +532,33 @@ class Store:
 
     # -- competitor offers --------------------------------------------------------------------
 
-    async def put_offers(self, sku: str, offers: Iterable[OfferStatus]) -> None:
-        minid = f"{int((time.time() - self.retention.total_seconds()) * 1000)}-0"
+    async def put_offers(
+        self, sku: str, offers: Iterable[OfferStatus], *, reason: str | None = None
+    ) -> None:
+        """:meth:`record_offers` for one SKU."""
+        await self.record_offers({sku: list(offers)}, reason=reason)
+
+    async def record_offers(
+        self, offers: Mapping[str, Sequence[OfferStatus]], *, reason: str | None = None
+    ) -> None:
+        """Store the latest offer of each competitor and its history, in one transaction.
+        With a ``reason``, the SKUs with an accepted offer among theirs are queued in it."""
+        if not offers:
+            return
+        retention_ms = int(self.retention.total_seconds() * 1000)
+        minid = f"{int(time.time() * 1000) - retention_ms}-0"
         async with self.redis.pipeline(transaction=True) as pipe:
-            for offer in offers:
-                body = offer.model_dump_json()
-                pipe.hset(keys.offers(sku), offer.observation.competitor, body)
-                pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
-            pipe.pexpire(keys.offer_history(sku), int(self.retention.total_seconds() * 1000))
+            for sku, statuses in offers.items():
+                for offer in statuses:
+                    body = offer.model_dump_json()
+                    pipe.hset(keys.offers(sku), offer.observation.competitor, body)
+                    pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
+                pipe.pexpire(keys.offer_history(sku), retention_ms)
+            if reason is not None:
+                changed = [
+                    sku for sku, statuses in offers.items() if any(o.accepted for o in statuses)
+                ]
+                _queue_dirty(pipe, changed, reason)
             await pipe.execute()
 
     async def get_offers(self, sku: str) -> list[OfferStatus]:
@@ -492,15 +569,34 @@ class Store:
     # -- sales and demand -----------------------------------------------------------------------
 
     async def add_sales(
-        self, sku: str, currency: str, sales: Sequence[tuple[datetime, int, Decimal]]
+        self,
+        sku: str,
+        currency: str,
+        sales: Sequence[tuple[datetime, int, Decimal]],
+        *,
+        reason: str | None = None,
     ) -> None:
-        """Add (instant, quantity, unit price) sales to the SKU's daily buckets."""
+        """:meth:`record_sales` for one SKU."""
+        await self.record_sales({sku: (currency, sales)}, reason=reason)
+
+    async def record_sales(self, sales: SalesBySku, *, reason: str | None = None) -> None:
+        """Add (instant, quantity, unit price) sales to the SKUs' daily buckets, all or
+        nothing: the counters are increments, so a partly applied batch could not be
+        retried. With a ``reason``, the SKUs are queued in the same transaction."""
+        if not sales:
+            return
+        ttl = int(self.retention.total_seconds())
         async with self.redis.pipeline(transaction=True) as pipe:
-            for moment, quantity, unit_price in sales:
-                day = _day(moment)
-                pipe.hincrby(keys.sales(sku), f"u:{day}", quantity)
-                pipe.hincrby(keys.sales(sku), f"r:{day}", quantity * to_minor(unit_price, currency))
-            pipe.expire(keys.sales(sku), int(self.retention.total_seconds()))
+            for sku, (currency, events) in sales.items():
+                for moment, quantity, unit_price in events:
+                    day = _day(moment)
+                    pipe.hincrby(keys.sales(sku), f"u:{day}", quantity)
+                    pipe.hincrby(
+                        keys.sales(sku), f"r:{day}", quantity * to_minor(unit_price, currency)
+                    )
+                pipe.expire(keys.sales(sku), ttl)
+            if reason is not None:
+                _queue_dirty(pipe, sales, reason)
             await pipe.execute()
 
     async def demand(self, sku: str, now: datetime, inventory: int | None) -> DemandStats | None:
@@ -510,13 +606,26 @@ class Store:
     # -- overrides and the kill switch ------------------------------------------------------------
 
     async def set_override(self, sku: str, override: Override) -> None:
-        await self.redis.set(keys.override(sku), override.model_dump_json())
-        await self.mark_dirty([sku], "override")
+        """Store a manual price and queue the SKU to apply it, in one transaction."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.override(sku), override.model_dump_json())
+            _queue_dirty(pipe, [sku], "override")
+            await pipe.execute()
 
     async def clear_override(self, sku: str) -> bool:
-        removed = bool(await self.redis.delete(keys.override(sku)))
-        if removed:
-            await self.mark_dirty([sku], "override")
+        """Remove a manual price and queue the SKU, in one transaction; False (and nothing
+        queued) if there was none."""
+        override_key = keys.override(sku)
+
+        async def remove(pipe: Pipeline) -> bool:
+            if not await pipe.exists(override_key):
+                return False
+            pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            pipe.delete(override_key)
+            _queue_dirty(pipe, [sku], "override")
+            return True
+
+        removed: bool = await self.redis.transaction(remove, override_key, value_from_callable=True)
         return removed
 
     async def get_override(self, sku: str) -> Override | None:
@@ -538,15 +647,8 @@ class Store:
         """Queue SKUs for repricing (the repricers' consumer group reads the stream)."""
         if not skus:
             return
-        now = str(int(time.time() * 1000))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for sku in skus:
-                pipe.xadd(
-                    keys.DIRTY_STREAM,
-                    {"sku": sku, "reason": reason, "at": now},
-                    maxlen=2_000_000,
-                    approximate=True,
-                )
+            _queue_dirty(pipe, skus, reason)
             await pipe.execute()
 
     async def dirty_backlog(self) -> int:

@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
-from pricing_service.api import writes
 from pricing_service.api.deps import Admin, Reader, RulesDep, SettingsDep, StoreDep, Writer
 from pricing_service.api.preview import preview_changes
 from pricing_service.api.problems import invalid, not_found
@@ -143,14 +142,14 @@ async def put_override(sku: Sku, body: OverrideIn, principal: Admin, store: Stor
         force=body.force,
         set_by=principal.name,
     )
-    await writes.set_override(store, sku, override)
+    await store.set_override(sku, override)
     return override
 
 
 @router.delete("/v1/overrides/{sku}", status_code=204)
 async def delete_override(sku: Sku, _: Admin, store: StoreDep) -> Response:
     """Remove a manual price (admin)."""
-    if not await writes.clear_override(store, sku):
+    if not await store.clear_override(sku):
         raise not_found("override", f"no override for {sku!r}")
     return Response(status_code=204)
 

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from pricing_service.api import writes
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
 from pricing_service.api.problems import ProblemError, invalid, not_found
 from pricing_service.catalogue import (
@@ -63,7 +62,7 @@ async def put_item(
         raise invalid(describe_validation_error(exc)) from None
     except ValueError as exc:
         raise invalid(str(exc)) from None
-    [created] = await writes.put_items(store, [item], reason="item")
+    [created] = await store.put_items([item], reason="item")
     response.status_code = 201 if created else 200
     return item
 
@@ -80,7 +79,7 @@ async def get_item(sku: Sku, _: Reader, store: StoreDep) -> ItemFacts:
 @router.delete("/v1/items/{sku}", status_code=204)
 async def delete_item(sku: Sku, _: Writer, store: StoreDep) -> Response:
     """Remove an item and its live prices; its audit trail stays until retention."""
-    if not await writes.delete_item(store, sku):
+    if not await store.delete_item(sku):
         raise not_found("item", f"no item {sku!r}")
     return Response(status_code=204)
 
@@ -88,7 +87,7 @@ async def delete_item(sku: Sku, _: Writer, store: StoreDep) -> Response:
 @router.put("/v1/items/{sku}/inventory")
 async def put_inventory(sku: Sku, body: InventoryIn, _: Writer, store: StoreDep) -> ItemFacts:
     """Set an item's inventory (units on hand)."""
-    updated = await writes.set_inventory(store, sku, body.inventory)
+    updated = await store.set_inventory(sku, body.inventory)
     if updated is None:
         raise not_found("item", f"no item {sku!r}")
     return updated
@@ -141,7 +140,7 @@ async def bulk_items(
     created = 0
     for start in range(0, len(items), _WRITE_CHUNK):
         chunk = items[start : start + _WRITE_CHUNK]
-        created += sum(await writes.put_items(store, chunk, reason="bulk"))
+        created += sum(await store.put_items(chunk, reason="bulk"))
     return BulkResult(
         received=len(checked),
         stored=len(items),

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 
-from pricing_service.api import writes
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
 from pricing_service.api.problems import invalid, not_found
 from pricing_service.catalogue import (
@@ -20,7 +19,7 @@ from pricing_service.catalogue import (
     is_exact_in,
 )
 from pricing_service.engine.inputs import AwareDatetime, CompetitorObservation, ItemFacts
-from pricing_service.observations import ACCEPTED, MAX_CLOCK_SKEW, gate_observation
+from pricing_service.observations import MAX_CLOCK_SKEW, gate_observation
 from pricing_service.store.store import OfferStatus
 
 router = APIRouter(tags=["signals"])
@@ -125,8 +124,8 @@ async def post_sales(
             by_sku[sale.sku].append((sale.ts, sale.quantity, sale.unit_price))
             continue
         rejected.append(Rejection(index=index, sku=sale.sku, message=message))
-    await writes.record_sales(
-        store, {sku: (items[sku].currency, sales) for sku, sales in by_sku.items()}
+    await store.record_sales(
+        {sku: (items[sku].currency, sales) for sku, sales in by_sku.items()}, reason="sales"
     )
     return SalesResult(accepted=sum(map(len, by_sku.values())), rejected=rejected)
 
@@ -168,10 +167,7 @@ async def post_observations(
         offer = gate_observation(observation, item, now)
         verdict.status, verdict.reason = offer.status, offer.reason
         offers[entry.sku].append(offer)
-    changed = [
-        sku for sku, sku_offers in offers.items() if any(o.status == ACCEPTED for o in sku_offers)
-    ]
-    await writes.record_offers(store, offers, changed)
+    await store.record_offers(offers, reason="observation")
     counts: dict[str, int] = defaultdict(int)
     for verdict in verdicts:
         counts[verdict.status] += 1
