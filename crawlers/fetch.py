@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 
 from crawlers.listings import host_allowed
 from crawlers.outcome import RETRYABLE, Outcome
-from crawlers.ratelimit import DomainPacer, DomainSlots, RateLimitTooFar
+from crawlers.ratelimit import DomainGate, RateLimitTooFar
 from crawlers.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsResponse
 from crawlers.settings import CrawlerSettings
 from pricing_service import metrics
@@ -90,8 +90,8 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         self.competitors = competitors
-        self.pacer = DomainPacer(redis)
-        self.slots = DomainSlots(redis)
+        self.gate = DomainGate(redis)
+        self._client_identities: dict[int, tuple[Competitor, str]] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._robots: dict[str, RobotsCache] = {}
         self._timeout = httpx.Timeout(
@@ -197,22 +197,27 @@ class Fetcher:
         # that wait (at most one interval per other holder) and the request itself.
         concurrency = competitor.concurrency
         lease_seconds = self.settings.total_timeout + concurrency * interval + LEASE_MARGIN_SECONDS
-        async with self.slots.hold(host, concurrency, lease_seconds):
-            try:
-                await self.pacer.wait_turn(host, interval)
-            except RateLimitTooFar:
-                return FetchResult(Outcome.RATE_LIMITED, url, detail="domain queue too long"), None
-            try:
-                async with asyncio.timeout(self.settings.total_timeout):
-                    return await self._read(client, url, max_bytes)
-            except TimeoutError:
-                return FetchResult(Outcome.TIMEOUT, url, detail="total time limit"), None
-            except httpx.TimeoutException as exc:
-                return FetchResult(Outcome.TIMEOUT, url, detail=type(exc).__name__), None
-            except httpx.DecodingError as exc:
-                return FetchResult(Outcome.BAD_RESPONSE, url, detail=str(exc)), None
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
-                return FetchResult(Outcome.NETWORK_ERROR, url, detail=type(exc).__name__), None
+        try:
+            async with self.gate.hold(host, concurrency, lease_seconds, interval):
+                return await self._read_capped(client, url, max_bytes)
+        except RateLimitTooFar:
+            return FetchResult(Outcome.RATE_LIMITED, url, detail="domain queue too long"), None
+
+    async def _read_capped(
+        self, client: httpx.AsyncClient, url: str, max_bytes: int
+    ) -> tuple[FetchResult, str | None]:
+        """:meth:`_read` within the total time limit, every failure made a result."""
+        try:
+            async with asyncio.timeout(self.settings.total_timeout):
+                return await self._read(client, url, max_bytes)
+        except TimeoutError:
+            return FetchResult(Outcome.TIMEOUT, url, detail="total time limit"), None
+        except httpx.TimeoutException as exc:
+            return FetchResult(Outcome.TIMEOUT, url, detail=type(exc).__name__), None
+        except httpx.DecodingError as exc:
+            return FetchResult(Outcome.BAD_RESPONSE, url, detail=str(exc)), None
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            return FetchResult(Outcome.NETWORK_ERROR, url, detail=type(exc).__name__), None
 
     async def _read(
         self, client: httpx.AsyncClient, url: str, max_bytes: int
@@ -283,8 +288,14 @@ class Fetcher:
         return competitor.user_agent or self.settings.user_agent
 
     def _client_for(self, competitor: Competitor) -> httpx.AsyncClient:
-        # Clients differ by their headers, user agent and proxy only.
-        identity = competitor.model_dump_json(include={"headers", "user_agent", "proxy"})
+        # Clients differ by their headers, user agent and proxy only. The identity is
+        # remembered per competitor object (kept alive with it, so its id is not reused).
+        known = self._client_identities.get(id(competitor))
+        if known is not None and known[0] is competitor:
+            identity = known[1]
+        else:
+            identity = competitor.model_dump_json(include={"headers", "user_agent", "proxy"})
+            self._client_identities[id(competitor)] = (competitor, identity)
         client = self._clients.get(identity)
         if client is None:
             client = httpx.AsyncClient(

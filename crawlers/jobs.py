@@ -5,25 +5,43 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from crawlers import keys
 from crawlers.outcome import Outcome
+from pricing_service.store import keys as store_keys
+from pricing_service.store.store import DIRTY_MAXLEN
 
 #: How long a job's outcome is kept (seconds): long enough to spot a duplicate delivery.
 OUTCOME_TTL_SECONDS = 7 * 86_400
 OUTCOMES_STREAM_MAXLEN = 1_000_000
 
 #: Records the outcome once, acknowledges and removes the job, and frees its listing.
-#: KEYS: outcome key, outcomes stream, jobs stream, in-flight hash.
-#: ARGV: outcome JSON, TTL, job id, outcome, maxlen, group, message id, due member.
+#: With an offer, also stores it (latest and history, like ``Store.put_offers``) and, when
+#: it was accepted, marks the SKU dirty (like ``Store.mark_dirty``), all only when this
+#: call records the outcome: one script, one round trip, and nothing half done.
+#: KEYS: outcome key, outcomes stream, jobs stream, in-flight hash
+#:   [, offers hash, offer history stream, dirty stream].
+#: ARGV: outcome JSON, TTL, job id, outcome, maxlen, group, message id, due member
+#:   [, competitor, offer JSON, history MINID, history TTL (ms), SKU to mark dirty or '',
+#:    dirty reason, dirty time (epoch ms), dirty stream maxlen].
 #: Returns 1 when this call recorded the outcome, 0 when an earlier delivery had.
 _FINISH = """
 local recorded = 0
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[3], 'outcome', ARGV[4])
+  if #KEYS > 4 then
+    redis.call('HSET', KEYS[5], ARGV[9], ARGV[10])
+    redis.call('XADD', KEYS[6], 'MINID', '~', ARGV[11], '*', 'o', ARGV[10])
+    redis.call('PEXPIRE', KEYS[6], ARGV[12])
+    if ARGV[13] ~= '' then
+      redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[16], '*',
+                 'sku', ARGV[13], 'reason', ARGV[14], 'at', ARGV[15])
+    end
+  end
   recorded = 1
 end
 redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
@@ -33,6 +51,39 @@ if redis.call('HGET', KEYS[4], ARGV[8]) == ARGV[3] then
 end
 return recorded
 """
+
+
+@dataclass(frozen=True, slots=True)
+class OfferWrite:
+    """An observation to store with the job's outcome (``Store.put_offers`` for one offer,
+    then ``Store.mark_dirty`` when ``dirty``), over the store's own keys."""
+
+    sku: str
+    competitor: str
+    body: str  # OfferStatus JSON
+    retention: timedelta
+    dirty: bool
+    reason: str = "crawl"
+
+    def keys(self) -> list[str]:
+        return [
+            store_keys.offers(self.sku),
+            store_keys.offer_history(self.sku),
+            store_keys.DIRTY_STREAM,
+        ]
+
+    def args(self, now: float) -> list[str | int]:
+        retention = self.retention.total_seconds()
+        return [
+            self.competitor,
+            self.body,
+            f"{int((now - retention) * 1000)}-0",
+            int(retention * 1000),
+            self.sku if self.dirty else "",
+            self.reason,
+            str(int(now * 1000)),
+            DIRTY_MAXLEN,
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +137,25 @@ class OutcomeRecorder:
         self._finish = redis.register_script(_FINISH)
 
     async def finish(
-        self, job: Job, message_id: str, outcome: Outcome, detail: dict[str, Any]
+        self,
+        job: Job,
+        message_id: str,
+        outcome: Outcome,
+        detail: dict[str, Any],
+        offer: OfferWrite | None = None,
     ) -> bool:
         """Record the job's outcome unless one is recorded, ack the message; True when
-        this call recorded it."""
-        body = json.dumps({"outcome": outcome, "at": time.time(), **detail}, default=str)
+        this call recorded it. With ``offer``, the offer is stored (and the SKU marked
+        dirty) in the same script, only when this call records the outcome."""
+        now = time.time()
+        body = json.dumps({"outcome": outcome, "at": now, **detail}, default=str)
+        script_keys = [keys.outcome(job.id), keys.OUTCOMES_STREAM, keys.JOBS_STREAM, keys.IN_FLIGHT]
+        extra: list[str | int] = []
+        if offer is not None:
+            script_keys += offer.keys()
+            extra = offer.args(now)
         recorded = await self._finish(
-            keys=[keys.outcome(job.id), keys.OUTCOMES_STREAM, keys.JOBS_STREAM, keys.IN_FLIGHT],
+            keys=script_keys,
             args=[
                 body,
                 OUTCOME_TTL_SECONDS,
@@ -102,6 +165,7 @@ class OutcomeRecorder:
                 keys.JOBS_GROUP,
                 message_id,
                 job.member,
+                *extra,
             ],
         )
         return bool(recorded)

@@ -121,14 +121,14 @@ async def get_listing(redis: aioredis.Redis, sku: str, competitor: str) -> Listi
     raw = await redis.hget(keys.listings(sku), competitor)
     if raw is None:
         return None
-    return _stored_listing(sku, competitor, raw)
+    return stored_listing(sku, competitor, raw)
 
 
 async def sku_listings(redis: aioredis.Redis, sku: str) -> list[Listing]:
     """A SKU's listings, by competitor id."""
     raw = await redis.hgetall(keys.listings(sku))
     found = [
-        _stored_listing(sku, field.decode() if isinstance(field, bytes) else field, body)
+        stored_listing(sku, field.decode() if isinstance(field, bytes) else field, body)
         for field, body in raw.items()
     ]
     return sorted(found, key=lambda listing: listing.competitor)
@@ -143,7 +143,8 @@ async def next_crawls(redis: aioredis.Redis, listings: Iterable[Listing]) -> lis
     return scores
 
 
-def _stored_listing(sku: str, competitor: str, raw: bytes | str) -> Listing:
+def stored_listing(sku: str, competitor: str, raw: bytes | str) -> Listing:
+    """A listing from its body in the SKU's hash (as ``get_listing`` reads it)."""
     stored = ListingBody.model_validate_json(raw)
     frequency = timedelta(seconds=stored.every_seconds)
     return Listing(sku=sku, competitor=competitor, url=stored.url, frequency=frequency)

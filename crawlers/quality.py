@@ -1,8 +1,8 @@
-"""The market a crawled observation is judged against, read from the store."""
+"""The market a crawled observation is judged against, from what the store holds."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,24 +15,29 @@ from pricing_service.observations import (
     convert_currency,
 )
 from pricing_service.rules.model import Competitor
-from pricing_service.store import keys
-from pricing_service.store.store import OfferStatus, Store
+from pricing_service.store.store import OfferStatus
 
 #: How many of the listing's latest accepted prices make its own reference.
 OWN_HISTORY_LENGTH = 10
 #: History entries read to find them (the stream holds every competitor's offers).
-_HISTORY_SCAN = 200
+HISTORY_SCAN = 200
 
 
-async def market_for(
-    store: Store,
+def build_market(
+    raw_offers: Mapping[Any, bytes],
+    history: Sequence[tuple[Any, Mapping[bytes, bytes]]],
     item: ItemFacts,
     competitor: str,
     competitors: Mapping[str, Competitor],
     now: datetime,
     fx_rates: Mapping[str, Decimal],
 ) -> Market:
-    offers = await store.get_offers(item.sku)
+    """The market from the SKU's offers hash (as ``Store.get_offers`` reads it) and its
+    latest history entries, newest first."""
+    offers = sorted(
+        (OfferStatus.model_validate_json(value) for value in raw_offers.values()),
+        key=lambda o: o.observation.competitor,
+    )
     previous = next((o for o in offers if o.observation.competitor == competitor), None)
     peers = [
         converted.price
@@ -44,7 +49,7 @@ async def market_for(
         and (converted := convert_currency(offer.observation, item.currency, fx_rates)) is not None
     ]
     return Market(
-        own_history=await _own_history(store, item, competitor, fx_rates),
+        own_history=_own_history(history, item, competitor, fx_rates),
         peer_prices=peers,
         previous=previous,
     )
@@ -55,10 +60,12 @@ def _counts(competitor: str, competitors: Mapping[str, Competitor]) -> bool:
     return known is not None and not known.ours
 
 
-async def _own_history(
-    store: Store, item: ItemFacts, competitor: str, fx_rates: Mapping[str, Decimal]
+def _own_history(
+    entries: Sequence[tuple[Any, Mapping[bytes, bytes]]],
+    item: ItemFacts,
+    competitor: str,
+    fx_rates: Mapping[str, Decimal],
 ) -> list[Decimal]:
-    entries: Any = await store.redis.xrevrange(keys.offer_history(item.sku), count=_HISTORY_SCAN)
     prices: list[Decimal] = []
     for _, fields in entries:
         offer = OfferStatus.model_validate_json(fields[b"o"])

@@ -6,12 +6,19 @@ after its outcome is recorded, and jobs a dead worker left pending are taken ove
 XAUTOCLAIM once idle for ``claim_idle_seconds``. A job delivered more than
 ``max_deliveries`` times goes to the dead-letter stream. Whatever happens, the outcome
 is recorded once per job (SET NX in the same script as the acknowledgement), so a
-redelivered job that already finished is only acknowledged.
+redelivered job that already finished is only acknowledged. The observation a job yields
+is stored, and its SKU marked dirty, by that same script and only with the outcome: a
+job's writes happen once and all together, or not at all.
+
+Per job, Redis sees one pipeline reading the outcome, listing, item and market, one script
+taking the domain's lease and rate slot and one command giving the lease back, and the
+finishing script.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -33,27 +40,43 @@ from crawlers.extraction import (
     extract_product_json,
 )
 from crawlers.fetch import Fetcher, FetchResult
-from crawlers.jobs import Job, OutcomeRecorder, ensure_group, read_outcome
-from crawlers.listings import get_listing, host_allowed
+from crawlers.jobs import Job, OfferWrite, OutcomeRecorder, ensure_group
+from crawlers.listings import Listing, host_allowed, stored_listing
 from crawlers.outcome import Outcome
-from crawlers.quality import market_for
+from crawlers.quality import HISTORY_SCAN, build_market
 from crawlers.settings import CrawlerSettings
 from pricing_service import metrics
-from pricing_service.engine.inputs import CompetitorObservation
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.observations import ACCEPTED, gate_in_market
 from pricing_service.rules.model import Competitor, PageField
+from pricing_service.store import keys as store_keys
 from pricing_service.store.store import Store
 
 logger = logging.getLogger(__name__)
 
 #: Pause after a failed Redis operation (a restart, say) before trying again.
 RETRY_SECONDS = 1.0
+#: Pages up to this size are parsed on the event loop (a millisecond or so); larger
+#: ones in a thread, so that a big page cannot stall the other jobs' I/O.
+INLINE_EXTRACT_BYTES = 64 * 1024
 
 
 @dataclass
 class JobReport:
     outcome: Outcome
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The observation to store with the outcome, when the page gave one.
+    offer: OfferWrite | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobInputs:
+    """What a job reads before its fetch: listing, item and the SKU's market, raw."""
+
+    listing: Listing | None
+    item: ItemFacts | None
+    offers: dict[bytes, bytes]
+    history: list[tuple[bytes, dict[bytes, bytes]]]
 
 
 class CrawlWorker:
@@ -78,6 +101,7 @@ class CrawlWorker:
         self.block_ms = int(block_seconds * 1000)
         self.recorder = OutcomeRecorder(store.redis)
         self._claim_cursor = "0-0"
+        self._group_ready = False
         self._last_claim = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -104,7 +128,16 @@ class CrawlWorker:
     async def next_batch(self, count: int) -> list[tuple[str, Job, int]]:
         """Up to ``count`` jobs: first those abandoned by dead workers, then new ones.
         Each with how many times it has been delivered, this time included."""
-        await ensure_group(self.redis)
+        if not self._group_ready:
+            await ensure_group(self.redis)
+            self._group_ready = True
+        try:
+            return await self._next_batch(count)
+        except RedisError:
+            self._group_ready = False  # a restarted Redis may have lost the group
+            raise
+
+    async def _next_batch(self, count: int) -> list[tuple[str, Job, int]]:
         claimed = await self._claim_abandoned(count)
         if claimed:
             return claimed
@@ -152,30 +185,61 @@ class CrawlWorker:
         """Run one job and record its outcome; on any failure leave it pending, to be
         claimed again (and dead-lettered if it keeps failing)."""
         try:
+            offer: OfferWrite | None = None
             if deliveries > self.settings.max_deliveries:
                 dead: dict[Any, Any] = {**job.fields(), "deliveries": deliveries}
                 await self.redis.xadd(keys.DEAD_LETTER_STREAM, dead)
                 metrics.CRAWL_DEAD_LETTERS.inc()
                 report = JobReport(Outcome.DEAD_LETTER, {"deliveries": deliveries})
-            elif (recorded := await read_outcome(self.redis, job.id)) is not None:
-                # Finished before its worker died: only acknowledged now.
-                report = JobReport(Outcome(recorded["outcome"]))
             else:
-                report = await self.crawl(job)
+                recorded, inputs = await self._read_job(job)
+                if recorded is not None:
+                    # Finished before its worker died: only acknowledged now.
+                    report = JobReport(Outcome(recorded["outcome"]))
+                else:
+                    report = await self._crawl(job, inputs)
+                    offer = report.offer
+            # The offer, the dirty mark, the outcome and the acknowledgement: one script.
             await self.recorder.finish(
-                job, message_id, report.outcome, {**report.detail, "consumer": self.consumer}
+                job,
+                message_id,
+                report.outcome,
+                {**report.detail, "consumer": self.consumer},
+                offer,
             )
         except RedisError as exc:
             logger.warning("job %s: Redis failed (%s); it stays pending", job.id, exc)
         except Exception:
             logger.exception("job %s failed; it stays pending", job.id)
 
-    async def crawl(self, job: Job) -> JobReport:
-        listing = await get_listing(self.redis, job.sku, job.competitor)
+    async def _read_job(self, job: Job) -> tuple[dict[str, Any] | None, JobInputs]:
+        """The job's recorded outcome and what crawling it needs, in one round trip.
+
+        The market (the SKU's offers and history) is read here too, before the fetch.
+        The listing's own history does not change meanwhile: it is queued once at a time
+        (and should a slow job be claimed and crawled twice, only the first to finish
+        stores its observation). Other competitors' offers landing during the fetch
+        were already a race when the market was read after it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.outcome(job.id))
+            pipe.hget(keys.listings(job.sku), job.competitor)
+            pipe.get(store_keys.item(job.sku))
+            pipe.hgetall(store_keys.offers(job.sku))
+            pipe.xrevrange(store_keys.offer_history(job.sku), count=HISTORY_SCAN)
+            raw_outcome, raw_listing, raw_item, offers, history = await pipe.execute()
+        inputs = JobInputs(
+            None if raw_listing is None else stored_listing(job.sku, job.competitor, raw_listing),
+            None if raw_item is None else ItemFacts.model_validate_json(raw_item),
+            offers,
+            history,
+        )
+        return None if raw_outcome is None else dict(json.loads(raw_outcome)), inputs
+
+    async def _crawl(self, job: Job, inputs: JobInputs) -> JobReport:
+        listing, item = inputs.listing, inputs.item
         competitor = self.competitors.get(job.competitor)
         if listing is None or competitor is None:
             return JobReport(Outcome.UNKNOWN_LISTING)
-        item = await self.store.get_item(job.sku)
         if item is None:
             return JobReport(Outcome.UNKNOWN_ITEM)
         fetched = await self.fetcher.fetch(job.competitor, listing.url)
@@ -183,7 +247,10 @@ class CrawlWorker:
             detail = {"status": fetched.status, "detail": fetched.detail}
             return JobReport(fetched.outcome, detail)
         try:
-            result = await asyncio.to_thread(_extract, fetched, competitor)
+            if len(fetched.body) <= INLINE_EXTRACT_BYTES:
+                result = _extract(fetched, competitor)
+            else:
+                result = await asyncio.to_thread(_extract, fetched, competitor)
         except ValueError as exc:  # a JSON endpoint answering with something else
             return JobReport(Outcome.BAD_RESPONSE, {"detail": str(exc)[:200]})
         metrics.CRAWL_EXTRACTIONS.labels(method=result.method).inc()
@@ -204,8 +271,14 @@ class CrawlWorker:
             )
         except ValidationError as exc:
             return JobReport(Outcome.NO_PRICE, {"detail": str(exc.errors()[0]["msg"])})
-        market = await market_for(
-            self.store, item, job.competitor, self.competitors, now, self.settings.fx_rates
+        market = build_market(
+            inputs.offers,
+            inputs.history,
+            item,
+            job.competitor,
+            self.competitors,
+            now,
+            self.settings.fx_rates,
         )
         verdict = gate_in_market(
             observation,
@@ -216,7 +289,13 @@ class CrawlWorker:
             fx_rates=self.settings.fx_rates,
             outlier_ratio=self.settings.outlier_ratio,
         )
-        await self.store.put_offers(job.sku, [verdict.offer])
+        offer = OfferWrite(
+            sku=job.sku,
+            competitor=verdict.offer.observation.competitor,
+            body=verdict.offer.model_dump_json(),
+            retention=self.store.retention,
+            dirty=verdict.accepted,
+        )
         previous = market.previous
         if previous is not None and previous.status == ACCEPTED:
             age = (now - previous.observation.observed_at).total_seconds()
@@ -228,9 +307,9 @@ class CrawlWorker:
         ).inc()
         detail = {"price": str(verdict.offer.observation.price), "method": result.method}
         if verdict.accepted:
-            await self.store.mark_dirty([job.sku], "crawl")
-            return JobReport(Outcome.ACCEPTED, detail)
-        return JobReport(Outcome.QUARANTINED, {**detail, "reason": verdict.offer.reason})
+            return JobReport(Outcome.ACCEPTED, detail, offer)
+        reason = {"reason": verdict.offer.reason}
+        return JobReport(Outcome.QUARANTINED, {**detail, **reason}, offer)
 
 
 def extraction_override(competitor: Competitor, host: str) -> ExtractionOverride | None:

@@ -11,9 +11,11 @@ from email.utils import format_datetime
 import pytest
 import redis.asyncio as aioredis
 
+from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher, parse_retry_after
 from crawlers.outcome import Outcome
+from crawlers.ratelimit import DomainGate, RateLimitTooFar
 from crawlers.settings import CrawlerSettings
 from pricing_service.rules.model import Competitor
 
@@ -188,6 +190,18 @@ async def test_two_workers_share_one_domain_concurrency(
     assert time.monotonic() - started >= 0.8  # two at a time, 0.4 s each
     arrivals = sorted(site.state.hits("/slow/"))
     assert arrivals[2] - arrivals[0] >= 0.35  # the third waited for a slot
+
+
+async def test_a_slot_too_far_away_holds_no_lease(redis_client: aioredis.Redis) -> None:
+    gate = DomainGate(redis_client, max_wait_seconds=0.5)
+    async with gate.hold("example.test", 2, 10.0, 1.0):
+        assert await redis_client.zcard(keys.slots("example.test")) == 1
+        # The next slot is 1 s away, further than the 0.5 s this gate waits.
+        with pytest.raises(RateLimitTooFar):
+            async with gate.hold("example.test", 2, 10.0, 1.0):
+                pytest.fail("a slot too far away was granted")
+        assert await redis_client.zcard(keys.slots("example.test")) == 1
+    assert await redis_client.zcard(keys.slots("example.test")) == 0
 
 
 # -- hostile servers: a clear outcome, in bounded time ------------------------------------------

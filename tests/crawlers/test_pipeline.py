@@ -222,3 +222,23 @@ async def test_a_redelivered_finished_job_is_only_acknowledged(
     await worker.handle(message_id, job, 2)  # as if delivered again after a crash
     assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
     assert len(site.state.hits("/jsonld/")) == 1
+
+
+async def test_a_job_crawled_twice_at_once_stores_one_observation(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    # As when a slow job is claimed by a second worker: the offer, the dirty mark and the
+    # outcome are written together by whichever finishes first, and only by it.
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    worker = make_worker()
+    [(message_id, job, _)] = await worker.next_batch(16)
+    await asyncio.gather(worker.handle(message_id, job, 1), worker.handle(message_id, job, 2))
+    assert len(site.state.hits("/jsonld/")) == 2
+    assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
+    assert await outcome_of(store.redis, job.id) == Outcome.ACCEPTED
+    assert await store.redis.xlen(store_keys.offer_history("A-1")) == 1
+    assert [offer.observation.competitor for offer in await store.get_offers("A-1")] == ["demo"]
+    assert await dirty_skus(store.redis) == ["A-1"]
+    pending: Any = await store.redis.xpending(keys.JOBS_STREAM, keys.JOBS_GROUP)
+    assert pending["pending"] == 0
