@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from pricing_service.engine import CompiledRuleset, ItemFacts, PricingInputs, schedule
+from pricing_service.engine import ItemFacts, PricingInputs, schedule
 from pricing_service.engine.decision import decision_to_dict
-from pricing_service.rules.model import Ruleset
 from pricing_service.store import keys
 from pricing_service.store.store import (
     PUBLISH_PIPELINE,
@@ -22,36 +21,14 @@ from pricing_service.store.store import (
     encode_audit,
     fingerprint,
 )
+from tests.store.builders import AT, weekend_engine
 
 pytestmark = pytest.mark.anyio
-AT = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
-
-
-def _engine() -> CompiledRuleset:
-    return CompiledRuleset(
-        Ruleset.model_validate(
-            {
-                "version": "v1",
-                "timezone": "America/New_York",
-                "default": {"strategy": {"list_price": True}},
-                "rules": [
-                    {
-                        "id": "weekend",
-                        "description": "d",
-                        "owner": "o",
-                        "priority": 1,
-                        "when": {"days": ["sat", "sun"]},
-                        "strategy": {"discount": "20%"},
-                    }
-                ],
-            }
-        )
-    )
 
 
 def _request(sku: str, list_price: str = "50.00", segment: str = "") -> PublishRequest:
     inputs = PricingInputs(item=ItemFacts(sku=sku, currency="USD", list_price=Decimal(list_price)))
-    decisions = schedule(_engine(), inputs, AT)
+    decisions = schedule(weekend_engine(), inputs, AT)
     mark = fingerprint("v1", segment, inputs.model_dump_json(), decisions)
     return PublishRequest(sku, segment, decisions, mark)
 

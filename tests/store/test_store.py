@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 from redis.crc import key_slot
 
-from pricing_service.engine import CompiledRuleset, ItemFacts, PricingInputs, schedule
-from pricing_service.rules.model import Ruleset
+from pricing_service.engine import ItemFacts, PricingInputs, schedule
 from pricing_service.store import keys
 from pricing_service.store.store import (
     PublishResult,
@@ -18,31 +17,9 @@ from pricing_service.store.store import (
     fingerprint,
     parse_decision_id,
 )
+from tests.store.builders import AT, weekend_engine
 
 pytestmark = pytest.mark.anyio
-AT = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
-
-
-def _engine() -> CompiledRuleset:
-    return CompiledRuleset(
-        Ruleset.model_validate(
-            {
-                "version": "v1",
-                "timezone": "America/New_York",
-                "default": {"strategy": {"list_price": True}},
-                "rules": [
-                    {
-                        "id": "weekend",
-                        "description": "d",
-                        "owner": "o",
-                        "priority": 1,
-                        "when": {"days": ["sat", "sun"]},
-                        "strategy": {"discount": "20%"},
-                    }
-                ],
-            }
-        )
-    )
 
 
 def _inputs(sku: str = "SKU-1") -> PricingInputs:
@@ -61,7 +38,7 @@ async def test_items_round_trip_and_mark_dirty(store: Store) -> None:
 
 
 async def test_publish_writes_the_schedule_and_its_audit_record_together(store: Store) -> None:
-    decisions = schedule(_engine(), _inputs(), AT)
+    decisions = schedule(weekend_engine(), _inputs(), AT)
     mark = fingerprint("v1", "", "{}", decisions)
     result = await store.publish("SKU-1", "", decisions, fingerprint_value=mark, now=AT)
     assert result.written
@@ -84,10 +61,10 @@ async def test_publish_writes_the_schedule_and_its_audit_record_together(store: 
 async def test_publishing_the_same_inputs_twice_writes_nothing_the_second_time(
     store: Store,
 ) -> None:
-    decisions = schedule(_engine(), _inputs(), AT)
+    decisions = schedule(weekend_engine(), _inputs(), AT)
     mark = fingerprint("v1", "", "{}", decisions)
     first = await store.publish("SKU-1", "", decisions, fingerprint_value=mark, now=AT)
-    later = schedule(_engine(), _inputs(), AT + timedelta(minutes=5))
+    later = schedule(weekend_engine(), _inputs(), AT + timedelta(minutes=5))
     again = await store.publish(
         "SKU-1", "", later, fingerprint_value=fingerprint("v1", "", "{}", later), now=AT
     )
@@ -97,7 +74,7 @@ async def test_publishing_the_same_inputs_twice_writes_nothing_the_second_time(
 
 
 async def test_history_is_newest_first_and_paginates(store: Store) -> None:
-    engine = _engine()
+    engine = weekend_engine()
     for index in range(5):
         inputs = PricingInputs(
             item=ItemFacts(sku="SKU-1", currency="USD", list_price=Decimal(f"{50 + index}.00"))
@@ -133,7 +110,7 @@ def test_keys_of_one_sku_share_a_cluster_hash_slot() -> None:
 async def test_a_retry_announces_a_recent_schedule_again_but_not_an_old_one(store: Store) -> None:
     """The changes stream is written after the publish script: a retry after a failure in
     between must still tell the API caches."""
-    decisions = schedule(_engine(), _inputs(), AT)
+    decisions = schedule(weekend_engine(), _inputs(), AT)
     mark = fingerprint("v1", "", "{}", decisions)
     await store.publish("SKU-1", "", decisions, fingerprint_value=mark, now=datetime.now(UTC))
     assert await store.redis.xlen(keys.CHANGES_STREAM) == 1
