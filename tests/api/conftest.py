@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from pricing_service.api import create_app
 from pricing_service.api.auth import hash_key
 from pricing_service.settings import Settings
+from tests.servers import ThreadedServers
 
 READ_KEY, WRITE_KEY, ADMIN_KEY = "read-secret", "write-secret", "admin-secret"
 API_KEYS = ";".join(
@@ -56,17 +53,6 @@ rules:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test runner owns signals
-        pass
-
-
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "rules"
@@ -81,7 +67,7 @@ ServeApp = Callable[..., httpx.Client]
 @pytest.fixture
 def serve_app(clean_redis: str, rules_dir: Path, tmp_path: Path) -> Iterator[ServeApp]:
     """Starts the app with settings overrides; returns a client for it (no key set)."""
-    started: list[tuple[_Server, threading.Thread, httpx.Client]] = []
+    servers = ThreadedServers()
 
     def serve(**overrides: Any) -> httpx.Client:
         values: dict[str, Any] = {
@@ -92,28 +78,10 @@ def serve_app(clean_redis: str, rules_dir: Path, tmp_path: Path) -> Iterator[Ser
             "rules_poll_seconds": 0.2,
             **overrides,
         }
-        settings = Settings(**values)
-        port = _free_port()
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning"
-        )
-        server = _Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.01)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        started.append((server, thread, client))
-        return client
+        return servers.start(create_app(Settings(**values)))
 
     yield serve
-    for server, thread, client in started:
-        client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+    servers.stop_all()
 
 
 @pytest.fixture

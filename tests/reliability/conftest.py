@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
@@ -18,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 
 from pricing_service.api import create_app
 from pricing_service.engine.inputs import ItemFacts
@@ -30,14 +28,10 @@ from pricing_service.store.embedded import EmbeddedRedis
 from pricing_service.store.store import Store
 from tests.api.conftest import API_KEYS
 from tests.repricer.helpers import compile_rules, item, write_rules
+from tests.servers import ThreadedServers
 
 #: The ``pricing`` entry point of the environment running the tests.
 PRICING_COMMAND = Path(sys.executable).with_name("pricing")
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the test runner owns signals
-        pass
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -79,7 +73,7 @@ ServeApi = Callable[..., httpx.Client]
 @pytest.fixture
 def serve_api(redis_server: EmbeddedRedis, rules_dir: Path, tmp_path: Path) -> Iterator[ServeApi]:
     """Starts the API with settings overrides; returns a client for it."""
-    started: list[tuple[_Server, threading.Thread, httpx.Client]] = []
+    servers = ThreadedServers()
 
     def serve(**overrides: Any) -> httpx.Client:
         settings = Settings(
@@ -92,21 +86,10 @@ def serve_api(redis_server: EmbeddedRedis, rules_dir: Path, tmp_path: Path) -> I
                 **overrides,
             }
         )
-        server = _Server(uvicorn.Config(create_app(settings), port=0, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_for(lambda: server.started or not thread.is_alive(), "the API to start", 10)
-        assert server.started, "the API server did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        started.append((server, thread, client))
-        return client
+        return servers.start(create_app(settings))
 
     yield serve
-    for server, thread, client in started:
-        client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
+    servers.stop_all()
 
 
 def price_catalogue(redis_url: str, rules_dir: Path, list_prices: dict[str, str]) -> None:
