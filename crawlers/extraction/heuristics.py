@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from selectolax.lexbor import LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from crawlers.extraction.document import Page
 from crawlers.extraction.evidence import Evidence
@@ -30,30 +30,51 @@ _DIGIT = re.compile(r"\d")
 _AMOUNT_TOKEN = re.compile(r"\d[\d.,'\u00a0\u202f ]*")
 # Struck-through, list and reference prices: what the product used to cost.
 _FORMER_PRICE_HINT = re.compile(
-    r"strike|old|was|list|regular|original|before|crossed|rrp|msrp|uvp|compare|"
-    r"saving|save|discount|reduc|previous|retail|basis|statt|avant|barr|deleted|"
-    r"per-?unit|unit-?price|ppu|base-?price|grundpreis|"
+    r"strike|old|was|list[-_]?price|--list\b|regular|original|before|crossed|rrp|msrp|uvp|compare|"
+    # `discountPrice` and `reduced-price` are what the buyer pays after the discount.
+    r"saving|save|discount(?!ed)(?![-_]?price)|reduc(?!ed[-_]?price)|previous|retail|basis|statt|avant|barr|deleted|"
+    r"per-?unit|unit-?price|ppu|base-?price|grundpreis|conv(?:erted)?[-_]?price|"
     r"ship|deliver|versand|livraison|envio|install?ment|monthly|financ|klarna|"
-    r"rating|review|star|count",
+    r"rating|review|star|(?<!dis)count",
     re.IGNORECASE,
 )
-# Containers of other products, navigation and cart widgets.
-_FOREIGN_CONTAINER_HINT = re.compile(
-    r"related|recommend|similar|carousel|upsell|up-sell|cross-?sell|also|sponsor|"
-    r"recent|viewed|offer-?(?:row|list)|other-?sellers|bundle|accessor|compare|footer|header|nav|menu|mini-?cart|basket|"
-    r"cart-|suggest|other|more-|slider|swiper|reco|listing|tile|teaser",
+# Containers that hold other products only.
+_OTHER_PRODUCTS_HINT = re.compile(
+    r"related|recommend|similar|upsell|up-sell|cross-?sell|also|sponsor|recent|viewed|"
+    r"offer-?(?:row|list)|other|bundle|accessor|compare|suggest|reco",
+    re.IGNORECASE,
+)
+# Containers of side costs: their prices are never the product's, though a stock
+# statement often sits in a delivery block.
+_SIDE_COST_HINT = re.compile(r"deliver|shipping|install?ment|financ", re.IGNORECASE)
+# Navigation, cart widgets and galleries: usually someone else's price, but the product's
+# own buy box is often called `cart-wrapper` or sits in an image `slider` too.
+_WIDGET_HINT = re.compile(
+    r"footer|header|nav|menu|mini-?cart|basket|cart-|more-|slider|swiper|carousel|listing|"
+    r"tile|teaser",
     re.IGNORECASE,
 )
 _STRUCK_TAGS = frozenset({"del", "s", "strike"})
 _TRAP_TEXT = re.compile(
     r"/\s*(?:kg|g|l|ml|m|m2|m²|100\s?g|100\s?ml|1\s?kg|1\s?l|unit|each|st|stk|pc|count|oz)\b|"
     r"\bper\b|\bpro\b|\bje\b|\bfrom\b|\bab\b|\bover\b|\bfree\b|%|"
-    r"shipping|delivery|versand|livraison|envío|spedizione|ratings?|reviews?|stars?",
+    r"shipping|delivery|versand|livraison|envío|spedizione|ratings?|reviews?|stars?|"
+    # "Approximately US $2.66": a conversion into the visitor's currency, not the offer.
+    r"approx|≈|\bca\.\s|environ|ungefähr|aprox",
     re.IGNORECASE,
 )
 _CURRENT_PRICE_HINT = re.compile(
     r"sale|current|now|final|actual|special|offer|our|deal|buy|main|product|selling|pdp",
     re.IGNORECASE,
+)
+# A price labelled by its tax treatment (`price-tax`, `price-excl-vat`) is the secondary
+# figure beside an unlabelled headline price; when every price is labelled, none is.
+_TAX_QUALIFIED_HINT = re.compile(r"tax|\bvat|mwst|netto|brutto|excl|incl", re.IGNORECASE)
+_HIDDEN_SELECTOR = '[hidden], [style*="display:none" i], [style*="display: none" i]'
+# Joins the text pieces of a price element, to see where one element's text ends.
+_PIECE = "\x1f"
+_SPLIT_CENTS = re.compile(
+    r"(?<![\d.,])(\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+|\d+)" + _PIECE + r"+(\d{2})(?=\x1f|$)"
 )
 _ANCESTOR_LIMIT = 40
 _FORMER_PRICE_DEPTH = 3
@@ -70,6 +91,7 @@ class PriceCandidate:
     amount: Decimal
     currency: str | None
     score: float
+    tax_qualified: bool = False
 
 
 def _hint_text(node: LexborNode) -> str:
@@ -78,14 +100,9 @@ def _hint_text(node: LexborNode) -> str:
 
 
 # Pages repeat the same class names thousands of times: remember what each one says.
-@lru_cache(maxsize=16384)
-def _is_former_hint(hint: str) -> bool:
-    return _FORMER_PRICE_HINT.search(hint) is not None
-
-
-@lru_cache(maxsize=16384)
-def _is_foreign_hint(hint: str) -> bool:
-    return _FOREIGN_CONTAINER_HINT.search(hint) is not None
+@lru_cache(maxsize=65536)
+def _hint_says(pattern: re.Pattern[str], hint: str) -> bool:
+    return pattern.search(hint) is not None
 
 
 def _is_former_or_side_price(node: LexborNode) -> bool:
@@ -95,7 +112,7 @@ def _is_former_or_side_price(node: LexborNode) -> bool:
     for _ in range(_FORMER_PRICE_DEPTH):
         if current is None:
             break
-        if current.tag in _STRUCK_TAGS or _is_former_hint(_hint_text(current)):
+        if current.tag in _STRUCK_TAGS or _hint_says(_FORMER_PRICE_HINT, _hint_text(current)):
             return True
         style = current.attributes.get("style") or ""
         if "line-through" in style or "data-a-strike" in current.attributes:
@@ -107,12 +124,22 @@ def _is_former_or_side_price(node: LexborNode) -> bool:
 _PAGE_CHROME_TAGS = ("header", "footer", "nav", "aside")
 
 
-def title_scope(page: Page) -> frozenset[int]:
-    """The elements enclosing the product title: the product's own area of the page.
+@dataclass(frozen=True, slots=True)
+class TitleArea:
+    """The product title (`<h1>`) and the elements enclosing it.
 
-    A class name such as `detail-header` or `no-slider` on one of them says nothing
-    about other products. The title is the first `<h1>` outside the page's chrome.
+    A class name such as `detail-header` or `no-slider` on an enclosing element says
+    nothing about other products. The title's own parent, `box`, is the product's
+    block: inside it only a container named for other products is foreign.
     """
+
+    heading: LexborNode | None = None
+    enclosing: frozenset[int] = frozenset()
+    box: int | None = None
+
+
+def title_area(page: Page) -> TitleArea:
+    """The first `<h1>` outside the page's chrome, and what encloses it."""
     for h1 in page.tree.css("h1"):
         ancestors: list[int] = []
         current = h1.parent
@@ -122,23 +149,84 @@ def title_scope(page: Page) -> frozenset[int]:
             ancestors.append(current.mem_id)
             current = current.parent
         else:
-            return frozenset(ancestors)
-    return frozenset()
+            return TitleArea(h1, frozenset(ancestors), ancestors[0] if ancestors else None)
+    return TitleArea()
 
 
-def _in_foreign_container(node: LexborNode, title_area: frozenset[int] = frozenset()) -> bool:
+def _in_foreign_container(
+    node: LexborNode, title: TitleArea = TitleArea(), *, of_price: bool = False
+) -> bool:
+    foreign = (_OTHER_PRODUCTS_HINT, _SIDE_COST_HINT) if of_price else (_OTHER_PRODUCTS_HINT,)
+    widget_seen = False
     current = node.parent
     for _ in range(_ANCESTOR_LIMIT):
         if current is None or current.tag in ("body", "main", "html"):
-            return False
+            return widget_seen
         if current.tag in (*_PAGE_CHROME_TAGS, "li", "option", "select"):
             return True
-        if current.mem_id in title_area:
-            return False  # the title's own container and those around it
-        if _is_foreign_hint(_hint_text(current)):
+        if current.tag == "a" and _links_elsewhere(current):
+            return True  # a product card, or "New & used from £36"
+        if current.mem_id == title.box:
+            return False
+        if current.mem_id in title.enclosing:
+            return widget_seen
+        hint = _hint_text(current)
+        if any(_hint_says(pattern, hint) for pattern in foreign):
+            return True
+        widget_seen = widget_seen or _hint_says(_WIDGET_HINT, hint)
+        current = current.parent
+    return widget_seen
+
+
+def _links_elsewhere(anchor: LexborNode) -> bool:
+    href = (anchor.attributes.get("href") or "").strip()
+    return bool(href) and not href.startswith(("#", "javascript:"))
+
+
+def _is_tax_qualified(node: LexborNode) -> bool:
+    current: LexborNode | None = node
+    for _ in range(_FORMER_PRICE_DEPTH):
+        if current is None:
+            return False
+        if _hint_says(_TAX_QUALIFIED_HINT, _hint_text(current)):
             return True
         current = current.parent
     return False
+
+
+def price_text(node: LexborNode) -> str:
+    """The node's text, with cents set in their own element (`173<sup>34</sup>`) rejoined.
+
+    Two digits that are a text of their own straight after a whole number are its
+    fraction: "173.34", or "1.229,99" where the dot already groups thousands. Hidden
+    parts are left out: `1,679 <span style="display:none">1679</span>` shows one price.
+    """
+    if any(part.mem_id != node.mem_id for part in node.css(_HIDDEN_SELECTOR)):
+        node = _without_hidden_parts(node)
+    text = node.text(deep=True, separator=_PIECE, strip=True)
+    if _PIECE in text:
+        text = _SPLIT_CENTS.sub(_join_cents, text).replace(_PIECE, " ")
+    return text
+
+
+def _without_hidden_parts(node: LexborNode) -> LexborNode:
+    """A copy of the element without its hidden descendants (rare: parsed again then).
+
+    A hidden element itself stays a candidate: it is the shop's own copy of a price.
+    """
+    copy = LexborHTMLParser(node.html or "").body
+    element = copy.child if copy is not None else None
+    if element is None:
+        return node
+    for hidden in element.css(_HIDDEN_SELECTOR):
+        if hidden.mem_id != element.mem_id:
+            hidden.decompose()
+    return element
+
+
+def _join_cents(match: re.Match[str]) -> str:
+    whole, cents = match.group(1), match.group(2)
+    return f"{whole}{',' if '.' in whole else '.'}{cents}"
 
 
 @lru_cache(maxsize=8192)
@@ -156,19 +244,21 @@ def _single_amount(text: str, host: str) -> tuple[Decimal, str | None] | None:
 
 def price_candidates(page: Page) -> list[PriceCandidate]:
     nodes = page.tree.css(PRICE_CANDIDATE_SELECTOR)
-    title_area = title_scope(page)
-    seen_title = not any(node.tag == "h1" for node in nodes)
+    title = title_area(page)
+    # Without a title outside the chrome, every price ranks as if after it.
+    title_id = title.heading.mem_id if title.heading is not None else None
+    seen_title = title_id is None
     candidates: list[PriceCandidate] = []
     rank = 0
     for node in nodes:
         if node.tag == "h1":
-            seen_title = True
+            seen_title = seen_title or node.mem_id == title_id
             continue
-        parsed = _single_amount(node.text(deep=True, separator=" ", strip=True), page.host)
+        parsed = _single_amount(price_text(node), page.host)
         if (
             parsed is None
             or _is_former_or_side_price(node)
-            or _in_foreign_container(node, title_area)
+            or _in_foreign_container(node, title, of_price=True)
         ):
             continue
         amount, currency = parsed
@@ -177,10 +267,11 @@ def price_candidates(page: Page) -> list[PriceCandidate]:
             score *= 1.5
         if _CURRENT_PRICE_HINT.search(_hint_text(node)):
             score *= 1.2
-        candidates.append(PriceCandidate(amount, currency, score))
+        candidates.append(PriceCandidate(amount, currency, score, _is_tax_qualified(node)))
         if seen_title:
             rank += 1
-    return candidates
+    headline = [c for c in candidates if not c.tax_qualified]
+    return headline or candidates
 
 
 def extract_visible_price(page: Page) -> Evidence | None:

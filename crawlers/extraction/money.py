@@ -64,7 +64,11 @@ _DOLLAR_BY_COUNTRY = {
 }
 _KRONA_BY_COUNTRY = {"se": "SEK", "no": "NOK", "dk": "DKK", "is": "ISK"}
 _RUPEE_BY_COUNTRY = {"pk": "PKR", "lk": "LKR", "np": "NPR", "in": "INR"}
-_YEN_BY_COUNTRY = {"cn": "CNY", "jp": "JPY"}
+_YEN_BY_COUNTRY = {"cn": "CNY", "jp": "JPY", "tw": "TWD", "hk": "HKD"}
+_CURRENCY_WORD = re.compile(r"[^\W\d_]+")
+_LOCAL_SYMBOL_WORDS = frozenset(
+    [*(s for s in _UNAMBIGUOUS_SYMBOLS if s.isalpha()), "元", "円", "kr", "rs"]
+)
 
 
 def parse_structured_amount(value: object) -> Decimal | None:
@@ -109,11 +113,11 @@ def normalize_currency(raw: str | None, host: str = "") -> str | None:
     if not raw:
         return None
     text = raw.strip()
-    if _ISO_CODE.match(text.upper()) and text.isalpha() and text.isascii():
-        return text.upper()
     symbol = text.lower().rstrip(".")
     if symbol in _UNAMBIGUOUS_SYMBOLS:
         return _UNAMBIGUOUS_SYMBOLS[symbol]
+    if _ISO_CODE.match(text.upper()) and text.isalpha() and text.isascii():
+        return text.upper()
     country = country_of(host)
     if symbol == "$":
         return _DOLLAR_BY_COUNTRY.get(country, "USD")
@@ -129,4 +133,8 @@ def normalize_currency(raw: str | None, host: str = "") -> str | None:
 def currency_in_text(text: str, host: str = "") -> str | None:
     """The currency named by the symbol or code inside a displayed price, if any."""
     currency = Price.fromstring(text).currency
-    return normalize_currency(currency, host) if currency else None
+    if currency:
+        return normalize_currency(currency, host)
+    # price-parser does not know every local symbol ("270,00 Kn", "294 元").
+    symbols = [w for w in _CURRENCY_WORD.findall(text) if w.lower() in _LOCAL_SYMBOL_WORDS]
+    return normalize_currency(symbols[0], host) if len(symbols) == 1 else None
