@@ -26,6 +26,7 @@ from pricing_service.engine.compiled import (
     CompiledRuleset,
     CompiledStrategy,
 )
+from pricing_service.engine.exploration import exploration_draw, thompson_shift_bp
 from pricing_service.engine.history import (
     ELASTICITY_SCALE,
     elasticity_basis_points,
@@ -364,6 +365,7 @@ def _strategy_prices(
     strategy: CompiledStrategy,
     currency: str,
     epoch: int,
+    thompson_z: list[float] | None,
 ) -> tuple[Int64Array, BoolArray]:
     n = len(group.rows)
     kind = strategy.kind
@@ -391,6 +393,8 @@ def _strategy_prices(
         return shifted, found
     if kind == "elasticity":
         basis_points = group.elasticity_bp
+        if thompson_z is not None:
+            basis_points = _thompson_draws(basis_points, group.elasticity_se, thompson_z)
         cost = group.cost
         ok = (
             (basis_points != MISSING)
@@ -408,6 +412,17 @@ def _strategy_prices(
         return _apply_ratio(np.where(ok, cost, 0), multiplier), ok
     current = group.current
     return current, current != MISSING
+
+
+def _thompson_draws(
+    basis_points: Int64Array, standard_error: FloatArray, z: list[float]
+) -> Int64Array:
+    """Each estimate moved by its posterior draw, exactly as the single path moves it."""
+    shifts = [
+        0 if bp == MISSING or np.isnan(se) else thompson_shift_bp(float(se), z_row)
+        for bp, se, z_row in zip(basis_points.tolist(), standard_error.tolist(), z, strict=True)
+    ]
+    return np.where(basis_points == MISSING, MISSING, basis_points + np.array(shifts, np.int64))
 
 
 def _div_round_half_up_by(numerator: Int64Array, denominator: Int64Array) -> Int64Array:
@@ -615,8 +630,21 @@ def decide_batch(
         price = np.full(m, MISSING, np.int64)
         position = np.full(m, UNPRICED, np.int8)
         pending = np.ones(m, bool)
+        exploration = rule.exploration
+        draws = (
+            None
+            if exploration is None
+            else [exploration_draw(exploration, rule.id, inputs.skus[r], epoch) for r in rows]
+        )
+        thompson_z = (
+            None
+            if draws is None or exploration is None or not exploration.thompson
+            else [draw.thompson_z or 0.0 for draw in draws]
+        )
         for index, strategy in enumerate(rule.chain):
-            candidate, ok = _strategy_prices(ruleset, vocabulary, group, strategy, currency, epoch)
+            candidate, ok = _strategy_prices(
+                ruleset, vocabulary, group, strategy, currency, epoch, thompson_z
+            )
             take = pending & ok
             price = np.where(take, np.clip(candidate, -MAX_MINOR, MAX_MINOR), price)
             position[take] = index
@@ -654,6 +682,10 @@ def decide_batch(
                 changed = price + ruleset.minor(adjustment.change_amount, currency)  # type: ignore[arg-type]
             price = np.where(holds, np.clip(changed, -MAX_MINOR, MAX_MINOR), price)
             applied[rows] |= np.where(holds, np.uint32(1 << index), np.uint32(0))
+        if draws is not None and exploration is not None and exploration.perturbation_ppm:
+            offsets = np.array([draw.perturbation_ppm or 0 for draw in draws], np.int64)
+            explored = np.clip(_apply_ratio(price, RATIO_SCALE + offsets), -MAX_MINOR, MAX_MINOR)
+            price = np.where(priced, explored, price)
         adjusted[rows] = np.where(priced, price, MISSING)
 
         current = group.current

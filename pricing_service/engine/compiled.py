@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
+from pricing_service.engine.exploration import CompiledExploration
 from pricing_service.money import RATIO_SCALE, ratio_to_ppm, to_minor
 from pricing_service.rules.calendar import Calendar
 from pricing_service.rules.model import (
@@ -15,6 +16,7 @@ from pricing_service.rules.model import (
     Adjustment,
     DefaultRule,
     Direction,
+    Exploration,
     Guardrails,
     LoopProtection,
     Reference,
@@ -139,6 +141,7 @@ class CompiledRule:
     adjustments: tuple[CompiledAdjustment, ...]
     guardrails: EffectiveGuardrails
     reads_demand: bool  # an adjustment looks at velocity or days of supply
+    exploration: CompiledExploration | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +312,22 @@ _FACET_CACHE_LIMIT = 100_000
 KEEP_CURRENT = CompiledStrategy("keep_current", "keep the current price")
 
 
-def _compile_rule(index: int, rule: Rule | DefaultRule, base: Guardrails) -> CompiledRule:
+def _compile_exploration(
+    exploration: Exploration | None, version: str
+) -> CompiledExploration | None:
+    if exploration is None:
+        return None
+    return CompiledExploration(
+        perturbation_ppm=_ppm(exploration.perturbation),
+        thompson=exploration.thompson,
+        period_seconds=int(exploration.period.total_seconds()),
+        seed=exploration.seed or version,
+    )
+
+
+def _compile_rule(
+    index: int, rule: Rule | DefaultRule, base: Guardrails, version: str
+) -> CompiledRule:
     chain = tuple(_compile_strategy(s) for s in (rule.strategy, *rule.fallback))
     if chain[-1].kind != "keep_current":
         # The last fallback always keeps the current price: a missing input never zeroes it.
@@ -333,6 +351,7 @@ def _compile_rule(index: int, rule: Rule | DefaultRule, base: Guardrails) -> Com
         adjustments=adjustments,
         guardrails=merge_guardrails(base, rule.guardrails),
         reads_demand=any(a.velocity_ratio or a.days_of_supply for a in adjustments),
+        exploration=_compile_exploration(rule.exploration, version),
     )
 
 
@@ -352,8 +371,11 @@ class CompiledRuleset:
         self.loop_window_seconds = int(ruleset.loop_protection.window.total_seconds())
         ordered = ruleset.ordered_rules()
         self.rules: tuple[CompiledRule, ...] = (
-            *(_compile_rule(i, rule, ruleset.guardrails) for i, rule in enumerate(ordered)),
-            _compile_rule(len(ordered), ruleset.default, ruleset.guardrails),
+            *(
+                _compile_rule(i, rule, ruleset.guardrails, ruleset.version)
+                for i, rule in enumerate(ordered)
+            ),
+            _compile_rule(len(ordered), ruleset.default, ruleset.guardrails, ruleset.version),
         )
         self.ours: frozenset[str] = frozenset(
             cid for cid, competitor in ruleset.competitors.items() if competitor.ours

@@ -11,7 +11,8 @@ from decimal import Decimal
 class Step:
     """One stage of the computation: ``input`` went in, ``output`` came out."""
 
-    stage: str  # strategy | fallback | adjustment | loop_breaker | guardrail | rounding
+    # strategy | fallback | adjustment | exploration | loop_breaker | guardrail | rounding
+    stage: str
     name: str
     input: Decimal | None
     output: Decimal | None

@@ -4,7 +4,8 @@ Pipeline (each stage is a step of the explanation):
 1. the first matching rule (highest priority first; the default rule last);
 2. its strategy, then its fallbacks in order while inputs are missing or stale, then the
    current price; a missing input never becomes a zero price;
-3. the rule's adjustments whose window and demand signals hold;
+3. the rule's adjustments whose window and demand signals hold, then its exploration
+   (a bounded perturbation drawn per SKU and period), when the rule asks for one;
 4. loop protection: hold the price when it keeps escalating or flipping;
 5. guardrails, last, in minor units: hard bounds (floor, ceiling, margin, MAP) win over
    soft ones (step limits, direction, cooldown); then rounding inside the allowed range.
@@ -38,6 +39,12 @@ from pricing_service.engine.compiled import (
     TimeContext,
 )
 from pricing_service.engine.decision import Decision, InputUsed, Step
+from pricing_service.engine.exploration import (
+    CompiledExploration,
+    Draw,
+    exploration_draw,
+    thompson_shift_bp,
+)
 from pricing_service.engine.history import (
     ELASTICITY_SCALE,
     MoveHistory,
@@ -111,6 +118,7 @@ class _Context:
     demand: DemandStats | None
     elasticity: ElasticityEstimate | None
     current: int | None
+    draw: Draw | None  # the rule's exploration for this item and period
     steps: list[Step]
     inputs: list[InputUsed]
     warnings: list[str]
@@ -215,13 +223,21 @@ def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
     if estimate.observations < strategy.min_observations:
         return None, "too few observations"
     basis_points = elasticity_basis_points(estimate.elasticity)
+    sampled = ""
+    draw = context.draw
+    if draw is not None and draw.thompson_z is not None:
+        basis_points += thompson_shift_bp(estimate.standard_error, draw.thompson_z)
+        sampled = (
+            f" (exploration: Thompson draw z={draw.thompson_z:+.3f} from "
+            f"N({estimate.elasticity:.4f}, {estimate.standard_error:.4f}²))"
+        )
     if basis_points >= -ELASTICITY_SCALE:
-        return None, "demand is not elastic (|e| <= 1)"
+        return None, "demand is not elastic (|e| <= 1)" + sampled
     multiplier = min(
         MAX_RATIO_PPM,
         div_round_half_up(-basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE)),
     )
-    return apply_ratio(cost, multiplier), f"p* = c·e/(1+e) with e={basis_points / 1e4}"
+    return apply_ratio(cost, multiplier), f"p* = c·e/(1+e) with e={basis_points / 1e4}{sampled}"
 
 
 def strategy_price(context: _Context, strategy: CompiledStrategy) -> tuple[int | None, str]:
@@ -455,6 +471,9 @@ def decide(
         demand=demand,
         elasticity=elasticity,
         current=current,
+        draw=None
+        if rule.exploration is None
+        else exploration_draw(rule.exploration, rule.id, item.sku, epoch),
         exponent=-minor_unit_digits(currency),
         steps=[],
         inputs=[],
@@ -528,6 +547,8 @@ def decide(
                 adjustment.description,
             )
         )
+    if rule.exploration is not None and context.draw is not None:
+        price = _perturbed(context, rule.exploration, context.draw, price)
     if demand is not None and rule.reads_demand:
         context.inputs.append(
             InputUsed(
@@ -603,6 +624,26 @@ def decide(
         if cooldown_end > epoch:
             valid_until = cooldown_end if valid_until is None else min(valid_until, cooldown_end)
     return _decision(context, rule, segment, at, valid_until, price, strategy_name, fired, held_by)
+
+
+def _perturbed(context: _Context, exploration: CompiledExploration, draw: Draw, price: int) -> int:
+    """The price moved by the exploration draw, recorded as a step."""
+    if draw.perturbation_ppm is None:
+        return price
+    explored = clamp_minor(apply_ratio(price, RATIO_SCALE + draw.perturbation_ppm))
+    bound = exploration.perturbation_ppm or 0
+    period = datetime.fromtimestamp(draw.period_start, tz=UTC).isoformat()
+    context.steps.append(
+        Step(
+            "exploration",
+            "perturbation",
+            context.amount(price),
+            context.amount(explored),
+            f"{draw.perturbation_ppm / 1e4:+.4f}% (a draw within ±{bound / 1e4:g}% for the "
+            f"period from {period}, seed {exploration.seed})",
+        )
+    )
+    return explored
 
 
 def _overridden(

@@ -481,6 +481,52 @@ class LoopProtection(_Strict):
     window: Duration = Field(default=timedelta(hours=24))
 
 
+# -- exploration ------------------------------------------------------------------------
+
+
+class Exploration(_Strict):
+    """Keeps prices varying so demand can go on being learnt: a price held constant
+    teaches nothing. Off unless a rule asks for it. Every draw is a hash of the seed, the
+    rule, the SKU and the period, so a replay gives the same price, and the draw is
+    shown in the decision's explanation. Guardrails still run after it."""
+
+    perturbation: UnsignedPercent | None = Field(
+        default=None,
+        description='Move the price by a uniform draw within ±this, e.g. "5%" (at most 50%).',
+    )
+    thompson: bool = Field(
+        default=False,
+        description="Elasticity strategy: price from a draw of the estimate's posterior "
+        "N(e, se²), bounded to ±3 standard errors, instead of the estimate itself.",
+    )
+    period: Duration = Field(
+        default=timedelta(days=1),
+        description="The draw changes once per period (periods start at the Unix epoch).",
+    )
+    seed: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Mixed into every draw; by default the ruleset version.",
+    )
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Self:
+        if self.perturbation is None and not self.thompson:
+            raise ValueError("exploration needs `perturbation` or `thompson: true`")
+        if self.perturbation is not None and not 0 < self.perturbation <= Decimal("0.5"):
+            raise ValueError("`perturbation` must lie between 0% (excluded) and 50%")
+        if self.period < timedelta(minutes=1):
+            raise ValueError("`period` must be at least 1m")
+        return self
+
+
+def _thompson_needs_elasticity(exploration: Exploration | None, strategies: list[Strategy]) -> None:
+    thompson = exploration is not None and exploration.thompson
+    if thompson and not any(strategy.elasticity is not None for strategy in strategies):
+        raise ValueError("`thompson` exploration needs an elasticity strategy or fallback")
+
+
 # -- rules, events, competitors -----------------------------------------------------------
 
 
@@ -495,6 +541,12 @@ class Rule(_Strict):
     fallback: list[Strategy] = Field(default_factory=list)
     adjustments: list[Adjustment] = Field(default_factory=list)
     guardrails: Guardrails | None = None
+    exploration: Exploration | None = None
+
+    @model_validator(mode="after")
+    def _exploration_fits(self) -> Self:
+        _thompson_needs_elasticity(self.exploration, [self.strategy, *self.fallback])
+        return self
 
 
 class DefaultRule(_Strict):
@@ -507,6 +559,12 @@ class DefaultRule(_Strict):
     fallback: list[Strategy] = Field(default_factory=list)
     adjustments: list[Adjustment] = Field(default_factory=list)
     guardrails: Guardrails | None = None
+    exploration: Exploration | None = None
+
+    @model_validator(mode="after")
+    def _exploration_fits(self) -> Self:
+        _thompson_needs_elasticity(self.exploration, [self.strategy, *self.fallback])
+        return self
 
 
 class HolidayAnchor(_Strict):

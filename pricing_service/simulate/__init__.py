@@ -1,0 +1,1 @@
+"""The market simulator: the real engine against a synthetic market on a simulated clock."""
