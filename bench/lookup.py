@@ -193,7 +193,7 @@ def seed_schedules_only(url: str, first: int, count: int) -> None:
     try:
         pipe = client.pipeline(transaction=False)
         for index in range(first, count):
-            pipe.set(keys.schedule(sku_name(index), ""), f"1-0 f {body}")
+            pipe.set(keys.schedule(sku_name(index), ""), f"1-0 f 0 - {body}\n")
             if len(pipe) >= 10_000:
                 pipe.execute()
         pipe.execute()

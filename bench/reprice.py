@@ -243,9 +243,8 @@ class SizeResult:
 def key_memory(client: redis.Redis, count: int, sample: int = 1_000) -> dict[str, float]:
     """Mean ``MEMORY USAGE`` (key, value and overhead) per kind of key a publish writes."""
     kinds: dict[str, Callable[[str], str]] = {
-        "schedule": lambda sku: keys.schedule(sku, ""),
-        "audit stream": keys.audit,
-        "moves list": lambda sku: keys.changes(sku, ""),
+        "schedule with its current audit record and moves": lambda sku: keys.schedule(sku, ""),
+        "history list (superseded records)": keys.audit,
     }
     step = max(1, count // sample)
     skus = [f"SKU-{index:07d}" for index in range(0, count, step)]

@@ -4,7 +4,6 @@ commands, against the configured Redis (an embedded one when ``REDIS_URL`` is un
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import canonical_segment
+from pricing_service.logs import configure_logging
 from pricing_service.repricer.full import reprice_all, reprice_skus
 from pricing_service.repricer.inputs import load_inputs
 from pricing_service.repricer.pricer import Pricer, RepriceCounts
@@ -70,10 +70,20 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[_T]]) -> _
     return asyncio.run(run())
 
 
-def repricer(rules: RulesDirOption = None) -> None:
+def repricer(
+    rules: RulesDirOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="/metrics port; default PRICING_REPRICER_METRICS_PORT; 0: off."
+        ),
+    ] = None,
+) -> None:
     """Run the repricer: reprice SKUs on input changes, window boundaries and rule edits."""
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"repricer_metrics_port": metrics_port})
+    configure_logging(settings.log_level, settings.log_format)
     url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
     try:
         asyncio.run(run_repricer(settings, url, rules or settings.rules_dir))

@@ -31,7 +31,7 @@ from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import ItemFacts, PricingInputs, Segment
 from pricing_service.engine.segments import priced_segments
 from pricing_service.money import from_minor
-from pricing_service.repricer.inputs import LoadedInputs, fingerprint_json
+from pricing_service.repricer.inputs import LoadedInputs, elasticity_estimate, fingerprint_json
 from pricing_service.repricer.inputs import _accepted_offers as accepted_offers
 from pricing_service.repricer.inputs import _active_override as active_override
 from pricing_service.repricer.inputs import _with_published_price as with_published_price
@@ -40,6 +40,7 @@ from pricing_service.store import keys
 from pricing_service.store.store import (
     PublishRequest,
     Store,
+    StoredSchedule,
     changes_from_moves,
     decode_schedule,
     demand_from_sales,
@@ -86,6 +87,7 @@ async def _price_chunk(
     pricer: Pricer, compiled: CompiledRuleset, skus: Sequence[str], now: datetime
 ) -> RepriceCounts:
     segments = priced_segments(compiled)
+    read_at = await pricer.store.read_clock()
     loaded = await load_chunk(pricer.store, compiled, skus, now, [str(s) for s in segments])
     frozen = await pricer.store.is_frozen()
     horizon_end = int(now.timestamp() + compiled.horizon.total_seconds())
@@ -122,7 +124,7 @@ async def _price_chunk(
                     decisions[0].price,
                 )
             pending.append((entry.inputs, segment, decisions))
-    await _publish_pending(pricer, compiled, pending, now, frozen, counts, boundaries)
+    await _publish_pending(pricer, compiled, pending, now, frozen, counts, boundaries, read_at)
     await pricer.store.set_boundaries(boundaries)
     return counts
 
@@ -137,44 +139,49 @@ async def load_chunk(
     """What :func:`pricing_service.repricer.inputs.load_segments` returns, read in one
     pipelined round trip.
 
-    ``load_segments`` reads demand and recent moves with one awaited command per SKU,
+    ``load_segments`` reads demand with one awaited command per SKU,
     which cost more than everything else in a full reprice (435 us of 820 us per SKU in
     bench/reprice.py); here every read of the chunk shares one pipeline. The assembly
     is the same, through the same helpers.
     """
-    per_sku = 4 + 2 * len(segments)
+    per_sku = 5 + len(segments)
     async with store.redis.pipeline(transaction=False) as pipe:
         for sku in skus:
             pipe.get(keys.item(sku))
             pipe.hgetall(keys.offers(sku))
             pipe.get(keys.override(sku))
             pipe.hgetall(keys.sales(sku))
+            pipe.get(keys.elasticity(sku))
             for segment in segments:
                 pipe.get(keys.schedule(sku, segment))
-                pipe.lrange(keys.changes(sku, segment), 0, -1)
         raw: list[Any] = await pipe.execute()
     result: dict[str, dict[str, LoadedInputs]] = {segment: {} for segment in segments}
     for index, sku in enumerate(skus):
         row = raw[index * per_sku : (index + 1) * per_sku]
-        raw_item, raw_offers, raw_override, raw_sales = row[:4]
+        raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = row[:5]
         if raw_item is None:
             continue  # deleted since it was listed
         facts = ItemFacts.model_validate_json(raw_item)
         observations = accepted_offers(compiled, raw_offers)
         override = active_override(raw_override, now)
         demand = demand_from_sales(raw_sales, now, facts.inventory)
+        elasticity = elasticity_estimate(raw_elasticity)
         for position, segment in enumerate(segments):
-            raw_schedule, raw_moves = row[4 + 2 * position : 6 + 2 * position]
+            raw_schedule = row[5 + position]
             published = None
             item = facts
             if raw_schedule is not None:
                 published = decode_schedule(sku, segment, raw_schedule)
                 # A schedule in another currency predates a currency change: it says nothing.
                 if published.currency == item.currency:
-                    moves = changes_from_moves(raw_moves)
+                    moves = changes_from_moves(StoredSchedule.parse(raw_schedule).moves)
                     item = with_published_price(item, published, moves, now)
             inputs = PricingInputs(
-                item=item, observations=observations, demand=demand, override=override
+                item=item,
+                observations=observations,
+                demand=demand,
+                elasticity=elasticity,
+                override=override,
             )
             result[segment][sku] = LoadedInputs(inputs=inputs, published=published)
     return result
@@ -188,6 +195,7 @@ async def _publish_pending(
     frozen: bool,
     counts: RepriceCounts,
     boundaries: dict[str, int | None],
+    read_at: int,
 ) -> None:
     """What :meth:`Pricer.publish` does for one schedule, for a whole chunk: one
     pipelined round trip per :data:`PUBLISH_PIPELINE` schedules instead of two per SKU."""
@@ -205,6 +213,7 @@ async def _publish_pending(
             fingerprint_value=fingerprint(
                 compiled.version, str(segment), fingerprint_json(inputs), decisions
             ),
+            read_at=read_at,
         )
         for inputs, segment, decisions in pending
     ]

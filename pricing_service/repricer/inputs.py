@@ -18,13 +18,20 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import (
     CompetitorObservation,
     DemandStats,
+    ElasticityEstimate,
     ItemFacts,
     PriceChange,
     PriceOverride,
     PricingInputs,
 )
 from pricing_service.store import keys
-from pricing_service.store.store import OfferStatus, Override, Schedule, Store
+from pricing_service.store.store import (
+    OfferStatus,
+    Override,
+    Schedule,
+    Store,
+    StoredElasticity,
+)
 
 #: Per-SKU reads that cannot be pipelined (demand, recent moves) run this many at a time,
 #: well inside the connection pool.
@@ -41,6 +48,7 @@ class _Shared:
     observations: tuple[CompetitorObservation, ...]
     override: PriceOverride | None
     demand: DemandStats | None
+    elasticity: ElasticityEstimate | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +105,7 @@ async def load_segments(
                 item=item,
                 observations=facts.observations,
                 demand=facts.demand,
+                elasticity=facts.elasticity,
                 override=facts.override,
             )
             by_sku[sku] = LoadedInputs(inputs=inputs, published=published)
@@ -112,11 +121,13 @@ async def _load_shared(
             pipe.get(keys.item(sku))
             pipe.hgetall(keys.offers(sku))
             pipe.get(keys.override(sku))
+            pipe.get(keys.elasticity(sku))
         raw: list[Any] = await pipe.execute()
     loaded: dict[str, tuple[ItemFacts, tuple[CompetitorObservation, ...], PriceOverride | None]]
     loaded = {}
+    elasticities: dict[str, ElasticityEstimate | None] = {}
     for index, sku in enumerate(skus):
-        raw_item, raw_offers, raw_override = raw[3 * index : 3 * index + 3]
+        raw_item, raw_offers, raw_override, raw_elasticity = raw[4 * index : 4 * index + 4]
         if raw_item is None:
             continue  # deleted since it was queued
         item = ItemFacts.model_validate_json(raw_item)
@@ -125,13 +136,25 @@ async def _load_shared(
             _accepted_offers(compiled, raw_offers),
             _active_override(raw_override, now),
         )
+        elasticities[sku] = elasticity_estimate(raw_elasticity)
     demands = await _bounded(
         [store.demand(sku, now, item.inventory) for sku, (item, _, _) in loaded.items()]
     )
     return {
-        sku: _Shared(item=item, observations=offers, override=override, demand=demand)
+        sku: _Shared(
+            item=item,
+            observations=offers,
+            override=override,
+            demand=demand,
+            elasticity=elasticities[sku],
+        )
         for (sku, (item, offers, override)), demand in zip(loaded.items(), demands, strict=True)
     }
+
+
+def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:
+    """The engine's elasticity input from the stored estimate as read, if any."""
+    return None if raw is None else StoredElasticity.model_validate_json(raw).estimate()
 
 
 def _accepted_offers(
@@ -199,14 +222,16 @@ def fingerprint_json(inputs: PricingInputs) -> str:
     Left out: the price in force and its history, which our own previous publish sets
     (otherwise every publish would change the next fingerprint and each SKU would be
     written twice; the decisions in the fingerprint still capture their effect), and the
-    demand's ``as_of``, which is the time of reading, not a fact. Tags are sorted: set
-    order differs between processes.
+    demand's ``as_of``, which is the time of reading, not a fact, and the elasticity's
+    ``fitted_at``: a refit that finds the same estimate changes no price. Tags are sorted:
+    set order differs between processes.
     """
     payload = inputs.model_dump(
         mode="json",
         exclude={
             "item": {"current_price", "last_changed_at", "recent_changes"},
             "demand": {"as_of"},
+            "elasticity": {"fitted_at"},
         },
     )
     payload["item"]["tags"] = sorted(payload["item"].get("tags", []))

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from pricing_service import metrics
+from pricing_service.engine.batch import HELD_NAMES
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import PricingInputs, Segment
@@ -25,6 +26,10 @@ from pricing_service.store import keys
 from pricing_service.store.store import Store, fingerprint
 
 logger = logging.getLogger(__name__)
+# Every kind's series exists from the start, at 0: a first trip is then an increase that
+# rate() and increase() see, not a new series they miss.
+for _kind in HELD_NAMES.values():
+    metrics.LOOP_BREAKER_TRIPS.labels(kind=_kind)
 
 
 @dataclass(slots=True)
@@ -73,6 +78,7 @@ class Pricer:
     ) -> RepriceCounts:
         """Price ``skus`` with the single path in every canonical segment and publish."""
         segments = priced_segments(compiled)
+        read_at = await self.store.read_clock()  # after the queue entries were taken
         loaded = await load_segments(self.store, compiled, skus, now, [str(s) for s in segments])
         frozen = await self.store.is_frozen()
         counts = RepriceCounts()
@@ -84,7 +90,15 @@ class Pricer:
                 decisions = self.compute(compiled, sku, entry.inputs, segment, now, counts)
                 if decisions is not None:
                     await self.publish(
-                        compiled, entry.inputs, segment, decisions, now, frozen, counts, boundaries
+                        compiled,
+                        entry.inputs,
+                        segment,
+                        decisions,
+                        now,
+                        frozen,
+                        counts,
+                        boundaries,
+                        read_at=read_at,
                     )
             for sku in skus:
                 if sku not in entries:  # deleted: nothing to come back for
@@ -120,8 +134,11 @@ class Pricer:
         frozen: bool,
         counts: RepriceCounts,
         boundaries: dict[str, int | None],
+        *,
+        read_at: int = 0,
     ) -> None:
-        """Publish one schedule (unless frozen), count it and observe its metrics."""
+        """Publish one schedule (unless frozen), count it and observe its metrics;
+        ``read_at``: :meth:`Store.read_clock` before the inputs were read."""
         sku, name = inputs.item.sku, str(segment)
         self.observe(decisions[0], counts)
         if frozen:
@@ -129,7 +146,9 @@ class Pricer:
             metrics.PUBLISHES.labels(outcome="frozen").inc()
             return
         mark = fingerprint(compiled.version, name, fingerprint_json(inputs), decisions)
-        result = await self.store.publish(sku, name, decisions, fingerprint_value=mark, now=now)
+        result = await self.store.publish(
+            sku, name, decisions, fingerprint_value=mark, now=now, read_at=read_at
+        )
         if result.written:
             counts.published += 1
             metrics.PUBLISHES.labels(outcome="written").inc()

@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -33,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from prometheus_client import start_http_server
 
 from pricing_service import metrics
+from pricing_service.elasticity.refit import refit
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.segments import priced_segments
 from pricing_service.repricer.full import current_instant
@@ -43,6 +42,7 @@ from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import Diagnostic, RulesetError
 from pricing_service.rules.loader import RULE_FILE_SUFFIXES, check_ruleset
 from pricing_service.settings import Settings
+from pricing_service.shutdown import release, run_until_stopped, stop_on_signals
 from pricing_service.store import keys
 from pricing_service.store.store import Store
 
@@ -124,6 +124,7 @@ class Repricer:
         rules_poll_seconds: float = 2.0,
         block_seconds: float = 0.5,
         tick_seconds: float = 1.0,
+        elasticity_fit_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.rules_dir = rules_dir
@@ -134,6 +135,7 @@ class Repricer:
         # Below the client's socket timeout, or a quiet queue would look like a dead Redis.
         self.block_ms = int(block_seconds * 1000)
         self.tick_seconds = tick_seconds
+        self.elasticity_fit_seconds = elasticity_fit_seconds
         self.pricer = Pricer(store, boundary_lead_seconds=boundary_lead_seconds)
         self.ruleset: LoadedRuleset | None = None
         self._rules_digest: str | None = None
@@ -151,6 +153,7 @@ class Repricer:
             boundary_lead_seconds=settings.boundary_lead_seconds,
             rules_poll_seconds=settings.rules_poll_seconds,
             block_seconds=min(0.5, settings.redis_socket_timeout / 2),
+            elasticity_fit_seconds=settings.elasticity_fit_interval_seconds,
         )
 
     @property
@@ -189,6 +192,7 @@ class Repricer:
         kept = "none" if self.ruleset is None else self.ruleset.compiled.version
         logger.error("rules in %s rejected; still serving ruleset %s", self.rules_dir, kept)
         metrics.RULE_RELOADS.labels(outcome="error").inc()
+        metrics.RULE_LAST_RELOAD_SUCCESSFUL.set(0)
         status = {} if self.ruleset is None else self._status(self.ruleset)
         status["last_error"] = "\n".join(str(d) for d in diagnostics)
         await self.store.set_ruleset_status(status)
@@ -198,6 +202,7 @@ class Repricer:
         previous = (await self.store.ruleset_status()).get("version")
         self.ruleset = loaded
         metrics.RULE_RELOADS.labels(outcome="ok").inc()
+        metrics.RULE_LAST_RELOAD_SUCCESSFUL.set(1)
         metrics.RULESET.info({"version": version, "files": ",".join(loaded.files)})
         logger.info("ruleset %s loaded from %s", version, self.rules_dir)
         # Another repricer that loaded this version first has already queued everything.
@@ -243,10 +248,14 @@ class Repricer:
         if not entries or await self.store.is_frozen():
             return 0
         skus = sorted({fields[b"sku"].decode() for _, fields in entries if b"sku" in fields})
-        await self.pricer.price(self.compiled, skus, current_instant())
-        await self.store.redis.xack(
-            keys.DIRTY_STREAM, keys.DIRTY_GROUP, *(entry_id for entry_id, _ in entries)
-        )
+        entry_ids = [entry_id for entry_id, _ in entries]
+        try:
+            await self.pricer.price(self.compiled, skus, current_instant())
+            await self.store.redis.xack(keys.DIRTY_STREAM, keys.DIRTY_GROUP, *entry_ids)
+        except asyncio.CancelledError:  # the shutdown grace ran out: another repricer's now
+            redis = self.store.redis
+            await release(redis, keys.DIRTY_STREAM, keys.DIRTY_GROUP, self.consumer, entry_ids)
+            raise
         done = time.time()
         for _, fields in entries:
             if b"at" in fields:
@@ -304,6 +313,8 @@ class Repricer:
             tasks.create_task(self._loop(stop, "consume", self._consume_step))
             tasks.create_task(self._loop(stop, "boundaries", self._boundary_step))
             tasks.create_task(self._loop(stop, "rules", self._rules_step))
+            if self.elasticity_fit_seconds > 0:
+                tasks.create_task(self._loop(stop, "elasticity", self._elasticity_step))
 
     async def _consume_step(self, stop: asyncio.Event) -> None:
         await self.consume_once()
@@ -316,6 +327,20 @@ class Repricer:
     async def _rules_step(self, stop: asyncio.Event) -> None:
         await self.check_rules()
         await _sleep_unless_stopped(stop, self.rules_poll_seconds)
+
+    async def _elasticity_step(self, stop: asyncio.Event) -> None:
+        """Refit elasticities once per interval across the fleet: the repricer that
+        claims the interval fits, the others find it claimed."""
+        if await self.store.claim_elasticity_fit(timedelta(seconds=self.elasticity_fit_seconds)):
+            summary = await refit(self.store)
+            logger.info(
+                "elasticity fit: %d of %d SKUs estimated, %d changed, %.1f s",
+                summary.estimated,
+                summary.items,
+                summary.changed,
+                summary.seconds,
+            )
+        await _sleep_unless_stopped(stop, min(60.0, self.elasticity_fit_seconds))
 
     async def _loop(
         self, stop: asyncio.Event, name: str, step: Callable[[asyncio.Event], Awaitable[None]]
@@ -331,7 +356,8 @@ class Repricer:
 
 
 async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> None:
-    """The ``pricing repricer`` process: until SIGTERM or SIGINT. Raises
+    """The ``pricing repricer`` process: until SIGTERM or SIGINT, then the batch in hand
+    is finished (or, after ``shutdown_grace_seconds``, released). Raises
     :class:`RulesetError` when the rules are invalid at start."""
     store = Store.from_url(
         redis_url,
@@ -343,15 +369,10 @@ async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> N
     try:
         worker = Repricer.from_settings(store, settings, rules_dir)
         await worker.load_rules()
-        if settings.repricer_metrics_port:
-            start_http_server(settings.repricer_metrics_port)
-            logger.info("repricer metrics on :%d/metrics", settings.repricer_metrics_port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+        metrics.serve_metrics(settings.repricer_metrics_port)
+        stop = stop_on_signals()
         logger.info("repricer %s running on %s", worker.consumer, redis_url)
-        await worker.run(stop)
+        await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
         logger.info("repricer %s stopped", worker.consumer)
     finally:
         await store.close()

@@ -22,6 +22,11 @@ FROZEN = "pricing:frozen"
 RULESET_STATUS = "pricing:ruleset"
 #: Sorted set of (sku, segment) schedules by their next window boundary (epoch seconds).
 BOUNDARIES = "pricing:boundaries"
+#: Hash describing the last elasticity fit (fitted_at, items, estimated, changed, seconds).
+ELASTICITY_FIT = "pricing:elasticity:fit"
+#: String set (NX, with a TTL of the fit interval) by the repricer that runs the next
+#: scheduled fit: one fit per interval across the fleet.
+ELASTICITY_FIT_DUE = "pricing:elasticity:due"
 
 DEFAULT_SEGMENT_KEY = "-"
 
@@ -46,23 +51,41 @@ def offer_history(sku: str) -> str:
 
 
 def sales(sku: str) -> str:
-    """Hash: day (YYYYMMDD) -> units and revenue counters (``u:DAY``, ``r:DAY``)."""
+    """Hash: day buckets (UTC ``YYYYMMDD``): ``u:DAY`` units, ``r:DAY`` revenue in minor
+    units, ``i:DAY`` the last inventory level reported that day."""
     return f"{_tag(sku)}:sales"
 
 
+def sales_hourly(sku: str) -> str:
+    """Hash: hour buckets (UTC ``YYYYMMDDHH``), the same fields as :func:`sales`."""
+    return f"{_tag(sku)}:sales:h"
+
+
+def sales_events(sku: str) -> str:
+    """Sorted set: ids of the sales events counted, scored by the event's epoch second
+    (a duplicate id is not counted again)."""
+    return f"{_tag(sku)}:sales:ids"
+
+
+def elasticity(sku: str) -> str:
+    """String: the latest elasticity estimate as JSON."""
+    return f"{_tag(sku)}:elasticity"
+
+
 def schedule(sku: str, segment: str) -> str:
-    """String: ``<decision stream id> <fingerprint> <schedule JSON>`` for one segment."""
+    """String: ``<record id> <fingerprint> <moves> <schedule JSON>``, a newline, then the
+    current audit record, for one segment (see ``store._PUBLISH``)."""
     return f"{_tag(sku)}:sched:{segment or DEFAULT_SEGMENT_KEY}"
 
 
-def changes(sku: str, segment: str) -> str:
-    """List: the last published price changes, newest first, ``epoch:price``."""
-    return f"{_tag(sku)}:moves:{segment or DEFAULT_SEGMENT_KEY}"
-
-
 def audit(sku: str) -> str:
-    """Stream: the audit trail, one entry per published schedule, append-only."""
+    """List: the superseded audit records, ``<record id> <payload>``, newest first."""
     return f"{_tag(sku)}:audit"
+
+
+def segments(sku: str) -> str:
+    """Set: the segments other than the default with a schedule (finds their records)."""
+    return f"{_tag(sku)}:segs"
 
 
 def override(sku: str) -> str:

@@ -10,8 +10,9 @@ several SKUs, an offer and its history) goes out in one MULTI/EXEC transaction t
 with the work-queue entries that get its SKUs repriced, and read-modify-writes run under
 WATCH: Redis can go away between any two commands, and either all of a write is applied
 or none, so a failed call left nothing half-done and can be retried as a whole.
-(Non-idempotent writes such as sales counters are only at risk of being applied twice if
-the connection breaks after Redis ran the transaction.)
+(Sales counters are increments, but every sales event with an id is counted at most once,
+so a retried batch adds nothing twice; only events sent without an id are at risk of being
+counted twice if the connection breaks after Redis ran the transaction.)
 """
 
 from __future__ import annotations
@@ -30,11 +31,19 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.client import Pipeline
 
+from pricing_service.demand.buckets import (
+    daily_units,
+    day_bucket,
+    decode_buckets,
+    hour_bucket,
+)
+from pricing_service.demand.signals import BASELINE_DAYS, demand_stats
 from pricing_service.engine.decision import Decision, decision_to_dict
 from pricing_service.engine.inputs import (
     AwareDatetime,
     CompetitorObservation,
     DemandStats,
+    ElasticityEstimate,
     ItemFacts,
     Price,
     PriceChange,
@@ -43,34 +52,118 @@ from pricing_service.money import to_minor
 from pricing_service.store import keys
 
 #: Publishes one schedule and its audit record atomically.
-#: KEYS: schedule, audit stream, recent moves. ARGV: fingerprint, schedule JSON, audit
-#: payload, MINID for trimming (ms), retention (ms), current price ('' if none), epoch.
+#:
+#: One string per SKU and segment holds ``<id> <fingerprint> <read at> <moves> <schedule
+#: JSON>``, a newline, then the current audit record: a Redis key costs about 100 bytes before
+#: its value, and a stream with a single entry about 4 KiB, so the newest decision and
+#: its explanation share the schedule's key (the explanation leaves out what the schedule
+#: JSON says: see :func:`encode_audit`). The record a publish replaces moves to the SKU's
+#: history list as ``<id> <ms it was replaced> <fingerprint> <schedule JSON>``, a newline
+#: and the audit record, and is kept for the retention after it was replaced. Ids look
+#: like stream ids, ``ms-seq``, from Redis's clock (the sequence is the microsecond
+#: within the millisecond) and grow per key even if the clock steps back.
+#: KEYS: schedule, history list, segments set. ARGV: fingerprint, schedule JSON, audit
+#: record, the caller's time (ms), retention (ms), current price ('' if none), epoch of
+#: the price, segment ('-' for the default: not added to the set), history bound, moves
+#: bound, when the inputs were read (Redis clock, us; 0: unknown).
+#:
+#: Two repricers can price one SKU at once from different reads of its inputs, and the
+#: one that read first may publish last. ``read at`` (Redis's clock, taken after the
+#: repricer took its queue entries and before it read the inputs) makes the later read
+#: win: a schedule computed from an earlier read than the one in place is not written.
+#: The entry of every input change is taken before the read that sees it, so the last
+#: schedule standing always reflects every change.
 _PUBLISH = """
 local current = redis.call('GET', KEYS[1])
+local moves = '-'
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local seq = tonumber(now[2]) % 1000
 if current then
-  local first = string.find(current, ' ', 1, true)
-  local second = string.find(current, ' ', first + 1, true)
-  if string.sub(current, first + 1, second - 1) == ARGV[1] then
-    return {0, string.sub(current, 1, first - 1)}
+  local a = string.find(current, ' ', 1, true)
+  local b = string.find(current, ' ', a + 1, true)
+  local old_id = string.sub(current, 1, a - 1)
+  if string.sub(current, a + 1, b - 1) == ARGV[1] then
+    return {0, old_id}
+  end
+  local r = string.find(current, ' ', b + 1, true)
+  if tonumber(string.sub(current, b + 1, r - 1)) > tonumber(ARGV[11]) then
+    return {0, old_id}  -- computed from older inputs than the schedule in place
+  end
+  local c = string.find(current, ' ', r + 1, true)
+  moves = string.sub(current, r + 1, c - 1)
+  local dash = string.find(old_id, '-', 1, true)
+  local old_ms = tonumber(string.sub(old_id, 1, dash - 1))
+  local old_seq = tonumber(string.sub(old_id, dash + 1))
+  if ms < old_ms or (ms == old_ms and seq <= old_seq) then
+    ms, seq = old_ms, old_seq + 1
+  end
+  local fingerprint = string.sub(current, a + 1, b - 1)
+  local replaced = old_id .. ' ' .. ARGV[4] .. ' ' .. fingerprint .. ' '
+  redis.call('LPUSH', KEYS[2], replaced .. string.sub(current, c + 1))
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[9]) - 1)
+  for _ = 1, 16 do
+    local oldest = redis.call('LINDEX', KEYS[2], -1)
+    if not oldest then break end
+    local after_id = string.find(oldest, ' ', 1, true)
+    local ended = string.sub(oldest, after_id + 1, string.find(oldest, ' ', after_id + 1, true) - 1)
+    if tonumber(ended) >= tonumber(ARGV[4]) - tonumber(ARGV[5]) then break end
+    redis.call('RPOP', KEYS[2])
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
+if ARGV[6] ~= '' then
+  local head = moves
+  local comma = string.find(moves, ',', 1, true)
+  if comma then head = string.sub(moves, 1, comma - 1) end
+  local colon = string.find(head, ':', 1, true)
+  if not colon or string.sub(head, colon + 1) ~= ARGV[6] then
+    local move = ARGV[7] .. ':' .. ARGV[6]
+    if moves == '-' then moves = move else moves = move .. ',' .. moves end
+    local count, at = 1, 0
+    while true do
+      at = string.find(moves, ',', at + 1, true)
+      if not at then break end
+      count = count + 1
+      if count > tonumber(ARGV[10]) then
+        moves = string.sub(moves, 1, at - 1)
+        break
+      end
+    end
   end
 end
-local id = redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[4], '*', 'd', ARGV[3])
-redis.call('SET', KEYS[1], id .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if ARGV[6] ~= '' then
-  local head = redis.call('LINDEX', KEYS[3], 0)
-  local same = false
-  if head then
-    local colon = string.find(head, ':', 1, true)
-    same = string.sub(head, colon + 1) == ARGV[6]
-  end
-  if not same then
-    redis.call('LPUSH', KEYS[3], ARGV[7] .. ':' .. ARGV[6])
-    redis.call('LTRIM', KEYS[3], 0, 31)
-    redis.call('PEXPIRE', KEYS[3], ARGV[5])
-  end
+local id = string.format('%d-%d', ms, seq)
+local head = id .. ' ' .. ARGV[1] .. ' ' .. ARGV[11] .. ' ' .. moves .. ' ' .. ARGV[2]
+redis.call('SET', KEYS[1], head .. '\\n' .. ARGV[3])
+if ARGV[8] ~= '-' then
+  redis.call('SADD', KEYS[3], ARGV[8])
 end
 return {1, id}
+"""
+
+#: Removes a SKU's schedules, keeping their records: each moves to the history list as
+#: if replaced now (see ``_PUBLISH``). KEYS: history list, segments set, schedule keys.
+#: ARGV: the caller's time (ms), retention (ms), history bound.
+_RETIRE = """
+for i = 3, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  if current then
+    local a = string.find(current, ' ', 1, true)
+    local b = string.find(current, ' ', a + 1, true)
+    local r = string.find(current, ' ', b + 1, true)
+    local c = string.find(current, ' ', r + 1, true)
+    local head = string.sub(current, 1, a - 1) .. ' ' .. ARGV[1] .. ' '
+    redis.call('LPUSH', KEYS[1], head .. string.sub(current, a + 1, b - 1) .. ' '
+      .. string.sub(current, c + 1))
+    redis.call('DEL', KEYS[i])
+  end
+end
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('DEL', KEYS[2])
+return 1
 """
 
 #: Names many published schedules on the changes stream in one call. It touches one key,
@@ -111,13 +204,111 @@ _AUDIT_ZDICT_1 = (
 #: Audit records per pipeline in :meth:`Store.publish_many`: bounds the memory of one
 #: round trip while keeping it long enough to hide the latency.
 PUBLISH_PIPELINE = 1_000
+#: Superseded audit records kept per SKU, besides the retention: hourly repricing of
+#: two segments for 35 days stays well inside it.
+HISTORY_MAXLEN = 2_000
+#: Published current-price changes kept per SKU and segment (loop protection and the
+#: daily change limit look back 24 hours).
+MOVES_MAXLEN = 32
 #: Length bound of ``keys.CHANGES_STREAM`` (approximate trimming).
 CHANGES_MAXLEN = 100_000
 #: Length bound of ``keys.DIRTY_STREAM`` (approximate trimming).
 DIRTY_MAXLEN = 2_000_000
 
-#: (instant, quantity, unit price) of each sale, with the item's currency, per SKU.
-SalesBySku = Mapping[str, tuple[str, Sequence[tuple[datetime, int, Decimal]]]]
+#: Adds sales events and an inventory level to one SKU's hour and day buckets, counting
+#: each event id once, and prunes buckets past their retention (once per bucket period).
+#: KEYS: day buckets, hour buckets, event ids. ARGV: day TTL (s), hour TTL (s), oldest
+#: day kept, oldest hour kept, oldest event epoch kept, this day, this hour, inventory
+#: ('' if none), then per event: id ('' if none), epoch, day, hour, units, revenue.
+#: Returns the 1-based positions of the events not counted (duplicates, or too old).
+_RECORD_BUCKETS = """
+local function prune(key, oldest, marker)
+  if redis.call('HGET', key, 'pruned') == marker then return end
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    local colon = string.find(field, ':', 1, true)
+    if colon and field ~= 'pruned' and string.sub(field, colon + 1) < oldest then
+      redis.call('HDEL', key, field)
+    end
+  end
+  redis.call('HSET', key, 'pruned', marker)
+end
+prune(KEYS[1], ARGV[3], ARGV[6])
+prune(KEYS[2], ARGV[4], ARGV[7])
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[1], 'i:' .. ARGV[6], ARGV[8])
+  redis.call('HSET', KEYS[2], 'i:' .. ARGV[7], ARGV[8])
+end
+local skipped = {}
+local position = 0
+for i = 9, #ARGV, 6 do
+  position = position + 1
+  local day, hour = ARGV[i + 2], ARGV[i + 3]
+  local counted = day >= ARGV[3]
+  if counted and ARGV[i] ~= '' then
+    counted = redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i]) == 1
+  end
+  if counted then
+    redis.call('HINCRBY', KEYS[1], 'u:' .. day, ARGV[i + 4])
+    redis.call('HINCRBY', KEYS[1], 'r:' .. day, ARGV[i + 5])
+    if hour >= ARGV[4] then
+      redis.call('HINCRBY', KEYS[2], 'u:' .. hour, ARGV[i + 4])
+      redis.call('HINCRBY', KEYS[2], 'r:' .. hour, ARGV[i + 5])
+    end
+  else
+    skipped[#skipped + 1] = position
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+return skipped
+"""
+#: Hour buckets are kept this long (day buckets: the retention).
+HOURLY_RETENTION = timedelta(days=7)
+#: Elasticity estimates written per MULTI/EXEC transaction.
+ELASTICITY_WRITE_CHUNK = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """A sales event: ``quantity`` units (negative: returned) at ``unit_price``. An event
+    with an ``event_id`` is counted once however often it is recorded."""
+
+    at: datetime
+    quantity: int
+    unit_price: Decimal
+    event_id: str | None = None
+
+
+#: Sales events (or ``(instant, quantity, unit price)`` tuples, which have no id), with
+#: the item's currency, per SKU.
+SalesBySku = Mapping[str, tuple[str, Sequence[Sale | tuple[datetime, int, Decimal]]]]
+
+
+class StoredElasticity(BaseModel):
+    """An item's elasticity estimate as the last fit left it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    elasticity: float
+    standard_error: float
+    observations: int
+    fitted_at: AwareDatetime
+    category_elasticity: float | None = None
+    raw_elasticity: float | None = None
+
+    def estimate(self) -> ElasticityEstimate | None:
+        """The engine's input, or None when the values are outside what it accepts."""
+        try:
+            return ElasticityEstimate(
+                elasticity=self.elasticity,
+                standard_error=self.standard_error,
+                observations=self.observations,
+                fitted_at=self.fitted_at,
+            )
+        except ValueError:
+            return None
 
 
 class OfferStatus(BaseModel):
@@ -196,6 +387,9 @@ class AuditRecord:
     ruleset_version: str
     computed_at: int  # epoch ms
     decisions: list[dict[str, Any]]
+    #: Of the inputs and result (see :func:`fingerprint`): two records in a row of one
+    #: segment never share it, since publishing the same again writes nothing.
+    fingerprint: str = ""
 
     def decision_id(self, index: int) -> str:
         return make_decision_id(self.sku, self.stream_id, index)
@@ -215,6 +409,7 @@ class PublishRequest:
     segment: str
     decisions: Sequence[Decision]
     fingerprint_value: str
+    read_at: int = 0  # from Store.read_clock before the inputs were read; 0: unknown
 
 
 def make_decision_id(sku: str, stream_id: str, index: int) -> str:
@@ -233,7 +428,8 @@ def fingerprint(
 ) -> str:
     """Identifies a schedule by what it was computed from and what it says, not by when:
     recomputing the same inputs gives the same fingerprint, so writes are idempotent."""
-    digest = hashlib.blake2b(digest_size=12)
+    # 8 bytes: a collision could only skip one real change for one key, at odds of 2**-64.
+    digest = hashlib.blake2b(digest_size=8)
     digest.update(ruleset_version.encode())
     digest.update(b"\0" + segment.encode() + b"\0" + inputs_json.encode())
     for decision in decisions[1:]:
@@ -257,14 +453,31 @@ def encode_schedule(decisions: Sequence[Decision], currency: str, version: str) 
         ]
         for d in decisions
     ]
-    payload = {"v": version, "c": currency, "t": int(time.time() * 1000), "w": windows}
+    payload = {"v": version, "c": currency, "w": windows}
     return json.dumps(payload, separators=(",", ":"))
 
 
-def decode_schedule(sku: str, segment: str, raw: bytes | str) -> Schedule:
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    stream_id, fingerprint_value, body = text.split(" ", 2)
-    payload = json.loads(body)
+@dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    """The parts of a schedule key's value (see ``_PUBLISH``), undecoded."""
+
+    record_id: str
+    fingerprint: str
+    read_at: int  # when its inputs were read, Redis clock in us
+    moves: bytes
+    schedule_json: bytes
+    audit: bytes
+
+    @classmethod
+    def parse(cls, raw: bytes) -> StoredSchedule:
+        head, _, audit = raw.partition(b"\n")
+        record_id, fingerprint_value, read_at, moves, body = head.split(b" ", 4)
+        return cls(record_id.decode(), fingerprint_value.decode(), int(read_at), moves, body, audit)
+
+
+def decode_schedule(sku: str, segment: str, raw: bytes) -> Schedule:
+    stored = StoredSchedule.parse(raw)
+    payload = json.loads(stored.schedule_json)
     windows = tuple(
         Window(
             valid_from=entry[0],
@@ -277,29 +490,51 @@ def decode_schedule(sku: str, segment: str, raw: bytes | str) -> Schedule:
     return Schedule(
         sku=sku,
         segment=segment,
-        stream_id=stream_id,
-        fingerprint=fingerprint_value,
+        stream_id=stored.record_id,
+        fingerprint=stored.fingerprint,
         ruleset_version=payload["v"],
         currency=payload["c"],
-        computed_at=payload["t"],
+        computed_at=_record_order(stored.record_id)[0],
         windows=windows,
     )
 
 
+#: Decision fields left out of an audit payload when they hold these values (most do).
+_AUDIT_DEFAULTS: dict[str, Any] = {
+    "held_by": None,
+    "guardrails_fired": [],
+    "warnings": [],
+}
+
+
+def _utc_iso(epoch: int | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+
+
+def _window_fields(window: Sequence[Any]) -> dict[str, Any]:
+    """A decision's price and bounds as its schedule window gives them."""
+    return {
+        "price": window[2],
+        "valid_from": _utc_iso(window[0]),
+        "valid_until": _utc_iso(window[1]),
+    }
+
+
 def encode_audit(decisions: Sequence[Decision], segment: str, version: str) -> bytes:
+    """The compressed explanation of every window. Fields the schedule JSON stored beside
+    it already gives (version, currency, and each window's price and bounds when they
+    read back the same), and fields at their usual value, are left out."""
     compact = []
-    for decision in decisions:
+    windows = json.loads(encode_schedule(decisions, decisions[0].currency, version))["w"]
+    for decision, window in zip(decisions, windows, strict=True):
         entry = decision_to_dict(decision)
         for repeated in ("sku", "segment", "ruleset_version", "currency"):
             entry.pop(repeated)
+        for name, value in (*_AUDIT_DEFAULTS.items(), *_window_fields(window).items()):
+            if entry[name] == value:
+                del entry[name]
         compact.append(entry)
-    payload = {
-        "seg": segment,
-        "v": version,
-        "c": decisions[0].currency,
-        "sku": decisions[0].sku,
-        "d": compact,
-    }
+    payload = {"seg": segment, "d": compact}
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_AUDIT_ZDICT_1)
     body = json.dumps(payload, separators=(",", ":")).encode()
     return _AUDIT_FORMAT_ZDICT_1 + compressor.compress(body) + compressor.flush()
@@ -313,17 +548,23 @@ def audit_json(raw: bytes) -> bytes:
     return zlib.decompress(raw)  # the first format: a zlib stream, no dictionary
 
 
-def decode_audit(sku: str, stream_id: str, raw: bytes) -> AuditRecord:
+def decode_audit(
+    sku: str, stream_id: str, raw: bytes, *, schedule_json: bytes, fingerprint: str = ""
+) -> AuditRecord:
+    """An audit record from its payload and the schedule JSON stored beside it."""
     payload = json.loads(audit_json(raw))
+    schedule = json.loads(schedule_json)
     decisions = []
-    for index, entry in enumerate(payload["d"]):
+    for index, (entry, window) in enumerate(zip(payload["d"], schedule["w"], strict=True)):
         decisions.append(
             {
                 "decision_id": make_decision_id(sku, stream_id, index),
                 "sku": sku,
                 "segment": payload["seg"],
-                "currency": payload["c"],
-                "ruleset_version": payload["v"],
+                "currency": schedule["c"],
+                "ruleset_version": schedule["v"],
+                **_window_fields(window),
+                **_AUDIT_DEFAULTS,
                 **entry,
             }
         )
@@ -331,9 +572,10 @@ def decode_audit(sku: str, stream_id: str, raw: bytes) -> AuditRecord:
         sku=sku,
         stream_id=stream_id,
         segment=payload["seg"],
-        ruleset_version=payload["v"],
+        ruleset_version=schedule["v"],
         computed_at=int(stream_id.split("-")[0]),
         decisions=decisions,
+        fingerprint=fingerprint,
     )
 
 
@@ -348,34 +590,21 @@ def _change_fields(sku: str, segment: str) -> dict[str, str]:
 def demand_from_sales(
     raw: dict[bytes, bytes], now: datetime, inventory: int | None
 ) -> DemandStats | None:
-    """Demand signals from the ``keys.sales`` hash as read (empty: no sales recorded)."""
-    if not raw:
+    """Demand signals from the ``keys.sales`` hash as read; None if no sale is recorded."""
+    buckets = decode_buckets(raw)
+    if not any(bucket.units for bucket in buckets.values()):
         return None
-    units: dict[str, int] = {}
-    for field, value in raw.items():
-        name = field.decode()
-        if name.startswith("u:"):
-            units[name[2:]] = int(value)
-    today = now.astimezone(UTC).date()
-
-    def total(days: int) -> int:
-        return sum(
-            units.get((today - timedelta(days=d)).strftime("%Y%m%d"), 0) for d in range(days)
-        )
-
-    velocity_7d, velocity_28d = total(7) / 7, total(28) / 28
-    supply = None
-    if inventory is not None and velocity_7d > 0:
-        supply = inventory / velocity_7d
-    return DemandStats(
-        velocity_7d=velocity_7d, velocity_28d=velocity_28d, days_of_supply=supply, as_of=now
-    )
+    units = daily_units(buckets, now.astimezone(UTC).date(), BASELINE_DAYS)
+    return demand_stats(units, inventory, now)
 
 
-def changes_from_moves(raw: Sequence[bytes]) -> list[PriceChange]:
-    """The ``keys.changes`` list as read (newest first) as price changes, oldest first."""
+def changes_from_moves(moves: bytes) -> list[PriceChange]:
+    """A schedule value's moves (``epoch:price`` newest first, comma separated; ``-``
+    for none) as price changes, oldest first."""
+    if moves == b"-":
+        return []
     changes = []
-    for entry in reversed(raw):
+    for entry in reversed(moves.split(b",")):
         epoch, price = entry.decode().split(":", 1)
         changes.append(
             PriceChange(at=datetime.fromtimestamp(int(epoch), tz=UTC), price=Decimal(price))
@@ -383,8 +612,31 @@ def changes_from_moves(raw: Sequence[bytes]) -> list[PriceChange]:
     return changes
 
 
-def _day(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%d")
+@dataclass(frozen=True, slots=True)
+class _StoredRecord:
+    """An audit record as stored, with the schedule JSON kept beside it."""
+
+    record_id: str
+    payload: bytes
+    schedule_json: bytes
+    fingerprint: str
+
+    def decode(self, sku: str) -> AuditRecord:
+        return decode_audit(
+            sku,
+            self.record_id,
+            self.payload,
+            schedule_json=self.schedule_json,
+            fingerprint=self.fingerprint,
+        )
+
+
+def _record_order(record_id: str) -> tuple[int, int]:
+    milliseconds, sequence = record_id.split("-", 1)
+    return int(milliseconds), int(sequence)
+
+
+_MS = timedelta(milliseconds=1)
 
 
 def _queue_dirty(pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
@@ -426,7 +678,9 @@ class Store:
         self.redis = client
         self.retention = retention
         self._publish = client.register_script(_PUBLISH)
+        self._retire = client.register_script(_RETIRE)
         self._announce = client.register_script(_ANNOUNCE)
+        self._record_buckets = client.register_script(_RECORD_BUCKETS)
 
     @classmethod
     def from_url(
@@ -452,6 +706,11 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+    async def read_clock(self) -> int:
+        """Redis's clock in microseconds: every repricer reads the same clock."""
+        seconds, microseconds = await self.redis.time()
+        return int(seconds) * 1_000_000 + int(microseconds)
 
     # -- catalogue ----------------------------------------------------------------------------
 
@@ -483,6 +742,7 @@ class Store:
             updated = ItemFacts.model_validate_json(raw).model_copy(update={"inventory": inventory})
             pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.set(item_key, _item_json(updated))
+            await self._queue_buckets(pipe, sku, "", [], inventory=inventory)
             _queue_dirty(pipe, [sku], "inventory")
             return updated
 
@@ -507,14 +767,32 @@ class Store:
     async def delete_item(self, sku: str) -> bool:
         """Remove the item, its live prices and inputs, and tell the API caches, in one
         transaction; False if there was no such item. Its audit trail stays until
-        retention."""
-        segment_keys = [key async for key in self.redis.scan_iter(match=keys.schedule(sku, "*"))]
-        async with self.redis.pipeline(transaction=True) as pipe:
+        retention: each live price's record moves to the history list. Under WATCH of
+        the segments set, so a price published meanwhile for a new segment is not missed."""
+
+        async def remove(pipe: Pipeline) -> bool:
+            segments: Any = await pipe.smembers(keys.segments(sku))
+            schedules = [
+                keys.schedule(sku, ""),
+                *(keys.schedule(sku, s.decode()) for s in segments),
+            ]
+            pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.delete(keys.item(sku))
             pipe.srem(keys.SKU_INDEX, sku)
-            pipe.delete(keys.offers(sku), keys.override(sku), *segment_keys)
+            pipe.delete(keys.offers(sku), keys.override(sku))
+            await self._retire(
+                keys=[keys.audit(sku), keys.segments(sku), *schedules],
+                args=[
+                    int(time.time() * 1000),
+                    int(self.retention.total_seconds() * 1000),
+                    HISTORY_MAXLEN,
+                ],
+                client=pipe,
+            )
             pipe.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True)
-            results = await pipe.execute()
+            return True
+
+        results: list[Any] = await self.redis.transaction(remove, keys.segments(sku))
         return bool(results[0])
 
     async def count_items(self) -> int:
@@ -572,36 +850,132 @@ class Store:
         self,
         sku: str,
         currency: str,
-        sales: Sequence[tuple[datetime, int, Decimal]],
+        sales: Sequence[Sale | tuple[datetime, int, Decimal]],
         *,
         reason: str | None = None,
-    ) -> None:
-        """:meth:`record_sales` for one SKU."""
-        await self.record_sales({sku: (currency, sales)}, reason=reason)
+    ) -> list[int]:
+        """:meth:`record_sales` for one SKU: the positions of the events not counted."""
+        return (await self.record_sales({sku: (currency, sales)}, reason=reason))[sku]
 
-    async def record_sales(self, sales: SalesBySku, *, reason: str | None = None) -> None:
-        """Add (instant, quantity, unit price) sales to the SKUs' daily buckets, all or
-        nothing: the counters are increments, so a partly applied batch could not be
-        retried. With a ``reason``, the SKUs are queued in the same transaction."""
+    async def record_sales(
+        self, sales: SalesBySku, *, reason: str | None = None
+    ) -> dict[str, list[int]]:
+        """Add sales events to the SKUs' hour and day buckets, all or nothing, and return
+        per SKU the positions of the events not counted: ids counted before (in this batch
+        or an earlier one), or days past the retention. A late event lands in its own
+        hour and day. With a ``reason``, the SKUs are queued in the same transaction."""
         if not sales:
-            return
-        ttl = int(self.retention.total_seconds())
+            return {}
         async with self.redis.pipeline(transaction=True) as pipe:
             for sku, (currency, events) in sales.items():
-                for moment, quantity, unit_price in events:
-                    day = _day(moment)
-                    pipe.hincrby(keys.sales(sku), f"u:{day}", quantity)
-                    pipe.hincrby(
-                        keys.sales(sku), f"r:{day}", quantity * to_minor(unit_price, currency)
-                    )
-                pipe.expire(keys.sales(sku), ttl)
+                await self._queue_buckets(pipe, sku, currency, events)
             if reason is not None:
                 _queue_dirty(pipe, sales, reason)
-            await pipe.execute()
+            replies = await pipe.execute()
+        return {
+            sku: [int(position) - 1 for position in reply]
+            for sku, reply in zip(sales, replies, strict=False)
+        }
+
+    async def _queue_buckets(
+        self,
+        pipe: Pipeline,
+        sku: str,
+        currency: str,
+        events: Sequence[Sale | tuple[datetime, int, Decimal]],
+        *,
+        inventory: int | None = None,
+    ) -> None:
+        """Add the bucket script's call for one SKU's events (and inventory) to ``pipe``."""
+        now = datetime.now(UTC)
+        oldest = now - self.retention
+        arguments: list[str | int] = [
+            int(self.retention.total_seconds()),
+            int(HOURLY_RETENTION.total_seconds()),
+            day_bucket(oldest),
+            hour_bucket(now - HOURLY_RETENTION),
+            int(oldest.timestamp()),
+            day_bucket(now),
+            hour_bucket(now),
+            "" if inventory is None else inventory,
+        ]
+        for event in events:
+            sale = event if isinstance(event, Sale) else Sale(*event)
+            arguments += [
+                sale.event_id or "",
+                int(sale.at.timestamp()),
+                day_bucket(sale.at),
+                hour_bucket(sale.at),
+                sale.quantity,
+                sale.quantity * to_minor(sale.unit_price, currency),
+            ]
+        script_keys = [keys.sales(sku), keys.sales_hourly(sku), keys.sales_events(sku)]
+        await self._record_buckets(keys=script_keys, args=arguments, client=pipe)
 
     async def demand(self, sku: str, now: datetime, inventory: int | None) -> DemandStats | None:
         raw: Any = await self.redis.hgetall(keys.sales(sku))
         return demand_from_sales(raw, now, inventory)
+
+    async def sales_buckets(self, skus: Sequence[str]) -> list[dict[bytes, bytes]]:
+        """The day-bucket hashes of ``skus`` as read, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.hgetall(keys.sales(sku))
+            raws: list[dict[bytes, bytes]] = await pipe.execute()
+        return raws
+
+    async def hourly_buckets(self, sku: str) -> dict[bytes, bytes]:
+        raw: Any = await self.redis.hgetall(keys.sales_hourly(sku))
+        return cast(dict[bytes, bytes], raw)
+
+    # -- elasticity estimates ---------------------------------------------------------------------
+
+    async def get_elasticity(self, sku: str) -> StoredElasticity | None:
+        raw = await self.redis.get(keys.elasticity(sku))
+        return None if raw is None else StoredElasticity.model_validate_json(raw)
+
+    async def get_elasticities(self, skus: Sequence[str]) -> list[StoredElasticity | None]:
+        if not skus:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.get(keys.elasticity(sku))
+            raws = await pipe.execute()
+        return [None if raw is None else StoredElasticity.model_validate_json(raw) for raw in raws]
+
+    async def put_elasticities(
+        self, estimates: Mapping[str, StoredElasticity | None], *, changed: Sequence[str]
+    ) -> None:
+        """Store estimates (None: remove the SKU's estimate) and queue the ``changed``
+        SKUs for repricing, in transactions of :data:`ELASTICITY_WRITE_CHUNK` SKUs. An
+        estimate lives for the retention unless a later fit replaces it."""
+        items = list(estimates.items())
+        changed_set = set(changed)
+        ttl = int(self.retention.total_seconds())
+        for start in range(0, len(items), ELASTICITY_WRITE_CHUNK):
+            chunk = items[start : start + ELASTICITY_WRITE_CHUNK]
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for sku, estimate in chunk:
+                    if estimate is None:
+                        pipe.delete(keys.elasticity(sku))
+                    else:
+                        pipe.set(keys.elasticity(sku), estimate.model_dump_json(), ex=ttl)
+                _queue_dirty(pipe, [sku for sku, _ in chunk if sku in changed_set], "elasticity")
+                await pipe.execute()
+
+    async def set_elasticity_fit_status(self, status: Mapping[str, str]) -> None:
+        await self.redis.hset(keys.ELASTICITY_FIT, mapping=dict(status))  # type: ignore[arg-type]
+
+    async def elasticity_fit_status(self) -> dict[str, str]:
+        raw = await self.redis.hgetall(keys.ELASTICITY_FIT)
+        return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], raw).items()}
+
+    async def claim_elasticity_fit(self, interval: timedelta) -> bool:
+        """True for the one caller per ``interval`` that should run the scheduled fit."""
+        claimed = await self.redis.set(
+            keys.ELASTICITY_FIT_DUE, str(int(time.time())), nx=True, px=int(interval / _MS)
+        )
+        return bool(claimed)
 
     # -- overrides and the kill switch ------------------------------------------------------------
 
@@ -674,9 +1048,11 @@ class Store:
         *,
         fingerprint_value: str,
         now: datetime,
+        read_at: int = 0,
     ) -> PublishResult:
-        """Atomically store a schedule and its audit record (skipped if unchanged)."""
-        request = PublishRequest(sku, segment, decisions, fingerprint_value)
+        """Atomically store a schedule and its audit record; skipped if unchanged, or if
+        the schedule in place was computed from a later read (see ``_PUBLISH``)."""
+        request = PublishRequest(sku, segment, decisions, fingerprint_value, read_at)
         script_keys, arguments = self._publish_call(request, now)
         result = await self._publish(keys=script_keys, args=arguments)
         published = _publish_result(result)
@@ -741,23 +1117,26 @@ class Store:
         decision = decisions[0]
         version = decision.ruleset_version
         retention_ms = int(self.retention.total_seconds() * 1000)
-        minid = f"{int(now.timestamp() * 1000) - retention_ms}-0"
         current_price = "" if decision.price is None else str(decision.price)
         sku, segment = request.sku, request.segment
-        script_keys = [keys.schedule(sku, segment), keys.audit(sku), keys.changes(sku, segment)]
+        script_keys = [keys.schedule(sku, segment), keys.audit(sku), keys.segments(sku)]
         arguments: list[str | int | bytes] = [
             request.fingerprint_value,
             encode_schedule(decisions, decision.currency, version),
             encode_audit(decisions, segment, version),
-            minid,
+            int(now.timestamp() * 1000),
             retention_ms,
             current_price,
             int(decision.valid_from.timestamp()),
+            segment or keys.DEFAULT_SEGMENT_KEY,
+            HISTORY_MAXLEN,
+            MOVES_MAXLEN,
+            request.read_at,
         ]
         return script_keys, arguments
 
     async def get_schedule(self, sku: str, segment: str) -> Schedule | None:
-        raw = await self.redis.get(keys.schedule(sku, segment))
+        raw: Any = await self.redis.get(keys.schedule(sku, segment))
         return None if raw is None else decode_schedule(sku, segment, raw)
 
     async def get_schedules(self, pairs: Sequence[tuple[str, str]]) -> list[Schedule | None]:
@@ -774,8 +1153,38 @@ class Store:
 
     async def recent_changes(self, sku: str, segment: str) -> list[PriceChange]:
         """Published current-price changes, oldest first."""
-        raw: Any = await self.redis.lrange(keys.changes(sku, segment), 0, -1)
-        return changes_from_moves(raw)
+        raw: Any = await self.redis.get(keys.schedule(sku, segment))
+        return [] if raw is None else changes_from_moves(StoredSchedule.parse(raw).moves)
+
+    async def _audit_records(self, sku: str) -> list[_StoredRecord]:
+        """Every audit record of a SKU, unsorted: the current one of each segment (in its
+        schedule value) and the superseded ones (the history list)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.schedule(sku, ""))
+            pipe.smembers(keys.segments(sku))
+            pipe.lrange(keys.audit(sku), 0, -1)
+            default, segments, superseded = await pipe.execute()
+        currents = [default]
+        if segments:
+            currents += await self.redis.mget([keys.schedule(sku, s.decode()) for s in segments])
+        records = []
+        for raw in currents:
+            if raw is not None:
+                stored = StoredSchedule.parse(raw)
+                records.append(
+                    _StoredRecord(
+                        stored.record_id, stored.audit, stored.schedule_json, stored.fingerprint
+                    )
+                )
+        for entry in superseded:
+            head, _, payload = entry.partition(b"\n")
+            record_id, _replaced_at, fingerprint_value, schedule_json = head.split(b" ", 3)
+            records.append(
+                _StoredRecord(
+                    record_id.decode(), payload, schedule_json, fingerprint_value.decode()
+                )
+            )
+        return records
 
     async def history(
         self,
@@ -787,29 +1196,29 @@ class Store:
         cursor: str | None = None,
     ) -> tuple[list[AuditRecord], str | None]:
         """Audit records newest first; ``cursor`` continues after the last one returned."""
+        newest = (2**63, 0) if until is None else (int(until.timestamp() * 1000), 2**31)
         if cursor is not None:
-            maximum = f"({cursor}"  # exclusive: continue after the last record returned
-        else:
-            maximum = "+" if until is None else f"{int(until.timestamp() * 1000)}"
-        minimum = "-" if since is None else f"{int(since.timestamp() * 1000)}"
-        entries: Any = await self.redis.xrevrange(
-            keys.audit(sku), max=maximum, min=minimum, count=limit + 1
+            newest = min(newest, _record_order(cursor))
+            newest = (newest[0], newest[1] - 1)  # exclusive: after the last one returned
+        oldest = (0, 0) if since is None else (int(since.timestamp() * 1000), 0)
+        found = sorted(
+            (
+                (_record_order(stored.record_id), stored)
+                for stored in await self._audit_records(sku)
+            ),
+            key=lambda pair: pair[0],
+            reverse=True,
         )
-        records = [
-            decode_audit(sku, entry_id.decode(), fields[b"d"])
-            for entry_id, fields in entries[:limit]
-        ]
-        next_cursor = records[-1].stream_id if len(entries) > limit and records else None
+        chosen = [stored for order, stored in found if oldest <= order <= newest]
+        records = [stored.decode(sku) for stored in chosen[:limit]]
+        next_cursor = records[-1].stream_id if len(chosen) > limit and records else None
         return records, next_cursor
 
     async def get_audit(self, sku: str, stream_id: str) -> AuditRecord | None:
-        entries: Any = await self.redis.xrange(
-            keys.audit(sku), min=stream_id, max=stream_id, count=1
-        )
-        if not entries:
-            return None
-        entry_id, fields = entries[0]
-        return decode_audit(sku, entry_id.decode(), fields[b"d"])
+        for stored in await self._audit_records(sku):
+            if stored.record_id == stream_id:
+                return stored.decode(sku)
+        return None
 
     async def set_ruleset_status(self, status: dict[str, str]) -> None:
         await self.redis.hset(keys.RULESET_STATUS, mapping=status)  # type: ignore[arg-type]

@@ -22,7 +22,6 @@ from pricing_service.repricer.full import reprice_all, reprice_skus
 from pricing_service.repricer.inputs import load_inputs
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.settings import get_settings
-from pricing_service.store import keys
 from pricing_service.store.store import OfferStatus, Override, Store
 from tests.repricer.helpers import WEEKEND_RULES, compile_rules, item, write_rules
 
@@ -91,7 +90,7 @@ async def test_a_full_reprice_publishes_every_sku_as_both_paths_price_it(
 
     again = await reprice_all(pricer, compiled, FRIDAY_NOON, chunk_size=5)
     assert (again.priced, again.published) == (len(catalogue), 0)
-    assert await store.redis.xlen(keys.audit("SKU-00")) == 1
+    assert len((await store.history("SKU-00"))[0]) == 1
 
 
 @pytest.mark.anyio

@@ -60,7 +60,7 @@ async def test_processing_the_same_sku_twice_writes_one_audit_record(
     await store.mark_dirty(["SKU-1"], "item")
     assert await repricer.consume_once() == 1
     # One record per segment (default and app), written once each.
-    assert await store.redis.xlen(keys.audit("SKU-1")) == 2
+    assert len((await store.history("SKU-1"))[0]) == 2
 
 
 async def test_a_second_repricer_takes_over_a_dead_ones_entries(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,6 +21,7 @@ from pricing_service.store.store import (
     audit_json,
     decode_audit,
     encode_audit,
+    encode_schedule,
     fingerprint,
 )
 from tests.store.builders import AT, weekend_engine
@@ -74,8 +77,8 @@ async def test_publish_many_is_idempotent_and_announces_what_it_wrote_or_just_re
     )
     assert [r.written for r in again] == [False, True]
     assert again[0].stream_id == first[0].stream_id
-    assert await store.redis.xlen(keys.audit("SKU-1")) == 1
-    assert await store.redis.xlen(keys.audit("SKU-2")) == 2
+    assert len((await store.history("SKU-1"))[0]) == 1
+    assert len((await store.history("SKU-2"))[0]) == 2
     # SKU-1 was published moments ago: a retry announces it again, in case the first
     # announcement is what failed.
     assert [sku for sku, _ in await _changes(store)] == ["SKU-1", "SKU-2", "SKU-1", "SKU-2"]
@@ -106,8 +109,23 @@ def test_audit_records_of_the_first_format_still_decode() -> None:
     payload = json.loads(audit_json(compact))
     legacy = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
     assert len(compact) < len(legacy)
-    new_record = decode_audit("SKU-1", "1-0", compact)
-    old_record = decode_audit("SKU-1", "1-0", legacy)
+    beside = encode_schedule(decisions, "USD", "v1").encode()
+    new_record = decode_audit("SKU-1", "1-0", compact, schedule_json=beside)
+    old_record = decode_audit("SKU-1", "1-0", legacy, schedule_json=beside)
     assert new_record == old_record
     assert new_record.segment == "tier:member"
     assert new_record.decisions[0]["decision_id"] == "SKU-1~1-0~0"
+
+
+def test_an_audit_record_reads_back_every_field_of_every_decision() -> None:
+    decisions = _request("SKU-1").decisions
+    # An instant the schedule's whole UTC seconds cannot say is kept in the record itself.
+    odd = replace(
+        decisions[0], valid_from=AT.astimezone(ZoneInfo("America/New_York")) + timedelta(0, 0, 5)
+    )
+    for written in (decisions, [odd, *decisions[1:]]):
+        beside = encode_schedule(written, "USD", "v1").encode()
+        record = decode_audit("SKU-1", "7-0", encode_audit(written, "", "v1"), schedule_json=beside)
+        for index, decision in enumerate(written):
+            expected = {**decision_to_dict(decision), "decision_id": f"SKU-1~7-0~{index}"}
+            assert record.decisions[index] == expected

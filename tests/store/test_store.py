@@ -9,6 +9,7 @@ import pytest
 from redis.crc import key_slot
 
 from pricing_service.engine import ItemFacts, PricingInputs, schedule
+from pricing_service.engine.decision import Decision
 from pricing_service.store import keys
 from pricing_service.store.store import (
     PublishResult,
@@ -70,7 +71,7 @@ async def test_publishing_the_same_inputs_twice_writes_nothing_the_second_time(
     )
     assert not again.written
     assert again.stream_id == first.stream_id
-    assert await store.redis.xlen(keys.audit("SKU-1")) == 1
+    assert len((await store.history("SKU-1"))[0]) == 1
 
 
 async def test_history_is_newest_first_and_paginates(store: Store) -> None:
@@ -99,7 +100,7 @@ def test_keys_of_one_sku_share_a_cluster_hash_slot() -> None:
         keys.offers(sku),
         keys.audit(sku),
         keys.schedule(sku, "tier:member"),
-        keys.changes(sku, ""),
+        keys.segments(sku),
         keys.override(sku),
         keys.sales(sku),
         keys.offer_history(sku),
@@ -125,3 +126,116 @@ def test_an_old_schedule_found_unchanged_is_not_announced_again() -> None:
     old = PublishResult(written=False, stream_id="1000-0")  # published in 1970
     assert not _needs_announcing(old)
     assert _needs_announcing(PublishResult(written=True, stream_id="1000-0"))
+
+
+def _priced(sku: str, price: str) -> tuple[PricingInputs, str]:
+    inputs = PricingInputs(item=ItemFacts(sku=sku, currency="USD", list_price=Decimal(price)))
+    return inputs, inputs.model_dump_json()
+
+
+async def _publish_price(store: Store, segment: str, price: str, now: datetime = AT) -> str:
+    inputs, inputs_json = _priced("SKU-1", price)
+    decisions = schedule(weekend_engine(), inputs, AT)
+    mark = fingerprint("v1", segment, inputs_json, decisions)
+    result = await store.publish("SKU-1", segment, decisions, fingerprint_value=mark, now=now)
+    assert result.written
+    return result.stream_id
+
+
+async def test_the_trail_holds_every_segments_current_and_superseded_records(
+    store: Store,
+) -> None:
+    published = [
+        (await _publish_price(store, segment, price), segment)
+        for segment, price in [("", "50.00"), ("tier:member", "45.00"), ("", "51.00")]
+    ]
+    records, _ = await store.history("SKU-1")
+    # Ids grow: newest first is the reverse of the publishing order.
+    assert [(r.stream_id, r.segment) for r in records] == published[::-1]
+    # Each record keeps the fingerprint it was published with, current or superseded.
+    current = await store.get_schedule("SKU-1", "")
+    assert current is not None
+    assert records[0].fingerprint == current.fingerprint
+    assert all(len(r.fingerprint) == 16 for r in records)
+    assert records[0].fingerprint != records[2].fingerprint
+    member_id = published[1][0]
+    member = await store.get_audit("SKU-1", member_id)  # still current, in its schedule
+    assert member is not None
+    assert member.decisions[0]["price"] == "45.00"
+    superseded = await store.get_audit("SKU-1", published[0][0])  # in the history list
+    assert superseded is not None
+    assert superseded.decisions[0]["price"] == "50.00"
+    assert await store.get_audit("SKU-1", "1-0") is None
+
+
+async def test_moves_keep_the_last_32_changes(store: Store) -> None:
+    for index in range(40):
+        await _publish_price(store, "", f"{50 + index}.00")
+    changes = await store.recent_changes("SKU-1", "")
+    assert [c.price for c in changes] == [Decimal(f"{50 + i}.00") for i in range(8, 40)]
+
+
+async def test_superseded_records_are_kept_for_the_retention_after_they_ended(
+    store: Store,
+) -> None:
+    await _publish_price(store, "", "50.00", now=AT)
+    ended = AT + timedelta(days=1)
+    await _publish_price(store, "", "51.00", now=ended)  # 50.00 in force until then
+    assert len((await store.history("SKU-1"))[0]) == 2
+    await _publish_price(store, "", "52.00", now=ended + store.retention + timedelta(hours=1))
+    # 50.00 ended more than the retention ago; 51.00 was in force until just now.
+    assert [r.decisions[0]["price"] for r in (await store.history("SKU-1"))[0]] == [
+        "52.00",
+        "51.00",
+    ]
+
+
+async def test_deleting_an_item_keeps_its_audit_trail(store: Store) -> None:
+    await store.put_items([_priced("SKU-1", "50.00")[0].item])
+    published = [
+        await _publish_price(store, segment, price)
+        for segment, price in [("", "50.00"), ("tier:member", "45.00"), ("", "51.00")]
+    ]
+    assert await store.delete_item("SKU-1")
+    assert await store.get_schedule("SKU-1", "") is None
+    assert await store.get_schedule("SKU-1", "tier:member") is None
+    records, _ = await store.history("SKU-1")
+    assert sorted(r.stream_id for r in records) == sorted(published)
+    member = await store.get_audit("SKU-1", published[1])
+    assert member is not None
+    assert member.decisions[0]["price"] == "45.00"
+
+
+async def test_a_schedule_from_an_earlier_read_does_not_replace_a_later_one(store: Store) -> None:
+    def request(price: str) -> tuple[list[Decision], str]:
+        inputs, inputs_json = _priced("SKU-1", price)
+        decisions = schedule(weekend_engine(), inputs, AT)
+        return decisions, fingerprint("v1", "", inputs_json, decisions)
+
+    read_first, read_later = await store.read_clock(), await store.read_clock()
+    assert read_later > read_first
+    later, later_mark = request("51.00")
+    first = await store.publish(
+        "SKU-1", "", later, fingerprint_value=later_mark, now=AT, read_at=read_later
+    )
+    # The repricer that read first publishes last: its older view is not written.
+    earlier, earlier_mark = request("50.00")
+    stale = await store.publish(
+        "SKU-1", "", earlier, fingerprint_value=earlier_mark, now=AT, read_at=read_first
+    )
+    assert first.written
+    assert not stale.written
+    assert stale.stream_id == first.stream_id
+    stored = await store.get_schedule("SKU-1", "")
+    assert stored is not None
+    assert stored.windows[0].price == Decimal("51.00")
+    # A read after the one in place replaces it.
+    newer = await store.publish(
+        "SKU-1",
+        "",
+        earlier,
+        fingerprint_value=earlier_mark,
+        now=AT,
+        read_at=await store.read_clock(),
+    )
+    assert newer.written

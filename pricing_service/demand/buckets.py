@@ -1,0 +1,60 @@
+"""The per-SKU sales buckets as stored in Redis, and their decoding (pure).
+
+A SKU's day buckets are one hash (``keys.sales``), its hour buckets another
+(``keys.sales_hourly``), with the same fields: ``u:BUCKET`` units, ``r:BUCKET`` revenue
+in the currency's minor units, ``i:BUCKET`` the inventory level last reported in the
+bucket. ``BUCKET`` is ``YYYYMMDD`` (UTC day) or ``YYYYMMDDHH`` (UTC hour). The average
+price paid in a bucket is its revenue over its units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+DAY_FORMAT = "%Y%m%d"
+HOUR_FORMAT = "%Y%m%d%H"
+
+
+def day_bucket(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(DAY_FORMAT)
+
+
+def hour_bucket(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(HOUR_FORMAT)
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One day's or hour's sales of a SKU."""
+
+    units: int = 0
+    revenue_minor: int = 0
+    inventory: int | None = None
+
+    @property
+    def average_price_minor(self) -> float | None:
+        """Revenue per unit sold (minor units), None without net units sold."""
+        return self.revenue_minor / self.units if self.units > 0 else None
+
+
+def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
+    """``{BUCKET: Bucket}`` from a bucket hash as read (other fields are ignored)."""
+    fields: dict[str, dict[str, int]] = {}
+    for field, value in raw.items():
+        kind, _, bucket = field.decode().partition(":")
+        if kind in ("u", "r", "i") and bucket:
+            fields.setdefault(bucket, {})[kind] = int(value)
+    return {
+        bucket: Bucket(units=f.get("u", 0), revenue_minor=f.get("r", 0), inventory=f.get("i"))
+        for bucket, f in fields.items()
+    }
+
+
+def daily_units(buckets: dict[str, Bucket], last_day: date, days: int) -> list[int]:
+    """Units sold on each of the ``days`` days ending with ``last_day``, oldest first."""
+    ordinal = last_day.toordinal()
+    return [
+        buckets.get(date.fromordinal(ordinal - back).strftime(DAY_FORMAT), Bucket()).units
+        for back in range(days - 1, -1, -1)
+    ]

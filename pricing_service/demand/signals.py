@@ -1,0 +1,64 @@
+"""Demand signals from daily unit sales (pure): velocity over 7 and 28 days, forecast
+daily demand, days of supply and sell-through. The velocity against its own baseline is
+``DemandStats.velocity_ratio`` (7-day over 28-day velocity)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pricing_service.engine.inputs import DemandStats
+
+SHORT_DAYS = 7
+BASELINE_DAYS = 28
+#: The forecast weighs a day half as much as the day after it, this many days later.
+FORECAST_HALF_LIFE_DAYS = 7.0
+
+
+def velocity(units_by_day: Sequence[int], days: int) -> float:
+    """Units a day over the last ``days`` days (``units_by_day`` oldest first); net
+    returns never make it negative."""
+    total: int = sum(units_by_day[-days:])
+    return max(0, total) / days
+
+
+def forecast_daily_demand(units_by_day: Sequence[int]) -> float:
+    """Exponentially weighted mean of the daily units (oldest first): recent days count
+    more, so a change in demand shows within days without one day swinging it."""
+    decay: float = 0.5 ** (1.0 / FORECAST_HALF_LIFE_DAYS)
+    weights = [decay**age for age in range(len(units_by_day))]
+    total = sum(weights)
+    if not total:
+        return 0.0
+    recent_first = reversed(units_by_day)
+    return max(0.0, sum(w * u for w, u in zip(weights, recent_first, strict=True)) / total)
+
+
+def days_of_supply(inventory: int | None, forecast: float) -> float | None:
+    """Days the inventory lasts at the forecast demand; None when either is unknown or
+    nothing is expected to sell."""
+    if inventory is None or forecast <= 0:
+        return None
+    return max(0, inventory) / forecast
+
+
+def sell_through(units_sold: int, inventory: int | None) -> float | None:
+    """Share of the stock available over a period that sold: sold / (sold + on hand)."""
+    if inventory is None:
+        return None
+    available = max(0, units_sold) + max(0, inventory)
+    return max(0, units_sold) / available if available else None
+
+
+def demand_stats(units_by_day: Sequence[int], inventory: int | None, now: datetime) -> DemandStats:
+    """The engine's demand inputs from the last :data:`BASELINE_DAYS` days of units
+    (oldest first, today last)."""
+    window = list(units_by_day[-BASELINE_DAYS:])
+    forecast = forecast_daily_demand(window)
+    return DemandStats(
+        velocity_7d=velocity(window, SHORT_DAYS),
+        velocity_28d=velocity(window, BASELINE_DAYS),
+        days_of_supply=days_of_supply(inventory, forecast),
+        sell_through=sell_through(sum(window), inventory),
+        as_of=now,
+    )

@@ -1,0 +1,281 @@
+"""Price elasticities of many items at once: constant-elasticity log-log regressions with
+day-of-week controls, partially pooled toward each item's category (empirical Bayes).
+
+The model, per item ``i`` in category ``c`` on day ``t`` (day of week ``d``)::
+
+    log(units_it) = a_i + g_cd + e_i · log(price_it) + noise
+
+``a_i`` is the item's level, ``g_cd`` the category's day-of-week effect (shared by the
+category's items, so a sparse item still gets day-of-week controls) and ``e_i`` the
+item's own elasticity. Everything is computed from sufficient statistics per item and
+per (item, day of week) cell, gathered with ``np.bincount``: no loop over items.
+
+1. Per item, centre log price and log units (the within transform for ``a_i``).
+2. Concentrate out ``a_i`` and ``e_i``: the normal equations of ``g`` are one 7x7
+   system per category, summed from per-item pieces and solved with a pseudo-inverse
+   (a constant shift of ``g`` is absorbed by the intercepts).
+3. With ``g`` removed, each item's OLS slope and its standard error (residual variance
+   moderated toward the category's pooled variance for items with few days, so that a
+   sparse item's lucky small residuals do not make it look certain).
+4. Per category, the between-item variance ``tau²`` of the true elasticities by the
+   method of moments (DerSimonian-Laird), the precision-weighted category mean, and each
+   item's posterior mean ``m + B·(e_raw - m)`` with ``B = tau² / (tau² + se²)``.
+
+**Zero-unit days.** A day without sales has no price paid and no log units: it carries
+no (price, quantity) observation and is left out, as are rows with a non-positive price.
+For slow sellers (a few units a day) this selects the better days and biases the raw
+slope toward zero; such items have few observations and lean on their category.
+
+Items with usable days but no identifiable slope of their own (fewer than
+:data:`MIN_OBSERVATIONS` days, or a price that never moved) get their category's
+estimate, with the spread of elasticities in the category as its uncertainty (``nan``
+when fewer than two of the category's items have a slope to measure that spread). Items
+with no usable day get ``nan``. A category with one estimated item has no between-item
+variance to estimate: its item is not pooled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DAYS = 7
+#: Days an item needs for a slope of its own: two parameters and one residual degree.
+MIN_OBSERVATIONS = 3
+#: Prior degrees of freedom of the residual variance: an item with few days has its
+#: variance moderated toward its category's pooled variance as if from this many days.
+PRIOR_VARIANCE_DF = 4.0
+#: Log-price spread (sum of squared deviations per observation) below which the price
+#: is taken as constant: nothing to learn a slope from.
+MIN_PRICE_SPREAD = 1e-12
+#: Eigenvalues of a day-of-week system below this fraction of its mean diagonal count as
+#: zero: the constant direction the intercepts absorb, and days without data.
+EIGEN_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class ElasticityFit:
+    elasticity: FloatArray  # (n_items,) pooled estimate; nan when nothing to fit
+    standard_error: FloatArray  # (n_items,)
+    observations: IntArray  # (n_items,) item-days used
+    raw_elasticity: FloatArray  # (n_items,) the item's own OLS slope (nan if not identifiable)
+    #: (n_items,) the own slope's standard error before pooling: how well the item's own
+    #: price variation identifies its elasticity (nan if not identifiable)
+    raw_standard_error: FloatArray
+    category_elasticity: FloatArray  # (n_items,) the pooled mean of the item's category
+
+
+def fit_elasticities(
+    item: IntArray,
+    price: FloatArray,
+    units: FloatArray,
+    day_of_week: IntArray,
+    item_category: IntArray,
+    n_items: int,
+) -> ElasticityFit:
+    """Fit every item's elasticity from item-day rows (average price paid, units sold)."""
+    item, price, units = np.asarray(item), np.asarray(price), np.asarray(units)
+    day_of_week, item_category = np.asarray(day_of_week), np.asarray(item_category)
+    _check_shapes(item, (price, units, day_of_week), item_category, n_items)
+    usable = (units > 0) & (price > 0) & np.isfinite(units) & np.isfinite(price)
+    item, day_of_week = item[usable], day_of_week[usable]
+    x, y = np.log(price[usable]), np.log(units[usable])
+
+    moments = _within_moments(item, day_of_week, x, y, n_items)
+    n_categories = int(item_category.max()) + 1 if n_items else 0
+    effects = _day_effects(moments, item_category, n_categories)
+    raw, variance, df = _slopes(moments, effects[item_category])
+    se_raw = _moderated_standard_errors(variance, df, moments.sxx, item_category, n_categories)
+    pooled, se, category_mean = _shrink(raw, se_raw, item_category, n_categories)
+    return ElasticityFit(
+        elasticity=np.where(moments.count > 0, pooled, np.nan),
+        standard_error=np.where(moments.count > 0, se, np.nan),
+        observations=moments.count.astype(np.int64),
+        raw_elasticity=raw,
+        raw_standard_error=se_raw,
+        category_elasticity=category_mean,
+    )
+
+
+def _check_shapes(
+    item: IntArray, columns: tuple[npt.NDArray[Any], ...], item_category: IntArray, n_items: int
+) -> None:
+    rows = item.shape
+    day_of_week = columns[-1]
+    if any(column.shape != rows for column in columns):
+        raise ValueError("item, price, units and day_of_week need one entry per row")
+    if item_category.shape != (n_items,):
+        raise ValueError(f"item_category needs one entry per item ({n_items})")
+    if rows[0] and (item.min() < 0 or item.max() >= n_items):
+        raise ValueError(f"item indexes must be in 0..{n_items - 1}")
+    if rows[0] and (day_of_week.min() < 0 or day_of_week.max() >= DAYS):
+        raise ValueError("day_of_week must be in 0..6")
+    if n_items and item_category.min() < 0:
+        raise ValueError("item_category must be non-negative")
+
+
+@dataclass(frozen=True)
+class _Moments:
+    """Per item: count and centred sums; per (item, day of week) cell: count and sums
+    of the centred log price (``q``) and log units (``t``)."""
+
+    count: FloatArray  # (n,)
+    sxx: FloatArray  # (n,)
+    sxy: FloatArray
+    syy: FloatArray
+    cell_count: FloatArray  # (n, 7)
+    q: FloatArray  # (n, 7)
+    t: FloatArray  # (n, 7)
+
+
+def _within_moments(
+    item: IntArray, day: IntArray, x: FloatArray, y: FloatArray, n: int
+) -> _Moments:
+    count = _sums(item, None, n)
+    safe = np.maximum(count, 1.0)
+    xc = x - (_sums(item, x, n) / safe)[item]
+    yc = y - (_sums(item, y, n) / safe)[item]
+    cell = item * DAYS + day
+    return _Moments(
+        count=count,
+        sxx=_sums(item, xc * xc, n),
+        sxy=_sums(item, xc * yc, n),
+        syy=_sums(item, yc * yc, n),
+        cell_count=_sums(cell, None, n * DAYS).reshape(n, DAYS),
+        q=_sums(cell, xc, n * DAYS).reshape(n, DAYS),
+        t=_sums(cell, yc, n * DAYS).reshape(n, DAYS),
+    )
+
+
+def _sums(index: IntArray, weights: FloatArray | None, length: int) -> FloatArray:
+    """Per index value: the sum of ``weights`` (the count without weights)."""
+    return np.bincount(index, weights=weights, minlength=length).astype(np.float64)
+
+
+def _varies(m: _Moments) -> npt.NDArray[np.bool_]:
+    return m.sxx > MIN_PRICE_SPREAD * np.maximum(m.count, 1.0)
+
+
+def _day_effects(m: _Moments, item_category: IntArray, n_categories: int) -> FloatArray:
+    """``g`` (n_categories, 7): the day-of-week effects with every item's intercept and
+    slope concentrated out. Item ``i`` adds ``diag(c) - c·cᵀ/n - q·qᵀ/Sxx`` to its
+    category's matrix and ``t - q·Sxy/Sxx`` to its right-hand side."""
+    varies = _varies(m)
+    inv_n = np.where(m.count > 0, 1.0 / np.maximum(m.count, 1.0), 0.0)
+    inv_sxx = np.where(varies, 1.0 / np.where(varies, m.sxx, 1.0), 0.0)
+    matrices = (
+        m.cell_count[:, :, None] * np.eye(DAYS)
+        - np.einsum("i,ij,ik->ijk", inv_n, m.cell_count, m.cell_count)
+        - np.einsum("i,ij,ik->ijk", inv_sxx, m.q, m.q)
+    )
+    rhs = m.t - m.q * (m.sxy * inv_sxx)[:, None]
+    system = _group_sums(matrices.reshape(-1, DAYS * DAYS), item_category, n_categories)
+    right = _group_sums(rhs, item_category, n_categories)
+    return _solve_semidefinite(system.reshape(n_categories, DAYS, DAYS), right)
+
+
+def _group_sums(rows: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
+    """Sum of ``rows`` (n, k) per group: one ``bincount`` a column (``np.add.at`` is an
+    order of magnitude slower)."""
+    columns = [_sums(group, rows[:, j], n_groups) for j in range(rows.shape[1])]
+    return np.stack(columns, axis=1) if columns else np.zeros((n_groups, 0))
+
+
+def _solve_semidefinite(system: FloatArray, right: FloatArray) -> FloatArray:
+    """Minimum-norm solutions of stacked positive semi-definite systems. The threshold is
+    relative to each system's scale, not to its largest eigenvalue: a system that is zero
+    up to rounding (one day of week only) must give zero effects, not rounding noise."""
+    values, vectors = np.linalg.eigh(system)
+    scale = np.trace(system, axis1=1, axis2=2) / DAYS
+    keep = values > EIGEN_TOLERANCE * np.maximum(scale, 1.0)[:, None]
+    inverse_values = np.where(keep, 1.0 / np.where(keep, values, 1.0), 0.0)
+    projected = np.einsum("cjk,cj->ck", vectors, right) * inverse_values
+    solution: FloatArray = np.einsum("cjk,ck->cj", vectors, projected)
+    return solution
+
+
+def _slopes(m: _Moments, effects: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Each item's OLS slope of log units net of its day effects on log price, its
+    residual variance and degrees of freedom (nan where not identifiable)."""
+    sxr = m.sxy - np.einsum("ij,ij->i", effects, m.q)
+    mean_effect = np.einsum("ij,ij->i", effects, m.cell_count) / np.maximum(m.count, 1.0)
+    srr = (
+        m.syy
+        - 2.0 * np.einsum("ij,ij->i", effects, m.t)
+        + np.einsum("ij,ij->i", effects * effects, m.cell_count)
+        - m.count * mean_effect**2
+    )
+    df = m.count - 2.0
+    ok = _varies(m) & (m.count >= MIN_OBSERVATIONS)
+    slope = np.where(ok, sxr / np.where(ok, m.sxx, 1.0), np.nan)
+    rss = np.maximum(srr - np.where(ok, slope * sxr, 0.0), 0.0)
+    variance = np.where(ok, rss / np.where(ok, df, 1.0), np.nan)
+    return slope, variance, np.where(ok, df, 0.0)
+
+
+def _moderated_standard_errors(
+    variance: FloatArray, df: FloatArray, sxx: FloatArray, category: IntArray, n_cat: int
+) -> FloatArray:
+    """Standard errors of the raw slopes, each residual variance moderated toward the
+    category's pooled one (``PRIOR_VARIANCE_DF`` prior days). A category of one item
+    pools nothing: its variance stays its own."""
+    estimated = ~np.isnan(variance)
+    rss = np.where(estimated, variance * df, 0.0)
+    pooled_df = _sums(category, df, n_cat)
+    pooled = _sums(category, rss, n_cat) / np.maximum(pooled_df, 1.0)
+    own_df = pooled_df[category] - df  # the other items' degrees of freedom
+    prior_df = np.where(own_df > 0, PRIOR_VARIANCE_DF, 0.0)
+    moderated = (rss + prior_df * pooled[category]) / np.maximum(df + prior_df, 1.0)
+    return np.where(estimated, np.sqrt(moderated / np.where(estimated, sxx, 1.0)), np.nan)
+
+
+def _shrink(
+    raw: FloatArray, se: FloatArray, category: IntArray, n_cat: int
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Posterior means and standard errors, and the category means (DerSimonian-Laird)."""
+    estimated = ~np.isnan(raw) & (se > 0)
+    weight = np.where(estimated, 1.0 / np.where(estimated, se, 1.0) ** 2, 0.0)
+    value = np.where(estimated, raw, 0.0)
+    k = np.bincount(category, weights=estimated.astype(np.float64), minlength=n_cat)
+    sum_w = np.bincount(category, weights=weight, minlength=n_cat)
+    sum_w2 = np.bincount(category, weights=weight * weight, minlength=n_cat)
+    fixed_mean = np.bincount(category, weights=weight * value, minlength=n_cat) / np.maximum(
+        sum_w, np.finfo(np.float64).tiny
+    )
+    q = np.bincount(category, weights=weight * (value - fixed_mean[category]) ** 2, minlength=n_cat)
+    spread = sum_w - sum_w2 / np.maximum(sum_w, np.finfo(np.float64).tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2 = np.where((k >= 2) & (spread > 0), np.maximum(0.0, (q - (k - 1)) / spread), np.inf)
+    # Random-effects weights; a category of one (tau² infinite) keeps fixed weights.
+    re_weight = np.where(
+        np.isinf(tau2[category]), weight, 1.0 / (np.where(estimated, se, 1.0) ** 2 + tau2[category])
+    )
+    re_weight = np.where(estimated, re_weight, 0.0)
+    re_sum = np.bincount(category, weights=re_weight, minlength=n_cat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(
+            re_sum > 0,
+            np.bincount(category, weights=re_weight * value, minlength=n_cat) / re_sum,
+            np.nan,
+        )
+        mean_variance = np.where(re_sum > 0, 1.0 / re_sum, np.nan)
+    t2, m, mv = tau2[category], mean[category], mean_variance[category]
+    pooled_category = np.isfinite(t2)
+    with np.errstate(invalid="ignore"):
+        b = np.where(pooled_category, t2 / (t2 + se**2), 1.0)
+        b = np.where(np.isnan(b), 0.0, b)  # tau² = 0 and se = 0 cannot happen: se > 0
+    # An item with no slope of its own gets its category's mean, if the category's
+    # spread is known: that spread is its uncertainty.
+    posterior = np.where(estimated, m + b * (raw - m), np.where(pooled_category, m, np.nan))
+    posterior_var = np.where(
+        estimated,
+        np.where(pooled_category, b * se**2 + (1.0 - b) ** 2 * mv, se**2),
+        t2 + mv,  # an item with no slope of its own: a new draw from its category
+    )
+    return posterior, np.sqrt(posterior_var), m

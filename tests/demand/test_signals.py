@@ -1,0 +1,61 @@
+"""Demand signals from daily units, and the bucket decoding (pure, no Redis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from pricing_service.demand.buckets import Bucket, daily_units, decode_buckets
+from pricing_service.demand.signals import (
+    days_of_supply,
+    demand_stats,
+    forecast_daily_demand,
+    sell_through,
+    velocity,
+)
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def test_velocity_over_the_window_never_negative() -> None:
+    units = [4] * 21 + [1] * 7
+    assert velocity(units, 7) == 1
+    assert velocity(units, 28) == pytest.approx((84 + 7) / 28)
+    assert velocity([-3, 0, 0, 0, 0, 0, 0], 7) == 0
+
+
+def test_velocity_ratio_compares_the_week_with_its_baseline() -> None:
+    cooling = demand_stats([4] * 21 + [1] * 7, None, NOW)
+    assert cooling.velocity_ratio == pytest.approx(1 / (91 / 28))
+    assert demand_stats([0] * 28, None, NOW).velocity_ratio is None
+
+
+def test_forecast_weighs_recent_days_more() -> None:
+    rising = [0] * 21 + [10] * 7
+    falling = [10] * 7 + [0] * 21
+    assert forecast_daily_demand([5] * 28) == pytest.approx(5)
+    assert forecast_daily_demand(rising) > velocity(rising, 28)
+    assert forecast_daily_demand(falling) < velocity(falling, 28)
+    assert forecast_daily_demand([]) == 0
+
+
+def test_days_of_supply_and_sell_through() -> None:
+    assert days_of_supply(100, 4.0) == 25
+    assert days_of_supply(None, 4.0) is None
+    assert days_of_supply(100, 0.0) is None
+    assert sell_through(30, 70) == pytest.approx(0.3)
+    assert sell_through(0, 0) is None
+    assert sell_through(5, None) is None
+    stats = demand_stats([2] * 28, 56, NOW)
+    assert stats.days_of_supply == pytest.approx(28)
+    assert stats.sell_through == pytest.approx(56 / 112)
+
+
+def test_buckets_decode_units_revenue_inventory_and_average_price() -> None:
+    raw = {b"u:20261125": b"4", b"r:20261125": b"3996", b"i:20261125": b"17", b"pruned": b"x"}
+    buckets = decode_buckets(raw)
+    assert buckets == {"20261125": Bucket(units=4, revenue_minor=3996, inventory=17)}
+    assert buckets["20261125"].average_price_minor == pytest.approx(999)
+    assert Bucket(units=-1, revenue_minor=-999).average_price_minor is None
+    assert daily_units(buckets, date(2026, 11, 26), 3) == [0, 4, 0]

@@ -1,0 +1,51 @@
+"""Item-day rows from the stored day-bucket hashes (pure, no Redis)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+
+from pricing_service.elasticity.dataset import fit_days, fit_rows
+
+TODAY = date(2026, 11, 26)  # a Thursday
+DAYS = fit_days(TODAY, timedelta(days=35))
+
+
+def test_fit_days_are_the_complete_days_held() -> None:
+    assert DAYS[0] == date(2026, 10, 22)
+    assert DAYS[-1] == date(2026, 11, 25)
+    assert len(DAYS) == 35
+
+
+def test_rows_are_the_days_with_units_and_revenue() -> None:
+    raws = [
+        {
+            b"u:20261125": b"4",
+            b"r:20261125": b"3996",
+            b"i:20261125": b"17",  # inventory: not a sale
+            b"pruned": b"20261126",  # bookkeeping
+            b"u:20261124": b"-2",  # net returns: no price paid
+            b"r:20261124": b"-1998",
+            b"u:20261123": b"3",  # units without revenue (given away): no price paid
+            b"u:20261126": b"5",  # today: incomplete
+            b"r:20261126": b"5000",
+            b"u:20200101": b"1",  # past the retention
+            b"r:20200101": b"100",
+        },
+        {},
+        {b"u:20261122": b"2", b"r:20261122": b"3000"},
+    ]
+    rows = fit_rows(raws, DAYS, ["tv", None, "tv"])
+    assert rows.item.tolist() == [0, 2]
+    assert rows.price.tolist() == [999.0, 1500.0]
+    assert rows.units.tolist() == [4.0, 2.0]
+    assert rows.day_of_week.tolist() == [2, 6]  # Wednesday, Sunday
+    assert rows.categories == ("", "tv")
+    assert rows.item_category.tolist() == [1, 0, 1]
+
+
+def test_no_items_give_no_rows() -> None:
+    rows = fit_rows([], DAYS, [])
+    assert rows.item.shape == (0,)
+    assert rows.item_category.dtype == np.int64
