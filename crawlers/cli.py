@@ -25,7 +25,6 @@ from typing import Annotated, TypeVar
 import httpx
 import typer
 import uvicorn
-from prometheus_client import start_http_server
 
 from crawlers.demo_site import SiteState, create_app
 from crawlers.extraction import PageLoadError, ProductResult, extract_product
@@ -34,10 +33,13 @@ from crawlers.listings import Listing, RowError, put_listings, read_listings_csv
 from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
 from crawlers.worker import CrawlWorker
+from pricing_service.logs import configure_logging
+from pricing_service.metrics import serve_metrics
 from pricing_service.rules.diagnostics import RulesetError
 from pricing_service.rules.loader import load_ruleset
 from pricing_service.rules.model import Competitor
 from pricing_service.settings import Settings, get_settings
+from pricing_service.shutdown import run_until_stopped, stop_on_signals
 from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import Store
 
@@ -205,15 +207,28 @@ def import_listings(
         raise typer.Exit(code=1)
 
 
+def _logging() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
+
+
 def scheduler(
     tick: Annotated[float, typer.Option(min=0.1, help="Seconds between two looks.")] = 1.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="/metrics port; default PRICING_SCHEDULER_METRICS_PORT; 0: off."
+        ),
+    ] = None,
 ) -> None:
     """Queue crawl jobs for due listings (with jitter and backpressure) until stopped."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    _logging()
     crawler_settings = CrawlerSettings()
+    serve_metrics(get_settings().scheduler_metrics_port if metrics_port is None else metrics_port)
 
     async def work(store: Store) -> None:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         await Scheduler(store.redis, crawler_settings).run(stop, tick_seconds=tick)
 
     _run_with_store(work)
@@ -226,12 +241,23 @@ def crawl(
     ] = 8,
     rules: RulesDirOption = None,
     metrics_port: Annotated[
-        int, typer.Option(min=0, max=65535, help="First process's /metrics port; 0: off.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="First process's /metrics port (the next ones count up); "
+            "default PRICING_CRAWLER_METRICS_PORT; 0: off.",
+        ),
+    ] = None,
 ) -> None:
-    """Run crawler workers: fetch, extract, gate and store competitor prices until stopped."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    """Run crawler workers: fetch, extract, gate and store competitor prices until stopped.
+
+    On SIGTERM each worker takes no new jobs and finishes those in hand; after
+    PRICING_SHUTDOWN_GRACE_SECONDS the unfinished ones are released to other workers."""
+    _logging()
     settings = get_settings()
+    if metrics_port is None:
+        metrics_port = settings.crawler_metrics_port
     rules_dir = rules or settings.rules_dir
     _competitors(rules_dir)  # refuse to start on invalid rules, with their diagnostics
     url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
@@ -266,10 +292,8 @@ def crawl(
 
 
 def _worker_process(url: str, rules_dir: Path, concurrency: int, metrics_port: int) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
-    if metrics_port:
-        start_http_server(metrics_port)
+    _logging()  # again: a spawned worker starts with nothing configured
+    serve_metrics(metrics_port)
     asyncio.run(_work(url, rules_dir, concurrency))
 
 
@@ -288,19 +312,12 @@ async def _work(url: str, rules_dir: Path, concurrency: int) -> None:
         concurrency=concurrency,
         block_seconds=min(0.5, settings.redis_socket_timeout / 2),
     )
+    stop = stop_on_signals()
     try:
-        await worker.run(_stop_on_signals())
+        await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
     finally:
         await fetcher.close()
         await store.close()
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
-    return stop
 
 
 def demo_site(

@@ -49,6 +49,7 @@ from pricing_service import metrics
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.observations import ACCEPTED, gate_in_market
 from pricing_service.rules.model import Competitor, PageField
+from pricing_service.shutdown import release
 from pricing_service.store import keys as store_keys
 from pricing_service.store.store import Store
 
@@ -105,25 +106,36 @@ class CrawlWorker:
         self._last_claim = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set, then finish the jobs in hand."""
-        running: set[asyncio.Task[None]] = set()
-        while not stop.is_set():
-            free = self.concurrency - len(running)
-            if free <= 0:
-                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            try:
-                batch = await self.next_batch(free)
-            except RedisError as exc:
-                logger.warning("reading jobs failed (%s); retrying", exc)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            for message_id, job, deliveries in batch:
-                task = asyncio.create_task(self.handle(message_id, job, deliveries))
-                running.add(task)
-                task.add_done_callback(running.discard)
-        if running:
-            await asyncio.wait(running)
+        """Work until ``stop`` is set, then finish the jobs in hand. Cancelled, it
+        releases the jobs still running (they stay pending, claimable at once)."""
+        running: dict[asyncio.Task[None], str] = {}
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(running)
+                if free <= 0:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    batch = await self.next_batch(free)
+                except RedisError as exc:
+                    logger.warning("reading jobs failed (%s); retrying", exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                for message_id, job, deliveries in batch:
+                    task = asyncio.create_task(self.handle(message_id, job, deliveries))
+                    running[task] = message_id
+                    task.add_done_callback(running.pop)
+            if running:
+                await asyncio.wait(running)
+        except asyncio.CancelledError:
+            unfinished = dict(running)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            await release(
+                self.redis, keys.JOBS_STREAM, keys.JOBS_GROUP, self.consumer, unfinished.values()
+            )
+            raise
 
     async def next_batch(self, count: int) -> list[tuple[str, Job, int]]:
         """Up to ``count`` jobs: first those abandoned by dead workers, then new ones.
@@ -207,6 +219,8 @@ class CrawlWorker:
                 {**report.detail, "consumer": self.consumer},
                 offer,
             )
+            if offer is not None and report.outcome is Outcome.ACCEPTED:
+                metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(job.competitor).set_to_current_time()
         except RedisError as exc:
             logger.warning("job %s: Redis failed (%s); it stays pending", job.id, exc)
         except Exception:

@@ -10,10 +10,12 @@ import typer
 from crawlers import cli as crawlers_cli
 from pricing_service.api import cli as api_cli
 from pricing_service.demo import cli as demo_cli
+from pricing_service.elasticity import cli as elasticity_cli
 from pricing_service.engine import cli as engine_cli
 from pricing_service.repricer import cli as repricer_cli
 from pricing_service.rules import cli as rules_cli
 from pricing_service.settings import get_settings
+from pricing_service.simulate import cli as simulate_cli
 
 app = typer.Typer(
     help="Dynamic pricing service: rules engine, price API, repricer and crawlers.",
@@ -21,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(rules_cli.app, name="rules")
+app.add_typer(elasticity_cli.app, name="elasticity")
 app.command("demo")(demo_cli.demo)
 app.command("serve")(api_cli.serve)
 app.command("import")(api_cli.import_items)
@@ -31,6 +34,7 @@ app.add_typer(crawlers_cli.listings_app, name="listings")
 app.command("scheduler")(crawlers_cli.scheduler)
 app.command("crawl")(crawlers_cli.crawl)
 app.command("demo-site")(crawlers_cli.demo_site)
+app.command("simulate")(simulate_cli.simulate_command)
 
 
 @app.command("explain")

@@ -2,11 +2,30 @@
 
 Base units, ``_total`` counters, ``_seconds`` histograms, and no SKU, URL or segment
 labels: label values come from small fixed sets (route templates, strategies, guardrails).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``pricing serve --workers N`` sets it), values live
+in files there and a scrape of any worker sums every worker's: each gauge says how its
+workers' values combine (``multiprocess_mode``), and ``Info`` metrics are not exported.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+import logging
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUEST_SECONDS = Histogram(
     "pricing_http_request_duration_seconds",
@@ -34,10 +53,26 @@ REPRICER_LAG_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 DIRTY_QUEUE_LENGTH = Gauge(
-    "pricing_dirty_queue_length", "SKUs waiting to be repriced (pending and undelivered)."
+    "pricing_dirty_queue_length",
+    "SKUs waiting to be repriced (pending and undelivered).",
+    multiprocess_mode="mostrecent",
 )
 RULE_RELOADS = Counter("pricing_rule_reloads_total", "Rule reloads, by outcome.", ["outcome"])
+RULE_LAST_RELOAD_SUCCESSFUL = Gauge(
+    "pricing_rule_last_reload_successful",
+    "1 while the rule files on disk are in force; 0 while an edit is rejected and the last "
+    "good ruleset serves (a failed reload is not retried until the files change again).",
+    multiprocess_mode="livemin",
+)
 RULESET = Info("pricing_ruleset", "The ruleset in force.")
+ELASTICITY_FIT_SECONDS = Histogram(
+    "pricing_elasticity_fit_duration_seconds",
+    "Time to fit every SKU's elasticity (reads, fit and writes).",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+ELASTICITY_ITEMS_FITTED = Counter(
+    "pricing_elasticity_items_fitted_total", "Elasticity estimates produced by fits."
+)
 REDIS_ERRORS = Counter(
     "pricing_redis_errors_total", "Failed Redis operations, by operation.", ["operation"]
 )
@@ -52,14 +87,20 @@ CACHE_MISSES = Counter(
     "pricing_schedule_cache_misses_total",
     "Schedules looked up and not answered from the cache (read from Redis, or unavailable).",
 )
-CACHE_ENTRIES = Gauge("pricing_schedule_cache_entries", "Schedules held in the cache.")
+CACHE_ENTRIES = Gauge(
+    "pricing_schedule_cache_entries",
+    "Schedules held in the cache (summed over the server's worker processes).",
+    multiprocess_mode="livesum",
+)
 CACHE_STALENESS_SECONDS = Gauge(
     "pricing_schedule_cache_staleness_seconds",
     "Seconds since the cache last followed the changes stream; 0 while it does.",
+    multiprocess_mode="livemax",
 )
 REDIS_CONTACT_AGE_SECONDS = Gauge(
     "pricing_redis_last_contact_age_seconds",
     "Seconds since Redis last answered this API process (the cache's reads).",
+    multiprocess_mode="livemax",
 )
 
 
@@ -90,9 +131,19 @@ CRAWL_OBSERVATION_AGE_SECONDS = Gauge(
     "pricing_crawl_observation_age_seconds",
     "Age of the previous accepted observation a new crawl replaces, per competitor.",
     ["competitor"],
+    multiprocess_mode="mostrecent",
+)
+CRAWL_LAST_ACCEPTED_SECONDS = Gauge(
+    "pricing_crawl_last_accepted_timestamp_seconds",
+    "When this worker last stored an accepted observation, per competitor (Unix time): "
+    "time() minus it is how stale the freshest crawled price is.",
+    ["competitor"],
+    multiprocess_mode="max",
 )
 CRAWL_QUEUE_DEPTH = Gauge(
-    "pricing_crawl_queue_depth", "Crawl jobs queued and not yet acknowledged (pending + lag)."
+    "pricing_crawl_queue_depth",
+    "Crawl jobs queued and not yet acknowledged (pending + lag).",
+    multiprocess_mode="mostrecent",
 )
 CRAWL_ROBOTS_DISALLOWS = Counter(
     "pricing_crawl_robots_disallows_total",
@@ -102,3 +153,43 @@ CRAWL_ROBOTS_DISALLOWS = Counter(
 CRAWL_DEAD_LETTERS = Counter(
     "pricing_crawl_dead_letters_total", "Jobs given up after too many deliveries."
 )
+
+
+# -- exposition ---------------------------------------------------------------------------------
+
+
+def exposition() -> bytes:
+    """The text exposition: this process's metrics, or in multiprocess mode every worker's
+    combined."""
+    directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if not directory:
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def serve_metrics(port: int) -> None:
+    """This process's metrics on ``:port/metrics`` (a background thread); 0: none."""
+    if port:
+        start_http_server(port)
+        logging.getLogger(__name__).info("metrics on :%d/metrics", port, extra={"port": port})
+
+
+def reset_multiprocess_dir(directory: Path) -> None:
+    """Empty ``directory`` before the workers start, so that counters start from zero with
+    the server and no earlier run's gauges linger. This process's own files stay: it made
+    them on import when the directory was already configured, and still writes them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    own = f"_{os.getpid()}.db"
+    for path in directory.glob("*.db"):
+        if not path.name.endswith(own):
+            path.unlink(missing_ok=True)
+
+
+def forget_this_process() -> None:
+    """On a worker's way out: its ``live*`` gauges leave the combined values (what its
+    counters and histograms counted stays)."""
+    directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if directory:
+        multiprocess.mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pricing_service.logs import LogFormat
 
 
 class Settings(BaseSettings):
@@ -50,7 +53,16 @@ class Settings(BaseSettings):
     stale_serve_seconds: float = Field(
         default=300.0, ge=0, description="Serve from cache while Redis is down."
     )
-    access_log: bool = True
+    access_log: bool = Field(default=True, description="A log line per HTTP request.")
+    shutdown_grace_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="After SIGTERM, how long requests and jobs in progress get to finish.",
+    )
+
+    # -- logs ---------------------------------------------------------------------------------
+    log_format: LogFormat = Field(default="json", description="json (a line each) or text.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     # -- repricer -------------------------------------------------------------------------------
     repricer_name: str | None = Field(default=None, description="Consumer name; default host-pid.")
@@ -60,6 +72,20 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Take over a dead repricer's work."
     )
     repricer_metrics_port: int = Field(default=9101, ge=0, le=65535, description="0: off.")
+    elasticity_fit_interval_seconds: float = Field(
+        default=86_400.0, ge=0, description="The repricers refit elasticities this often; 0: off."
+    )
+
+    # -- crawlers (the fleet's own limits are in crawlers/settings.py) --------------------------
+    scheduler_metrics_port: int = Field(default=9102, ge=0, le=65535, description="0: off.")
+    crawler_metrics_port: int = Field(
+        default=9103, ge=0, le=65535, description="The first worker's; 0: off."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
 
 @lru_cache

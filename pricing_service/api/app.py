@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -21,20 +22,38 @@ from redis.backoff import NoBackoff
 from pricing_service.api.auth import Authenticator, load_api_keys
 from pricing_service.api.cache import TAIL_BLOCK_SECONDS, ScheduleCache
 from pricing_service.api.fast_lookup import FastPriceLookup
-from pricing_service.api.middleware import BodyLimitMiddleware, LatencyMiddleware
+from pricing_service.api.middleware import BodyLimitMiddleware, RequestTelemetryMiddleware
 from pricing_service.api.problems import install_problem_handlers
 from pricing_service.api.routes.control import router as control_router
+from pricing_service.api.routes.elasticity import router as elasticity_router
 from pricing_service.api.routes.items import router as items_router
 from pricing_service.api.routes.listings import router as listings_router
 from pricing_service.api.routes.ops import router as ops_router
 from pricing_service.api.routes.prices import router as prices_router
 from pricing_service.api.routes.signals import router as signals_router
 from pricing_service.api.ruleset import RulesState
+from pricing_service.logs import configure_logging
+from pricing_service.metrics import MULTIPROCESS_DIR_VARIABLE, forget_this_process
 from pricing_service.settings import Settings
 from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import Store
 
 _log = logging.getLogger(__name__)
+#: How often each worker updates the cache's gauges when another worker may answer scrapes.
+CACHE_METRICS_SECONDS = 1.0
+
+
+def served_app() -> FastAPI:
+    """The app ``pricing serve`` runs: logging configured in each worker process."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+async def _export_cache_metrics(cache: ScheduleCache) -> None:
+    while True:
+        cache.export_metrics()
+        await asyncio.sleep(CACHE_METRICS_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             asyncio.create_task(cache.run(), name="schedule-cache"),
             asyncio.create_task(rules.watch(settings.rules_poll_seconds), name="rules-watch"),
         ]
+        if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+            tasks.append(asyncio.create_task(_export_cache_metrics(cache), name="cache-metrics"))
         try:
             yield
         finally:
@@ -88,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.close()
             if embedded is not None:
                 embedded.stop()
+            forget_this_process()
 
     app = FastAPI(
         title="Pricing service",
@@ -99,9 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(keys, public_reads=settings.public_reads)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(LatencyMiddleware)
-    app.add_middleware(FastPriceLookup)  # outermost: it answers cache hits itself
+    app.add_middleware(RequestTelemetryMiddleware, access_log=settings.access_log)
+    # Outermost: it answers cache hits itself, with their request id and access log line.
+    app.add_middleware(FastPriceLookup, access_log=settings.access_log)
     for router in (prices_router, items_router, signals_router, control_router, ops_router):
         app.include_router(router)
     app.include_router(listings_router)
+    app.include_router(elasticity_router)
     return app

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
+import signal
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +28,8 @@ from rich.progress import (
 
 from pricing_service.catalogue import RowError, check_csv, check_ndjson
 from pricing_service.engine.inputs import ItemFacts
+from pricing_service.logs import configure_logging
+from pricing_service.metrics import MULTIPROCESS_DIR_VARIABLE, reset_multiprocess_dir
 from pricing_service.settings import Settings
 from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import Store
@@ -30,6 +37,34 @@ from pricing_service.store.store import Store
 #: Items written per Redis transaction.
 IMPORT_CHUNK = 1000
 _JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+_log = logging.getLogger(__name__)
+#: uvicorn kills a worker that does not answer its health check in time, and a starting
+#: worker answers once it has imported the app: seconds on a busy machine (5 is too few).
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
+@contextmanager
+def _multiprocess_metrics(workers: int) -> Iterator[None]:
+    """Metrics in prometheus-client's multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR``
+    is set, or in a temporary directory for several workers: emptied before they start."""
+    configured = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if configured:
+        reset_multiprocess_dir(Path(configured))
+        yield
+    elif workers == 1:
+        yield
+    else:
+        # Set before the workers start, so that they (not this process) write files there.
+        with tempfile.TemporaryDirectory(prefix="pricing-metrics-") as directory:
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = directory
+            try:
+                yield
+            finally:
+                del os.environ[MULTIPROCESS_DIR_VARIABLE]
+
+
+def _exit_cleanly(number: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def serve(
@@ -39,25 +74,36 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port; default from settings.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Run the price API (uvicorn with uvloop and httptools); OpenAPI docs at /docs."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    """Run the price API (uvicorn with uvloop and httptools); OpenAPI docs at /docs.
+
+    On SIGTERM it stops accepting connections and lets requests in progress finish, for up
+    to PRICING_SHUTDOWN_GRACE_SECONDS."""
     settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
     # Resolved here, before workers start, so they all share one embedded Redis: the URL
     # goes into REDIS_URL, which each worker's settings read.
     url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
     if embedded is not None:
-        typer.echo(f"embedded Redis at {url} (data in {settings.data_dir.resolve()})")
+        _log.info("embedded Redis at %s (data in %s)", url, settings.data_dir.resolve())
+    # uvicorn stops gracefully on SIGTERM and then raises it again, to die of it: handled
+    # here, the process exits 0 like every other role's.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(
-            "pricing_service.api.app:create_app",
-            factory=True,
-            host=host or settings.host,
-            port=settings.port if port is None else port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=settings.access_log,
-        )
+        with _multiprocess_metrics(workers):
+            uvicorn.run(
+                "pricing_service.api.app:served_app",
+                factory=True,
+                host=host or settings.host,
+                port=settings.port if port is None else port,
+                workers=workers,
+                loop="uvloop",
+                http="httptools",
+                # The app writes the access log lines itself, with their request ids.
+                access_log=False,
+                log_config=None,
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            )
     finally:
         if embedded is not None:
             embedded.stop()

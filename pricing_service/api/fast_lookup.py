@@ -15,9 +15,11 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pricing_service.api.auth import Scope as AccessScope
+from pricing_service.api.middleware import log_access
 from pricing_service.api.problems import ProblemError
 from pricing_service.api.routes.prices import PriceOut, _from_schedule
 from pricing_service.catalogue import SKU_PATTERN
+from pricing_service.logs import REQUEST_ID_HEADER, request_id_for
 from pricing_service.metrics import LOOKUPS, REQUEST_SECONDS
 
 PREFIX = "/v1/prices/"
@@ -29,8 +31,9 @@ _HEADERS_BASE = [(b"content-type", b"application/json")]
 class FastPriceLookup:
     """Pure ASGI middleware in front of the app; see the module docstring."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
         self.app = app
+        self.access_log = access_log
         self._hits = LOOKUPS.labels(result="hit")
         self._latency = REQUEST_SECONDS.labels(
             method="GET", route=ROUTE_TEMPLATE, status_class="2xx"
@@ -46,11 +49,19 @@ class FastPriceLookup:
             started = time.perf_counter()
             body = self._answer(scope, scope["path"][len(PREFIX) :])
             if body is not None:
-                headers = [*_HEADERS_BASE, (b"content-length", str(len(body)).encode())]
+                request_id = request_id_for(scope["headers"])
+                headers = [
+                    *_HEADERS_BASE,
+                    (b"content-length", str(len(body)).encode()),
+                    (REQUEST_ID_HEADER, request_id),
+                ]
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 self._hits.inc()
-                self._latency.observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                self._latency.observe(elapsed)
+                if self.access_log:
+                    log_access(scope, 200, elapsed, request_id.decode())
                 return
         await self.app(scope, receive, send)
 

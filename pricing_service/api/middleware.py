@@ -1,46 +1,78 @@
-"""Pure ASGI middleware: request latency by route template, and a request body limit."""
+"""Pure ASGI middleware: a request's id, latency and access log line, and a request body
+limit."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pricing_service.api.problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX, ProblemError
+from pricing_service.logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_for
 from pricing_service.metrics import REQUEST_SECONDS
 
 #: The label for requests no route matched: raw paths would make cardinality unbounded.
 UNMATCHED_ROUTE = "<unmatched>"
 
+access_logger = logging.getLogger("pricing_service.access")
 
-class LatencyMiddleware:
-    """Observes ``REQUEST_SECONDS`` by method, route template (never the raw path, which
-    holds SKUs) and status class."""
 
-    def __init__(self, app: ASGIApp) -> None:
+def log_access(scope: Scope, status: int, seconds: float, request_id: str) -> None:
+    access_logger.info(
+        "%s %s %d",
+        scope["method"],
+        scope["path"],
+        status,
+        extra={
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_seconds": round(seconds, 6),
+            "request_id": request_id,
+        },
+    )
+
+
+class RequestTelemetryMiddleware:
+    """Per request: its id (the client's ``X-Request-ID`` when sane, else a new one) in
+    every log line and back in the response header; ``REQUEST_SECONDS`` by method, route
+    template (never the raw path, which holds SKUs) and status class; and, when
+    ``access_log``, one access log line."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
         self.app = app
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        request_id = request_id_for(scope["headers"])
+        # Not reset afterwards: each request runs in its own task, and the error handler
+        # that answers an unhandled exception runs outside this middleware, after it.
+        REQUEST_ID.set(request_id.decode())
         status = 500
 
-        async def send_with_status(message: Message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
             template = str(getattr(scope.get("route"), "path_format", UNMATCHED_ROUTE))
             REQUEST_SECONDS.labels(
                 method=scope["method"], route=template, status_class=f"{status // 100}xx"
-            ).observe(time.perf_counter() - started)
+            ).observe(elapsed)
+            if self.access_log:
+                log_access(scope, status, elapsed, request_id.decode())
 
 
 class BodyLimitMiddleware:
@@ -86,6 +118,7 @@ class BodyLimitMiddleware:
                 "status": 413,
                 "detail": error.detail,
                 "instance": scope.get("path", ""),
+                "request_id": REQUEST_ID.get(),
             }
         ).encode()
         await send(

@@ -80,6 +80,7 @@ async def test_every_job_gets_one_outcome_after_a_kill_9(
         **os.environ,
         "REDIS_URL": clean_redis,
         "PRICING_CRAWL_ALLOWED_PRIVATE_NETWORKS": '["127.0.0.0/8"]',
+        "PRICING_CRAWLER_METRICS_PORT": "0",
     }
     command = "import typer; from crawlers import cli; typer.run(cli.crawl)"
     worker_process = subprocess.Popen(

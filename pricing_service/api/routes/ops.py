@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import redis.exceptions
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from pricing_service.api.deps import CacheDep, RulesDep, StoreDep
 from pricing_service.api.problems import ProblemError
+from pricing_service.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -53,6 +54,7 @@ async def readyz(store: StoreDep, cache: CacheDep, rules: RulesDep) -> Readiness
 
 @router.get("/metrics", response_class=Response)
 async def metrics(cache: CacheDep) -> Response:
-    """Prometheus metrics in the text exposition format."""
+    """Prometheus metrics in the text exposition format (with several workers, all of
+    theirs combined)."""
     cache.export_metrics()
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,112 @@
+"""Logging for every role, configured in one place: one JSON object a line (or plain text
+for people), each carrying the id of the HTTP request it belongs to.
+
+The request id lives in a context variable: set once per request by the API's middleware,
+it is in every line logged while that request is handled, whichever module logs it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+LogFormat = Literal["json", "text"]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+REQUEST_ID_HEADER = b"x-request-id"
+#: A client's id is kept when it is this safe to echo and log; else a new one is made.
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+
+#: New ids: a random prefix per process and a counter, unique without a system call each.
+_id_prefix = secrets.token_hex(8)
+_id_counter = itertools.count()
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix
+    _id_prefix = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+#: What every LogRecord carries; anything else on a record came as ``extra`` and is logged.
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",  # uvicorn's colourised duplicate of the message
+}
+_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def request_id_for(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The request's ``X-Request-ID`` when it is sane (bounded, safe characters), else a
+    new random one."""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            if _SAFE_REQUEST_ID.fullmatch(value):
+                return value
+            break
+    return f"{_id_prefix}{next(_id_counter):016x}".encode()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request_id, then the record's
+    extra fields, and the traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _with_request_id(record: logging.LogRecord) -> bool:
+    if not hasattr(record, "request_id"):
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            record.request_id = request_id
+    return True
+
+
+def log_handler(stream: TextIO, log_format: LogFormat) -> logging.Handler:
+    """A handler writing to ``stream`` in ``log_format``, request ids included."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(_with_request_id)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT_FORMAT, defaults={"request_id": "-"}))
+    return handler
+
+
+def configure_logging(level: str, log_format: LogFormat) -> None:
+    """Send every logger's records, uvicorn's included, to stderr in ``log_format``."""
+    handler = log_handler(sys.stderr, log_format)
+    root = logging.getLogger()
+    for previous in root.handlers[:]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):  # uvicorn's own handlers would log twice
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
