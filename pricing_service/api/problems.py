@@ -8,6 +8,7 @@ anything unexpected is a 500 that does not leak internals.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
@@ -16,10 +17,12 @@ from typing import Any
 import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from pricing_service.api.cache import StoreUnavailableError
+from pricing_service.logs import REQUEST_ID
 from pricing_service.metrics import REDIS_ERRORS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -28,6 +31,35 @@ TYPE_PREFIX = "urn:pricing:problem:"
 REDIS_RETRY_AFTER_SECONDS = 1
 
 _log = logging.getLogger(__name__)
+
+
+class InvalidField(BaseModel):
+    location: list[int | str] = Field(description='Where, e.g. ["body", "skus", 0].')
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field(description="A URN naming the problem, or about:blank.")
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="The request's path.")
+    request_id: str | None = None
+    errors: list[InvalidField] | None = Field(default=None, description="For invalid input.")
+
+
+#: Error responses for routes' and routers' ``responses=``: a description is enough, the
+#: problem document is added to every error response by :func:`install_problem_handlers`.
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API key, or a malformed or unknown one."}
+}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {"description": "The key's scope is too low."}}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Redis is unreachable; retry after Retry-After seconds."}
+}
 
 
 class ProblemError(StarletteHTTPException):
@@ -78,6 +110,9 @@ def problem_response(
         "detail": detail,
         "instance": request.url.path,
     }
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     if errors is not None:
         body["errors"] = list(errors)
     return JSONResponse(
@@ -166,12 +201,15 @@ async def _known_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     _log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    # Answered outside the middleware that adds the request id to every other response.
+    request_id = REQUEST_ID.get()
     return problem_response(
         request,
         500,
         type_="about:blank",
         title="Internal Server Error",
         detail="An unexpected error occurred; it has been logged.",
+        headers={"X-Request-ID": request_id} if request_id else None,
     )
 
 
@@ -184,3 +222,43 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(redis.exceptions.TimeoutError, _redis_error)
     app.add_exception_handler(StoreUnavailableError, _known_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
+    _document_problems(app)
+
+
+_REF = "#/components/schemas/"
+_FASTAPI_VALIDATION_ERRORS = ("HTTPValidationError", "ValidationError")
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Declares in the OpenAPI document what the handlers above answer: every error
+    response is a :class:`Problem` (FastAPI's own validation error schema is replaced),
+    and an operation with a request body may answer 400 (unparseable) or 413."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        problem = Problem.model_json_schema(ref_template=_REF + "{model}")
+        schemas.update(problem.pop("$defs", {}), Problem=problem)
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                _problem_responses(operation.setdefault("responses", {}), operation)
+        for name in _FASTAPI_VALIDATION_ERRORS:
+            if f'"{_REF}{name}"' not in json.dumps(document):
+                schemas.pop(name, None)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_responses(responses: dict[str, Any], operation: dict[str, Any]) -> None:
+    if "requestBody" in operation:
+        responses.setdefault("400", {"description": "The request body cannot be parsed."})
+        responses.setdefault("413", {"description": "The request body is too large."})
+    for status, response in responses.items():
+        content = response.get("content")
+        default_422 = content is not None and f"{_REF}HTTPValidationError" in json.dumps(content)
+        if status[:1] in ("4", "5") and (content is None or default_422):
+            response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": _REF + "Problem"}}}

@@ -12,7 +12,7 @@ from pathlib import Path
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import DEFAULT_SEGMENT, Segment
 from pricing_service.engine.segments import canonical_segment
-from pricing_service.metrics import RULE_RELOADS
+from pricing_service.metrics import RULE_LAST_RELOAD_SUCCESSFUL, RULE_RELOADS
 from pricing_service.rules.diagnostics import Diagnostic
 from pricing_service.rules.loader import RULE_FILE_SUFFIXES, check_ruleset
 
@@ -65,6 +65,7 @@ class RulesState:
             self.last_error = _summary(diagnostics)
             self.last_error_at = datetime.now(UTC)
             RULE_RELOADS.labels(outcome="error").inc()
+            RULE_LAST_RELOAD_SUCCESSFUL.set(0)
             _log.error(
                 "rules in %s rejected, keeping the last good ones:\n%s", self.path, self.last_error
             )
@@ -79,6 +80,7 @@ class RulesState:
         self.last_error = None
         self.last_error_at = None
         RULE_RELOADS.labels(outcome="ok").inc()
+        RULE_LAST_RELOAD_SUCCESSFUL.set(1)
         _log.info("rules %s loaded from %s", ruleset.version, self.path)
         return True
 

@@ -13,14 +13,20 @@ from pydantic import BaseModel, Field
 
 from pricing_service.api.deps import Admin, Reader, RulesDep, SettingsDep, StoreDep, Writer
 from pricing_service.api.preview import preview_changes
-from pricing_service.api.problems import invalid, not_found
+from pricing_service.api.problems import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    invalid,
+    not_found,
+)
 from pricing_service.catalogue import SKU_PATTERN, ExactMoney, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.repricer.inputs import load_inputs
 from pricing_service.rules.loader import check_texts
 from pricing_service.store.store import Override, Store
 
-router = APIRouter(tags=["control"])
+router = APIRouter(tags=["control"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
 Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
 #: SKUs one preview evaluates: it runs the engine in the API process.
@@ -123,7 +129,7 @@ class RepriceResult(BaseModel):
     unknown: list[str] = []
 
 
-@router.put("/v1/overrides/{sku}")
+@router.put("/v1/overrides/{sku}", responses={**FORBIDDEN, 404: {"description": "No such item."}})
 async def put_override(sku: Sku, body: OverrideIn, principal: Admin, store: StoreDep) -> Override:
     """Set a manual price until an instant (admin); the repricer audits and applies it."""
     if body.until.tzinfo is None:
@@ -146,7 +152,11 @@ async def put_override(sku: Sku, body: OverrideIn, principal: Admin, store: Stor
     return override
 
 
-@router.delete("/v1/overrides/{sku}", status_code=204)
+@router.delete(
+    "/v1/overrides/{sku}",
+    status_code=204,
+    responses={**FORBIDDEN, 404: {"description": "No override."}},
+)
 async def delete_override(sku: Sku, _: Admin, store: StoreDep) -> Response:
     """Remove a manual price (admin)."""
     if not await store.clear_override(sku):
@@ -154,7 +164,7 @@ async def delete_override(sku: Sku, _: Admin, store: StoreDep) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/v1/admin/freeze")
+@router.post("/v1/admin/freeze", responses=FORBIDDEN)
 async def freeze(_: Admin, store: StoreDep, body: FreezeIn | None = None) -> FreezeState:
     """Stop all price changes (admin); lookups keep answering."""
     await store.set_frozen(True, reason=body.reason if body else "")
@@ -169,14 +179,14 @@ async def _mark_all_dirty(store: Store, reason: str) -> int:
     return marked
 
 
-@router.post("/v1/admin/unfreeze")
+@router.post("/v1/admin/unfreeze", responses=FORBIDDEN)
 async def unfreeze(_: Admin, store: StoreDep) -> FreezeState:
     """Let prices change again (admin), repricing every SKU."""
     await store.set_frozen(False)
     return FreezeState(frozen=False, marked_dirty=await _mark_all_dirty(store, "unfreeze"))
 
 
-@router.post("/v1/admin/reprice")
+@router.post("/v1/admin/reprice", responses=FORBIDDEN)
 async def reprice(
     body: RepriceIn, _: Admin, store: StoreDep, settings: SettingsDep
 ) -> RepriceResult:
@@ -209,7 +219,7 @@ async def rules_status(_: Reader, rules: RulesDep, store: StoreDep) -> RulesStat
     )
 
 
-@router.post("/v1/rules/validate")
+@router.post("/v1/rules/validate", responses=FORBIDDEN)
 async def validate_rules(body: RuleFilesIn, _: Writer) -> ValidationReport:
     """Check candidate rule files; the same diagnostics as `pricing rules validate`."""
     ruleset, diagnostics = check_texts(body.files)
@@ -223,7 +233,10 @@ async def validate_rules(body: RuleFilesIn, _: Writer) -> ValidationReport:
     )
 
 
-@router.post("/v1/rules/preview", responses={422: {"description": "Invalid rule files."}})
+@router.post(
+    "/v1/rules/preview",
+    responses={**FORBIDDEN, 422: {"description": "Invalid rule files or request."}},
+)
 async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewOut:
     """Which current prices a candidate ruleset would change, and by how much."""
     ruleset, diagnostics = check_texts(body.files)

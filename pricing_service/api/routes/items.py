@@ -8,7 +8,14 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
-from pricing_service.api.problems import ProblemError, invalid, not_found
+from pricing_service.api.problems import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    ProblemError,
+    invalid,
+    not_found,
+)
 from pricing_service.catalogue import (
     SKU_PATTERN,
     ItemIn,
@@ -20,7 +27,7 @@ from pricing_service.catalogue import (
 )
 from pricing_service.engine.inputs import ItemFacts
 
-router = APIRouter(tags=["catalogue"])
+router = APIRouter(tags=["catalogue"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
 Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
 #: Items written per Redis pipeline in a bulk load.
@@ -51,7 +58,7 @@ class InventoryIn(BaseModel):
     inventory: int = Field(ge=0, le=10**12)
 
 
-@router.put("/v1/items/{sku}", responses={201: {"model": ItemFacts}})
+@router.put("/v1/items/{sku}", responses={201: {"model": ItemFacts}, **FORBIDDEN})
 async def put_item(
     sku: Sku, body: ItemIn, _: Writer, store: StoreDep, response: Response
 ) -> ItemFacts:
@@ -67,7 +74,7 @@ async def put_item(
     return item
 
 
-@router.get("/v1/items/{sku}")
+@router.get("/v1/items/{sku}", responses={404: {"description": "No such item."}})
 async def get_item(sku: Sku, _: Reader, store: StoreDep) -> ItemFacts:
     """One item's facts."""
     item = await store.get_item(sku)
@@ -76,7 +83,11 @@ async def get_item(sku: Sku, _: Reader, store: StoreDep) -> ItemFacts:
     return item
 
 
-@router.delete("/v1/items/{sku}", status_code=204)
+@router.delete(
+    "/v1/items/{sku}",
+    status_code=204,
+    responses={**FORBIDDEN, 404: {"description": "No such item."}},
+)
 async def delete_item(sku: Sku, _: Writer, store: StoreDep) -> Response:
     """Remove an item and its live prices; its audit trail stays until retention."""
     if not await store.delete_item(sku):
@@ -84,7 +95,9 @@ async def delete_item(sku: Sku, _: Writer, store: StoreDep) -> Response:
     return Response(status_code=204)
 
 
-@router.put("/v1/items/{sku}/inventory")
+@router.put(
+    "/v1/items/{sku}/inventory", responses={**FORBIDDEN, 404: {"description": "No such item."}}
+)
 async def put_inventory(sku: Sku, body: InventoryIn, _: Writer, store: StoreDep) -> ItemFacts:
     """Set an item's inventory (units on hand)."""
     updated = await store.set_inventory(sku, body.inventory)
@@ -95,6 +108,11 @@ async def put_inventory(sku: Sku, body: InventoryIn, _: Writer, store: StoreDep)
 
 @router.post(
     "/v1/items/bulk",
+    responses={
+        **FORBIDDEN,
+        415: {"description": "Neither JSON nor NDJSON."},
+        422: {"description": "Not a JSON array, or too many items."},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -25,12 +25,18 @@ from crawlers.listings import (
     sku_listings,
 )
 from pricing_service.api.deps import Reader, RulesDep, StoreDep, Writer
-from pricing_service.api.problems import invalid, not_found
+from pricing_service.api.problems import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    invalid,
+    not_found,
+)
 from pricing_service.api.ruleset import RulesState
 from pricing_service.catalogue import SKU_PATTERN
 from pricing_service.rules.model import Competitor
 
-router = APIRouter(tags=["listings"])
+router = APIRouter(tags=["listings"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
 Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
 CompetitorId = Annotated[str, Path(max_length=64, description="A competitor id from the rules.")]
@@ -73,7 +79,7 @@ def _competitors(rules: RulesState) -> Mapping[str, Competitor]:
     return {} if rules.current is None else rules.current.compiled.ruleset.competitors
 
 
-@router.put("/v1/listings/{sku}/{competitor}", responses={201: {"model": ListingOut}})
+@router.put("/v1/listings/{sku}/{competitor}", responses={201: {"model": ListingOut}, **FORBIDDEN})
 async def put_listing_route(
     sku: Sku,
     competitor: CompetitorId,
@@ -102,7 +108,11 @@ async def get_listings(sku: Sku, _: Reader, store: StoreDep) -> list[ListingOut]
     return [ListingOut.of(listing, at) for listing, at in zip(listings, due, strict=True)]
 
 
-@router.delete("/v1/listings/{sku}/{competitor}", status_code=204)
+@router.delete(
+    "/v1/listings/{sku}/{competitor}",
+    status_code=204,
+    responses={**FORBIDDEN, 404: {"description": "No such listing."}},
+)
 async def delete_listing_route(
     sku: Sku, competitor: CompetitorId, _: Writer, store: StoreDep
 ) -> Response:

@@ -8,6 +8,7 @@ then, and for anything not cached, they answer 503 with ``Retry-After``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -19,13 +20,19 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pricing_service.api.deps import CacheDep, PublicReader, Reader, RulesDep, SettingsDep, StoreDep
-from pricing_service.api.problems import ProblemError, invalid, not_found
+from pricing_service.api.problems import (
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    ProblemError,
+    invalid,
+    not_found,
+)
 from pricing_service.catalogue import SKU_PATTERN
 from pricing_service.engine.inputs import Segment
 from pricing_service.metrics import LOOKUPS
 from pricing_service.store.store import AuditRecord, Schedule, Store, Window, parse_decision_id
 
-router = APIRouter(tags=["prices"])
+router = APIRouter(tags=["prices"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
 Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
 _SKU = re.compile(SKU_PATTERN)
@@ -189,27 +196,43 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _price_json(schedule: Schedule, epoch: int, *, stale: bool) -> dict[str, Any] | None:
-    """What :func:`_from_schedule` serialises to, built directly: a batch lookup answers a
-    thousand of these, and pydantic models cost several times the lookup itself."""
+@functools.lru_cache(maxsize=8192)
+def _iso_seconds(epoch: int) -> str:
+    return _iso(datetime.fromtimestamp(epoch, tz=UTC))
+
+
+@functools.lru_cache(maxsize=8192)
+def _iso_milliseconds(epoch_ms: int) -> str:
+    return _iso(datetime.fromtimestamp(epoch_ms / 1000, tz=UTC))
+
+
+@functools.lru_cache(maxsize=256)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
+
+
+def _price_json(schedule: Schedule, epoch: int, *, stale: bool) -> tuple[str, bool] | None:
+    """What :func:`_from_schedule` serialises to, written directly as JSON text, and
+    whether it is stale: a batch lookup answers a thousand of these, and models or
+    ``json.dumps`` of dicts cost several times the lookup itself. Boundaries repeat
+    across SKUs, so their text is memoised. SKUs, segments, currencies, prices and
+    decision ids need no escaping (their patterns allow no quote or backslash); the
+    free-form ruleset version is escaped."""
     found = _window_in_force(schedule, epoch)
     if found is None:
         return None
     window, ran_out = found
-    until = window.valid_until
-    return {
-        "sku": schedule.sku,
-        "segment": schedule.segment,
-        "price": str(window.price),
-        "currency": schedule.currency,
-        "valid_from": _iso(datetime.fromtimestamp(window.valid_from, tz=UTC)),
-        "valid_until": None if until is None else _iso(datetime.fromtimestamp(until, tz=UTC)),
-        "decision_id": schedule.decision_id(window),
-        "ruleset_version": schedule.ruleset_version,
-        "computed_at": _iso(datetime.fromtimestamp(schedule.computed_at / 1000, tz=UTC)),
-        "stale": stale or ran_out,
-        "explanation": None,
-    }
+    stale = stale or ran_out
+    until = "null" if window.valid_until is None else f'"{_iso_seconds(window.valid_until)}"'
+    text = (
+        f'{{"sku":"{schedule.sku}","segment":"{schedule.segment}","price":"{window.price}",'
+        f'"currency":"{schedule.currency}","valid_from":"{_iso_seconds(window.valid_from)}",'
+        f'"valid_until":{until},"decision_id":"{schedule.decision_id(window)}",'
+        f'"ruleset_version":{_json_string(schedule.ruleset_version)},'
+        f'"computed_at":"{_iso_milliseconds(schedule.computed_at)}",'
+        f'"stale":{"true" if stale else "false"},"explanation":null}}'
+    )
+    return text, stale
 
 
 def _decision_window(decision: dict[str, Any]) -> tuple[datetime, datetime | None]:
@@ -306,7 +329,11 @@ def _count_lookup(price: PriceOut | None, *, from_cache: bool) -> None:
     LOOKUPS.labels(result=_lookup_result(price, from_cache=from_cache)).inc()
 
 
-@router.get("/v1/prices/{sku}", response_model_exclude_unset=True)
+@router.get(
+    "/v1/prices/{sku}",
+    response_model_exclude_unset=True,
+    responses={404: {"description": "No price for the SKU (at that instant)."}},
+)
 async def get_price(
     sku: Sku,
     principal: PublicReader,
@@ -372,7 +399,7 @@ async def lookup_prices(
         zip(valid, await cache.get_many([(sku, stored_segment) for sku in valid]), strict=True)
     )
     now = int(datetime.now(UTC).timestamp())
-    results: list[dict[str, Any]] = []
+    results: list[str] = []
     any_stale = False
     outcomes: Counter[str] = Counter()  # one metric update per outcome, not per SKU
     for sku in body.skus:
@@ -389,23 +416,24 @@ async def lookup_prices(
             outcomes["not_found"] += 1
             results.append(_missing(sku, "no price for this SKU"))
         else:
-            outcomes["stale" if price["stale"] else "hit" if from_cache else "miss"] += 1
-            results.append({"sku": sku, "found": True, "price": price, "error": None})
+            text, price_stale = price
+            outcomes["stale" if price_stale else "hit" if from_cache else "miss"] += 1
+            results.append(f'{{"sku":"{sku}","found":true,"price":{text},"error":null}}')
     for outcome, count in outcomes.items():
         LOOKUPS.labels(result=outcome).inc(count)
-    # Plain JSON, built once: the response has the LookupResponse shape (a test holds it
+    # JSON text, built once: the response has the LookupResponse shape (a test holds it
     # to the single lookup's), without a thousand models validated and serialised.
     reply = Response(
-        json.dumps({"results": results}, separators=(",", ":")).encode(),
-        media_type="application/json",
+        ('{"results":[' + ",".join(results) + "]}").encode(), media_type="application/json"
     )
     if any_stale and stale_seconds is not None:
         _mark_stale(reply, stale_seconds)
     return reply
 
 
-def _missing(sku: str, error: str) -> dict[str, Any]:
-    return {"sku": sku, "found": False, "price": None, "error": error}
+def _missing(sku: str, error: str) -> str:
+    # Not a valid SKU may hold any character: escaped.
+    return json.dumps({"sku": sku, "found": False, "price": None, "error": error})
 
 
 def _record_out(record: AuditRecord) -> AuditRecordOut:
@@ -418,7 +446,7 @@ def _record_out(record: AuditRecord) -> AuditRecordOut:
     )
 
 
-@router.get("/v1/prices/{sku}/history")
+@router.get("/v1/prices/{sku}/history", responses={404: {"description": "No such item."}})
 async def price_history(
     sku: Sku,
     _: Reader,
@@ -444,7 +472,7 @@ async def price_history(
     )
 
 
-@router.get("/v1/prices/{sku}/lowest")
+@router.get("/v1/prices/{sku}/lowest", responses={404: {"description": "No price in force."}})
 async def lowest_price(
     sku: Sku,
     _: PublicReader,
@@ -511,7 +539,7 @@ def _lowest_in_force(
     return best
 
 
-@router.get("/v1/decisions/{decision_id}")
+@router.get("/v1/decisions/{decision_id}", responses={404: {"description": "No such decision."}})
 async def get_decision(
     decision_id: Annotated[str, Path(max_length=200)], _: Reader, store: StoreDep
 ) -> DecisionOut:

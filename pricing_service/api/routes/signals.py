@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -11,7 +11,13 @@ from fastapi import APIRouter, Path
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
-from pricing_service.api.problems import invalid, not_found
+from pricing_service.api.problems import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    invalid,
+    not_found,
+)
 from pricing_service.catalogue import (
     SKU_PATTERN,
     ExactMoney,
@@ -20,9 +26,9 @@ from pricing_service.catalogue import (
 )
 from pricing_service.engine.inputs import AwareDatetime, CompetitorObservation, ItemFacts
 from pricing_service.observations import MAX_CLOCK_SKEW, gate_observation
-from pricing_service.store.store import OfferStatus
+from pricing_service.store.store import OfferStatus, Sale
 
-router = APIRouter(tags=["signals"])
+router = APIRouter(tags=["signals"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
 Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
 SkuField = Annotated[str, Field(pattern=SKU_PATTERN)]
@@ -31,6 +37,13 @@ SkuField = Annotated[str, Field(pattern=SKU_PATTERN)]
 class SaleIn(BaseModel):
     """Units sold at a unit price (negative quantities are returns)."""
 
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The event's id: an event sent again with the same id (for the same "
+        "SKU) is counted once. Events without one cannot be told from a resend.",
+    )
     sku: SkuField
     quantity: int = Field(ge=-1_000_000, le=1_000_000)
     unit_price: ExactMoney
@@ -58,7 +71,10 @@ class Rejection(BaseModel):
 
 
 class SalesResult(BaseModel):
-    accepted: int
+    accepted: int = Field(description="Events counted now.")
+    duplicates: list[int] = Field(
+        default_factory=list, description="Indexes of events whose id was already counted."
+    )
     rejected: list[Rejection]
 
 
@@ -99,38 +115,53 @@ def _items_by_sku(store_items: list[ItemFacts | None], skus: list[str]) -> dict[
     return {sku: item for sku, item in zip(skus, store_items, strict=True) if item is not None}
 
 
-@router.post("/v1/sales")
+@router.post("/v1/sales", responses=FORBIDDEN)
 async def post_sales(
     body: list[SaleIn], _: Writer, store: StoreDep, settings: SettingsDep
 ) -> SalesResult:
-    """Record a batch of sales events; unknown SKUs are rejected one by one. The batch is
-    stored whole or not at all."""
+    """Record a batch of sales events into hourly and daily buckets; unknown SKUs are
+    rejected one by one. The batch is stored whole or not at all. An event whose id was
+    counted before (in this batch or an earlier one) is listed in ``duplicates`` and not
+    counted again; a late event lands in its own hour and day, unless it is older than
+    the retention."""
     if len(body) > settings.max_batch_events:
         raise invalid(f"at most {settings.max_batch_events} events per call")
     skus = list(dict.fromkeys(sale.sku for sale in body))
     items = _items_by_sku(await store.get_items(skus), skus)
     now = datetime.now(UTC)
+    oldest = now - timedelta(days=settings.retention_days)
     rejected: list[Rejection] = []
-    by_sku: dict[str, list[tuple[datetime, int, Decimal]]] = defaultdict(list)
+    by_sku: dict[str, list[Sale]] = defaultdict(list)
+    indexes: dict[str, list[int]] = defaultdict(list)
     for index, sale in enumerate(body):
         item = items.get(sale.sku)
         if item is None:
             message = "unknown SKU"
         elif sale.ts > now + MAX_CLOCK_SKEW:
             message = "ts is in the future"
+        elif sale.ts < oldest:
+            message = f"ts is older than the retention ({settings.retention_days} days)"
         elif not is_exact_in(sale.unit_price, item.currency):
             message = f"unit_price has more decimals than {item.currency} allows"
         else:
-            by_sku[sale.sku].append((sale.ts, sale.quantity, sale.unit_price))
+            by_sku[sale.sku].append(Sale(sale.ts, sale.quantity, sale.unit_price, sale.id))
+            indexes[sale.sku].append(index)
             continue
         rejected.append(Rejection(index=index, sku=sale.sku, message=message))
-    await store.record_sales(
+    skipped = await store.record_sales(
         {sku: (items[sku].currency, sales) for sku, sales in by_sku.items()}, reason="sales"
     )
-    return SalesResult(accepted=sum(map(len, by_sku.values())), rejected=rejected)
+    duplicates = sorted(
+        indexes[sku][position] for sku, positions in skipped.items() for position in positions
+    )
+    return SalesResult(
+        accepted=sum(map(len, by_sku.values())) - len(duplicates),
+        duplicates=duplicates,
+        rejected=rejected,
+    )
 
 
-@router.post("/v1/observations")
+@router.post("/v1/observations", responses=FORBIDDEN)
 async def post_observations(
     body: list[ObservationIn], _: Writer, store: StoreDep, settings: SettingsDep
 ) -> ObservationsResult:
@@ -179,7 +210,7 @@ async def post_observations(
     )
 
 
-@router.get("/v1/items/{sku}/competitors")
+@router.get("/v1/items/{sku}/competitors", responses={404: {"description": "No such item."}})
 async def get_competitors(sku: Sku, _: Reader, store: StoreDep) -> CompetitorsOut:
     """The latest observation of each competitor, with its age and gate status."""
     if await store.get_item(sku) is None:
