@@ -18,6 +18,7 @@ every entry is read again on its next lookup.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import OrderedDict, deque
@@ -54,6 +55,12 @@ _MIN_BACKOFF_SECONDS = 0.05
 _MAX_BACKOFF_SECONDS = 1.0
 #: After a failed read, misses skip Redis for this long (or until the tailer is back).
 _RETRY_AFTER_FAILURE_SECONDS = 1.0
+#: Cached schedules live long and hold no reference cycles (refcounting frees them), yet
+#: every full garbage collection walks them all: 135 ms at 100,000 entries on these
+#: machines, a pause every lookup waiting at that moment pays. After this many new
+#: entries the collector is told to leave everything alive so far alone (``gc.freeze``).
+#: The price: a reference cycle that is garbage at that very moment is never collected.
+_FREEZE_EVERY_ENTRIES = 10_000
 
 _T = TypeVar("_T")
 
@@ -91,6 +98,7 @@ class ScheduleCache:
         self._last_contact = started
         #: The tailer's last attempt failed: Redis is taken to be down until it succeeds.
         self._tail_failing = False
+        self._filled_since_freeze = 0
         #: After a failed read, misses skip Redis until then (monotonic).
         self._retry_at = 0.0
 
@@ -207,6 +215,10 @@ class ScheduleCache:
         self._entries[(sku, segment)] = schedule
         self._entries.move_to_end((sku, segment))
         self._segments.setdefault(sku, set()).add(segment)
+        self._filled_since_freeze += 1
+        if self._filled_since_freeze >= _FREEZE_EVERY_ENTRIES:
+            gc.freeze()
+            self._filled_since_freeze = 0
         while len(self._entries) > self.max_items:
             (old_sku, old_segment), _ = self._entries.popitem(last=False)
             self._forget_segment(old_sku, old_segment)
