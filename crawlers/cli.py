@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -38,7 +37,7 @@ from pricing_service.metrics import serve_metrics
 from pricing_service.rules.diagnostics import RulesetError
 from pricing_service.rules.loader import load_ruleset
 from pricing_service.rules.model import Competitor
-from pricing_service.settings import Settings, get_settings
+from pricing_service.settings import get_settings
 from pricing_service.shutdown import run_until_stopped, stop_on_signals
 from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import Store
@@ -145,22 +144,12 @@ def _competitors(rules: Path | None) -> dict[str, Competitor]:
         raise typer.Exit(code=1) from None
 
 
-def _store(settings: Settings, url: str) -> Store:
-    return Store.from_url(
-        url,
-        retention=timedelta(days=settings.retention_days),
-        pool_size=settings.redis_pool_size,
-        connect_timeout=settings.redis_connect_timeout,
-        socket_timeout=settings.redis_socket_timeout,
-    )
-
-
 def _run_with_store(work: Callable[[Store], Awaitable[_T]]) -> _T:
     settings = get_settings()
     url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
 
     async def run() -> _T:
-        store = _store(settings, url)
+        store = Store.from_settings(url, settings)
         try:
             return await work(store)
         finally:
@@ -301,7 +290,7 @@ async def _work(url: str, rules_dir: Path, concurrency: int) -> None:
     settings = get_settings()
     crawler_settings = CrawlerSettings()
     competitors = dict(load_ruleset(rules_dir).competitors)
-    store = _store(settings, url)
+    store = Store.from_settings(url, settings)
     fetcher = Fetcher(crawler_settings, store.redis, competitors)
     worker = CrawlWorker(
         store,

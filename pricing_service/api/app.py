@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -68,13 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         url, embedded = await asyncio.to_thread(
             resolve_redis_url, settings.redis_url, settings.data_dir
         )
-        store = Store.from_url(
-            url,
-            retention=timedelta(days=settings.retention_days),
-            pool_size=settings.redis_pool_size,
-            connect_timeout=settings.redis_connect_timeout,
-            socket_timeout=settings.redis_socket_timeout,
-        )
+        store = Store.from_settings(url, settings)
         tail_client = aioredis.Redis.from_url(
             url,
             socket_connect_timeout=settings.redis_connect_timeout,

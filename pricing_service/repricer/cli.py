@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
@@ -55,13 +54,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[_T]]) -> _
     url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
 
     async def run() -> _T:
-        store = Store.from_url(
-            url,
-            retention=timedelta(days=settings.retention_days),
-            pool_size=settings.redis_pool_size,
-            connect_timeout=settings.redis_connect_timeout,
-            socket_timeout=settings.redis_socket_timeout,
-        )
+        store = Store.from_settings(url, settings)
         try:
             return await work(store)
         finally:

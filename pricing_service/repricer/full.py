@@ -15,7 +15,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from pricing_service import metrics
 from pricing_service.engine.batch import (
@@ -28,22 +27,14 @@ from pricing_service.engine.batch import (
 )
 from pricing_service.engine.compiled import GUARDRAIL_NAMES, CompiledRuleset
 from pricing_service.engine.decision import Decision
-from pricing_service.engine.inputs import ItemFacts, PricingInputs, Segment
+from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.segments import priced_segments
 from pricing_service.money import from_minor
-from pricing_service.repricer.inputs import LoadedInputs, elasticity_estimate, fingerprint_json
-from pricing_service.repricer.inputs import _accepted_offers as accepted_offers
-from pricing_service.repricer.inputs import _active_override as active_override
-from pricing_service.repricer.inputs import _with_published_price as with_published_price
+from pricing_service.repricer.inputs import LoadedInputs, fingerprint_json, load_segments
 from pricing_service.repricer.pricer import Pricer, RepriceCounts, next_boundary
 from pricing_service.store import keys
 from pricing_service.store.store import (
     PublishRequest,
-    Store,
-    StoredSchedule,
-    changes_from_moves,
-    decode_schedule,
-    demand_from_sales,
     fingerprint,
 )
 
@@ -88,7 +79,7 @@ async def _price_chunk(
 ) -> RepriceCounts:
     segments = priced_segments(compiled)
     read_at = await pricer.store.read_clock()
-    loaded = await load_chunk(pricer.store, compiled, skus, now, [str(s) for s in segments])
+    loaded = await load_segments(pricer.store, compiled, skus, now, [str(s) for s in segments])
     frozen = await pricer.store.is_frozen()
     horizon_end = int(now.timestamp() + compiled.horizon.total_seconds())
     counts = RepriceCounts()
@@ -127,64 +118,6 @@ async def _price_chunk(
     await _publish_pending(pricer, compiled, pending, now, frozen, counts, boundaries, read_at)
     await pricer.store.set_boundaries(boundaries)
     return counts
-
-
-async def load_chunk(
-    store: Store,
-    compiled: CompiledRuleset,
-    skus: Sequence[str],
-    now: datetime,
-    segments: Sequence[str],
-) -> dict[str, dict[str, LoadedInputs]]:
-    """What :func:`pricing_service.repricer.inputs.load_segments` returns, read in one
-    pipelined round trip.
-
-    ``load_segments`` reads demand with one awaited command per SKU,
-    which cost more than everything else in a full reprice (435 us of 820 us per SKU in
-    bench/reprice.py); here every read of the chunk shares one pipeline. The assembly
-    is the same, through the same helpers.
-    """
-    per_sku = 5 + len(segments)
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for sku in skus:
-            pipe.get(keys.item(sku))
-            pipe.hgetall(keys.offers(sku))
-            pipe.get(keys.override(sku))
-            pipe.hgetall(keys.sales(sku))
-            pipe.get(keys.elasticity(sku))
-            for segment in segments:
-                pipe.get(keys.schedule(sku, segment))
-        raw: list[Any] = await pipe.execute()
-    result: dict[str, dict[str, LoadedInputs]] = {segment: {} for segment in segments}
-    for index, sku in enumerate(skus):
-        row = raw[index * per_sku : (index + 1) * per_sku]
-        raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = row[:5]
-        if raw_item is None:
-            continue  # deleted since it was listed
-        facts = ItemFacts.model_validate_json(raw_item)
-        observations = accepted_offers(compiled, raw_offers)
-        override = active_override(raw_override, now)
-        demand = demand_from_sales(raw_sales, now, facts.inventory)
-        elasticity = elasticity_estimate(raw_elasticity)
-        for position, segment in enumerate(segments):
-            raw_schedule = row[5 + position]
-            published = None
-            item = facts
-            if raw_schedule is not None:
-                published = decode_schedule(sku, segment, raw_schedule)
-                # A schedule in another currency predates a currency change: it says nothing.
-                if published.currency == item.currency:
-                    moves = changes_from_moves(StoredSchedule.parse(raw_schedule).moves)
-                    item = with_published_price(item, published, moves, now)
-            inputs = PricingInputs(
-                item=item,
-                observations=observations,
-                demand=demand,
-                elasticity=elasticity,
-                override=override,
-            )
-            result[segment][sku] = LoadedInputs(inputs=inputs, published=published)
-    return result
 
 
 async def _publish_pending(

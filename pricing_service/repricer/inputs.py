@@ -7,17 +7,15 @@ loop protection and the daily change limit look at.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import (
     CompetitorObservation,
-    DemandStats,
     ElasticityEstimate,
     ItemFacts,
     PriceChange,
@@ -31,24 +29,11 @@ from pricing_service.store.store import (
     Schedule,
     Store,
     StoredElasticity,
+    StoredSchedule,
+    changes_from_moves,
+    decode_schedule,
+    demand_from_sales,
 )
-
-#: Per-SKU reads that cannot be pipelined (demand, recent moves) run this many at a time,
-#: well inside the connection pool.
-READ_CONCURRENCY = 16
-
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class _Shared:
-    """What does not depend on the segment."""
-
-    item: ItemFacts
-    observations: tuple[CompetitorObservation, ...]
-    override: PriceOverride | None
-    demand: DemandStats | None
-    elasticity: ElasticityEstimate | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,78 +63,50 @@ async def load_segments(
     now: datetime,
     segments: Sequence[str],
 ) -> dict[str, dict[str, LoadedInputs]]:
-    """Per segment, per SKU: the engine inputs and the published schedule. The catalogue,
-    offers, override and demand are read once for all segments."""
-    shared = await _load_shared(store, compiled, skus, now)
-    found = list(shared)
-    result: dict[str, dict[str, LoadedInputs]] = {}
-    for segment in segments:
-        schedules = await store.get_schedules([(sku, segment) for sku in found])
-        moves = await _bounded(
-            [
-                store.recent_changes(sku, segment)
-                for sku, published in zip(found, schedules, strict=True)
-                if published is not None
-            ]
-        )
-        with_schedule = [sku for sku, s in zip(found, schedules, strict=True) if s is not None]
-        moves_by_sku = dict(zip(with_schedule, moves, strict=True))
-        by_sku: dict[str, LoadedInputs] = {}
-        for sku, published in zip(found, schedules, strict=True):
-            facts = shared[sku]
-            item = facts.item
-            # A schedule in another currency predates a currency change: it says nothing.
-            if published is not None and published.currency == item.currency:
-                item = _with_published_price(item, published, moves_by_sku[sku], now)
-            inputs = PricingInputs(
-                item=item,
-                observations=facts.observations,
-                demand=facts.demand,
-                elasticity=facts.elasticity,
-                override=facts.override,
-            )
-            by_sku[sku] = LoadedInputs(inputs=inputs, published=published)
-        result[segment] = by_sku
-    return result
-
-
-async def _load_shared(
-    store: Store, compiled: CompiledRuleset, skus: Sequence[str], now: datetime
-) -> dict[str, _Shared]:
+    """Per segment, per SKU: the engine inputs and the published schedule, all read in
+    one pipelined round trip. The catalogue, offers, override, sales and elasticity are
+    read once for all segments; SKUs deleted since they were listed are left out."""
+    per_sku = 5 + len(segments)
     async with store.redis.pipeline(transaction=False) as pipe:
         for sku in skus:
             pipe.get(keys.item(sku))
             pipe.hgetall(keys.offers(sku))
             pipe.get(keys.override(sku))
+            pipe.hgetall(keys.sales(sku))
             pipe.get(keys.elasticity(sku))
+            for segment in segments:
+                pipe.get(keys.schedule(sku, segment))
         raw: list[Any] = await pipe.execute()
-    loaded: dict[str, tuple[ItemFacts, tuple[CompetitorObservation, ...], PriceOverride | None]]
-    loaded = {}
-    elasticities: dict[str, ElasticityEstimate | None] = {}
+    result: dict[str, dict[str, LoadedInputs]] = {segment: {} for segment in segments}
     for index, sku in enumerate(skus):
-        raw_item, raw_offers, raw_override, raw_elasticity = raw[4 * index : 4 * index + 4]
+        row = raw[index * per_sku : (index + 1) * per_sku]
+        raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = row[:5]
         if raw_item is None:
-            continue  # deleted since it was queued
-        item = ItemFacts.model_validate_json(raw_item)
-        loaded[sku] = (
-            item,
-            _accepted_offers(compiled, raw_offers),
-            _active_override(raw_override, now),
-        )
-        elasticities[sku] = elasticity_estimate(raw_elasticity)
-    demands = await _bounded(
-        [store.demand(sku, now, item.inventory) for sku, (item, _, _) in loaded.items()]
-    )
-    return {
-        sku: _Shared(
-            item=item,
-            observations=offers,
-            override=override,
-            demand=demand,
-            elasticity=elasticities[sku],
-        )
-        for (sku, (item, offers, override)), demand in zip(loaded.items(), demands, strict=True)
-    }
+            continue
+        facts = ItemFacts.model_validate_json(raw_item)
+        observations = _accepted_offers(compiled, raw_offers)
+        override = _active_override(raw_override, now)
+        demand = demand_from_sales(raw_sales, now, facts.inventory)
+        elasticity = elasticity_estimate(raw_elasticity)
+        for position, segment in enumerate(segments):
+            raw_schedule = row[5 + position]
+            published = None
+            item = facts
+            if raw_schedule is not None:
+                published = decode_schedule(sku, segment, raw_schedule)
+                # A schedule in another currency predates a currency change: it says nothing.
+                if published.currency == item.currency:
+                    moves = changes_from_moves(StoredSchedule.parse(raw_schedule).moves)
+                    item = _with_published_price(item, published, moves, now)
+            inputs = PricingInputs(
+                item=item,
+                observations=observations,
+                demand=demand,
+                elasticity=elasticity,
+                override=override,
+            )
+            result[segment][sku] = LoadedInputs(inputs=inputs, published=published)
+    return result
 
 
 def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:
@@ -236,14 +193,3 @@ def fingerprint_json(inputs: PricingInputs) -> str:
     )
     payload["item"]["tags"] = sorted(payload["item"].get("tags", []))
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
-
-
-async def _bounded(reads: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Await ``reads`` concurrently, at most READ_CONCURRENCY at a time, in order."""
-    semaphore = asyncio.Semaphore(READ_CONCURRENCY)
-
-    async def limited(read: Coroutine[Any, Any, _T]) -> _T:
-        async with semaphore:
-            return await read
-
-    return list(await asyncio.gather(*(limited(read) for read in reads)))

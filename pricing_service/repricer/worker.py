@@ -359,13 +359,7 @@ async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> N
     """The ``pricing repricer`` process: until SIGTERM or SIGINT, then the batch in hand
     is finished (or, after ``shutdown_grace_seconds``, released). Raises
     :class:`RulesetError` when the rules are invalid at start."""
-    store = Store.from_url(
-        redis_url,
-        retention=timedelta(days=settings.retention_days),
-        pool_size=settings.redis_pool_size,
-        connect_timeout=settings.redis_connect_timeout,
-        socket_timeout=settings.redis_socket_timeout,
-    )
+    store = Store.from_settings(redis_url, settings)
     try:
         worker = Repricer.from_settings(store, settings, rules_dir)
         await worker.load_rules()

@@ -49,6 +49,7 @@ from pricing_service.engine.inputs import (
     PriceChange,
 )
 from pricing_service.money import to_minor
+from pricing_service.settings import Settings
 from pricing_service.store import keys
 
 #: Publishes one schedule and its audit record atomically.
@@ -700,6 +701,17 @@ class Store:
             health_check_interval=15,
         )
         return cls(client, retention=retention)
+
+    @classmethod
+    def from_settings(cls, url: str, settings: Settings) -> Store:
+        """A store on ``url`` with the configured retention, pool and timeouts."""
+        return cls.from_url(
+            url,
+            retention=timedelta(days=settings.retention_days),
+            pool_size=settings.redis_pool_size,
+            connect_timeout=settings.redis_connect_timeout,
+            socket_timeout=settings.redis_socket_timeout,
+        )
 
     async def close(self) -> None:
         await self.redis.aclose()
