@@ -12,6 +12,7 @@ import functools
 import json
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -262,41 +263,43 @@ def _from_record(record: AuditRecord, index: int) -> PriceOut | None:
     )
 
 
+async def _segment_records(
+    store: Store, sku: str, segment: str, until: datetime
+) -> AsyncIterator[AuditRecord]:
+    """The segment's audit records published up to ``until``, newest first."""
+    cursor = None
+    while True:
+        page, cursor = await store.history(sku, until=until, limit=_AUDIT_PAGE, cursor=cursor)
+        for record in page:
+            if record.segment == segment:
+                yield record
+        if cursor is None:
+            return
+
+
 async def _records_in_force(
     store: Store, sku: str, segment: str, since: datetime, until: datetime
 ) -> list[AuditRecord]:
     """The segment's audit records published up to ``until``, newest first, down to the
     one in force at ``since``: records published before the period still set prices in it."""
     records: list[AuditRecord] = []
-    cursor = None
-    while True:
-        page, cursor = await store.history(sku, until=until, limit=_AUDIT_PAGE, cursor=cursor)
-        for record in page:
-            if record.segment != segment:
-                continue
-            records.append(record)
-            if record.computed_at <= since.timestamp() * 1000:
-                return records
-        if cursor is None:
-            return records
+    async for record in _segment_records(store, sku, segment, until):
+        records.append(record)
+        if record.computed_at <= since.timestamp() * 1000:
+            break
+    return records
 
 
 async def _price_from_history(
     store: Store, sku: str, segment: str, at: datetime
 ) -> PriceOut | None:
     """The window in force at ``at`` from the newest record published by then."""
-    cursor = None
-    while True:
-        page, cursor = await store.history(sku, until=at, limit=_AUDIT_PAGE, cursor=cursor)
-        for record in page:
-            if record.segment != segment:
-                continue
-            for index, decision in enumerate(record.decisions):
-                valid_from, valid_until = _decision_window(decision)
-                if valid_from <= at and (valid_until is None or at < valid_until):
-                    return _from_record(record, index)
-        if cursor is None:
-            return None
+    async for record in _segment_records(store, sku, segment, at):
+        for index, decision in enumerate(record.decisions):
+            valid_from, valid_until = _decision_window(decision)
+            if valid_from <= at and (valid_until is None or at < valid_until):
+                return _from_record(record, index)
+    return None
 
 
 async def _explanation(store: Store, decision_id: str) -> DecisionOut | None:
