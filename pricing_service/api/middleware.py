@@ -9,7 +9,12 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pricing_service.api.problems import PROBLEM_CONTENT_TYPE, TYPE_PREFIX, ProblemError
+from pricing_service.api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    TYPE_PREFIX,
+    ProblemError,
+    problem_body,
+)
 from pricing_service.logs import REQUEST_ID, REQUEST_ID_HEADER, request_id_for
 from pricing_service.metrics import REQUEST_SECONDS
 
@@ -112,14 +117,13 @@ class BodyLimitMiddleware:
     async def _refuse(self, scope: Scope, send: Send) -> None:
         error = self._too_large()
         body = json.dumps(
-            {
-                "type": TYPE_PREFIX + error.slug,
-                "title": error.title,
-                "status": 413,
-                "detail": error.detail,
-                "instance": scope.get("path", ""),
-                "request_id": REQUEST_ID.get(),
-            }
+            problem_body(
+                413,
+                type_=TYPE_PREFIX + error.slug,
+                title=error.title,
+                detail=str(error.detail),
+                instance=scope.get("path", ""),
+            )
         ).encode()
         await send(
             {

@@ -93,6 +93,23 @@ def invalid(detail: str, errors: Sequence[Mapping[str, Any]] | None = None) -> P
     return ProblemError(422, "invalid-request", detail, title="Invalid request", errors=errors)
 
 
+def problem_body(
+    status: int, *, type_: str, title: str, detail: str, instance: str
+) -> dict[str, Any]:
+    """An RFC 9457 problem document, with the request's id when there is one."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -103,16 +120,7 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     errors: Sequence[Mapping[str, Any]] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": type_,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    request_id = REQUEST_ID.get()
-    if request_id is not None:
-        body["request_id"] = request_id
+    body = problem_body(status, type_=type_, title=title, detail=detail, instance=request.url.path)
     if errors is not None:
         body["errors"] = list(errors)
     return JSONResponse(
