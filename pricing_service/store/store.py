@@ -52,6 +52,34 @@ from pricing_service.money import to_minor
 from pricing_service.settings import Settings
 from pricing_service.store import keys
 
+#: Shared by the scripts that replace schedule values: where a value's header fields end,
+#: and how a replaced value's record is kept in the history list (bounded by count, and by
+#: age since it was replaced).
+_HISTORY_LUA = """
+local function fields(value)
+  local a = string.find(value, ' ', 1, true)
+  local b = string.find(value, ' ', a + 1, true)
+  local r = string.find(value, ' ', b + 1, true)
+  return a, b, r, string.find(value, ' ', r + 1, true)
+end
+local function keep_replaced(history, value, now_ms, retention_ms, maxlen)
+  local a, b, _, c = fields(value)
+  redis.call('LPUSH', history, string.sub(value, 1, a - 1) .. ' ' .. now_ms .. ' '
+    .. string.sub(value, a + 1, b - 1) .. ' ' .. string.sub(value, c + 1))
+  redis.call('LTRIM', history, 0, tonumber(maxlen) - 1)
+  local oldest_kept = tonumber(now_ms) - tonumber(retention_ms)
+  for _ = 1, 16 do
+    local oldest = redis.call('LINDEX', history, -1)
+    if not oldest then break end
+    local after_id = string.find(oldest, ' ', 1, true)
+    local ended = string.sub(oldest, after_id + 1, string.find(oldest, ' ', after_id + 1, true) - 1)
+    if tonumber(ended) >= oldest_kept then break end
+    redis.call('RPOP', history)
+  end
+  redis.call('PEXPIRE', history, retention_ms)
+end
+"""
+
 #: Publishes one schedule and its audit record atomically.
 #:
 #: One string per SKU and segment holds ``<id> <fingerprint> <read at> <moves> <schedule
@@ -74,24 +102,23 @@ from pricing_service.store import keys
 #: win: a schedule computed from an earlier read than the one in place is not written.
 #: The entry of every input change is taken before the read that sees it, so the last
 #: schedule standing always reflects every change.
-_PUBLISH = """
+_PUBLISH = (
+    _HISTORY_LUA
+    + """
 local current = redis.call('GET', KEYS[1])
 local moves = '-'
 local now = redis.call('TIME')
 local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local seq = tonumber(now[2]) % 1000
 if current then
-  local a = string.find(current, ' ', 1, true)
-  local b = string.find(current, ' ', a + 1, true)
+  local a, b, r, c = fields(current)
   local old_id = string.sub(current, 1, a - 1)
   if string.sub(current, a + 1, b - 1) == ARGV[1] then
     return {0, old_id}
   end
-  local r = string.find(current, ' ', b + 1, true)
   if tonumber(string.sub(current, b + 1, r - 1)) > tonumber(ARGV[11]) then
     return {0, old_id}  -- computed from older inputs than the schedule in place
   end
-  local c = string.find(current, ' ', r + 1, true)
   moves = string.sub(current, r + 1, c - 1)
   local dash = string.find(old_id, '-', 1, true)
   local old_ms = tonumber(string.sub(old_id, 1, dash - 1))
@@ -99,19 +126,7 @@ if current then
   if ms < old_ms or (ms == old_ms and seq <= old_seq) then
     ms, seq = old_ms, old_seq + 1
   end
-  local fingerprint = string.sub(current, a + 1, b - 1)
-  local replaced = old_id .. ' ' .. ARGV[4] .. ' ' .. fingerprint .. ' '
-  redis.call('LPUSH', KEYS[2], replaced .. string.sub(current, c + 1))
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[9]) - 1)
-  for _ = 1, 16 do
-    local oldest = redis.call('LINDEX', KEYS[2], -1)
-    if not oldest then break end
-    local after_id = string.find(oldest, ' ', 1, true)
-    local ended = string.sub(oldest, after_id + 1, string.find(oldest, ' ', after_id + 1, true) - 1)
-    if tonumber(ended) >= tonumber(ARGV[4]) - tonumber(ARGV[5]) then break end
-    redis.call('RPOP', KEYS[2])
-  end
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  keep_replaced(KEYS[2], current, ARGV[4], ARGV[5], ARGV[9])
 end
 if ARGV[6] ~= '' then
   local head = moves
@@ -141,31 +156,25 @@ if ARGV[8] ~= '-' then
 end
 return {1, id}
 """
+)
 
 #: Removes a SKU's schedules, keeping their records: each moves to the history list as
 #: if replaced now (see ``_PUBLISH``). KEYS: history list, segments set, schedule keys.
 #: ARGV: the caller's time (ms), retention (ms), history bound.
-_RETIRE = """
+_RETIRE = (
+    _HISTORY_LUA
+    + """
 for i = 3, #KEYS do
   local current = redis.call('GET', KEYS[i])
   if current then
-    local a = string.find(current, ' ', 1, true)
-    local b = string.find(current, ' ', a + 1, true)
-    local r = string.find(current, ' ', b + 1, true)
-    local c = string.find(current, ' ', r + 1, true)
-    local head = string.sub(current, 1, a - 1) .. ' ' .. ARGV[1] .. ' '
-    redis.call('LPUSH', KEYS[1], head .. string.sub(current, a + 1, b - 1) .. ' '
-      .. string.sub(current, c + 1))
+    keep_replaced(KEYS[1], current, ARGV[1], ARGV[2], ARGV[3])
     redis.call('DEL', KEYS[i])
   end
-end
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 redis.call('DEL', KEYS[2])
 return 1
 """
+)
 
 #: Names many published schedules on the changes stream in one call. It touches one key,
 #: so it stays valid in Redis Cluster. KEYS: the changes stream. ARGV: MAXLEN, then
