@@ -27,6 +27,7 @@ from crawlers.extraction.heuristics import (
 from crawlers.extraction.inline_markup import extract_microdata, extract_rdfa
 from crawlers.extraction.js_state import extract_js_state
 from crawlers.extraction.jsonld import extract_jsonld
+from crawlers.extraction.labelled import labelled_price_evidence
 from crawlers.extraction.opengraph import extract_opengraph
 from crawlers.extraction.overrides import (
     ExtractionOverride,
@@ -85,8 +86,9 @@ def extract_product(
     candidates = price_candidates(page)
     visible_price = visible_price_evidence(candidates)
     if not any(e.price is not None for e in evidences):
-        if visible_price is not None:
-            evidences.append(visible_price)
+        fallback = visible_price if candidates else labelled_price_evidence(page)
+        if fallback is not None:
+            evidences.append(fallback)
     elif visible_price is not None and _visible_price_overrules(
         evidences, visible_price, {c.amount for c in candidates}
     ):

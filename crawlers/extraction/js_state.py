@@ -43,6 +43,8 @@ CONFIDENCE_JS_STATE_CONFLICT = 0.3
 def _state_values(page: Page) -> Iterator[Any]:
     for script in page.tree.css(STATE_SCRIPT_SELECTOR):
         yield from parse_lenient_json(script.text(deep=True)[:_MAX_SCRIPT_CHARS])
+    if "window.__" not in page.html:
+        return  # no inline script assigns a state: skip reading every script's text
     for script in page.tree.css("script:not([src]):not([type])"):
         text = script.text(deep=True)
         match = _STATE_ASSIGNMENT.search(text) if "window.__" in text else None
