@@ -10,21 +10,40 @@ from __future__ import annotations
 import re
 
 from crawlers.extraction.document import Page
+from crawlers.extraction.patterns import any_of
 
 _BLOCK_MESSAGE = re.compile(
-    r"captcha|are you a (?:human|robot)|not a robot|robot check|verify (?:you are|that you are)"
-    r" (?:a )?human|unusual traffic|automated (?:access|queries|requests)|access (?:to this page )?"
-    r"(?:has been )?denied|request unsuccessful|pardon our interruption|just a moment|"
-    r"attention required|checking your browser|enable (?:javascript and )?cookies to continue|"
-    r"press (?:&|and) hold|blocked|sorry, we just need to make sure",
-    re.IGNORECASE,
+    any_of(
+        "captcha",
+        r"are you a (?:human|robot)",
+        "not a robot",
+        "robot check",
+        r"verify (?:you are|that you are) (?:a )?human",
+        "unusual traffic",
+        r"automated (?:access|queries|requests)",
+        r"access (?:to this page )?(?:has been )?denied",
+        "request unsuccessful",
+        "pardon our interruption",
+        "just a moment",
+        "attention required",
+        "checking your browser",
+        r"enable (?:javascript and )?cookies to continue",
+        r"press (?:&|and) hold",
+        "blocked",
+        "sorry, we just need to make sure",
+        word_start=False,  # "reCAPTCHA" counts
+    )
 )
+# A status code counts only as the whole title or beside words that make it one: product
+# names carry model numbers ("Peugeot 403", "BENCH-404") and prices look like $403.99.
+_STATUS = r"(?:404|403|410|500|502|503)"
 _ERROR_TITLE = re.compile(
-    # A status code, not an amount such as $403.99 or 500,00 €.
-    r"(?<![$€£¥.,\d])\b(?:404|403|410|500|502|503)\b(?![.,]\d)|"
-    r"page not found|not found|seite nicht gefunden|"
-    r"page introuvable|página no encontrada|pagina non trovata|service unavailable|"
-    r"server error|something went wrong|error",
+    rf"^\W*{_STATUS}\W*$|"
+    rf"\b(?:error|http|status)\W{{0,3}}{_STATUS}\b|"
+    rf"(?<![$€£¥.,\d]){_STATUS}\W{{0,3}}(?:error|not found|forbidden|gone|internal|bad gateway|"
+    r"service unavailable|page)\b|"
+    r"page not found|\bnot found\b|seite nicht gefunden|page introuvable|página no encontrada|"
+    r"pagina non trovata|service unavailable|server error|something went wrong|\berror\b",
     re.IGNORECASE,
 )
 # A real product page has a description, specifications and navigation; a wall does not.

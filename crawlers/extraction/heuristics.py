@@ -19,6 +19,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from crawlers.extraction.document import Page
 from crawlers.extraction.evidence import Evidence
 from crawlers.extraction.money import currency_in_text, parse_display_amount
+from crawlers.extraction.patterns import any_of
 from crawlers.extraction.result import Availability, Method
 
 _PRICE_WORDS = ("price", "preis", "prix", "prezzo", "precio", "preco", "cena", "pris", "hinta")
@@ -382,27 +383,12 @@ def availability_from_text(text: str) -> Availability | None:
 # SKU ----------------------------------------------------------------------------------
 
 
-def _first_letter_dispatch(*labels: str) -> str:
-    """`\\b(?:label|label|...)`, case-insensitive, in a form Python's `re` scans fast.
-
-    Led by a plain set of first letters, the pattern lets `re` skip to those letters;
-    led by `\\b` or a case-insensitive alternation, it is tried at every position,
-    which costs milliseconds on a page's visible text.
-    """
-    rests: dict[str, list[str]] = {}
-    for label in labels:
-        rests.setdefault(label[0], []).append(label[1:])
-    letters = "".join(sorted({c for first in rests for c in (first, first.upper())}))
-    branches = "|".join(f"(?<={first})(?:{'|'.join(r)})" for first, r in rests.items())
-    return f"[{letters}](?<!\\w.)(?i:{branches})"
-
-
 _CODE_VALUE = r"\s*[:#.]?\s*[:#]?\s*([A-Z0-9][A-Z0-9\-./_]{2,30}[A-Z0-9])"
 # Labels that name the shop's own code come first; generic "reference" labels after.
 _CODE_LABELS = (
-    re.compile(_first_letter_dispatch("asin", "sku") + f"(?i:{_CODE_VALUE})"),
+    re.compile(any_of("asin", "sku") + f"(?i:{_CODE_VALUE})"),
     re.compile(
-        _first_letter_dispatch(
+        any_of(
             r"item\s*(?:number|no\.?|#|id|code)",
             r"article\s*(?:number|no\.?)",
             r"art(?:ikel)?\.?\s*-?\s*nr\.?",

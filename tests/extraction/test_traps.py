@@ -84,3 +84,30 @@ def test_a_short_page_saying_404_is_still_an_error_page() -> None:
     )
     assert result.blocked
     assert result.price is None
+
+
+@pytest.mark.parametrize(
+    "title", ["Peugeot 403 model car | Shop", "Demo product BENCH-404 | Demo Shop", "Chair 500"]
+)
+def test_a_model_number_that_looks_like_a_status_code_is_not_an_error_page(title: str) -> None:
+    page = (
+        f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
+        '<span class="price">$20.00</span></body></html>'
+    )
+    result = extract_product(page.encode())
+    assert not result.blocked
+    assert result.price == Decimal("20.00")
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["404", "404 Not Found", "Error 500", "503 Service Unavailable", "HTTP 403 - Forbidden"],
+)
+def test_a_status_title_is_an_error_page(title: str) -> None:
+    page = f"<html><head><title>{title}</title></head><body><p>$20.00</p></body></html>"
+    assert extract_product(page.encode()).blocked
+
+
+def test_recaptcha_wall_is_blocked() -> None:
+    page = "<html><head><title>Shop</title></head><body><div>Please solve the reCAPTCHA.</div>"
+    assert extract_product(page.encode() + b"</body></html>").blocked
