@@ -43,11 +43,10 @@ from crawlers.fetch import Fetcher, FetchResult
 from crawlers.jobs import Job, OfferWrite, OutcomeRecorder, ensure_group
 from crawlers.listings import Listing, host_allowed, stored_listing
 from crawlers.outcome import Outcome
-from crawlers.quality import HISTORY_SCAN, build_market
 from crawlers.settings import CrawlerSettings
 from pricing_service import metrics
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
-from pricing_service.observations import ACCEPTED, gate_in_market
+from pricing_service.observations import ACCEPTED, HISTORY_SCAN, build_market, gate_in_market
 from pricing_service.rules.model import Competitor, PageField
 from pricing_service.shutdown import release
 from pricing_service.store import keys as store_keys

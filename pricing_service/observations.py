@@ -1,15 +1,14 @@
 """The gate every competitor observation passes, from a crawler or a third-party feed.
 
 Pure functions: an observation that fails a check is kept, quarantined with its reason,
-so it can be inspected, but pricing only uses accepted ones.
+so it can be inspected, but pricing only uses accepted ones (and, behind a quarantined
+one, the competitor's last accepted observation).
 
-Two levels:
-
-- :func:`gate_observation` checks the observation alone: currency, positive price,
-  freshness. The API's ``POST /v1/observations`` uses it.
-- :func:`gate_in_market` also converts a foreign currency through an FX table, refuses
-  our own and sister stores, and holds back outliers against the listing's own history
-  or the other competitors' median until a second crawl confirms them. The crawlers use it.
+:func:`gate_in_market` converts a foreign currency through an FX table, refuses our own
+and sister stores, checks the price is positive and the observation fresh, and holds back
+outliers against the listing's own history or the other competitors' median until a
+second observation confirms them. The crawlers and ``POST /v1/observations`` both use it,
+with the market :func:`build_market` makes from what the store holds.
 """
 
 from __future__ import annotations
@@ -20,9 +19,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from statistics import median
+from typing import Any
 
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.money import MoneyError, from_minor, to_minor
+from pricing_service.rules.model import Competitor
 from pricing_service.store.store import OfferStatus
 
 #: Older observations say little about today's market.
@@ -77,29 +78,6 @@ class Verdict:
         return self.kind is None
 
 
-def quarantine_reason(
-    observation: CompetitorObservation,
-    item: ItemFacts,
-    now: datetime,
-    *,
-    ttl: timedelta = FRESHNESS_TTL,
-) -> str | None:
-    """Why ``observation`` must not be used to price ``item``; None when it may be."""
-    problem = _basic_problem(observation, item, now, ttl)
-    return None if problem is None else problem[1]
-
-
-def gate_observation(
-    observation: CompetitorObservation,
-    item: ItemFacts,
-    now: datetime,
-    *,
-    ttl: timedelta = FRESHNESS_TTL,
-) -> OfferStatus:
-    """The observation as stored: accepted, or quarantined with the reason."""
-    return _offer(observation, now, _basic_problem(observation, item, now, ttl)).offer
-
-
 def convert_currency(
     observation: CompetitorObservation, currency: str, fx_rates: Mapping[str, Decimal]
 ) -> CompetitorObservation | None:
@@ -140,17 +118,19 @@ def gate_in_market(
     outlier_ratio: Decimal = OUTLIER_RATIO,
 ) -> Verdict:
     """The full gate for a crawled observation (see the module docstring)."""
+    in_force = market.previous.in_force if market.previous is not None else None
     if own_store:
         reason = "our own or a sister store: never counted as a competitor"
         return _offer(observation, now, (QuarantineKind.OWN_STORE, reason))
     converted = convert_currency(observation, item.currency, fx_rates or {})
     if converted is None:
         reason = f"currency {observation.currency} differs from the item's {item.currency}"
-        return _offer(observation, now, (QuarantineKind.CURRENCY, reason + " (no FX rate)"))
+        no_rate = (QuarantineKind.CURRENCY, reason + " (no FX rate)")
+        return _offer(observation, now, no_rate, in_force)
     problem = _basic_problem(converted, item, now, ttl) or _outlier(
         converted.price, market, outlier_ratio
     )
-    return _offer(converted, now, problem)
+    return _offer(converted, now, problem, in_force)
 
 
 def _basic_problem(
@@ -201,7 +181,10 @@ def _offer(
     observation: CompetitorObservation,
     now: datetime,
     problem: tuple[QuarantineKind, str] | None,
+    in_force: CompetitorObservation | None = None,
 ) -> Verdict:
+    """The verdict; a quarantined offer keeps ``in_force``, the competitor's last accepted
+    observation, as the one pricing goes on using."""
     if problem is None:
         offer = OfferStatus(observation=observation, status=ACCEPTED, received_at=now)
         return Verdict(offer, None)
@@ -209,7 +192,13 @@ def _offer(
     # The API has always shown the basic reasons as they are; the crawler-only kinds
     # carry their kind in front so a later crawl can recognise them.
     text = reason if kind in _BASIC_KINDS else f"{kind}{_KIND_SEPARATOR}{reason}"
-    offer = OfferStatus(observation=observation, status=QUARANTINED, reason=text, received_at=now)
+    offer = OfferStatus(
+        observation=observation,
+        status=QUARANTINED,
+        reason=text,
+        received_at=now,
+        last_accepted=in_force,
+    )
     return Verdict(offer, kind)
 
 
@@ -231,3 +220,67 @@ def _days(ttl: timedelta) -> str:
     if ttl % timedelta(days=1):
         return f"{ttl.total_seconds():.0f} seconds"
     return f"{ttl.days} days"
+
+
+# -- the market an observation is judged against, from what the store holds ----------------
+
+#: How many of the listing's latest accepted prices make its own reference.
+OWN_HISTORY_LENGTH = 10
+#: History entries read to find them (the stream holds every competitor's offers).
+HISTORY_SCAN = 200
+
+
+def build_market(
+    raw_offers: Mapping[Any, bytes],
+    history: Sequence[tuple[Any, Mapping[bytes, bytes]]],
+    item: ItemFacts,
+    competitor: str,
+    competitors: Mapping[str, Competitor],
+    now: datetime,
+    fx_rates: Mapping[str, Decimal],
+) -> Market:
+    """The market from the SKU's offers hash (as ``Store.get_offers`` reads it) and its
+    latest history entries, newest first."""
+    offers = sorted(
+        (OfferStatus.model_validate_json(value) for value in raw_offers.values()),
+        key=lambda o: o.observation.competitor,
+    )
+    previous = next((o for o in offers if o.observation.competitor == competitor), None)
+    peers = [
+        converted.price
+        for offer in offers
+        if (in_force := offer.in_force) is not None
+        and in_force.competitor != competitor
+        and _counts(in_force.competitor, competitors)
+        and now - in_force.observed_at <= FRESHNESS_TTL
+        and (converted := convert_currency(in_force, item.currency, fx_rates)) is not None
+    ]
+    return Market(
+        own_history=_own_history(history, item, competitor, fx_rates),
+        peer_prices=peers,
+        previous=previous,
+    )
+
+
+def _counts(competitor: str, competitors: Mapping[str, Competitor]) -> bool:
+    known = competitors.get(competitor)
+    return known is not None and not known.ours
+
+
+def _own_history(
+    entries: Sequence[tuple[Any, Mapping[bytes, bytes]]],
+    item: ItemFacts,
+    competitor: str,
+    fx_rates: Mapping[str, Decimal],
+) -> list[Decimal]:
+    prices: list[Decimal] = []
+    for _, fields in entries:
+        offer = OfferStatus.model_validate_json(fields[b"o"])
+        if offer.status != ACCEPTED or offer.observation.competitor != competitor:
+            continue
+        converted = convert_currency(offer.observation, item.currency, fx_rates)
+        if converted is not None:
+            prices.append(converted.price)
+            if len(prices) == OWN_HISTORY_LENGTH:
+                break
+    return prices

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from crawlers.settings import CrawlerSettings
 from pricing_service.api.auth import Authenticator, load_api_keys
 from pricing_service.api.cache import TAIL_BLOCK_SECONDS, ScheduleCache
 from pricing_service.api.fast_lookup import FastPriceLookup
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.crawler_settings = CrawlerSettings()
     app.state.authenticator = Authenticator(keys, public_reads=settings.public_reads)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

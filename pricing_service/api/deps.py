@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from crawlers.settings import CrawlerSettings
 from pricing_service.api.auth import Authenticator, Principal, Scope
 from pricing_service.api.cache import ScheduleCache
 from pricing_service.api.ruleset import RulesState
@@ -31,6 +32,11 @@ async def _cache(request: Request) -> ScheduleCache:
     return cache
 
 
+async def _crawler_settings(request: Request) -> CrawlerSettings:
+    crawler_settings: CrawlerSettings = request.app.state.crawler_settings
+    return crawler_settings
+
+
 async def _rules(request: Request) -> RulesState:
     rules: RulesState = request.app.state.rules
     return rules
@@ -40,6 +46,8 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[Store, Depends(_store)]
 CacheDep = Annotated[ScheduleCache, Depends(_cache)]
 RulesDep = Annotated[RulesState, Depends(_rules)]
+#: The quality gate's FX table and outlier ratio, shared with the crawlers.
+CrawlerSettingsDep = Annotated[CrawlerSettings, Depends(_crawler_settings)]
 
 #: Declares bearer auth in the OpenAPI document (the "Authorize" button of /docs); the
 #: header itself is checked by the Authenticator, which also rejects malformed ones.

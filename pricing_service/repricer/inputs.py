@@ -117,16 +117,17 @@ def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:
 def _accepted_offers(
     compiled: CompiledRuleset, raw: dict[bytes, bytes]
 ) -> tuple[CompetitorObservation, ...]:
-    """Accepted offers from competitors the ruleset knows, in competitor order: offers
+    """Offers in force (accepted, or the last accepted one behind a quarantined one) from
+    competitors the ruleset knows, in competitor order: offers
     the engine would ignore stay out of the inputs, and so out of the fingerprint."""
     offers = (OfferStatus.model_validate_json(value) for value in raw.values())
     return tuple(
         sorted(
             (
-                offer.observation
+                observation
                 for offer in offers
-                if offer.status == "accepted"
-                and offer.observation.competitor in compiled.known_competitors
+                if (observation := offer.in_force) is not None
+                and observation.competitor in compiled.known_competitors
             ),
             key=lambda observation: observation.competitor,
         )

@@ -322,7 +322,13 @@ class StoredElasticity(BaseModel):
 
 
 class OfferStatus(BaseModel):
-    """A competitor observation as stored: accepted, or quarantined with a reason."""
+    """A competitor observation as stored: accepted, or quarantined with a reason.
+
+    A quarantined observation does not replace what pricing uses for its competitor:
+    ``last_accepted`` carries the competitor's latest accepted observation forward (it
+    still ages out by the engine's freshness rules), so one bad crawl neither moves the
+    price nor drops the competitor from the market.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -330,10 +336,17 @@ class OfferStatus(BaseModel):
     status: str = "accepted"
     reason: str | None = None
     received_at: AwareDatetime
+    last_accepted: CompetitorObservation | None = None
 
     @property
     def accepted(self) -> bool:
         return self.status == "accepted"
+
+    @property
+    def in_force(self) -> CompetitorObservation | None:
+        """The observation pricing uses for this competitor: this one when accepted, else
+        the last accepted one, if any."""
+        return self.observation if self.accepted else self.last_accepted
 
 
 class Override(BaseModel):
@@ -859,6 +872,18 @@ class Store:
                 ]
                 _queue_dirty(pipe, changed, reason)
             await pipe.execute()
+
+    async def market_reads(
+        self, skus: Sequence[str], history: int
+    ) -> dict[str, tuple[dict[bytes, bytes], list[tuple[bytes, dict[bytes, bytes]]]]]:
+        """Each SKU's offers hash and its ``history`` latest offer-history entries (newest
+        first), as read, in one round trip: what ``observations.build_market`` takes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.hgetall(keys.offers(sku))
+                pipe.xrevrange(keys.offer_history(sku), count=history)
+            replies: list[Any] = await pipe.execute()
+        return {sku: (replies[2 * i], replies[2 * i + 1]) for i, sku in enumerate(skus)}
 
     async def get_offers(self, sku: str) -> list[OfferStatus]:
         raw = await self.redis.hgetall(keys.offers(sku))

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.api.conftest import READ_KEY, WRITE_KEY, ServeApp, auth
+from tests.api.conftest import READ_KEY, RULES, WRITE_KEY, ServeApp, auth
 
 WRITE = auth(WRITE_KEY)
+COMPETITORS = """\
+competitors:
+  megamart:
+    name: MegaMart
+    domains: [megamart.example]
+  our_outlet:
+    name: Our outlet
+    ours: true
+    domains: [outlet.example]
+"""
 
 
 def _put(api: httpx.Client, sku: str = "SKU-1", currency: str = "USD") -> None:
@@ -157,3 +169,44 @@ def test_observations_are_gated_and_listed(api: httpx.Client) -> None:
     assert by_name["old"]["age_seconds"] >= 8 * 86400
     assert "EUR" in by_name["euro"]["reason"]
     assert api.get("/v1/items/NONE/competitors", headers=auth(READ_KEY)).status_code == 404
+
+
+class TestTheMarketGate:
+    """With the competitors declared: one of them is our own outlet."""
+
+    @pytest.fixture
+    def rules_dir(self, tmp_path: Path) -> Path:
+        folder = tmp_path / "rules"
+        folder.mkdir()
+        (folder / "rules.yaml").write_text(RULES)
+        (folder / "competitors.yaml").write_text(COMPETITORS)
+        return folder
+
+    def test_observations_pass_the_crawlers_market_gate(self, api: httpx.Client) -> None:
+        _put(api)
+        now = datetime.now(UTC)
+
+        def post(competitor: str, price: str) -> dict[str, object]:
+            entry = {
+                "sku": "SKU-1",
+                "competitor": competitor,
+                "price": price,
+                "currency": "USD",
+                "observed_at": now.isoformat(),
+            }
+            response = api.post("/v1/observations", json=[entry], headers=WRITE)
+            assert response.status_code == 200, response.text
+            result: dict[str, object] = response.json()["results"][0]
+            return result
+
+        assert post("megamart", "45.00")["status"] == "accepted"
+        held = post("megamart", "4.50")  # a sudden -90%
+        assert held["status"] == "quarantined"
+        assert str(held["reason"]).startswith("outlier: ")
+        listed = api.get("/v1/items/SKU-1/competitors", headers=auth(READ_KEY)).json()["offers"]
+        [megamart] = [offer for offer in listed if offer["competitor"] == "megamart"]
+        assert (megamart["price"], megamart["last_accepted_price"]) == ("4.50", "45.00")
+        assert post("megamart", "4.50")["status"] == "accepted"  # confirmed
+        own = post("our_outlet", "44.00")
+        assert own["status"] == "quarantined"
+        assert "own" in str(own["reason"])

@@ -148,6 +148,8 @@ async def test_an_outlier_is_quarantined_until_a_second_crawl_confirms(
     [held] = await store.get_offers("A-1")
     assert held.status == "quarantined"
     assert (held.reason or "").startswith("outlier: ")
+    assert held.in_force is not None
+    assert held.in_force.price == Decimal("99.00")
     assert await crawl("10.00") == Outcome.ACCEPTED  # confirmed by the second crawl
     assert await dirty_skus(store.redis) == ["A-1", "A-1", "A-1"]
 

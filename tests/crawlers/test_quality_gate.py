@@ -12,8 +12,8 @@ from pricing_service.observations import (
     QuarantineKind,
     convert_currency,
     gate_in_market,
-    gate_observation,
 )
+from pricing_service.store.store import OfferStatus
 
 NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
 ITEM = ItemFacts(sku="A-1", currency="USD")
@@ -86,9 +86,36 @@ def test_an_outlier_against_the_other_competitors_median() -> None:
     assert gate_in_market(seen("55.00"), ITEM, NOW, peers).accepted
 
 
-def test_the_api_gate_keeps_its_reasons() -> None:
-    offer = gate_observation(seen("10.00", "EUR"), ITEM, NOW)
-    assert offer.reason == "currency EUR differs from the item's USD"
-    assert gate_observation(seen("10.00", age=timedelta(days=8)), ITEM, NOW).reason == (
-        "older than 7 days"
-    )
+def test_the_basic_reasons_read_as_they_always_did() -> None:
+    stale = gate_in_market(seen("10.00", age=timedelta(days=8)), ITEM, NOW, Market())
+    assert stale.offer.reason == "older than 7 days"
+    foreign = gate_in_market(seen("10.00", "EUR"), ITEM, NOW, Market())
+    assert foreign.offer.reason == "currency EUR differs from the item's USD (no FX rate)"
+
+
+def test_a_held_back_outlier_carries_the_last_accepted_observation_forward() -> None:
+    history = [Decimal("100.00"), Decimal("99.00")]
+    accepted = gate_in_market(seen("99.00"), ITEM, NOW, Market(own_history=history)).offer
+    first = gate_in_market(
+        seen("10.00"), ITEM, NOW, Market(own_history=history, previous=accepted)
+    ).offer
+    assert first.status == QUARANTINED
+    assert first.in_force == accepted.observation
+    # A second outlier, far from the first: still held, still the same price in force.
+    second = gate_in_market(
+        seen("30.00"), ITEM, NOW, Market(own_history=history, previous=first)
+    ).offer
+    assert second.status == QUARANTINED
+    assert second.in_force == accepted.observation
+    # Confirmed: the new price is accepted and is the one in force.
+    confirmed = gate_in_market(
+        seen("30.00"), ITEM, NOW, Market(own_history=history, previous=second)
+    ).offer
+    assert confirmed.accepted
+    assert confirmed.in_force == confirmed.observation
+    assert confirmed.last_accepted is None
+
+
+def test_a_quarantined_offer_without_an_earlier_accepted_one_has_none_in_force() -> None:
+    offer = OfferStatus(observation=seen("0.01"), status=QUARANTINED, reason="x", received_at=NOW)
+    assert offer.in_force is None

@@ -94,6 +94,41 @@ async def test_a_full_reprice_publishes_every_sku_as_both_paths_price_it(
 
 
 @pytest.mark.anyio
+async def test_a_quarantined_offer_leaves_the_last_accepted_one_in_force(
+    store: Store, tmp_path: Path
+) -> None:
+    compiled = compile_rules(write_rules(tmp_path / "rules", WEEKEND_RULES))
+    await store.put_items([item("GAD-00", "100.00", category="gadgets")])
+    accepted = CompetitorObservation(
+        competitor="rival",
+        price=Decimal("90.00"),
+        currency="USD",
+        observed_at=FRIDAY_NOON - timedelta(hours=2),
+    )
+    outlier = accepted.model_copy(
+        update={"price": Decimal("9.00"), "observed_at": FRIDAY_NOON - timedelta(hours=1)}
+    )
+    held = OfferStatus(
+        observation=outlier,
+        status="quarantined",
+        reason="outlier: -90%",
+        received_at=FRIDAY_NOON,
+        last_accepted=accepted,
+    )
+    await store.put_offers("GAD-00", [held])
+    loaded = await load_inputs(store, compiled, ["GAD-00"], FRIDAY_NOON)
+    assert [o.price for o in loaded["GAD-00"].observations] == [Decimal("90.00")]
+    await reprice_skus(Pricer(store, boundary_lead_seconds=60), compiled, ["GAD-00"], FRIDAY_NOON)
+    published = await store.get_schedule("GAD-00", "")
+    assert published is not None
+    assert published.windows[0].price == Decimal("89.10")  # the 90.00 beaten by 1%
+
+    await store.put_offers("GAD-00", [held.model_copy(update={"last_accepted": None})])
+    loaded = await load_inputs(store, compiled, ["GAD-00"], FRIDAY_NOON)
+    assert loaded["GAD-00"].observations == ()
+
+
+@pytest.mark.anyio
 async def test_an_override_is_published_through_the_pricer(store: Store, tmp_path: Path) -> None:
     compiled = compile_rules(write_rules(tmp_path / "rules"))
     await store.put_items([item("SKU-1", cost=Decimal("30.00"))])

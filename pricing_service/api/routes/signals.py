@@ -10,7 +10,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 
-from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
+from pricing_service.api.deps import (
+    CrawlerSettingsDep,
+    Reader,
+    RulesDep,
+    SettingsDep,
+    StoreDep,
+    Writer,
+)
 from pricing_service.api.problems import (
     FORBIDDEN,
     UNAUTHORIZED,
@@ -25,7 +32,12 @@ from pricing_service.catalogue import (
     is_exact_in,
 )
 from pricing_service.engine.inputs import AwareDatetime, CompetitorObservation, ItemFacts
-from pricing_service.observations import MAX_CLOCK_SKEW, gate_observation
+from pricing_service.observations import (
+    HISTORY_SCAN,
+    MAX_CLOCK_SKEW,
+    build_market,
+    gate_in_market,
+)
 from pricing_service.store.store import OfferStatus, Sale
 
 router = APIRouter(tags=["signals"], responses={**UNAUTHORIZED, **UNAVAILABLE})
@@ -104,6 +116,12 @@ class CompetitorOffer(BaseModel):
     status: str
     reason: str | None
     received_at: datetime
+    last_accepted_price: Decimal | None = Field(
+        default=None,
+        description="For a quarantined observation: the competitor's last accepted price, "
+        "which pricing goes on using until a later observation is accepted.",
+    )
+    last_accepted_observed_at: datetime | None = None
 
 
 class CompetitorsOut(BaseModel):
@@ -163,13 +181,21 @@ async def post_sales(
 
 @router.post("/v1/observations", responses=FORBIDDEN)
 async def post_observations(
-    body: list[ObservationIn], _: Writer, store: StoreDep, settings: SettingsDep
+    body: list[ObservationIn],
+    _: Writer,
+    store: StoreDep,
+    settings: SettingsDep,
+    rules: RulesDep,
+    gate: CrawlerSettingsDep,
 ) -> ObservationsResult:
     """Take a batch of competitor observations through the same gate as crawler results."""
     if len(body) > settings.max_batch_events:
         raise invalid(f"at most {settings.max_batch_events} observations per call")
     skus = list(dict.fromkeys(entry.sku for entry in body))
     items = _items_by_sku(await store.get_items(skus), skus)
+    markets = await store.market_reads(list(items), HISTORY_SCAN)
+    loaded = rules.current
+    competitors = dict(loaded.compiled.ruleset.competitors) if loaded is not None else {}
     now = datetime.now(UTC)
     verdicts: list[ObservationVerdict] = []
     offers: dict[str, list[OfferStatus]] = defaultdict(list)
@@ -195,9 +221,26 @@ async def post_observations(
         except ValidationError as exc:
             verdict.reason = describe_validation_error(exc)
             continue
-        offer = gate_observation(observation, item, now)
+        raw_offers, history = markets[entry.sku]
+        market = build_market(
+            raw_offers, history, item, entry.competitor, competitors, now, gate.fx_rates
+        )
+        known = competitors.get(entry.competitor)
+        offer = gate_in_market(
+            observation,
+            item,
+            now,
+            market,
+            own_store=known is not None and known.ours,
+            fx_rates=gate.fx_rates,
+            outlier_ratio=gate.outlier_ratio,
+        ).offer
         verdict.status, verdict.reason = offer.status, offer.reason
         offers[entry.sku].append(offer)
+        # A later observation in the same batch is judged against this one.
+        stored = offer.model_dump_json().encode()
+        raw_offers[entry.competitor.encode()] = stored
+        history.insert(0, (b"0-0", {b"o": stored}))
     await store.record_offers(offers, reason="observation")
     counts: dict[str, int] = defaultdict(int)
     for verdict in verdicts:
@@ -230,6 +273,10 @@ async def get_competitors(sku: Sku, _: Reader, store: StoreDep) -> CompetitorsOu
                 status=offer.status,
                 reason=offer.reason,
                 received_at=offer.received_at,
+                last_accepted_price=offer.last_accepted.price if offer.last_accepted else None,
+                last_accepted_observed_at=(
+                    offer.last_accepted.observed_at if offer.last_accepted else None
+                ),
             )
             for offer in await store.get_offers(sku)
         ],
