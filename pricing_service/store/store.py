@@ -749,17 +749,25 @@ class Store:
     # -- catalogue ----------------------------------------------------------------------------
 
     async def put_items(self, items: Sequence[ItemFacts], *, reason: str = "item") -> list[bool]:
-        """Insert or replace items and queue them, in one transaction; True for each that
-        was new."""
+        """Insert or replace items (recording the inventory levels they carry) and queue
+        them, in one transaction; True for each that was new."""
         if not items:
             return []
+        added_at: list[int] = []
         async with self.redis.pipeline(transaction=True) as pipe:
             for item in items:
                 pipe.set(keys.item(item.sku), _item_json(item))
+                added_at.append(len(pipe))
                 pipe.sadd(keys.SKU_INDEX, item.sku)
+                if item.inventory is not None:
+                    # The level also goes into the day's and hour's buckets, as an inventory
+                    # update does: days of supply and sell-through read it from there.
+                    await self._queue_buckets(
+                        pipe, item.sku, item.currency, [], inventory=item.inventory
+                    )
             _queue_dirty(pipe, [item.sku for item in items], reason)
             results = await pipe.execute()
-        return [bool(added) for added in results[1 : 2 * len(items) : 2]]
+        return [bool(results[position]) for position in added_at]
 
     async def set_inventory(self, sku: str, inventory: int) -> ItemFacts | None:
         """Set an item's inventory and queue it, or None if there is no such item.

@@ -72,6 +72,23 @@ async def test_inventory_is_set_on_the_stored_item_and_queued(store: Store) -> N
     assert await _queued(store) == [("A", "item"), ("A", "inventory")]
 
 
+async def test_an_item_written_whole_records_its_inventory_like_an_update(store: Store) -> None:
+    items = [
+        ItemFacts(sku="A", currency="USD", inventory=12),
+        ItemFacts(sku="B", currency="USD"),
+        ItemFacts(sku="C", currency="USD", inventory=0),
+    ]
+    assert await store.put_items(items) == [True, True, True]
+    assert await store.put_items(items[:1]) == [False]
+
+    def levels(buckets: dict[bytes, bytes]) -> list[bytes]:
+        return [value for field, value in buckets.items() if field.startswith(b"i:")]
+
+    daily = [levels(raw) for raw in await store.sales_buckets(["A", "B", "C"])]
+    assert daily == [[b"12"], [], [b"0"]]
+    assert levels(await store.hourly_buckets("A")) == [b"12"]
+
+
 async def test_deleting_an_item_removes_its_inputs_and_tells_the_api_caches(
     store: Store,
 ) -> None:
