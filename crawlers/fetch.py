@@ -5,7 +5,8 @@ One :class:`Fetcher` per worker process. For every request, in order:
 1. the host must be one of the competitor's domains (checked again after each redirect,
    which is why redirects are followed here and not by httpx);
 2. the host must not resolve to a private, loopback or otherwise non-public address,
-   unless the settings allow that network;
+   unless the settings allow that network: checked on the addresses the socket connects
+   to (:mod:`crawlers.network`), so a name cannot answer differently to a check;
 3. robots.txt must allow the path (:mod:`crawlers.robots`);
 4. the domain's next slot is reserved and a lease on one of its ``concurrency`` request
    slots taken, both fleet-wide (:mod:`crawlers.ratelimit`);
@@ -19,12 +20,10 @@ jitter; a ``Retry-After`` (seconds or an HTTP date) replaces the backoff when lo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
-import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -33,6 +32,7 @@ import httpx
 import redis.asyncio as aioredis
 
 from crawlers.listings import host_allowed
+from crawlers.network import AddressPolicy, AddressRefused, VettedTransport, resolve
 from crawlers.outcome import RETRYABLE, Outcome
 from crawlers.ratelimit import DomainGate, RateLimitTooFar
 from crawlers.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsResponse
@@ -94,6 +94,7 @@ class Fetcher:
         self._client_identities: dict[int, tuple[Competitor, str]] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._robots: dict[str, RobotsCache] = {}
+        self._policy = AddressPolicy(tuple(settings.allowed_private_networks))
         self._timeout = httpx.Timeout(
             connect=settings.connect_timeout,
             read=settings.read_timeout,
@@ -153,7 +154,14 @@ class Fetcher:
             refused = await self._refusal(competitor, current)
             if refused is not None:
                 return refused
-            if robots and not await self._robots_allow(competitor_id, competitor, current):
+            try:
+                disallowed = robots and not await self._robots_allow(
+                    competitor_id, competitor, current
+                )
+            except _RobotsAddressRefused as host_refused:
+                # The host itself is refused: say so, not that robots.txt was unreachable.
+                return replace(host_refused.result, url=current)
+            if disallowed:
                 metrics.CRAWL_ROBOTS_DISALLOWS.labels(competitor=competitor_id).inc()
                 return FetchResult(Outcome.ROBOTS_DISALLOWED, current)
             # robots.txt itself is paced by the configured rate alone: its Crawl-delay is
@@ -168,22 +176,23 @@ class Fetcher:
         return FetchResult(Outcome.TOO_MANY_REDIRECTS, current)
 
     async def _refusal(self, competitor: Competitor, url: str) -> FetchResult | None:
-        """Why ``url`` must not be fetched for this competitor, if it must not."""
+        """Why ``url`` must not be fetched for this competitor, if it must not.
+
+        The address check happens when connecting, except through a proxy: the proxy
+        resolves the name then, so it is checked here (see :mod:`crawlers.network`)."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("http", "https") or not host_allowed(host, competitor.domains):
             return FetchResult(Outcome.OFF_DOMAIN, url, detail=f"{host or url} is not allowed")
+        if competitor.proxy is None:
+            return None
         try:
-            addresses = await _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+            addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
         except OSError as exc:
             return FetchResult(Outcome.NETWORK_ERROR, url, detail=f"cannot resolve {host}: {exc}")
-        for address in addresses:
-            if not address.is_global and not any(
-                address in network for network in self.settings.allowed_private_networks
-            ):
-                return FetchResult(
-                    Outcome.PRIVATE_ADDRESS, url, detail=f"{host} resolves to {address}"
-                )
+        refused = self._policy.first_refused(addresses)
+        if refused is not None:
+            return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=f"{host} resolves to {refused}")
         return None
 
     async def _get_once(
@@ -212,6 +221,8 @@ class Fetcher:
                 return await self._read(client, url, max_bytes)
         except TimeoutError:
             return FetchResult(Outcome.TIMEOUT, url, detail="total time limit"), None
+        except AddressRefused as exc:
+            return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=str(exc)), None
         except httpx.TimeoutException as exc:
             return FetchResult(Outcome.TIMEOUT, url, detail=type(exc).__name__), None
         except httpx.DecodingError as exc:
@@ -272,6 +283,8 @@ class Fetcher:
                 result = await self._follow(
                     competitor_id, competitor, url, robots=False, max_bytes=MAX_ROBOTS_BYTES
                 )
+                if result.outcome is Outcome.PRIVATE_ADDRESS:
+                    raise _RobotsAddressRefused(result)
                 if result.status is None or result.outcome is Outcome.TOO_MANY_REDIRECTS:
                     return RobotsResponse(None)
                 return RobotsResponse(result.status, result.body)
@@ -298,27 +311,28 @@ class Fetcher:
             self._client_identities[id(competitor)] = (competitor, identity)
         client = self._clients.get(identity)
         if client is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
             client = httpx.AsyncClient(
                 headers={**competitor.headers, "User-Agent": self._user_agent(competitor)},
                 proxy=competitor.proxy,
+                transport=None if competitor.proxy else VettedTransport(self._policy, limits),
                 timeout=self._timeout,
                 follow_redirects=False,  # followed by _follow, which checks every hop
                 trust_env=False,  # no proxy or certificates picked up from the environment
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                limits=limits,
             )
             self._clients[identity] = client
         return client
 
 
+class _RobotsAddressRefused(Exception):
+    """robots.txt was not fetched because its host resolves to a refused address."""
+
+    def __init__(self, result: FetchResult) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-async def _resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
