@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import redis
 
+from pricing_service.engine import ItemFacts
 from pricing_service.store import keys
 from tests.api.conftest import ADMIN_KEY, READ_KEY, RULES, WRITE_KEY, auth
+from tests.api.helpers import publish
 
 ADMIN = auth(ADMIN_KEY)
 
@@ -120,6 +124,33 @@ def test_validate_reports_file_line_and_column(api: httpx.Client) -> None:
     assert good.json()["valid"] is True
 
 
+def test_preview_compares_every_segment_with_its_price_in_force(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    item = ItemFacts(
+        sku="A", currency="USD", list_price=Decimal("50.00"), current_price=Decimal("50.00")
+    )
+    publish(clean_redis, rules_dir, item, datetime.now(UTC), segment="channel:app")
+    in_force = api.get("/v1/prices/A?segment=channel:app", headers=auth(READ_KEY)).json()
+    candidate = RULES.replace("list_price: true", "fixed: 55").replace('"10%"', '"30%"')
+    candidate = (
+        candidate[: candidate.index("  - id: weekend")]
+        + candidate[candidate.index("  - id: app") :]
+    )
+    response = api.post(
+        "/v1/rules/preview", json={"files": {"rules.yaml": candidate}}, headers=auth(WRITE_KEY)
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["summary"]["evaluated"] == 2  # one SKU in two segments
+    by_segment = {change["segment"]: change for change in body["changes"]}
+    # The app segment against its published price; the default one (nothing published)
+    # against the item's current price.
+    assert by_segment["channel:app"]["current"] == in_force["price"]
+    assert by_segment["channel:app"]["proposed"] == "35.00"
+    assert (by_segment[""]["current"], by_segment[""]["proposed"]) == ("50.00", "55.00")
+
+
 def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redis: str) -> None:
     _put_items(api, "A", "B")
     candidate = RULES.replace("list_price: true", "fixed: 55")
@@ -135,6 +166,7 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
     assert body["summary"]["max_abs_change_percent"] == "10.00"
     assert body["changes"][0] == {
         "sku": "A",
+        "segment": "",
         "currency": "USD",
         "current": "50.00",
         "proposed": "55.00",

@@ -22,6 +22,7 @@ from pricing_service.api.problems import (
 )
 from pricing_service.catalogue import SKU_PATTERN, ExactMoney, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.segments import priced_segments
 from pricing_service.repricer.inputs import load_inputs
 from pricing_service.rules.loader import check_texts
 from pricing_service.store.store import Override, Store
@@ -93,6 +94,7 @@ class PreviewIn(RuleFilesIn):
 
 class PriceChangeOut(BaseModel):
     sku: str
+    segment: str = Field(description="The canonical segment ('' is the default).")
     currency: str
     current: Decimal
     proposed: Decimal
@@ -238,7 +240,7 @@ async def validate_rules(body: RuleFilesIn, _: Writer) -> ValidationReport:
     responses={**FORBIDDEN, 422: {"description": "Invalid rule files or request."}},
 )
 async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewOut:
-    """Which current prices a candidate ruleset would change, and by how much."""
+    """Which prices in force a candidate ruleset would change, per SKU and segment."""
     ruleset, diagnostics = check_texts(body.files)
     if ruleset is None:
         raise invalid(
@@ -261,7 +263,15 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
                 break
     now = datetime.now(UTC)
     inputs = await load_inputs(store, compiled, skus, now)
-    changes, summary = await asyncio.to_thread(preview_changes, compiled, inputs, now)
+    pairs = [(sku, str(segment)) for sku in inputs for segment in priced_segments(compiled)]
+    in_force = {
+        pair: window.price
+        for pair, schedule in zip(pairs, await store.get_schedules(pairs), strict=True)
+        if schedule is not None
+        and (window := schedule.window_at(int(now.timestamp()))) is not None
+        and window.price is not None
+    }
+    changes, summary = await asyncio.to_thread(preview_changes, compiled, inputs, in_force, now)
     return PreviewOut(
         version=ruleset.version,
         truncated=truncated,
@@ -269,6 +279,7 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
         changes=[
             PriceChangeOut(
                 sku=change.sku,
+                segment=change.segment,
                 currency=change.currency,
                 current=change.current,
                 proposed=change.proposed,
