@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from pricing_service.engine.inputs import MAX_PRICE, AwareDatetime, ItemFacts
 from pricing_service.money import minor_unit_digits
@@ -35,11 +42,23 @@ def _reject_inexact(value: object) -> object:
     return value
 
 
+#: What the OpenAPI document promises for money in requests: what the validator takes.
+_EXACT_MONEY_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        # Up to MAX_PRICE, 1,000,000,000.
+        {"type": "string", "pattern": r"^(\d{1,9}(\.\d{1,6})?|1000000000(\.0{1,6})?)$"},
+        {"type": "integer", "minimum": 0, "maximum": int(MAX_PRICE)},
+    ],
+    "description": 'A decimal string such as "19.99", or an integer; never a float.',
+    "examples": ["19.99"],
+}
+
 #: An amount of money in a request: a decimal string or an integer, never a float.
 ExactMoney = Annotated[
     Decimal,
     BeforeValidator(_reject_inexact),
-    Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, examples=["19.99"]),
+    Field(ge=0, le=MAX_PRICE, allow_inf_nan=False),
+    WithJsonSchema(_EXACT_MONEY_SCHEMA, mode="validation"),
 ]
 
 

@@ -205,3 +205,19 @@ def test_error_responses_are_declared_as_problems(tmp_path: Path) -> None:
                 assert "401" in responses, where
             if "requestBody" in operation:
                 assert {"400", "413", "422"} <= responses.keys(), where
+
+
+def test_money_in_requests_is_never_a_json_number(tmp_path: Path) -> None:
+    """The document promises what the validators take: decimal strings or integers."""
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", rules_dir=tmp_path)
+    schemas = create_app(settings).openapi()["components"]["schemas"]
+    money = {"price", "cost", "list_price", "map_price", "min_price", "max_price"}
+    money |= {"current_price", "shipping", "unit_price"}
+    checked = 0
+    for name in ("ItemIn", "SaleIn", "ObservationIn", "OverrideIn"):
+        for field, schema in schemas[name]["properties"].items():
+            if field in money:
+                checked += 1
+                assert '"number"' not in json.dumps(schema), (name, field)
+                assert '"string"' in json.dumps(schema), (name, field)
+    assert checked == 10
