@@ -108,7 +108,8 @@ def _hint_says(pattern: re.Pattern[str], hint: str) -> bool:
 
 
 def is_former_or_side_price(node: LexborNode) -> bool:
-    if node.css_first("del, s, strike") is not None:
+    # A walk over the few elements of a short price is cheaper than a CSS query.
+    if any(inner.tag in _STRUCK_TAGS for inner in node.traverse()):
         return True  # the amount inside is struck through
     current: LexborNode | None = node
     for _ in range(_FORMER_PRICE_DEPTH):
@@ -155,29 +156,67 @@ def title_area(page: Page) -> TitleArea:
     return TitleArea()
 
 
-def _in_foreign_container(
-    node: LexborNode, title: TitleArea = TitleArea(), *, of_price: bool = False
-) -> bool:
-    foreign = (_OTHER_PRODUCTS_HINT, _SIDE_COST_HINT) if of_price else (_OTHER_PRODUCTS_HINT,)
-    widget_seen = False
-    current = node.parent
-    for _ in range(_ANCESTOR_LIMIT):
-        if current is None or current.tag in ("body", "main", "html"):
-            return widget_seen
-        if current.tag in (*_PAGE_CHROME_TAGS, "li", "option", "select"):
-            return True
-        if current.tag == "a" and _links_elsewhere(current):
-            return True  # a product card, or "New & used from £36"
-        if current.mem_id == title.box:
-            return False
-        if current.mem_id in title.enclosing:
-            return widget_seen
-        hint = _hint_text(current)
-        if any(_hint_says(pattern, hint) for pattern in foreign):
-            return True
-        widget_seen = widget_seen or _hint_says(_WIDGET_HINT, hint)
-        current = current.parent
-    return widget_seen
+class ForeignContainers:
+    """Whether a foreign container encloses a node: the page's chrome, a list entry, a
+    link to another page, a container named for other products (or, for prices, for side
+    costs), or a widget, unless the product's own title area comes first.
+
+    One instance per page and question: each ancestor is examined once, however many
+    candidates it encloses (pages have thousands of price-like elements).
+    """
+
+    # What examining one ancestor says: the walk's answer, or go on to its parent.
+    _FOREIGN, _OWN, _WIDGET_SO_FAR, _GO_ON = range(4)
+
+    def __init__(self, title: TitleArea = TitleArea(), *, of_price: bool = False) -> None:
+        self._title = title
+        self._foreign = (
+            (_OTHER_PRODUCTS_HINT, _SIDE_COST_HINT) if of_price else (_OTHER_PRODUCTS_HINT,)
+        )
+        # mem_id -> (the answer of a walk from there, a widget seen on the way)
+        self._walks: dict[int, tuple[bool | None, bool]] = {}
+
+    def __call__(self, node: LexborNode) -> bool:
+        chain: list[tuple[int, bool]] = []  # (mem_id, is a widget) of the ancestors walked
+        current = node.parent
+        while True:
+            if current is None:
+                answer, widget = None, False
+                break
+            known = self._walks.get(current.mem_id)
+            if known is not None:
+                answer, widget = known
+                break
+            verdict, is_widget = self._examine(current)
+            if verdict is not self._GO_ON:
+                answer = {self._FOREIGN: True, self._OWN: False}.get(verdict)
+                widget = False
+                self._walks[current.mem_id] = (answer, False)
+                break
+            chain.append((current.mem_id, is_widget))
+            current = current.parent
+        for mem_id, is_widget in reversed(chain):
+            widget = widget or is_widget
+            self._walks[mem_id] = (answer, widget)
+        # None: the walk ended (body, or the title's enclosing elements) on what it saw.
+        return answer if answer is not None else widget
+
+    def _examine(self, element: LexborNode) -> tuple[int, bool]:
+        tag = element.tag
+        if tag in ("body", "main", "html"):
+            return self._WIDGET_SO_FAR, False
+        if tag in (*_PAGE_CHROME_TAGS, "li", "option", "select"):
+            return self._FOREIGN, False
+        if tag == "a" and _links_elsewhere(element):
+            return self._FOREIGN, False  # a product card, or "New & used from £36"
+        if element.mem_id == self._title.box:
+            return self._OWN, False
+        if element.mem_id in self._title.enclosing:
+            return self._WIDGET_SO_FAR, False
+        hint = _hint_text(element)
+        if any(_hint_says(pattern, hint) for pattern in self._foreign):
+            return self._FOREIGN, False
+        return self._GO_ON, _hint_says(_WIDGET_HINT, hint)
 
 
 def in_other_products_or_chrome(node: LexborNode) -> bool:
@@ -277,6 +316,7 @@ def price_candidates(page: Page) -> list[PriceCandidate]:
     title = title_area(page)
     # Without a title outside the chrome, every price ranks as if after it.
     title_id = title.heading.mem_id if title.heading is not None else None
+    foreign = ForeignContainers(title, of_price=True)
     seen_title = title_id is None
     candidates: list[PriceCandidate] = []
     rank = 0
@@ -286,11 +326,7 @@ def price_candidates(page: Page) -> list[PriceCandidate]:
             seen_title = seen_title or node.mem_id == title_id
             continue
         parsed = _single_amount(price_text(node), host)
-        if (
-            parsed is None
-            or is_former_or_side_price(node)
-            or _in_foreign_container(node, title, of_price=True)
-        ):
+        if parsed is None or is_former_or_side_price(node) or foreign(node):
             continue
         amount, currency = parsed
         score = 1.0 / (1.0 + _RANK_DECAY * rank) if seen_title else 0.3
@@ -361,9 +397,10 @@ _IN_STOCK_TEXT = re.compile(
 
 def extract_visible_availability(page: Page) -> Availability | None:
     """The first short availability statement outside other products' widgets."""
+    foreign = ForeignContainers()
     for node in page.tree.css(AVAILABILITY_SELECTOR):
         text = node.text(deep=True, separator=" ", strip=True)
-        if not text or len(text) > _MAX_AVAILABILITY_TEXT or _in_foreign_container(node):
+        if not text or len(text) > _MAX_AVAILABILITY_TEXT or foreign(node):
             continue
         availability = availability_from_text(text)
         if availability is not None:
@@ -450,9 +487,10 @@ def visible_product_codes(visible_text: str, page: Page | None = None) -> list[s
 def visible_code_elements(page: Page) -> list[str]:
     """The text of elements marked up as the product code, outside other products' widgets."""
     codes: list[str] = []
+    foreign = ForeignContainers()
     for node in page.tree.css(CODE_ELEMENT_SELECTOR):
         text = node.text(deep=True, separator=" ", strip=True)
-        if not text or len(text) > _MAX_CODE_ELEMENT_TEXT or _in_foreign_container(node):
+        if not text or len(text) > _MAX_CODE_ELEMENT_TEXT or foreign(node):
             continue
         match = _CODE_TEXT.fullmatch(text)
         if match and _DIGIT.search(match.group(1)) and match.group(1) not in codes:
