@@ -86,7 +86,7 @@ def extract_product(
     candidates = price_candidates(page)
     visible_price = visible_price_evidence(candidates)
     if not any(e.price is not None for e in evidences):
-        fallback = visible_price if candidates else labelled_price_evidence(page)
+        fallback = visible_price if candidates else labelled_price_evidence(page, visible_text)
         if fallback is not None:
             evidences.append(fallback)
     elif visible_price is not None and _visible_price_overrules(

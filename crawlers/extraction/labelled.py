@@ -31,7 +31,8 @@ from crawlers.extraction.result import Method
 _CURRENT_LABEL = re.compile(
     r"特價|特价|售價|售价|優惠價|优惠价|促銷價|促销价|活動價|活动价|會員價|会员价|網路價|网路价|"
     r"價格|价格|最低價|最低价|販売価格|価格|"
-    r"\b(?:our|sale|special|now|your|price|preis|prix|precio|prezzo|preço|cena|pris|hinta)\b",
+    # "Our price", "Sale price", "Now: $5": never "now" or "our" alone ("Buy now $5 off").
+    r"\b(?:price|preis|prix|precio|prezzo|preço|cena|pris|hinta)\b|\bnow\s*:",
     re.IGNORECASE,
 )
 # What precedes a label that makes it a former or reference price.
@@ -58,11 +59,11 @@ _TRAP_AROUND = re.compile(
 _MAX_BLOCK_TEXT = 200
 
 
-def labelled_price_evidence(page: Page) -> Evidence | None:
+def labelled_price_evidence(page: Page, visible_text: str) -> Evidence | None:
     """The amount shown after a current-price label, or None when there is none."""
     body = page.tree.body
-    if body is None:
-        return None
+    if body is None or not _CURRENT_LABEL.search(visible_text):
+        return None  # no label anywhere: spare the walk over every text node
     found: list[tuple[Evidence, str]] = []
     seen_blocks: set[int] = set()
     for node in body.traverse(include_text=True):

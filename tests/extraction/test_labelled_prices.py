@@ -66,3 +66,12 @@ def test_former_side_and_foreign_labelled_amounts_give_no_price(body: str) -> No
 def test_several_different_labelled_prices_are_withheld() -> None:
     page = _page("<p>特價 $120</p><p>特價 $150</p>")
     assert extract_product(page).price is None
+
+
+@pytest.mark.parametrize("text", ["Buy now $5 off", "Our $20 gift card", "Sale $10 vouchers"])
+def test_words_that_only_sound_like_labels_give_no_price(text: str) -> None:
+    assert extract_product(_page(f"<p>{text}</p>")).price is None
+
+
+def test_a_now_label_with_a_colon_counts() -> None:
+    assert extract_product(_page("<p>Now: $18.50</p>")).price == Decimal("18.50")
