@@ -23,7 +23,11 @@ from crawlers.extraction.schema_org import (
     type_names,
 )
 
-_WRAPPERS = re.compile(r"^\s*(?:<!--|<!\[CDATA\[|//\s*<!\[CDATA\[)|(?:-->|\]\]>|//\s*\]\]>)\s*$")
+_LEADING_WRAPPER = re.compile(r"^\s*(?:<!--|<!\[CDATA\[|//\s*<!\[CDATA\[)")
+_TRAILING_WRAPPER = re.compile(r"(?:-->|\]\]>|//\s*\]\]>)\s*$")
+# Searched for in the last characters only: a `$`-anchored pattern searched over a whole
+# script is tried at every position, which costs milliseconds on a 1 MB state blob.
+_TRAILING_WRAPPER_REACH = 256
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 _BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 # A `//` comment only where it starts a line, so `https://` inside strings survives.
@@ -37,12 +41,22 @@ _decoder = json.JSONDecoder(parse_float=Decimal, strict=False)
 
 def parse_lenient_json(text: str) -> list[Any]:
     """All JSON values in `text`, repairing the common hand-written mistakes."""
-    text = _WRAPPERS.sub("", text.strip()).strip()
+    text = _unwrap(text)
     values = _decode_all(text)
     if values is None:
         repaired = _TRAILING_COMMA.sub(r"\1", _LINE_COMMENT.sub("", _BLOCK_COMMENT.sub("", text)))
         values = _decode_all(repaired)
     return values or []
+
+
+def _unwrap(text: str) -> str:
+    """The text without an HTML comment or CDATA wrapper around it."""
+    text = _LEADING_WRAPPER.sub("", text.strip(), count=1)
+    tail_start = max(0, len(text) - _TRAILING_WRAPPER_REACH)
+    trailing = _TRAILING_WRAPPER.search(text, tail_start)
+    if trailing is not None:
+        text = text[: trailing.start()]
+    return text.strip()
 
 
 def _decode_all(text: str) -> list[Any] | None:
