@@ -32,7 +32,13 @@ import httpx
 import redis.asyncio as aioredis
 
 from crawlers.listings import host_allowed
-from crawlers.network import AddressPolicy, AddressRefused, VettedTransport, resolve
+from crawlers.network import (
+    AddressPolicy,
+    AddressRefused,
+    HostNotFound,
+    VettedTransport,
+    resolve,
+)
 from crawlers.outcome import RETRYABLE, Outcome
 from crawlers.ratelimit import DomainGate, RateLimitTooFar
 from crawlers.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsResponse
@@ -158,9 +164,9 @@ class Fetcher:
                 disallowed = robots and not await self._robots_allow(
                     competitor_id, competitor, current
                 )
-            except _RobotsAddressRefused as host_refused:
-                # The host itself is refused: say so, not that robots.txt was unreachable.
-                return replace(host_refused.result, url=current)
+            except _HostUnusable as unusable:
+                # Say what is wrong with the host itself, not that robots.txt was unreachable.
+                return replace(unusable.result, url=current)
             if disallowed:
                 metrics.CRAWL_ROBOTS_DISALLOWS.labels(competitor=competitor_id).inc()
                 return FetchResult(Outcome.ROBOTS_DISALLOWED, current)
@@ -189,7 +195,8 @@ class Fetcher:
         try:
             addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
         except OSError as exc:
-            return FetchResult(Outcome.NETWORK_ERROR, url, detail=f"cannot resolve {host}: {exc}")
+            detail = f"{_CANNOT_RESOLVE}{host}: {exc}"
+            return FetchResult(Outcome.NETWORK_ERROR, url, detail=detail)
         refused = self._policy.first_refused(addresses)
         if refused is not None:
             return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=f"{host} resolves to {refused}")
@@ -223,6 +230,8 @@ class Fetcher:
             return FetchResult(Outcome.TIMEOUT, url, detail="total time limit"), None
         except AddressRefused as exc:
             return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=str(exc)), None
+        except HostNotFound as exc:
+            return FetchResult(Outcome.NETWORK_ERROR, url, detail=f"{_CANNOT_RESOLVE}{exc}"), None
         except httpx.TimeoutException as exc:
             return FetchResult(Outcome.TIMEOUT, url, detail=type(exc).__name__), None
         except httpx.DecodingError as exc:
@@ -283,8 +292,10 @@ class Fetcher:
                 result = await self._follow(
                     competitor_id, competitor, url, robots=False, max_bytes=MAX_ROBOTS_BYTES
                 )
-                if result.outcome is Outcome.PRIVATE_ADDRESS:
-                    raise _RobotsAddressRefused(result)
+                if result.outcome is Outcome.PRIVATE_ADDRESS or result.detail.startswith(
+                    _CANNOT_RESOLVE
+                ):
+                    raise _HostUnusable(result)
                 if result.status is None or result.outcome is Outcome.TOO_MANY_REDIRECTS:
                     return RobotsResponse(None)
                 return RobotsResponse(result.status, result.body)
@@ -325,8 +336,13 @@ class Fetcher:
         return client
 
 
-class _RobotsAddressRefused(Exception):
-    """robots.txt was not fetched because its host resolves to a refused address."""
+#: How a result that failed on resolving the host name begins its detail.
+_CANNOT_RESOLVE = "cannot resolve "
+
+
+class _HostUnusable(Exception):
+    """robots.txt was not fetched because its host does not resolve, or resolves to a
+    refused address."""
 
     def __init__(self, result: FetchResult) -> None:
         super().__init__(result.detail)

@@ -28,6 +28,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
 
+class HostNotFound(Exception):
+    """A host name did not resolve; nothing was connected."""
+
+    def __init__(self, host: str, reason: OSError) -> None:
+        super().__init__(f"{host}: {reason}")
+        self.host = host
+        self.reason = reason
+
+
 class AddressRefused(Exception):
     """A host resolved to an address the policy refuses; nothing was connected."""
 
@@ -85,7 +94,7 @@ class VettedBackend(httpcore.AsyncNetworkBackend):
         try:
             addresses = await self._resolve(host, port)
         except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+            raise HostNotFound(host, exc) from exc
         refused = self._policy.first_refused(addresses)
         if refused is not None:
             raise AddressRefused(host, refused)

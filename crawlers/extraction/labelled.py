@@ -64,7 +64,7 @@ def labelled_price_evidence(page: Page, visible_text: str) -> Evidence | None:
     body = page.tree.body
     if body is None or not _CURRENT_LABEL.search(visible_text):
         return None  # no label anywhere: spare the walk over every text node
-    found: list[tuple[Evidence, str]] = []
+    found: list[Evidence] = []
     seen_blocks: set[int] = set()
     for node in body.traverse(include_text=True):
         if node.tag != "-text":
@@ -78,11 +78,11 @@ def labelled_price_evidence(page: Page, visible_text: str) -> Evidence | None:
         seen_blocks.add(block.mem_id)
         evidence = _read_block(block, page.host)
         if evidence is not None:
-            found.append((evidence, block.text(deep=True, separator="", strip=True)))
+            found.append(evidence)
     if not found:
         return None
-    first, _ = found[0]
-    if len({evidence.price for evidence, _ in found}) > 1:
+    first = found[0]
+    if len({evidence.price for evidence in found}) > 1:
         first.confidence = CONFIDENCE_CONTESTED
     return first
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from ipaddress import ip_address, ip_network
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from crawlers.demo_site import DemoSiteServer
+from crawlers.fetch import Fetcher
 from crawlers.network import AddressPolicy, AddressRefused, IPAddress, VettedTransport
+from crawlers.outcome import Outcome
+from crawlers.settings import CrawlerSettings
+from pricing_service.rules.model import Competitor
 
 pytestmark = pytest.mark.anyio
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=2)
@@ -74,3 +80,20 @@ async def test_a_name_mixing_public_and_private_addresses_is_refused(site: DemoS
 )
 def test_only_public_addresses_pass_by_default(address: str, allowed: bool) -> None:
     assert AddressPolicy().allows(ip_address(address)) is allowed
+
+
+async def test_a_name_that_does_not_resolve_is_a_network_error_not_a_robots_refusal(
+    redis_client: aioredis.Redis,
+) -> None:
+    competitor = Competitor(
+        name="Nowhere",
+        domains=["nowhere.invalid"],
+        requests_per_second=Decimal(100),
+    )
+    fetcher = Fetcher(CrawlerSettings(_env_file=None), redis_client, {"nowhere": competitor})
+    try:
+        result = await fetcher.fetch("nowhere", "http://nowhere.invalid/p/1")
+    finally:
+        await fetcher.close()
+    assert result.outcome is Outcome.NETWORK_ERROR
+    assert result.detail.startswith("cannot resolve nowhere.invalid")
