@@ -144,9 +144,22 @@ def _competitors(rules: Path | None) -> dict[str, Competitor]:
         raise typer.Exit(code=1) from None
 
 
+def _refuse_a_cluster() -> None:
+    """The crawler's writes are one script over crawl keys and a SKU's keys together,
+    which a Redis Cluster refuses (CROSSSLOT): say so before starting, not on each job."""
+    if get_settings().redis_cluster_url:
+        typer.echo(
+            "the crawler fleet does not run on a Redis Cluster yet (REDIS_CLUSTER_URL is "
+            "set); the store, repricers and API do",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+
+
 def _run_with_store(work: Callable[[Store], Awaitable[_T]]) -> _T:
+    _refuse_a_cluster()
     settings = get_settings()
-    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
 
     async def run() -> _T:
         store = Store.from_settings(url, settings)
@@ -212,6 +225,7 @@ def scheduler(
     ] = None,
 ) -> None:
     """Queue crawl jobs for due listings (with jitter and backpressure) until stopped."""
+    _refuse_a_cluster()
     _logging()
     crawler_settings = CrawlerSettings()
     serve_metrics(get_settings().scheduler_metrics_port if metrics_port is None else metrics_port)
@@ -243,13 +257,14 @@ def crawl(
 
     On SIGTERM each worker takes no new jobs and finishes those in hand; after
     PRICING_SHUTDOWN_GRACE_SECONDS the unfinished ones are released to other workers."""
+    _refuse_a_cluster()
     _logging()
     settings = get_settings()
     if metrics_port is None:
         metrics_port = settings.crawler_metrics_port
     rules_dir = rules or settings.rules_dir
     _competitors(rules_dir)  # refuse to start on invalid rules, with their diagnostics
-    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
     try:
         if processes == 1:
             _worker_process(url, rules_dir, concurrency, metrics_port)

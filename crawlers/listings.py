@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio.cluster import RedisCluster
 
 from crawlers import keys
 from pricing_service.rules.model import Competitor, Duration
@@ -158,7 +159,9 @@ class ListingBody(BaseModel):
 
 
 async def delete_listing(redis: aioredis.Redis, sku: str, competitor: str) -> bool:
-    async with redis.pipeline(transaction=True) as pipe:
+    # On a Redis Cluster the two keys live on different shards: no transaction there; a
+    # due entry left behind alone gets its job an `unknown_listing` outcome.
+    async with redis.pipeline(transaction=not isinstance(redis, RedisCluster)) as pipe:
         pipe.hdel(keys.listings(sku), competitor)
         pipe.zrem(keys.DUE, keys.due_member(sku, competitor))
         removed, _ = await pipe.execute()

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "PRICING_REDIS_URL"),
         description="redis://host:6379/0; unset starts an embedded Redis in data_dir.",
     )
+    redis_cluster_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_CLUSTER_URL", "PRICING_REDIS_CLUSTER_URL"),
+        description="redis://host:7000 of any node of a Redis Cluster; wins over redis_url.",
+    )
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
     redis_connect_timeout: float = Field(default=1.0, gt=0, description="Seconds.")
     redis_socket_timeout: float = Field(default=1.0, gt=0, description="Seconds per command.")
@@ -81,6 +86,11 @@ class Settings(BaseSettings):
     crawler_metrics_port: int = Field(
         default=9103, ge=0, le=65535, description="The first worker's; 0: off."
     )
+
+    @property
+    def configured_redis_url(self) -> str | None:
+        """The Redis the service is told to use (a cluster first), or None: embedded."""
+        return self.redis_cluster_url or self.redis_url
 
     @field_validator("log_level", mode="before")
     @classmethod

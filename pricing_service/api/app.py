@@ -12,9 +12,11 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -66,17 +68,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url, embedded = await asyncio.to_thread(
-            resolve_redis_url, settings.redis_url, settings.data_dir
+            resolve_redis_url, settings.configured_redis_url, settings.data_dir
         )
         store = Store.from_settings(url, settings)
-        tail_client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=settings.redis_connect_timeout,
+        tail_options: dict[str, Any] = {
+            "socket_connect_timeout": settings.redis_connect_timeout,
             # The XREAD blocks that long before the command's own time starts.
-            socket_timeout=TAIL_BLOCK_SECONDS + settings.redis_socket_timeout,
+            "socket_timeout": TAIL_BLOCK_SECONDS + settings.redis_socket_timeout,
             # The tailer retries by itself; the client's retries would only delay its
             # noticing an outage, and with it the stale marking and fast failures.
-            retry=Retry(NoBackoff(), retries=0),
+            "retry": Retry(NoBackoff(), retries=0),
+        }
+        tail_client = cast(
+            aioredis.Redis,
+            RedisCluster.from_url(url, **tail_options)
+            if store.cluster
+            else aioredis.Redis.from_url(url, **tail_options),
         )
         rules = RulesState(settings.rules_dir)
         await asyncio.to_thread(rules.reload)

@@ -82,7 +82,7 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     # Resolved here, before workers start, so they all share one embedded Redis: the URL
     # goes into REDIS_URL, which each worker's settings read.
-    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
     if embedded is not None:
         _log.info("embedded Redis at %s (data in %s)", url, settings.data_dir.resolve())
     # uvicorn stops gracefully on SIGTERM and then raises it again, to die of it: handled
@@ -122,7 +122,7 @@ def import_items(
     if path.suffix.lower() not in (".csv", *_JSON_LINES_SUFFIXES):
         raise typer.BadParameter("give a .csv, .jsonl or .ndjson file", param_hint="PATH")
     settings = Settings()
-    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
     try:
         stored, errors = asyncio.run(_import(path, url, settings))
     finally:

@@ -175,7 +175,7 @@ def demo(
         _offline_table(rules_dir, at, segment)
         return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    url, embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
     key = secrets.token_urlsafe(18)
     demo_settings = settings.model_copy(
         update={

@@ -51,7 +51,7 @@ def _ruleset(settings: Settings, rules: Path | None) -> CompiledRuleset:
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[_T]]) -> _T:
     """Run ``work`` with a store on the configured (or embedded) Redis."""
-    url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, _embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
 
     async def run() -> _T:
         store = Store.from_settings(url, settings)
@@ -77,7 +77,7 @@ def repricer(
     if metrics_port is not None:
         settings = settings.model_copy(update={"repricer_metrics_port": metrics_port})
     configure_logging(settings.log_level, settings.log_format)
-    url, _embedded = resolve_redis_url(settings.redis_url, settings.data_dir)
+    url, _embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
     try:
         asyncio.run(run_repricer(settings, url, rules or settings.rules_dir))
     except RulesetError as exc:

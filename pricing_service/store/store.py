@@ -17,11 +17,12 @@ counted twice if the connection breaks after Redis ran the transaction.)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from pricing_service.demand.buckets import (
     daily_units,
@@ -276,6 +280,8 @@ return skipped
 """
 #: Hour buckets are kept this long (day buckets: the retention).
 HOURLY_RETENTION = timedelta(days=7)
+#: MULTI/EXEC transactions in flight at once on a Redis Cluster (one per SKU).
+_CLUSTER_CONCURRENT_TRANSACTIONS = 32
 #: Elasticity estimates written per MULTI/EXEC transaction.
 ELASTICITY_WRITE_CHUNK = 1_000
 
@@ -697,13 +703,17 @@ def _needs_announcing(result: PublishResult) -> bool:
 class Store:
     """Every read and write the service makes to Redis."""
 
-    def __init__(self, client: aioredis.Redis, *, retention: timedelta) -> None:
-        self.redis = client
+    def __init__(self, client: aioredis.Redis | RedisCluster, *, retention: timedelta) -> None:
+        # Typed as a single Redis: the cluster client takes the same commands, and the
+        # differences (transactions per hash slot, scripts in pipelines) are handled here.
+        self.redis: aioredis.Redis = cast(aioredis.Redis, client)
+        self.cluster = isinstance(client, RedisCluster)
         self.retention = retention
         self._publish = client.register_script(_PUBLISH)
         self._retire = client.register_script(_RETIRE)
         self._announce = client.register_script(_ANNOUNCE)
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
+        self._scripts_loaded = False
 
     @classmethod
     def from_url(
@@ -714,7 +724,18 @@ class Store:
         pool_size: int = 64,
         connect_timeout: float = 1.0,
         socket_timeout: float = 1.0,
+        cluster: bool = False,
     ) -> Store:
+        if cluster:
+            return cls(
+                RedisCluster.from_url(
+                    url,
+                    max_connections=pool_size,
+                    socket_connect_timeout=connect_timeout,
+                    socket_timeout=socket_timeout,
+                ),
+                retention=retention,
+            )
         client = aioredis.Redis.from_url(
             url,
             max_connections=pool_size,
@@ -726,14 +747,87 @@ class Store:
 
     @classmethod
     def from_settings(cls, url: str, settings: Settings) -> Store:
-        """A store on ``url`` with the configured retention, pool and timeouts."""
+        """A store on ``url`` with the configured retention, pool and timeouts; on the
+        Redis Cluster when ``url`` is the configured cluster's."""
         return cls.from_url(
             url,
             retention=timedelta(days=settings.retention_days),
             pool_size=settings.redis_pool_size,
             connect_timeout=settings.redis_connect_timeout,
             socket_timeout=settings.redis_socket_timeout,
+            cluster=url == settings.redis_cluster_url,
         )
+
+    # -- writes that span hash slots ------------------------------------------------------------
+
+    async def _commit(
+        self,
+        groups: Sequence[Callable[[Pipeline], Awaitable[None]]],
+        tail: Callable[[Pipeline], None] | None = None,
+    ) -> tuple[list[list[Any]], list[Any]]:
+        """Run each group's commands atomically, then the tail's; the replies of each.
+
+        A group holds one SKU's keys, so one hash slot; the tail holds the global keys
+        (the SKU index, the work queue). On one Redis all of it is one MULTI/EXEC: all
+        or nothing. On a Redis Cluster each group is a MULTI/EXEC on its own shard (the
+        groups concurrently), then the tail goes out: a failure in between leaves the
+        groups written and the tail not, the caller's error makes its client retry, and
+        every write made this way is idempotent.
+        """
+        if not self.cluster:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                spans = []
+                for group in groups:
+                    start = len(pipe)
+                    await group(pipe)
+                    spans.append((start, len(pipe)))
+                tail_start = len(pipe)
+                if tail is not None:
+                    tail(pipe)
+                replies = await pipe.execute()
+            return [replies[a:b] for a, b in spans], replies[tail_start:]
+        await self._load_scripts()
+        limit = asyncio.Semaphore(_CLUSTER_CONCURRENT_TRANSACTIONS)
+
+        async def one(group: Callable[[Pipeline], Awaitable[None]]) -> list[Any]:
+            async with limit, self.redis.pipeline(transaction=True) as pipe:
+                await group(pipe)
+                result: list[Any] = await pipe.execute() if len(pipe) else []
+                return result
+
+        try:
+            group_replies = list(await asyncio.gather(*(one(group) for group in groups)))
+        except NoScriptError:
+            # A shard restarted and lost the scripts: load them again and write again
+            # (every group written this way is idempotent).
+            self._scripts_loaded = False
+            await self._load_scripts()
+            group_replies = list(await asyncio.gather(*(one(group) for group in groups)))
+        tail_replies: list[Any] = []
+        if tail is not None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                tail(pipe)
+                if len(pipe):
+                    tail_replies = await pipe.execute()
+        return group_replies, tail_replies
+
+    async def _load_scripts(self) -> None:
+        """Load the scripts on every shard: redis-py sends no script to a cluster pipeline
+        by itself (a restarted shard loses them: see :meth:`_queue_script`)."""
+        if self._scripts_loaded:
+            return
+        for script in (self._publish, self._retire, self._announce, self._record_buckets):
+            await self.redis.script_load(script.script)
+        self._scripts_loaded = True
+
+    async def _queue_script(
+        self, pipe: Pipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> None:
+        """Queue one call of ``script`` in ``pipe`` (EVALSHA; loaded beforehand)."""
+        if not self.cluster:
+            await script(keys=keys, args=args, client=pipe)
+            return
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -750,24 +844,29 @@ class Store:
 
     async def put_items(self, items: Sequence[ItemFacts], *, reason: str = "item") -> list[bool]:
         """Insert or replace items (recording the inventory levels they carry) and queue
-        them, in one transaction; True for each that was new."""
+        them (see :meth:`_commit`); True for each that was new."""
         if not items:
             return []
-        added_at: list[int] = []
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for item in items:
+
+        def writes(item: ItemFacts) -> Callable[[Pipeline], Awaitable[None]]:
+            async def group(pipe: Pipeline) -> None:
                 pipe.set(keys.item(item.sku), _item_json(item))
-                added_at.append(len(pipe))
-                pipe.sadd(keys.SKU_INDEX, item.sku)
                 if item.inventory is not None:
-                    # The level also goes into the day's and hour's buckets, as an inventory
-                    # update does: days of supply and sell-through read it from there.
+                    # The level also goes into the day's and hour's buckets, as an
+                    # inventory update does: days of supply and sell-through read it there.
                     await self._queue_buckets(
                         pipe, item.sku, item.currency, [], inventory=item.inventory
                     )
+
+            return group
+
+        def tail(pipe: Pipeline) -> None:
+            for item in items:
+                pipe.sadd(keys.SKU_INDEX, item.sku)
             _queue_dirty(pipe, [item.sku for item in items], reason)
-            results = await pipe.execute()
-        return [bool(results[position]) for position in added_at]
+
+        _, replies = await self._commit([writes(item) for item in items], tail)
+        return [bool(added) for added in replies[: len(items)]]
 
     async def set_inventory(self, sku: str, inventory: int) -> ItemFacts | None:
         """Set an item's inventory and queue it, or None if there is no such item.
@@ -785,12 +884,17 @@ class Store:
             pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.set(item_key, _item_json(updated))
             await self._queue_buckets(pipe, sku, "", [], inventory=inventory)
-            _queue_dirty(pipe, [sku], "inventory")
+            if not self.cluster:  # the queue lives on another shard in a cluster
+                _queue_dirty(pipe, [sku], "inventory")
             return updated
 
+        if self.cluster:
+            await self._load_scripts()
         result: ItemFacts | None = await self.redis.transaction(
             update, item_key, value_from_callable=True
         )
+        if result is not None and self.cluster:
+            await self.mark_dirty([sku], "inventory")
         return result
 
     async def get_item(self, sku: str) -> ItemFacts | None:
@@ -820,22 +924,35 @@ class Store:
             ]
             pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.delete(keys.item(sku))
-            pipe.srem(keys.SKU_INDEX, sku)
             pipe.delete(keys.offers(sku), keys.override(sku))
-            await self._retire(
-                keys=[keys.audit(sku), keys.segments(sku), *schedules],
-                args=[
+            await self._queue_script(
+                pipe,
+                self._retire,
+                [keys.audit(sku), keys.segments(sku), *schedules],
+                [
                     int(time.time() * 1000),
                     int(self.retention.total_seconds() * 1000),
                     HISTORY_MAXLEN,
                 ],
-                client=pipe,
             )
-            pipe.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True)
+            if not self.cluster:  # the index and the stream live on other shards there
+                self._forget(pipe, sku)
             return True
 
+        if self.cluster:
+            await self._load_scripts()
         results: list[Any] = await self.redis.transaction(remove, keys.segments(sku))
+        if self.cluster and results[0]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self._forget(pipe, sku)
+                await pipe.execute()
         return bool(results[0])
+
+    @staticmethod
+    def _forget(pipe: Pipeline, sku: str) -> None:
+        """Take a deleted SKU out of the index and tell the API caches."""
+        pipe.srem(keys.SKU_INDEX, sku)
+        pipe.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True)
 
     async def count_items(self) -> int:
         return int(await self.redis.scard(keys.SKU_INDEX))
@@ -867,19 +984,27 @@ class Store:
             return
         retention_ms = int(self.retention.total_seconds() * 1000)
         minid = f"{int(time.time() * 1000) - retention_ms}-0"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for sku, statuses in offers.items():
+
+        def writes(
+            sku: str, statuses: Sequence[OfferStatus]
+        ) -> Callable[[Pipeline], Awaitable[None]]:
+            async def group(pipe: Pipeline) -> None:
                 for offer in statuses:
                     body = offer.model_dump_json()
                     pipe.hset(keys.offers(sku), offer.observation.competitor, body)
                     pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
                 pipe.pexpire(keys.offer_history(sku), retention_ms)
+
+            return group
+
+        def tail(pipe: Pipeline) -> None:
             if reason is not None:
                 changed = [
                     sku for sku, statuses in offers.items() if any(o.accepted for o in statuses)
                 ]
                 _queue_dirty(pipe, changed, reason)
-            await pipe.execute()
+
+        await self._commit([writes(sku, statuses) for sku, statuses in offers.items()], tail)
 
     async def market_reads(
         self, skus: Sequence[str], history: int
@@ -920,15 +1045,24 @@ class Store:
         hour and day. With a ``reason``, the SKUs are queued in the same transaction."""
         if not sales:
             return {}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for sku, (currency, events) in sales.items():
+
+        def writes(
+            sku: str, currency: str, events: Sequence[Sale | tuple[datetime, int, Decimal]]
+        ) -> Callable[[Pipeline], Awaitable[None]]:
+            async def group(pipe: Pipeline) -> None:
                 await self._queue_buckets(pipe, sku, currency, events)
+
+            return group
+
+        def tail(pipe: Pipeline) -> None:
             if reason is not None:
                 _queue_dirty(pipe, sales, reason)
-            replies = await pipe.execute()
+
+        groups = [writes(sku, currency, events) for sku, (currency, events) in sales.items()]
+        replies, _ = await self._commit(groups, tail)
         return {
-            sku: [int(position) - 1 for position in reply]
-            for sku, reply in zip(sales, replies, strict=False)
+            sku: [int(position) - 1 for position in reply[0]]
+            for sku, reply in zip(sales, replies, strict=True)
         }
 
     async def _queue_buckets(
@@ -964,7 +1098,7 @@ class Store:
                 sale.quantity * to_minor(sale.unit_price, currency),
             ]
         script_keys = [keys.sales(sku), keys.sales_hourly(sku), keys.sales_events(sku)]
-        await self._record_buckets(keys=script_keys, args=arguments, client=pipe)
+        await self._queue_script(pipe, self._record_buckets, script_keys, arguments)
 
     async def demand(self, sku: str, now: datetime, inventory: int | None) -> DemandStats | None:
         raw: Any = await self.redis.hgetall(keys.sales(sku))
@@ -1008,14 +1142,24 @@ class Store:
         ttl = int(self.retention.total_seconds())
         for start in range(0, len(items), ELASTICITY_WRITE_CHUNK):
             chunk = items[start : start + ELASTICITY_WRITE_CHUNK]
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for sku, estimate in chunk:
+
+            def writes(
+                sku: str, estimate: StoredElasticity | None
+            ) -> Callable[[Pipeline], Awaitable[None]]:
+                async def group(pipe: Pipeline) -> None:
                     if estimate is None:
                         pipe.delete(keys.elasticity(sku))
                     else:
                         pipe.set(keys.elasticity(sku), estimate.model_dump_json(), ex=ttl)
-                _queue_dirty(pipe, [sku for sku, _ in chunk if sku in changed_set], "elasticity")
-                await pipe.execute()
+
+                return group
+
+            queued = [sku for sku, _ in chunk if sku in changed_set]
+
+            def tail(pipe: Pipeline, queued: list[str] = queued) -> None:
+                _queue_dirty(pipe, queued, "elasticity")
+
+            await self._commit([writes(sku, estimate) for sku, estimate in chunk], tail)
 
     async def set_elasticity_fit_status(self, status: Mapping[str, str]) -> None:
         await self.redis.hset(keys.ELASTICITY_FIT, mapping=dict(status))  # type: ignore[arg-type]
@@ -1035,10 +1179,11 @@ class Store:
 
     async def set_override(self, sku: str, override: Override) -> None:
         """Store a manual price and queue the SKU to apply it, in one transaction."""
-        async with self.redis.pipeline(transaction=True) as pipe:
+
+        async def write(pipe: Pipeline) -> None:
             pipe.set(keys.override(sku), override.model_dump_json())
-            _queue_dirty(pipe, [sku], "override")
-            await pipe.execute()
+
+        await self._commit([write], lambda pipe: _queue_dirty(pipe, [sku], "override"))
 
     async def clear_override(self, sku: str) -> bool:
         """Remove a manual price and queue the SKU, in one transaction; False (and nothing
@@ -1046,14 +1191,18 @@ class Store:
         override_key = keys.override(sku)
 
         async def remove(pipe: Pipeline) -> bool:
-            if not await pipe.exists(override_key):
+            # GET, not EXISTS: redis-py's cluster pipeline drops EXISTS after a WATCH.
+            if await pipe.get(override_key) is None:
                 return False
             pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.delete(override_key)
-            _queue_dirty(pipe, [sku], "override")
+            if not self.cluster:  # the queue lives on another shard in a cluster
+                _queue_dirty(pipe, [sku], "override")
             return True
 
         removed: bool = await self.redis.transaction(remove, override_key, value_from_callable=True)
+        if removed and self.cluster:
+            await self.mark_dirty([sku], "override")
         return removed
 
     async def get_override(self, sku: str) -> Override | None:
@@ -1133,10 +1282,12 @@ class Store:
         results: list[PublishResult] = []
         for start in range(0, len(requests), PUBLISH_PIPELINE):
             chunk = requests[start : start + PUBLISH_PIPELINE]
+            if self.cluster:
+                await self._load_scripts()
             async with self.redis.pipeline(transaction=False) as pipe:
                 for request in chunk:
                     script_keys, arguments = self._publish_call(request, now)
-                    await self._publish(keys=script_keys, args=arguments, client=pipe)
+                    await self._queue_script(pipe, self._publish, script_keys, arguments)
                 replies = await pipe.execute()
             published = [_publish_result(reply) for reply in replies]
             announced: list[str | int] = [CHANGES_MAXLEN]

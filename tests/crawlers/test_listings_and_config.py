@@ -130,3 +130,20 @@ def test_demo_site_prices_and_stock_move_over_time() -> None:
     assert stock == {True, False}
     state.fixed_prices["A-1"] = Decimal("9.99")
     assert state.price("A-1", now=42) == Decimal("9.99")
+
+
+@pytest.mark.parametrize("command", [["scheduler"], ["crawl", "--rules", str(RULES)]])
+def test_the_crawler_refuses_a_redis_cluster_up_front(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("REDIS_CLUSTER_URL", "redis://127.0.0.1:1")
+    get_settings.cache_clear()
+    app = typer.Typer()
+    app.command("scheduler")(cli.scheduler)
+    app.command("crawl")(cli.crawl)
+    try:
+        result = runner.invoke(app, command)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "does not run on a Redis Cluster yet" in result.output
