@@ -63,13 +63,14 @@ class OfferWrite:
     body: str  # OfferStatus JSON
     retention: timedelta
     dirty: bool
+    dirty_stream: str = store_keys.DIRTY_STREAM  # the SKU's queue partition
     reason: str = "crawl"
 
     def keys(self) -> list[str]:
         return [
             store_keys.offers(self.sku),
             store_keys.offer_history(self.sku),
-            store_keys.DIRTY_STREAM,
+            self.dirty_stream,
         ]
 
     def args(self, now: float) -> list[str | int]:

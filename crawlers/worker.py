@@ -308,6 +308,7 @@ class CrawlWorker:
             body=verdict.offer.model_dump_json(),
             retention=self.store.retention,
             dirty=verdict.accepted,
+            dirty_stream=self.store.dirty_stream(job.sku),
         )
         previous = market.previous
         if previous is not None and previous.status == ACCEPTED:

@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_CLUSTER_URL", "PRICING_REDIS_CLUSTER_URL"),
         description="redis://host:7000 of any node of a Redis Cluster; wins over redis_url.",
     )
+    queue_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Streams the repricers' work queue is split into (spread over a "
+        "cluster's shards); every process must agree, and a change needs an empty queue.",
+    )
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
     redis_connect_timeout: float = Field(default=1.0, gt=0, description="Seconds.")
     redis_socket_timeout: float = Field(default=1.0, gt=0, description="Seconds per command.")

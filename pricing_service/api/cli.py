@@ -10,7 +10,6 @@ import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -145,11 +144,12 @@ def _lines(path: Path, progress: Progress, task: TaskID) -> Iterator[str]:
 
 
 async def _import(path: Path, url: str, settings: Settings) -> tuple[int, list[RowError]]:
-    store = Store.from_url(
+    store = Store.from_settings(
         url,
-        retention=timedelta(days=settings.retention_days),
-        connect_timeout=settings.redis_connect_timeout,
-        socket_timeout=max(settings.redis_socket_timeout, 10.0),  # big pipelines
+        # Big pipelines: a longer wait per command than the API's.
+        settings.model_copy(
+            update={"redis_socket_timeout": max(settings.redis_socket_timeout, 10.0)}
+        ),
     )
     errors: list[RowError] = []
     stored = 0

@@ -76,7 +76,7 @@ async def seed_demo(store: Store, now: datetime) -> int:
 
 
 async def _run(settings: Settings, url: str, rules: Path, console: Console, key: str) -> None:
-    store = Store.from_url(url, retention=timedelta(days=settings.retention_days))
+    store = Store.from_settings(url, settings)
     try:
         count = await seed_demo(store, datetime.now(UTC))
         repricer = Repricer.from_settings(store, settings, rules)

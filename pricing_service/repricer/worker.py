@@ -104,6 +104,21 @@ def read_ruleset(path: Path) -> tuple[LoadedRuleset | None, list[Diagnostic]]:
     return LoadedRuleset(compiled, files, datetime.now(UTC).replace(microsecond=0)), diagnostics
 
 
+#: The shortest wait on one partition of a clustered queue when all were empty.
+_MIN_PARTITION_BLOCK_MS = 50
+
+
+def _batches(response: Any) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """XREADGROUP's reply as (stream, entries) pairs, without the empty ones."""
+    if not response:
+        return []
+    return [
+        (name.decode() if isinstance(name, bytes) else str(name), list(entries))
+        for name, entries in response
+        if entries
+    ]
+
+
 async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
@@ -139,7 +154,8 @@ class Repricer:
         self.pricer = Pricer(store, boundary_lead_seconds=boundary_lead_seconds)
         self.ruleset: LoadedRuleset | None = None
         self._rules_digest: str | None = None
-        self._claim_cursor = "0-0"
+        self._claim_cursors = dict.fromkeys(store.dirty_streams, "0-0")
+        self._next_partition = 0  # partitions take turns at being read first
         self._pop_due = store.redis.register_script(_POP_DUE)
 
     @classmethod
@@ -231,30 +247,33 @@ class Repricer:
     # -- the queue --------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
-        try:
-            await self.store.redis.xgroup_create(
-                keys.DIRTY_STREAM, keys.DIRTY_GROUP, id="0", mkstream=True
-            )
-        except aioredis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in self.store.dirty_streams:
+            try:
+                await self.store.redis.xgroup_create(
+                    stream, keys.DIRTY_GROUP, id="0", mkstream=True
+                )
+            except aioredis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     async def consume_once(self) -> int:
         """Handle one batch: entries taken over from idle consumers first, else new ones.
         Returns how many entries were acknowledged."""
-        entries = await self._claim_idle()
-        if not entries:
-            entries = await self._read_new()
+        batches = await self._claim_idle() or await self._read_new()
+        entries = [entry for _, batch in batches for entry in batch]
         if not entries or await self.store.is_frozen():
             return 0
         skus = sorted({fields[b"sku"].decode() for _, fields in entries if b"sku" in fields})
-        entry_ids = [entry_id for entry_id, _ in entries]
         try:
             await self.pricer.price(self.compiled, skus, current_instant())
-            await self.store.redis.xack(keys.DIRTY_STREAM, keys.DIRTY_GROUP, *entry_ids)
+            for stream, batch in batches:
+                ids = [entry_id for entry_id, _ in batch]
+                await self.store.redis.xack(stream, keys.DIRTY_GROUP, *ids)
         except asyncio.CancelledError:  # the shutdown grace ran out: another repricer's now
             redis = self.store.redis
-            await release(redis, keys.DIRTY_STREAM, keys.DIRTY_GROUP, self.consumer, entry_ids)
+            for stream, batch in batches:
+                ids = [entry_id for entry_id, _ in batch]
+                await release(redis, stream, keys.DIRTY_GROUP, self.consumer, ids)
             raise
         done = time.time()
         for _, fields in entries:
@@ -262,30 +281,65 @@ class Repricer:
                 metrics.REPRICER_LAG_SECONDS.observe(max(0.0, done - int(fields[b"at"]) / 1000))
         return len(entries)
 
-    async def _claim_idle(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        result: Any = await self.store.redis.xautoclaim(
-            keys.DIRTY_STREAM,
-            keys.DIRTY_GROUP,
-            self.consumer,
-            min_idle_time=self.claim_idle_ms,
-            start_id=self._claim_cursor,
-            count=self.batch_size,
-        )
-        cursor, claimed = result[0], result[1]
-        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-        return [(entry_id, fields) for entry_id, fields in claimed if fields]
+    def _partitions_in_turn(self) -> list[str]:
+        streams = self.store.dirty_streams
+        first = self._next_partition % len(streams)
+        self._next_partition += 1
+        return streams[first:] + streams[:first]
 
-    async def _read_new(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        response: Any = await self.store.redis.xreadgroup(
-            keys.DIRTY_GROUP,
-            self.consumer,
-            {keys.DIRTY_STREAM: ">"},
-            count=self.batch_size,
-            block=self.block_ms,
+    async def _claim_idle(self) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
+        """Entries idle consumers (dead repricers) hold, from the first partition with some."""
+        for stream in self._partitions_in_turn():
+            result: Any = await self.store.redis.xautoclaim(
+                stream,
+                keys.DIRTY_GROUP,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=self._claim_cursors[stream],
+                count=self.batch_size,
+            )
+            cursor, claimed = result[0], result[1]
+            self._claim_cursors[stream] = (
+                cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+            )
+            entries = [(entry_id, fields) for entry_id, fields in claimed if fields]
+            if entries:
+                return [(stream, entries)]
+        return []
+
+    async def _read_new(self) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
+        """New entries. One Redis reads (and waits on) every partition in one command; a
+        cluster keeps them on different shards, so each is read in turn, and the wait
+        is on one of them (a different one each time)."""
+        streams = self._partitions_in_turn()
+        if not self.store.cluster:
+            return _batches(
+                await self.store.redis.xreadgroup(
+                    keys.DIRTY_GROUP,
+                    self.consumer,
+                    dict.fromkeys(streams, ">"),
+                    count=self.batch_size,
+                    block=self.block_ms,
+                )
+            )
+        for stream in streams:
+            found = _batches(
+                await self.store.redis.xreadgroup(
+                    keys.DIRTY_GROUP, self.consumer, {stream: ">"}, count=self.batch_size
+                )
+            )
+            if found:
+                return found
+        wait = max(_MIN_PARTITION_BLOCK_MS, self.block_ms // len(streams))
+        return _batches(
+            await self.store.redis.xreadgroup(
+                keys.DIRTY_GROUP,
+                self.consumer,
+                {streams[0]: ">"},
+                count=self.batch_size,
+                block=wait,
+            )
         )
-        if not response:
-            return []
-        return [(entry_id, fields) for entry_id, fields in response[0][1]]
 
     # -- boundaries -------------------------------------------------------------------------
 

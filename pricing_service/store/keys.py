@@ -7,11 +7,14 @@ Global keys (the SKU index, the work streams, switches) have no SKU in them.
 
 from __future__ import annotations
 
+import zlib
+
 PREFIX = "p"
 
 #: Set of every SKU in the catalogue.
 SKU_INDEX = "pricing:skus"
-#: Stream of SKUs whose inputs changed; the repricers' consumer group reads it.
+#: Stream of SKUs whose inputs changed; the repricers' consumer group reads it. With
+#: several queue partitions, :func:`dirty_streams` names one stream per partition.
 DIRTY_STREAM = "pricing:dirty"
 DIRTY_GROUP = "repricers"
 #: Stream of published schedules, tailed by API processes to keep their caches fresh.
@@ -95,3 +98,17 @@ def override(sku: str) -> str:
 
 def boundary_member(sku: str, segment: str) -> str:
     return f"{sku}|{segment or DEFAULT_SEGMENT_KEY}"
+
+
+def dirty_streams(partitions: int) -> list[str]:
+    """The work queue's streams: ``pricing:dirty``, or with several partitions
+    ``pricing:dirty:{0}``, ``pricing:dirty:{1}``, ...: each its own hash tag, so on a
+    Redis Cluster the partitions spread over the shards."""
+    if partitions == 1:
+        return [DIRTY_STREAM]
+    return [f"{DIRTY_STREAM}:{{{index}}}" for index in range(partitions)]
+
+
+def dirty_partition(sku: str, partitions: int) -> int:
+    """The queue partition of a SKU: stable across processes and restarts."""
+    return zlib.crc32(sku.encode()) % partitions

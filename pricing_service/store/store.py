@@ -668,18 +668,6 @@ def _record_order(record_id: str) -> tuple[int, int]:
 _MS = timedelta(milliseconds=1)
 
 
-def _queue_dirty(pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
-    """Add the work-queue entries that get ``skus`` repriced to ``pipe``."""
-    now = str(int(time.time() * 1000))
-    for sku in skus:
-        pipe.xadd(
-            keys.DIRTY_STREAM,
-            {"sku": sku, "reason": reason, "at": now},
-            maxlen=DIRTY_MAXLEN,
-            approximate=True,
-        )
-
-
 def _item_json(item: ItemFacts) -> str:
     return item.model_dump_json(exclude_defaults=True)
 
@@ -703,7 +691,13 @@ def _needs_announcing(result: PublishResult) -> bool:
 class Store:
     """Every read and write the service makes to Redis."""
 
-    def __init__(self, client: aioredis.Redis | RedisCluster, *, retention: timedelta) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis | RedisCluster,
+        *,
+        retention: timedelta,
+        queue_partitions: int = 1,
+    ) -> None:
         # Typed as a single Redis: the cluster client takes the same commands, and the
         # differences (transactions per hash slot, scripts in pipelines) are handled here.
         self.redis: aioredis.Redis = cast(aioredis.Redis, client)
@@ -714,6 +708,24 @@ class Store:
         self._announce = client.register_script(_ANNOUNCE)
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
         self._scripts_loaded = False
+        self.queue_partitions = queue_partitions
+        #: The work queue's streams (see ``keys.dirty_streams``).
+        self.dirty_streams = keys.dirty_streams(queue_partitions)
+
+    def dirty_stream(self, sku: str) -> str:
+        """The work-queue stream that takes ``sku``'s entries."""
+        return self.dirty_streams[keys.dirty_partition(sku, self.queue_partitions)]
+
+    def _queue_dirty(self, pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
+        """Add the work-queue entries that get ``skus`` repriced to ``pipe``."""
+        now = str(int(time.time() * 1000))
+        for sku in skus:
+            pipe.xadd(
+                self.dirty_stream(sku),
+                {"sku": sku, "reason": reason, "at": now},
+                maxlen=DIRTY_MAXLEN,
+                approximate=True,
+            )
 
     @classmethod
     def from_url(
@@ -725,6 +737,7 @@ class Store:
         connect_timeout: float = 1.0,
         socket_timeout: float = 1.0,
         cluster: bool = False,
+        queue_partitions: int = 1,
     ) -> Store:
         if cluster:
             return cls(
@@ -735,6 +748,7 @@ class Store:
                     socket_timeout=socket_timeout,
                 ),
                 retention=retention,
+                queue_partitions=queue_partitions,
             )
         client = aioredis.Redis.from_url(
             url,
@@ -743,7 +757,7 @@ class Store:
             socket_timeout=socket_timeout,
             health_check_interval=15,
         )
-        return cls(client, retention=retention)
+        return cls(client, retention=retention, queue_partitions=queue_partitions)
 
     @classmethod
     def from_settings(cls, url: str, settings: Settings) -> Store:
@@ -756,6 +770,7 @@ class Store:
             connect_timeout=settings.redis_connect_timeout,
             socket_timeout=settings.redis_socket_timeout,
             cluster=url == settings.redis_cluster_url,
+            queue_partitions=settings.queue_partitions,
         )
 
     # -- writes that span hash slots ------------------------------------------------------------
@@ -863,7 +878,7 @@ class Store:
         def tail(pipe: Pipeline) -> None:
             for item in items:
                 pipe.sadd(keys.SKU_INDEX, item.sku)
-            _queue_dirty(pipe, [item.sku for item in items], reason)
+            self._queue_dirty(pipe, [item.sku for item in items], reason)
 
         _, replies = await self._commit([writes(item) for item in items], tail)
         return [bool(added) for added in replies[: len(items)]]
@@ -885,7 +900,7 @@ class Store:
             pipe.set(item_key, _item_json(updated))
             await self._queue_buckets(pipe, sku, "", [], inventory=inventory)
             if not self.cluster:  # the queue lives on another shard in a cluster
-                _queue_dirty(pipe, [sku], "inventory")
+                self._queue_dirty(pipe, [sku], "inventory")
             return updated
 
         if self.cluster:
@@ -1002,7 +1017,7 @@ class Store:
                 changed = [
                     sku for sku, statuses in offers.items() if any(o.accepted for o in statuses)
                 ]
-                _queue_dirty(pipe, changed, reason)
+                self._queue_dirty(pipe, changed, reason)
 
         await self._commit([writes(sku, statuses) for sku, statuses in offers.items()], tail)
 
@@ -1056,7 +1071,7 @@ class Store:
 
         def tail(pipe: Pipeline) -> None:
             if reason is not None:
-                _queue_dirty(pipe, sales, reason)
+                self._queue_dirty(pipe, sales, reason)
 
         groups = [writes(sku, currency, events) for sku, (currency, events) in sales.items()]
         replies, _ = await self._commit(groups, tail)
@@ -1157,7 +1172,7 @@ class Store:
             queued = [sku for sku, _ in chunk if sku in changed_set]
 
             def tail(pipe: Pipeline, queued: list[str] = queued) -> None:
-                _queue_dirty(pipe, queued, "elasticity")
+                self._queue_dirty(pipe, queued, "elasticity")
 
             await self._commit([writes(sku, estimate) for sku, estimate in chunk], tail)
 
@@ -1183,7 +1198,7 @@ class Store:
         async def write(pipe: Pipeline) -> None:
             pipe.set(keys.override(sku), override.model_dump_json())
 
-        await self._commit([write], lambda pipe: _queue_dirty(pipe, [sku], "override"))
+        await self._commit([write], lambda pipe: self._queue_dirty(pipe, [sku], "override"))
 
     async def clear_override(self, sku: str) -> bool:
         """Remove a manual price and queue the SKU, in one transaction; False (and nothing
@@ -1197,7 +1212,7 @@ class Store:
             pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.delete(override_key)
             if not self.cluster:  # the queue lives on another shard in a cluster
-                _queue_dirty(pipe, [sku], "override")
+                self._queue_dirty(pipe, [sku], "override")
             return True
 
         removed: bool = await self.redis.transaction(remove, override_key, value_from_callable=True)
@@ -1225,20 +1240,21 @@ class Store:
         if not skus:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
-            _queue_dirty(pipe, skus, reason)
+            self._queue_dirty(pipe, skus, reason)
             await pipe.execute()
 
     async def dirty_backlog(self) -> int:
         """Entries not yet delivered to, or not yet acknowledged by, the repricers."""
-        try:
-            groups = await self.redis.xinfo_groups(keys.DIRTY_STREAM)
-        except aioredis.ResponseError:
-            return 0
         backlog = 0
-        for group in groups:
-            if group.get("name") in (keys.DIRTY_GROUP, keys.DIRTY_GROUP.encode()):
-                lag = group.get("lag")
-                backlog = int(group.get("pending", 0)) + int(lag or 0)
+        for stream in self.dirty_streams:
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except aioredis.ResponseError:
+                continue
+            for group in groups:
+                if group.get("name") in (keys.DIRTY_GROUP, keys.DIRTY_GROUP.encode()):
+                    lag = group.get("lag")
+                    backlog += int(group.get("pending", 0)) + int(lag or 0)
         return backlog
 
     # -- schedules and the audit trail ---------------------------------------------------------

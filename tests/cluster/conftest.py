@@ -6,6 +6,7 @@ and would take every other test's app to the cluster."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import time
@@ -22,12 +23,19 @@ from pricing_service.store.store import Store
 
 SLOTS = 16384
 MASTERS = 3
+CLUSTER_BUS_OFFSET = 10_000
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
+    """A free port whose cluster bus port (10,000 higher, at most 65535) is free too."""
+    while True:
+        port = random.randint(20_000, 45_000)
+        try:
+            for candidate in (port, port + CLUSTER_BUS_OFFSET):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
         return port
 
 
@@ -57,6 +65,7 @@ class LocalCluster:
                             f"nodes-{port}.conf",
                         ),
                         *("--save", "", "--appendonly", "no", "--dir", str(self.folder)),
+                        *("--logfile", str(self.folder / f"redis-{port}.log")),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

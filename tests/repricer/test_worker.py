@@ -74,7 +74,7 @@ async def test_a_second_repricer_takes_over_a_dead_ones_entries(
     await dead.consume_once()  # the 'rules' entries queued by the first load
     await store.mark_dirty(["SKU-1", "SKU-2"], "item")
     taken = await dead._read_new()  # read, then the process dies before acknowledging
-    assert len(taken) == 2
+    assert sum(len(entries) for _, entries in taken) == 2
     assert await _pending(store) == 2
 
     alive = worker(store, rules, consumer="alive", claim_idle_seconds=0.001)
@@ -83,6 +83,38 @@ async def test_a_second_repricer_takes_over_a_dead_ones_entries(
     assert await alive.consume_once() == 2
     assert await _pending(store) == 0
     assert await store.get_schedule("SKU-2", "") is not None
+
+
+async def test_a_partitioned_queue_spreads_skus_and_every_one_gets_repriced(
+    store: Store, tmp_path: Path
+) -> None:
+    partitioned = Store(store.redis, retention=store.retention, queue_partitions=4)
+    rules = write_rules(tmp_path / "rules")
+    first = worker(partitioned, rules, consumer="first", batch_size=5)
+    second = worker(partitioned, rules, consumer="second", batch_size=5)
+    for repricer in (first, second):
+        await repricer.load_rules()
+        await repricer.ensure_group()
+    skus = [f"SKU-{n}" for n in range(24)]
+    await partitioned.put_items([item(sku) for sku in skus])
+    lengths = [await store.redis.xlen(stream) for stream in partitioned.dirty_streams]
+    assert sum(lengths) == len(skus)
+    assert sum(length > 0 for length in lengths) >= 3  # spread, not all in one
+    for stream in partitioned.dirty_streams:  # each SKU in its own partition only
+        entries = await store.redis.xrange(stream)
+        assert {partitioned.dirty_stream(f[b"sku"].decode()) for _, f in entries} <= {stream}
+    assert await partitioned.dirty_backlog() == len(skus)
+
+    done = [0, 0]
+    for _ in range(40):
+        done[0] += await first.consume_once()
+        done[1] += await second.consume_once()
+        if await partitioned.dirty_backlog() == 0:
+            break
+    assert sum(done) == len(skus)
+    assert all(done)  # both repricers took part
+    for sku in skus:
+        assert await partitioned.get_schedule(sku, "") is not None
 
 
 async def test_a_freeze_stops_publishing_until_it_is_lifted(store: Store, tmp_path: Path) -> None:
