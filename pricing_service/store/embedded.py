@@ -10,9 +10,13 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import random
 import shutil
+import socket
 import subprocess
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -119,3 +123,101 @@ def resolve_redis_url(configured: str | None, data_dir: Path) -> tuple[str, Embe
     url = server.start()
     os.environ.setdefault("REDIS_URL", url)  # child processes (workers) share it
     return url, server
+
+
+CLUSTER_SLOTS = 16384
+MASTERS = 3
+CLUSTER_BUS_OFFSET = 10_000
+
+
+def _free_port() -> int:
+    """A free port whose cluster bus port (10,000 higher, at most 65535) is free too."""
+    while True:
+        port = random.randint(20_000, 45_000)
+        try:
+            for candidate in (port, port + CLUSTER_BUS_OFFSET):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+class EmbeddedCluster:
+    """A local Redis Cluster: ``MASTERS`` redis-server child processes on 127.0.0.1, the
+    hash slots split between them, joined (no redis-cli needed). For the tests and the
+    benchmarks; it keeps nothing on disk but its node files in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ports = [_free_port() for _ in range(MASTERS)]
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        for port in self.ports:
+            self._processes.append(
+                subprocess.Popen(
+                    [
+                        redis_server_binary(),
+                        *("--port", str(port), "--bind", "127.0.0.1"),
+                        *(
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-config-file",
+                            f"nodes-{port}.conf",
+                        ),
+                        *("--save", "", "--appendonly", "no", "--dir", str(self.folder)),
+                        *("--logfile", str(self.folder / f"redis-{port}.log")),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        nodes = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=2) for port in self.ports]
+        deadline = time.monotonic() + timeout
+        try:
+            for node in nodes:
+                self._wait(partial(_pings, node), deadline)
+            share = CLUSTER_SLOTS // MASTERS
+            for index, node in enumerate(nodes):
+                last = CLUSTER_SLOTS - 1 if index == MASTERS - 1 else (index + 1) * share - 1
+                slots = list(range(index * share, last + 1))
+                for start in range(0, len(slots), 1000):
+                    node.cluster("ADDSLOTS", *slots[start : start + 1000])
+            for node in nodes[1:]:
+                node.cluster("MEET", "127.0.0.1", self.ports[0])
+            self._wait(partial(_cluster_ok, nodes), deadline)
+        finally:
+            for node in nodes:
+                node.close()
+
+    @staticmethod
+    def _wait(ready: Callable[[], bool], deadline: float) -> None:
+        last_error: Exception | None = None
+        while True:
+            try:
+                if ready():
+                    return
+            except (redis.RedisError, OSError) as exc:
+                last_error = exc
+            if time.monotonic() > deadline:
+                raise EmbeddedRedisError(f"the local Redis Cluster did not come up: {last_error}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for process in self._processes:
+            process.terminate()
+        for process in self._processes:
+            process.wait(timeout=10)
+
+
+def _pings(node: redis.Redis) -> bool:
+    return bool(node.ping())
+
+
+def _cluster_ok(nodes: list[redis.Redis]) -> bool:
+    return all(node.cluster("INFO").get("cluster_state") == "ok" for node in nodes)

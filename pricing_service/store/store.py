@@ -17,7 +17,6 @@ counted twice if the connection breaks after Redis ran the transaction.)
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -280,8 +279,6 @@ return skipped
 """
 #: Hour buckets are kept this long (day buckets: the retention).
 HOURLY_RETENTION = timedelta(days=7)
-#: MULTI/EXEC transactions in flight at once on a Redis Cluster (one per SKU).
-_CLUSTER_CONCURRENT_TRANSACTIONS = 32
 #: Elasticity estimates written per MULTI/EXEC transaction.
 ELASTICITY_WRITE_CHUNK = 1_000
 
@@ -784,10 +781,12 @@ class Store:
 
         A group holds one SKU's keys, so one hash slot; the tail holds the global keys
         (the SKU index, the work queue). On one Redis all of it is one MULTI/EXEC: all
-        or nothing. On a Redis Cluster each group is a MULTI/EXEC on its own shard (the
-        groups concurrently), then the tail goes out: a failure in between leaves the
-        groups written and the tail not, the caller's error makes its client retry, and
-        every write made this way is idempotent.
+        or nothing. On a Redis Cluster a transaction cannot span slots, and one per SKU
+        made bulk writes ten times slower, so the groups go out in one pipeline (a round
+        trip per shard), then the tail: each command is atomic, but a failure part-way
+        leaves some written and others not. The caller's error makes its client retry,
+        and every write made this way converges when retried (only an offer's history
+        can then hold a repeated entry).
         """
         if not self.cluster:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -802,22 +801,24 @@ class Store:
                 replies = await pipe.execute()
             return [replies[a:b] for a, b in spans], replies[tail_start:]
         await self._load_scripts()
-        limit = asyncio.Semaphore(_CLUSTER_CONCURRENT_TRANSACTIONS)
 
-        async def one(group: Callable[[Pipeline], Awaitable[None]]) -> list[Any]:
-            async with limit, self.redis.pipeline(transaction=True) as pipe:
-                await group(pipe)
-                result: list[Any] = await pipe.execute() if len(pipe) else []
-                return result
+        async def send() -> list[list[Any]]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                spans = []
+                for group in groups:
+                    start = len(pipe)
+                    await group(pipe)
+                    spans.append((start, len(pipe)))
+                replies = await pipe.execute() if len(pipe) else []
+            return [replies[a:b] for a, b in spans]
 
         try:
-            group_replies = list(await asyncio.gather(*(one(group) for group in groups)))
+            group_replies = await send()
         except NoScriptError:
-            # A shard restarted and lost the scripts: load them again and write again
-            # (every group written this way is idempotent).
+            # A shard restarted and lost the scripts: load them again and write again.
             self._scripts_loaded = False
             await self._load_scripts()
-            group_replies = list(await asyncio.gather(*(one(group) for group in groups)))
+            group_replies = await send()
         tail_replies: list[Any] = []
         if tail is not None:
             async with self.redis.pipeline(transaction=False) as pipe:
