@@ -665,6 +665,18 @@ def _record_order(record_id: str) -> tuple[int, int]:
 _MS = timedelta(milliseconds=1)
 
 
+async def _queue_groups(
+    pipe: Pipeline, groups: Sequence[Callable[[Pipeline], Awaitable[None]]]
+) -> list[tuple[int, int]]:
+    """Queue each group's commands in ``pipe``; where each group's replies will be."""
+    spans = []
+    for group in groups:
+        start = len(pipe)
+        await group(pipe)
+        spans.append((start, len(pipe)))
+    return spans
+
+
 def _item_json(item: ItemFacts) -> str:
     return item.model_dump_json(exclude_defaults=True)
 
@@ -777,7 +789,8 @@ class Store:
         groups: Sequence[Callable[[Pipeline], Awaitable[None]]],
         tail: Callable[[Pipeline], None] | None = None,
     ) -> tuple[list[list[Any]], list[Any]]:
-        """Run each group's commands atomically, then the tail's; the replies of each.
+        """Send each group's commands, then the tail's; the replies of each group and of
+        the tail.
 
         A group holds one SKU's keys, so one hash slot; the tail holds the global keys
         (the SKU index, the work queue). On one Redis all of it is one MULTI/EXEC: all
@@ -790,25 +803,17 @@ class Store:
         """
         if not self.cluster:
             async with self.redis.pipeline(transaction=True) as pipe:
-                spans = []
-                for group in groups:
-                    start = len(pipe)
-                    await group(pipe)
-                    spans.append((start, len(pipe)))
+                spans = await _queue_groups(pipe, groups)
                 tail_start = len(pipe)
                 if tail is not None:
                     tail(pipe)
                 replies = await pipe.execute()
             return [replies[a:b] for a, b in spans], replies[tail_start:]
-        await self._load_scripts()
 
         async def send() -> list[list[Any]]:
+            await self._load_scripts()
             async with self.redis.pipeline(transaction=False) as pipe:
-                spans = []
-                for group in groups:
-                    start = len(pipe)
-                    await group(pipe)
-                    spans.append((start, len(pipe)))
+                spans = await _queue_groups(pipe, groups)
                 replies = await pipe.execute() if len(pipe) else []
             return [replies[a:b] for a, b in spans]
 
@@ -817,7 +822,6 @@ class Store:
         except NoScriptError:
             # A shard restarted and lost the scripts: load them again and write again.
             self._scripts_loaded = False
-            await self._load_scripts()
             group_replies = await send()
         tail_replies: list[Any] = []
         if tail is not None:
