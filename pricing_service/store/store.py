@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
@@ -296,7 +296,9 @@ class Sale:
 
 #: Sales events (or ``(instant, quantity, unit price)`` tuples, which have no id), with
 #: the item's currency, per SKU.
-SalesBySku = Mapping[str, tuple[str, Sequence[Sale | tuple[datetime, int, Decimal]]]]
+#: A SKU's sales: its currency and the events (``Sale`` or ``(at, quantity, unit price)``).
+SalesOfSku = tuple[str, Sequence[Sale | tuple[datetime, int, Decimal]]]
+SalesBySku = Mapping[str, SalesOfSku]
 
 
 class StoredElasticity(BaseModel):
@@ -663,16 +665,17 @@ def _record_order(record_id: str) -> tuple[int, int]:
 
 
 _MS = timedelta(milliseconds=1)
+_T = TypeVar("_T")
 
 
-async def _queue_groups(
-    pipe: Pipeline, groups: Sequence[Callable[[Pipeline], Awaitable[None]]]
+async def _queue_entries(
+    pipe: Pipeline, entries: Sequence[_T], write: Callable[[Pipeline, _T], Awaitable[None]]
 ) -> list[tuple[int, int]]:
-    """Queue each group's commands in ``pipe``; where each group's replies will be."""
+    """Queue each entry's commands in ``pipe``; where each entry's replies will be."""
     spans = []
-    for group in groups:
+    for entry in entries:
         start = len(pipe)
-        await group(pipe)
+        await write(pipe, entry)
         spans.append((start, len(pipe)))
     return spans
 
@@ -717,13 +720,12 @@ class Store:
         self._announce = client.register_script(_ANNOUNCE)
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
         self._scripts_loaded = False
-        self.queue_partitions = queue_partitions
-        #: The work queue's streams (see ``keys.dirty_streams``).
+        #: The work queue's streams, one per partition (see ``keys.dirty_streams``).
         self.dirty_streams = keys.dirty_streams(queue_partitions)
 
     def dirty_stream(self, sku: str) -> str:
         """The work-queue stream that takes ``sku``'s entries."""
-        return self.dirty_streams[keys.dirty_partition(sku, self.queue_partitions)]
+        return self.dirty_streams[keys.dirty_partition(sku, len(self.dirty_streams))]
 
     def _queue_dirty(self, pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
         """Add the work-queue entries that get ``skus`` repriced to ``pipe``."""
@@ -786,56 +788,59 @@ class Store:
 
     async def _commit(
         self,
-        groups: Sequence[Callable[[Pipeline], Awaitable[None]]],
-        tail: Callable[[Pipeline], None] | None = None,
+        entries: Sequence[_T],
+        write: Callable[[Pipeline, _T], Awaitable[None]],
+        tail: Callable[[Pipeline], None],
     ) -> tuple[list[list[Any]], list[Any]]:
-        """Send each group's commands, then the tail's; the replies of each group and of
-        the tail.
+        """``write`` each entry's commands (one SKU's keys, so one hash slot), then the
+        tail's (the global keys: the SKU index, the work queue); the replies of each
+        entry's commands and of the tail's.
 
-        A group holds one SKU's keys, so one hash slot; the tail holds the global keys
-        (the SKU index, the work queue). On one Redis all of it is one MULTI/EXEC: all
-        or nothing. On a Redis Cluster a transaction cannot span slots, and one per SKU
-        made bulk writes ten times slower, so the groups go out in one pipeline (a round
-        trip per shard), then the tail: each command is atomic, but a failure part-way
-        leaves some written and others not. The caller's error makes its client retry,
-        and every write made this way converges when retried (only an offer's history
-        can then hold a repeated entry).
+        On one Redis all of it is one MULTI/EXEC: all or nothing. On a Redis Cluster a
+        transaction cannot span slots, and one per SKU made bulk writes ten times slower,
+        so the entries go out in one pipeline (a round trip per shard), then the tail:
+        each command is atomic, but a failure part-way leaves some written and others
+        not. The caller's error makes its client retry, and every write made this way
+        converges when retried (only an offer's history can then hold a repeated entry).
         """
         if not self.cluster:
             async with self.redis.pipeline(transaction=True) as pipe:
-                spans = await _queue_groups(pipe, groups)
+                spans = await _queue_entries(pipe, entries, write)
                 tail_start = len(pipe)
-                if tail is not None:
-                    tail(pipe)
+                tail(pipe)
                 replies = await pipe.execute()
             return [replies[a:b] for a, b in spans], replies[tail_start:]
 
         async def send() -> list[list[Any]]:
-            await self._load_scripts()
             async with self.redis.pipeline(transaction=False) as pipe:
-                spans = await _queue_groups(pipe, groups)
+                spans = await _queue_entries(pipe, entries, write)
                 replies = await pipe.execute() if len(pipe) else []
             return [replies[a:b] for a, b in spans]
 
+        entry_replies = await self._scripted(send)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            tail(pipe)
+            tail_replies = await pipe.execute() if len(pipe) else []
+        return entry_replies, tail_replies
+
+    async def _scripted(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``call``, whose commands may run this store's scripts.
+
+        redis-py sends no script to a cluster pipeline by itself: on a cluster they are
+        loaded on every shard first, and when a restarted shard has lost them, loaded
+        again and ``call`` run again (every call made this way is idempotent).
+        """
+        if not self.cluster:
+            return await call()
+        if not self._scripts_loaded:
+            await self._load_scripts()
         try:
-            group_replies = await send()
+            return await call()
         except NoScriptError:
-            # A shard restarted and lost the scripts: load them again and write again.
-            self._scripts_loaded = False
-            group_replies = await send()
-        tail_replies: list[Any] = []
-        if tail is not None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                tail(pipe)
-                if len(pipe):
-                    tail_replies = await pipe.execute()
-        return group_replies, tail_replies
+            await self._load_scripts()
+            return await call()
 
     async def _load_scripts(self) -> None:
-        """Load the scripts on every shard: redis-py sends no script to a cluster pipeline
-        by itself (a restarted shard loses them: see :meth:`_queue_script`)."""
-        if self._scripts_loaded:
-            return
         for script in (self._publish, self._retire, self._announce, self._record_buckets):
             await self.redis.script_load(script.script)
         self._scripts_loaded = True
@@ -843,7 +848,8 @@ class Store:
     async def _queue_script(
         self, pipe: Pipeline, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
     ) -> None:
-        """Queue one call of ``script`` in ``pipe`` (EVALSHA; loaded beforehand)."""
+        """Queue one call of ``script`` in ``pipe`` (on a cluster: EVALSHA, the call made
+        through :meth:`_scripted`)."""
         if not self.cluster:
             await script(keys=keys, args=args, client=pipe)
             return
@@ -868,24 +874,21 @@ class Store:
         if not items:
             return []
 
-        def writes(item: ItemFacts) -> Callable[[Pipeline], Awaitable[None]]:
-            async def group(pipe: Pipeline) -> None:
-                pipe.set(keys.item(item.sku), _item_json(item))
-                if item.inventory is not None:
-                    # The level also goes into the day's and hour's buckets, as an
-                    # inventory update does: days of supply and sell-through read it there.
-                    await self._queue_buckets(
-                        pipe, item.sku, item.currency, [], inventory=item.inventory
-                    )
-
-            return group
+        async def write(pipe: Pipeline, item: ItemFacts) -> None:
+            pipe.set(keys.item(item.sku), _item_json(item))
+            if item.inventory is not None:
+                # The level also goes into the day's and hour's buckets, as an inventory
+                # update does: days of supply and sell-through read it there.
+                await self._queue_buckets(
+                    pipe, item.sku, item.currency, [], inventory=item.inventory
+                )
 
         def tail(pipe: Pipeline) -> None:
             for item in items:
                 pipe.sadd(keys.SKU_INDEX, item.sku)
             self._queue_dirty(pipe, [item.sku for item in items], reason)
 
-        _, replies = await self._commit([writes(item) for item in items], tail)
+        _, replies = await self._commit(items, write, tail)
         return [bool(added) for added in replies[: len(items)]]
 
     async def set_inventory(self, sku: str, inventory: int) -> ItemFacts | None:
@@ -908,10 +911,8 @@ class Store:
                 self._queue_dirty(pipe, [sku], "inventory")
             return updated
 
-        if self.cluster:
-            await self._load_scripts()
-        result: ItemFacts | None = await self.redis.transaction(
-            update, item_key, value_from_callable=True
+        result: ItemFacts | None = await self._scripted(
+            lambda: self.redis.transaction(update, item_key, value_from_callable=True)
         )
         if result is not None and self.cluster:
             await self.mark_dirty([sku], "inventory")
@@ -959,9 +960,9 @@ class Store:
                 self._forget(pipe, sku)
             return True
 
-        if self.cluster:
-            await self._load_scripts()
-        results: list[Any] = await self.redis.transaction(remove, keys.segments(sku))
+        results: list[Any] = await self._scripted(
+            lambda: self.redis.transaction(remove, keys.segments(sku))
+        )
         if self.cluster and results[0]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 self._forget(pipe, sku)
@@ -1005,17 +1006,13 @@ class Store:
         retention_ms = int(self.retention.total_seconds() * 1000)
         minid = f"{int(time.time() * 1000) - retention_ms}-0"
 
-        def writes(
-            sku: str, statuses: Sequence[OfferStatus]
-        ) -> Callable[[Pipeline], Awaitable[None]]:
-            async def group(pipe: Pipeline) -> None:
-                for offer in statuses:
-                    body = offer.model_dump_json()
-                    pipe.hset(keys.offers(sku), offer.observation.competitor, body)
-                    pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
-                pipe.pexpire(keys.offer_history(sku), retention_ms)
-
-            return group
+        async def write(pipe: Pipeline, entry: tuple[str, Sequence[OfferStatus]]) -> None:
+            sku, statuses = entry
+            for offer in statuses:
+                body = offer.model_dump_json()
+                pipe.hset(keys.offers(sku), offer.observation.competitor, body)
+                pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
+            pipe.pexpire(keys.offer_history(sku), retention_ms)
 
         def tail(pipe: Pipeline) -> None:
             if reason is not None:
@@ -1024,7 +1021,7 @@ class Store:
                 ]
                 self._queue_dirty(pipe, changed, reason)
 
-        await self._commit([writes(sku, statuses) for sku, statuses in offers.items()], tail)
+        await self._commit(list(offers.items()), write, tail)
 
     async def market_reads(
         self, skus: Sequence[str], history: int
@@ -1066,20 +1063,15 @@ class Store:
         if not sales:
             return {}
 
-        def writes(
-            sku: str, currency: str, events: Sequence[Sale | tuple[datetime, int, Decimal]]
-        ) -> Callable[[Pipeline], Awaitable[None]]:
-            async def group(pipe: Pipeline) -> None:
-                await self._queue_buckets(pipe, sku, currency, events)
-
-            return group
+        async def write(pipe: Pipeline, entry: tuple[str, SalesOfSku]) -> None:
+            sku, (currency, events) = entry
+            await self._queue_buckets(pipe, sku, currency, events)
 
         def tail(pipe: Pipeline) -> None:
             if reason is not None:
                 self._queue_dirty(pipe, sales, reason)
 
-        groups = [writes(sku, currency, events) for sku, (currency, events) in sales.items()]
-        replies, _ = await self._commit(groups, tail)
+        replies, _ = await self._commit(list(sales.items()), write, tail)
         return {
             sku: [int(position) - 1 for position in reply[0]]
             for sku, reply in zip(sales, replies, strict=True)
@@ -1160,26 +1152,23 @@ class Store:
         items = list(estimates.items())
         changed_set = set(changed)
         ttl = int(self.retention.total_seconds())
+
+        async def write(pipe: Pipeline, entry: tuple[str, StoredElasticity | None]) -> None:
+            sku, estimate = entry
+            if estimate is None:
+                pipe.delete(keys.elasticity(sku))
+            else:
+                pipe.set(keys.elasticity(sku), estimate.model_dump_json(), ex=ttl)
+
         for start in range(0, len(items), ELASTICITY_WRITE_CHUNK):
             chunk = items[start : start + ELASTICITY_WRITE_CHUNK]
-
-            def writes(
-                sku: str, estimate: StoredElasticity | None
-            ) -> Callable[[Pipeline], Awaitable[None]]:
-                async def group(pipe: Pipeline) -> None:
-                    if estimate is None:
-                        pipe.delete(keys.elasticity(sku))
-                    else:
-                        pipe.set(keys.elasticity(sku), estimate.model_dump_json(), ex=ttl)
-
-                return group
 
             queued = [sku for sku, _ in chunk if sku in changed_set]
 
             def tail(pipe: Pipeline, queued: list[str] = queued) -> None:
                 self._queue_dirty(pipe, queued, "elasticity")
 
-            await self._commit([writes(sku, estimate) for sku, estimate in chunk], tail)
+            await self._commit(chunk, write, tail)
 
     async def set_elasticity_fit_status(self, status: Mapping[str, str]) -> None:
         await self.redis.hset(keys.ELASTICITY_FIT, mapping=dict(status))  # type: ignore[arg-type]
@@ -1200,10 +1189,10 @@ class Store:
     async def set_override(self, sku: str, override: Override) -> None:
         """Store a manual price and queue the SKU to apply it, in one transaction."""
 
-        async def write(pipe: Pipeline) -> None:
+        async def write(pipe: Pipeline, _: None) -> None:
             pipe.set(keys.override(sku), override.model_dump_json())
 
-        await self._commit([write], lambda pipe: self._queue_dirty(pipe, [sku], "override"))
+        await self._commit([None], write, lambda pipe: self._queue_dirty(pipe, [sku], "override"))
 
     async def clear_override(self, sku: str) -> bool:
         """Remove a manual price and queue the SKU, in one transaction; False (and nothing
@@ -1303,13 +1292,16 @@ class Store:
         results: list[PublishResult] = []
         for start in range(0, len(requests), PUBLISH_PIPELINE):
             chunk = requests[start : start + PUBLISH_PIPELINE]
-            if self.cluster:
-                await self._load_scripts()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for request in chunk:
-                    script_keys, arguments = self._publish_call(request, now)
-                    await self._queue_script(pipe, self._publish, script_keys, arguments)
-                replies = await pipe.execute()
+
+            async def send(chunk: Sequence[PublishRequest] = chunk) -> list[Any]:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for request in chunk:
+                        script_keys, arguments = self._publish_call(request, now)
+                        await self._queue_script(pipe, self._publish, script_keys, arguments)
+                    replies: list[Any] = await pipe.execute()
+                return replies
+
+            replies = await self._scripted(send)
             published = [_publish_result(reply) for reply in replies]
             announced: list[str | int] = [CHANGES_MAXLEN]
             for request, result in zip(chunk, published, strict=True):

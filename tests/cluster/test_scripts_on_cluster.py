@@ -1,0 +1,28 @@
+"""Scripts on a cluster: redis-py sends none to a cluster pipeline, and a restarted shard
+forgets them; the store loads them again and writes anyway."""
+
+from __future__ import annotations
+
+import pytest
+from redis.cluster import RedisCluster as SyncRedisCluster
+
+from pricing_service.engine.inputs import ItemFacts
+from pricing_service.store.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_writes_go_through_after_every_shard_lost_its_scripts(
+    store: Store, clean_cluster: str
+) -> None:
+    await store.put_items([ItemFacts(sku="A", currency="USD", inventory=3)])
+    client = SyncRedisCluster.from_url(clean_cluster)
+    try:
+        client.script_flush()  # what a restarted shard looks like
+    finally:
+        client.close()
+    assert await store.put_items([ItemFacts(sku="B", currency="USD", inventory=4)]) == [True]
+    updated = await store.set_inventory("A", 9)
+    assert updated is not None
+    assert updated.inventory == 9
+    assert await store.delete_item("B")
