@@ -157,7 +157,6 @@ def _refuse_a_cluster() -> None:
 
 
 def _run_with_store(work: Callable[[Store], Awaitable[_T]]) -> _T:
-    _refuse_a_cluster()
     settings = get_settings()
     url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
 

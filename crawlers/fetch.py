@@ -60,6 +60,8 @@ class FetchResult:
     content_type: str | None = None
     retry_after: float | None = None
     detail: str = ""
+    # The host does not resolve, or resolves to a refused address: nothing was sent.
+    host_unusable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -195,11 +197,12 @@ class Fetcher:
         try:
             addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
         except OSError as exc:
-            detail = f"{_CANNOT_RESOLVE}{host}: {exc}"
-            return FetchResult(Outcome.NETWORK_ERROR, url, detail=detail)
+            detail = f"cannot resolve {host}: {exc}"
+            return FetchResult(Outcome.NETWORK_ERROR, url, detail=detail, host_unusable=True)
         refused = self._policy.first_refused(addresses)
         if refused is not None:
-            return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=f"{host} resolves to {refused}")
+            detail = f"{host} resolves to {refused}"
+            return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=detail, host_unusable=True)
         return None
 
     async def _get_once(
@@ -229,9 +232,11 @@ class Fetcher:
         except TimeoutError:
             return FetchResult(Outcome.TIMEOUT, url, detail="total time limit"), None
         except AddressRefused as exc:
-            return FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=str(exc)), None
+            refused = FetchResult(Outcome.PRIVATE_ADDRESS, url, detail=str(exc), host_unusable=True)
+            return refused, None
         except HostNotFound as exc:
-            return FetchResult(Outcome.NETWORK_ERROR, url, detail=f"{_CANNOT_RESOLVE}{exc}"), None
+            detail = f"cannot resolve {exc}"
+            return FetchResult(Outcome.NETWORK_ERROR, url, detail=detail, host_unusable=True), None
         except httpx.TimeoutException as exc:
             return FetchResult(Outcome.TIMEOUT, url, detail=type(exc).__name__), None
         except httpx.DecodingError as exc:
@@ -292,9 +297,7 @@ class Fetcher:
                 result = await self._follow(
                     competitor_id, competitor, url, robots=False, max_bytes=MAX_ROBOTS_BYTES
                 )
-                if result.outcome is Outcome.PRIVATE_ADDRESS or result.detail.startswith(
-                    _CANNOT_RESOLVE
-                ):
+                if result.host_unusable:
                     raise _HostUnusable(result)
                 if result.status is None or result.outcome is Outcome.TOO_MANY_REDIRECTS:
                     return RobotsResponse(None)
@@ -334,10 +337,6 @@ class Fetcher:
             )
             self._clients[identity] = client
         return client
-
-
-#: How a result that failed on resolving the host name begins its detail.
-_CANNOT_RESOLVE = "cannot resolve "
 
 
 class _HostUnusable(Exception):
