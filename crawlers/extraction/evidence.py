@@ -22,3 +22,14 @@ class Evidence:
     # Other product codes seen (productID, MPN, GTIN, variant SKUs): when the URL names
     # one of them, it is the code the shop uses for this page.
     alternative_codes: list[str] = field(default_factory=list)
+
+
+def first_unless_contested(found: list[Evidence], contested: float) -> Evidence | None:
+    """The first of several readings of one source, its confidence lowered to
+    ``contested`` when the others disagree on the price; None when there are none."""
+    if not found:
+        return None
+    first = found[0]
+    if len({evidence.price for evidence in found}) > 1:
+        first.confidence = contested
+    return first

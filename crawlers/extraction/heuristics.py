@@ -77,7 +77,6 @@ _PIECE = "\x1f"
 _SPLIT_CENTS = re.compile(
     r"(?<![\d.,])(\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+|\d+)" + _PIECE + r"+(\d{2})(?=\x1f|$)"
 )
-_ANCESTOR_LIMIT = 40
 _HIDDEN_CHECK_TEXT = 1000
 _FORMER_PRICE_DEPTH = 3
 # Candidates after the title are ranked by order; a price this far down is a guess.
@@ -168,8 +167,13 @@ class ForeignContainers:
     # What examining one ancestor says: the walk's answer, or go on to its parent.
     _FOREIGN, _OWN, _WIDGET_SO_FAR, _GO_ON = range(4)
 
-    def __init__(self, title: TitleArea = TitleArea(), *, of_price: bool = False) -> None:
+    def __init__(
+        self, title: TitleArea = TitleArea(), *, of_price: bool = False, loose: bool = False
+    ) -> None:
         self._title = title
+        # Loose, for text no price markup surrounds: on such shops lists and widgets
+        # hold the product's own block too, so only chrome, links and names count.
+        self._loose = loose
         self._foreign = (
             (_OTHER_PRODUCTS_HINT, _SIDE_COST_HINT) if of_price else (_OTHER_PRODUCTS_HINT,)
         )
@@ -205,7 +209,7 @@ class ForeignContainers:
         tag = element.tag
         if tag in ("body", "main", "html"):
             return self._WIDGET_SO_FAR, False
-        if tag in (*_PAGE_CHROME_TAGS, "li", "option", "select"):
+        if tag in _PAGE_CHROME_TAGS or (not self._loose and tag in ("li", "option", "select")):
             return self._FOREIGN, False
         if tag == "a" and _links_elsewhere(element):
             return self._FOREIGN, False  # a product card, or "New & used from £36"
@@ -216,29 +220,7 @@ class ForeignContainers:
         hint = _hint_text(element)
         if any(_hint_says(pattern, hint) for pattern in self._foreign):
             return self._FOREIGN, False
-        return self._GO_ON, _hint_says(_WIDGET_HINT, hint)
-
-
-def in_other_products_or_chrome(node: LexborNode) -> bool:
-    """Whether the page's chrome or a container named for other products or side costs
-    encloses the node.
-
-    The looser test for text that no price markup surrounds: on such shops, lists and
-    widgets hold the product's own block too.
-    """
-    current = node.parent
-    for _ in range(_ANCESTOR_LIMIT):
-        if current is None or current.tag in ("body", "main", "html"):
-            return False
-        if current.tag in _PAGE_CHROME_TAGS:
-            return True
-        if current.tag == "a" and _links_elsewhere(current):
-            return True
-        hint = _hint_text(current)
-        if _hint_says(_OTHER_PRODUCTS_HINT, hint) or _hint_says(_SIDE_COST_HINT, hint):
-            return True
-        current = current.parent
-    return False
+        return self._GO_ON, not self._loose and _hint_says(_WIDGET_HINT, hint)
 
 
 def _links_elsewhere(anchor: LexborNode) -> bool:

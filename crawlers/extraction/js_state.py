@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from crawlers.extraction.document import Page
-from crawlers.extraction.evidence import Evidence
+from crawlers.extraction.evidence import Evidence, first_unless_contested
 from crawlers.extraction.jsonld import parse_lenient_json
 from crawlers.extraction.money import normalize_currency, parse_structured_amount
 from crawlers.extraction.result import Method
@@ -99,9 +99,4 @@ def extract_js_state(page: Page) -> Evidence | None:
             return evidence
     plain = [_plain_state_evidence(p, page.host) for p in products]
     priced = [e for e in plain if e.price is not None]
-    if not priced:
-        return None
-    chosen = priced[0]
-    if len({e.price for e in priced}) > 1:
-        chosen.confidence = CONFIDENCE_JS_STATE_CONFLICT
-    return chosen
+    return first_unless_contested(priced, CONFIDENCE_JS_STATE_CONFLICT)

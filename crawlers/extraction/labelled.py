@@ -18,11 +18,11 @@ import re
 from selectolax.lexbor import LexborNode
 
 from crawlers.extraction.document import Page
-from crawlers.extraction.evidence import Evidence
+from crawlers.extraction.evidence import Evidence, first_unless_contested
 from crawlers.extraction.heuristics import (
     CONFIDENCE_CONTESTED,
     CONFIDENCE_DOMINANT,
-    in_other_products_or_chrome,
+    ForeignContainers,
     is_former_or_side_price,
 )
 from crawlers.extraction.money import currency_in_text, parse_display_amount
@@ -66,6 +66,7 @@ def labelled_price_evidence(page: Page, visible_text: str) -> Evidence | None:
         return None  # no label anywhere: spare the walk over every text node
     found: list[Evidence] = []
     seen_blocks: set[int] = set()
+    foreign = ForeignContainers(of_price=True, loose=True)
     for node in body.traverse(include_text=True):
         if node.tag != "-text":
             continue
@@ -76,15 +77,10 @@ def labelled_price_evidence(page: Page, visible_text: str) -> Evidence | None:
         if block is None or block.mem_id in seen_blocks:
             continue
         seen_blocks.add(block.mem_id)
-        evidence = _read_block(block, page.host)
+        evidence = _read_block(block, page.host, foreign)
         if evidence is not None:
             found.append(evidence)
-    if not found:
-        return None
-    first = found[0]
-    if len({evidence.price for evidence in found}) > 1:
-        first.confidence = CONFIDENCE_CONTESTED
-    return first
+    return first_unless_contested(found, CONFIDENCE_CONTESTED)
 
 
 def _label_block(text_node: LexborNode) -> LexborNode | None:
@@ -102,8 +98,8 @@ def _label_block(text_node: LexborNode) -> LexborNode | None:
     return None
 
 
-def _read_block(block: LexborNode, host: str) -> Evidence | None:
-    if is_former_or_side_price(block) or in_other_products_or_chrome(block):
+def _read_block(block: LexborNode, host: str, foreign: ForeignContainers) -> Evidence | None:
+    if is_former_or_side_price(block) or foreign(block):
         return None
     text = block.text(deep=True, separator="", strip=True)
     for label in _CURRENT_LABEL.finditer(text):
