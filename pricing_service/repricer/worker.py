@@ -108,17 +108,6 @@ def read_ruleset(path: Path) -> tuple[LoadedRuleset | None, list[Diagnostic]]:
 _MIN_PARTITION_BLOCK_MS = 50
 
 
-def _batches(response: Any) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
-    """XREADGROUP's reply as (stream, entries) pairs, without the empty ones."""
-    if not response:
-        return []
-    return [
-        (name.decode() if isinstance(name, bytes) else str(name), list(entries))
-        for name, entries in response
-        if entries
-    ]
-
-
 async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
@@ -313,33 +302,30 @@ class Repricer:
         is on one of them (a different one each time)."""
         streams = self._partitions_in_turn()
         if not self.store.cluster:
-            return _batches(
-                await self.store.redis.xreadgroup(
-                    keys.DIRTY_GROUP,
-                    self.consumer,
-                    dict.fromkeys(streams, ">"),
-                    count=self.batch_size,
-                    block=self.block_ms,
-                )
-            )
+            return await self._read(streams, self.block_ms)
         for stream in streams:
-            found = _batches(
-                await self.store.redis.xreadgroup(
-                    keys.DIRTY_GROUP, self.consumer, {stream: ">"}, count=self.batch_size
-                )
-            )
+            found = await self._read([stream], None)
             if found:
                 return found
         wait = max(_MIN_PARTITION_BLOCK_MS, self.block_ms // len(streams))
-        return _batches(
-            await self.store.redis.xreadgroup(
-                keys.DIRTY_GROUP,
-                self.consumer,
-                {streams[0]: ">"},
-                count=self.batch_size,
-                block=wait,
-            )
+        return await self._read(streams[:1], wait)
+
+    async def _read(
+        self, streams: list[str], block_ms: int | None
+    ) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
+        """XREADGROUP on ``streams``, as (stream, entries) pairs without the empty ones."""
+        response: Any = await self.store.redis.xreadgroup(
+            keys.DIRTY_GROUP,
+            self.consumer,
+            dict.fromkeys(streams, ">"),
+            count=self.batch_size,
+            block=block_ms,
         )
+        return [
+            (name.decode() if isinstance(name, bytes) else str(name), list(entries))
+            for name, entries in response or []
+            if entries
+        ]
 
     # -- boundaries -------------------------------------------------------------------------
 
