@@ -16,7 +16,6 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -38,7 +37,7 @@ from pricing_service.logs import configure_logging
 from pricing_service.metrics import MULTIPROCESS_DIR_VARIABLE, forget_this_process
 from pricing_service.settings import Settings
 from pricing_service.store.embedded import resolve_redis_url
-from pricing_service.store.store import Store
+from pricing_service.store.store import ClusterClient, Store
 
 _log = logging.getLogger(__name__)
 #: How often each worker updates the cache's gauges when another worker may answer scrapes.
@@ -81,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
         tail_client = cast(
             aioredis.Redis,
-            RedisCluster.from_url(url, **tail_options)
+            ClusterClient.from_url(url, **tail_options)
             if store.cluster
             else aioredis.Redis.from_url(url, **tail_options),
         )

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisClusterException
 
 from pricing_service.demand.buckets import (
     daily_units,
@@ -668,6 +669,21 @@ _MS = timedelta(milliseconds=1)
 _T = TypeVar("_T")
 
 
+class ClusterClient(RedisCluster):
+    """redis-py's cluster client, except that reaching no node at all is a
+    ``ConnectionError``, as it is for one Redis: callers then treat a cluster that is down
+    or misaddressed as Redis being unavailable (a 503, stale lookups) and not as a bug."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> ClusterClient:
+        try:
+            await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            if type(exc) is not RedisClusterException:
+                raise  # a subclass: a cross-slot transaction or another misuse
+            raise RedisConnectionError(str(exc)) from exc
+        return self
+
+
 async def _queue_entries(
     pipe: Pipeline, entries: Sequence[_T], write: Callable[[Pipeline, _T], Awaitable[None]]
 ) -> list[tuple[int, int]]:
@@ -752,7 +768,7 @@ class Store:
     ) -> Store:
         if cluster:
             return cls(
-                RedisCluster.from_url(
+                ClusterClient.from_url(
                     url,
                     max_connections=pool_size,
                     socket_connect_timeout=connect_timeout,

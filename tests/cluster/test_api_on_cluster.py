@@ -121,3 +121,23 @@ def test_the_api_writes_prices_and_explains_on_a_cluster(
     )
     assert api.delete("/v1/items/SKU-7", headers=write).status_code == 204
     _eventually(lambda: api.get("/v1/prices/SKU-7", headers=read).status_code == 404)
+
+
+def test_an_unreachable_cluster_answers_503_problems(rules_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        redis_cluster_url="redis://127.0.0.1:1",  # nothing listens there
+        rules_dir=rules_dir,
+        data_dir=tmp_path / "data",
+        api_keys=API_KEYS,
+    )
+    servers = ThreadedServers()
+    try:
+        api = servers.start(create_app(settings))
+        lookup = api.get("/v1/prices/SKU-1", headers=auth(READ_KEY))
+        write = api.put("/v1/items/SKU-1", json={"currency": "USD"}, headers=auth(WRITE_KEY))
+    finally:
+        servers.stop_all()
+    for response in (lookup, write):
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+    assert write.headers["retry-after"]
