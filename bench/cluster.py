@@ -84,6 +84,8 @@ def main() -> int:
     parser.add_argument("--schedules", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args()
+    if arguments.schedules < 1 or arguments.rounds < 1:
+        parser.error("--schedules and --rounds must be at least 1")
     print("Store on one Redis and on a 3-master Redis Cluster (bench/cluster.py)")
     print(f"python {platform.python_version()}, cpus {os.cpu_count()}")
     print(f"machine at start: load average {os.getloadavg()[0]:.2f} (1 min)")

@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the extruct baseline")
     parser.add_argument("--passes", type=int, default=5, help="timed passes per core")
     arguments = parser.parse_args(argv)
+    if arguments.passes < 1:
+        parser.error("--passes must be at least 1")
     truth: dict[str, dict[str, Any]] = json.loads(
         (arguments.data / "ground-truth.json").read_text(encoding="utf-8")
     )
