@@ -148,8 +148,9 @@ class EmbeddedCluster:
     hash slots split between them, joined (no redis-cli needed). For the tests and the
     benchmarks; it keeps nothing on disk but its node files in ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, node_timeout_ms: int = 15_000) -> None:
         self.folder = folder
+        self.node_timeout_ms = node_timeout_ms  # until a silent node is taken as failed
         self.ports = [_free_port() for _ in range(MASTERS)]
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -169,6 +170,8 @@ class EmbeddedCluster:
                             "yes",
                             "--cluster-config-file",
                             f"nodes-{port}.conf",
+                            "--cluster-node-timeout",
+                            str(self.node_timeout_ms),
                         ),
                         *("--save", "", "--appendonly", "no", "--dir", str(self.folder)),
                         *("--logfile", str(self.folder / f"redis-{port}.log")),
@@ -213,6 +216,11 @@ class EmbeddedCluster:
             process.terminate()
         for process in self._processes:
             process.wait(timeout=10)
+
+    def kill_node(self, index: int) -> None:
+        """Kill one master (SIGKILL), as a crashed shard: its slots go unserved."""
+        self._processes[index].kill()
+        self._processes[index].wait(timeout=10)
 
 
 def _pings(node: redis.Redis) -> bool:

@@ -30,10 +30,17 @@ from typing import Any, TypeVar, cast
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    NoScriptError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException
 
 from pricing_service.demand.buckets import (
     daily_units,
@@ -669,10 +676,22 @@ _MS = timedelta(milliseconds=1)
 _T = TypeVar("_T")
 
 
+#: What a Redis Cluster answers, once redis-py's own retries are spent, while a shard is
+#: down, failing over, or not serving a slot.
+_CLUSTER_UNAVAILABLE = (ClusterDownError, MasterDownError, TryAgainError, SlotNotCoveredError)
+
+
+class ClusterUnavailableError(RedisConnectionError):
+    """The cluster cannot serve a key now (CLUSTERDOWN, a master down, a slot without a
+    node): a ``ConnectionError``, as one Redis that cannot be reached raises, so callers
+    answer 503, serve stale lookups or retry the same way whatever the topology."""
+
+
 class ClusterClient(RedisCluster):
-    """redis-py's cluster client, except that reaching no node at all is a
-    ``ConnectionError``, as it is for one Redis: callers then treat a cluster that is down
-    or misaddressed as Redis being unavailable (a 503, stale lookups) and not as a bug."""
+    """redis-py's cluster client, except that a cluster that cannot answer, wholly (no node
+    reachable) or for a key (see ``ClusterUnavailableError``), raises a
+    ``ConnectionError``, as one Redis does: callers then treat it as Redis being
+    unavailable (a 503, stale lookups) and not as a bug."""
 
     async def initialize(self, *args: Any, **kwargs: Any) -> ClusterClient:
         try:
@@ -682,6 +701,25 @@ class ClusterClient(RedisCluster):
                 raise  # a subclass: a cross-slot transaction or another misuse
             raise RedisConnectionError(str(exc)) from exc
         return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except _CLUSTER_UNAVAILABLE as exc:
+            raise ClusterUnavailableError(str(exc)) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _ClusterPipeline(self, transaction)  # type: ignore[abstract]  # as upstream
+
+
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> Any:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except _CLUSTER_UNAVAILABLE as exc:
+            raise ClusterUnavailableError(str(exc)) from exc
 
 
 async def _queue_entries(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 
 from pricing_service.api.app import create_app
 from pricing_service.engine import CompiledRuleset
@@ -19,6 +20,7 @@ from pricing_service.repricer.full import reprice_skus
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.loader import load_ruleset
 from pricing_service.settings import Settings
+from pricing_service.store.embedded import MASTERS, EmbeddedCluster
 from pricing_service.store.store import Store
 from tests.api.conftest import ADMIN_KEY, API_KEYS, READ_KEY, RULES, WRITE_KEY, auth
 from tests.servers import ThreadedServers
@@ -140,4 +142,37 @@ def test_an_unreachable_cluster_answers_503_problems(rules_dir: Path, tmp_path: 
     for response in (lookup, write):
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
+    assert write.headers["retry-after"]
+
+
+def test_a_shard_down_answers_503_problems_not_500(rules_dir: Path, tmp_path: Path) -> None:
+    """A master killed: once the others see it fail they answer CLUSTERDOWN, for their own
+    slots too; the API says the store is unavailable, as it does when Redis is."""
+    cluster = EmbeddedCluster(tmp_path / "cluster", node_timeout_ms=500)
+    (tmp_path / "cluster").mkdir()
+    cluster.start()
+    servers = ThreadedServers()
+    try:
+        settings = Settings(
+            redis_cluster_url=cluster.url,
+            rules_dir=rules_dir,
+            data_dir=tmp_path / "data",
+            api_keys=API_KEYS,
+        )
+        api = servers.start(create_app(settings))
+        item = {"currency": "USD", "cost": "10.00"}
+        assert api.put("/v1/items/SKU-1", json=item, headers=auth(WRITE_KEY)).status_code == 201
+        cluster.kill_node(MASTERS - 1)
+        survivor = SyncRedis(host="127.0.0.1", port=cluster.ports[0])
+        _eventually(lambda: survivor.cluster("INFO")["cluster_state"] == "fail", timeout=20)
+        survivor.close()
+        write = api.put("/v1/items/SKU-1", json=item, headers=auth(WRITE_KEY))
+        lookup = api.get("/v1/prices/SKU-2", headers=auth(READ_KEY))
+    finally:
+        servers.stop_all()
+        cluster.stop()
+    for response in (write, lookup):
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["type"].endswith("store-unavailable")
     assert write.headers["retry-after"]
