@@ -244,7 +244,7 @@ async def _run_workers(
 
 
 async def _done(store: Store, outcomes: int) -> bool:
-    return int(await store.redis.xlen(keys.OUTCOMES_STREAM)) >= outcomes
+    return int(await store.redis.xlen(keys.CrawlQueue(0).outcomes)) >= outcomes
 
 
 def _redis_commands(url: str) -> int:
@@ -259,7 +259,7 @@ def _redis_commands(url: str) -> int:
 def _outcomes(url: str) -> Counter[str]:
     client = redis.Redis.from_url(url)
     try:
-        entries: Any = client.xrange(keys.OUTCOMES_STREAM)
+        entries: Any = client.xrange(keys.CrawlQueue(0).outcomes)
         counts: Counter[str] = Counter()
         for _, fields in entries:
             counts[fields[b"outcome"].decode()] += 1

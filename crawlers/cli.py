@@ -144,18 +144,6 @@ def _competitors(rules: Path | None) -> dict[str, Competitor]:
         raise typer.Exit(code=1) from None
 
 
-def _refuse_a_cluster() -> None:
-    """The crawler's writes are one script over crawl keys and a SKU's keys together,
-    which a Redis Cluster refuses (CROSSSLOT): say so before starting, not on each job."""
-    if get_settings().redis_cluster_url:
-        typer.echo(
-            "the crawler fleet does not run on a Redis Cluster yet (REDIS_CLUSTER_URL is "
-            "set); the store, repricers and API do",
-            err=True,
-        )
-        raise typer.Exit(code=2)
-
-
 def _run_with_store(work: Callable[[Store], Awaitable[_T]]) -> _T:
     settings = get_settings()
     url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
@@ -193,11 +181,13 @@ def import_listings(
     listings = [row for row in rows if isinstance(row, Listing)]
     errors = [row for row in rows if isinstance(row, RowError)]
 
+    partitions = CrawlerSettings().queue_partitions
+
     async def store_all(store: Store) -> int:
         stored = 0
         for start in range(0, len(listings), LISTINGS_CHUNK):
             chunk = listings[start : start + LISTINGS_CHUNK]
-            stored += await put_listings(store.redis, chunk)
+            stored += await put_listings(store.redis, chunk, partitions=partitions)
         return stored
 
     stored = _run_with_store(store_all)
@@ -224,7 +214,6 @@ def scheduler(
     ] = None,
 ) -> None:
     """Queue crawl jobs for due listings (with jitter and backpressure) until stopped."""
-    _refuse_a_cluster()
     _logging()
     crawler_settings = CrawlerSettings()
     serve_metrics(get_settings().scheduler_metrics_port if metrics_port is None else metrics_port)
@@ -256,7 +245,6 @@ def crawl(
 
     On SIGTERM each worker takes no new jobs and finishes those in hand; after
     PRICING_SHUTDOWN_GRACE_SECONDS the unfinished ones are released to other workers."""
-    _refuse_a_cluster()
     _logging()
     settings = get_settings()
     if metrics_port is None:

@@ -1,55 +1,80 @@
-"""Crawl jobs on the Redis Stream, and recording each job's single outcome."""
+"""Crawl jobs on the queue's Redis Streams, and recording each job's single outcome.
+
+A job finishes with two scripts: one on its SKU's shard records the outcome (SET NX)
+and, only when it does, stores the observation the job yields; one on its queue
+partition's shard acknowledges the job, frees its listing and, only when it is the
+acknowledgement that removed the job from the group's pending entries, appends the
+outcome to the outcomes stream (and a dead letter). On one Redis both run in one
+MULTI/EXEC with the SKU's dirty mark inside the first: nothing is half done. On a Redis
+Cluster they run one after the other, the dirty mark between them; a worker dying in
+between leaves the job pending, and its next delivery, finding the outcome recorded,
+marks the SKU dirty again when it was accepted and acknowledges it: the writes converge,
+each outcome is recorded and streamed once, and an observation is never lost.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from crawlers import keys
+from crawlers.keys import CrawlQueue
 from crawlers.outcome import Outcome
 from pricing_service.store import keys as store_keys
-from pricing_service.store.store import DIRTY_MAXLEN
+from pricing_service.store.store import DIRTY_MAXLEN, Store
 
 #: How long a job's outcome is kept (seconds): long enough to spot a duplicate delivery.
 OUTCOME_TTL_SECONDS = 7 * 86_400
 OUTCOMES_STREAM_MAXLEN = 1_000_000
 
-#: Records the outcome once, acknowledges and removes the job, and frees its listing.
-#: With an offer, also stores it (latest and history, like ``Store.put_offers``) and, when
-#: it was accepted, marks the SKU dirty (like ``Store.mark_dirty``), all only when this
-#: call records the outcome: one script, one round trip, and nothing half done.
-#: KEYS: outcome key, outcomes stream, jobs stream, in-flight hash
-#:   [, offers hash, offer history stream, dirty stream].
-#: ARGV: outcome JSON, TTL, job id, outcome, maxlen, group, message id, due member
-#:   [, competitor, offer JSON, history MINID, history TTL (ms), SKU to mark dirty or '',
-#:    dirty reason, dirty time (epoch ms), dirty stream maxlen].
+#: Records the outcome once and, with an offer, stores it (latest and history, like
+#: ``Store.put_offers``) and, on one Redis, marks the SKU dirty when it was accepted (like
+#: ``Store.mark_dirty``): all only when this call records the outcome.
+#: KEYS: outcome key [, offers hash, offer history stream [, dirty stream]].
+#: ARGV: outcome JSON, TTL [, competitor, offer JSON, history MINID, history TTL (ms)
+#:   [, SKU to mark dirty or '', dirty reason, dirty time (epoch ms), dirty maxlen]].
 #: Returns 1 when this call recorded the outcome, 0 when an earlier delivery had.
-_FINISH = """
-local recorded = 0
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'job', ARGV[3], 'outcome', ARGV[4])
-  if #KEYS > 4 then
-    redis.call('HSET', KEYS[5], ARGV[9], ARGV[10])
-    redis.call('XADD', KEYS[6], 'MINID', '~', ARGV[11], '*', 'o', ARGV[10])
-    redis.call('PEXPIRE', KEYS[6], ARGV[12])
-    if ARGV[13] ~= '' then
-      redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[16], '*',
-                 'sku', ARGV[13], 'reason', ARGV[14], 'at', ARGV[15])
-    end
+_RECORD = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+if #KEYS > 1 then
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', 'o', ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+  if #KEYS > 3 and ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*',
+               'sku', ARGV[7], 'reason', ARGV[8], 'at', ARGV[9])
   end
-  recorded = 1
 end
-redis.call('XACK', KEYS[3], ARGV[6], ARGV[7])
-redis.call('XDEL', KEYS[3], ARGV[7])
-if redis.call('HGET', KEYS[4], ARGV[8]) == ARGV[3] then
-  redis.call('HDEL', KEYS[4], ARGV[8])
+return 1
+"""
+
+#: Acknowledges and removes the job and frees its listing; when this acknowledgement is
+#: the one that took the job off the pending entries, streams its outcome (and, for a
+#: job given up, its dead letter): once per job, however often it was delivered.
+#: KEYS: jobs stream, in-flight hash, outcomes stream, dead-letter stream.
+#: ARGV: group, message id, due member, job id, outcome, outcomes maxlen,
+#:   deliveries ('' unless dead-lettered), sku, competitor.
+#: Returns 1 when this call acknowledged the job.
+_ACKNOWLEDGE = """
+local acknowledged = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[4] then
+  redis.call('HDEL', KEYS[2], ARGV[3])
 end
-return recorded
+if acknowledged == 1 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'job', ARGV[4], 'outcome', ARGV[5])
+  if ARGV[7] ~= '' then
+    redis.call('XADD', KEYS[4], '*', 'job', ARGV[4], 'sku', ARGV[8],
+               'competitor', ARGV[9], 'deliveries', ARGV[7])
+  end
+end
+return acknowledged
 """
 
 
@@ -63,28 +88,19 @@ class OfferWrite:
     body: str  # OfferStatus JSON
     retention: timedelta
     dirty: bool
-    dirty_stream: str = store_keys.DIRTY_STREAM  # the SKU's queue partition
     reason: str = "crawl"
 
     def keys(self) -> list[str]:
-        return [
-            store_keys.offers(self.sku),
-            store_keys.offer_history(self.sku),
-            self.dirty_stream,
-        ]
+        return [store_keys.offers(self.sku), store_keys.offer_history(self.sku)]
 
-    def args(self, now: float) -> list[str | int]:
+    def args(self) -> list[str | int]:
         retention = self.retention.total_seconds()
-        return [
-            self.competitor,
-            self.body,
-            f"{int((now - retention) * 1000)}-0",
-            int(retention * 1000),
-            self.sku if self.dirty else "",
-            self.reason,
-            str(int(now * 1000)),
-            DIRTY_MAXLEN,
-        ]
+        oldest_kept = int((time.time() - retention) * 1000)
+        return [self.competitor, self.body, f"{oldest_kept}-0", int(retention * 1000)]
+
+    def dirty_args(self) -> list[str | int]:
+        now_ms = int(time.time() * 1000)
+        return [self.sku if self.dirty else "", self.reason, str(now_ms), DIRTY_MAXLEN]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,50 +108,63 @@ class Job:
     id: str
     sku: str
     competitor: str
+    #: The partition whose stream delivered it (where it is acknowledged).
+    queue: CrawlQueue = field(default=CrawlQueue(0), compare=False)
 
     @property
     def member(self) -> str:
         return keys.due_member(self.sku, self.competitor)
 
     @classmethod
-    def new(cls, sku: str, competitor: str, now: float) -> Job:
+    def new(cls, sku: str, competitor: str, now: float, queue: CrawlQueue) -> Job:
         # The enqueue time in the id lets the scheduler tell a lost job from a slow one.
-        return cls(f"{keys.due_member(sku, competitor)}|{int(now * 1000)}", sku, competitor)
+        job_id = f"{keys.due_member(sku, competitor)}|{int(now * 1000)}"
+        return cls(job_id, sku, competitor, queue)
 
     @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes]) -> Job:
-        return cls(fields[b"job"].decode(), fields[b"sku"].decode(), fields[b"competitor"].decode())
+    def from_fields(cls, fields: dict[bytes, bytes], queue: CrawlQueue) -> Job:
+        return cls(
+            fields[b"job"].decode(), fields[b"sku"].decode(), fields[b"competitor"].decode(), queue
+        )
 
     def fields(self) -> dict[str, str]:
         return {"job": self.id, "sku": self.sku, "competitor": self.competitor}
 
 
-async def ensure_group(redis: aioredis.Redis) -> None:
-    try:
-        await redis.xgroup_create(keys.JOBS_STREAM, keys.JOBS_GROUP, id="0", mkstream=True)
-    except aioredis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+async def ensure_groups(redis: aioredis.Redis, queues: Sequence[CrawlQueue]) -> None:
+    for queue in queues:
+        try:
+            await redis.xgroup_create(queue.jobs, keys.JOBS_GROUP, id="0", mkstream=True)
+        except aioredis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
 
 
-async def backlog(redis: aioredis.Redis) -> int:
-    """Jobs queued and not yet acknowledged: delivered (pending) or not yet (lag)."""
+async def backlog(redis: aioredis.Redis, queues: Sequence[CrawlQueue]) -> int:
+    """Jobs queued and not yet acknowledged, over ``queues``: delivered (pending) or not
+    yet (lag)."""
+    return sum([await _partition_backlog(redis, queue) for queue in queues])
+
+
+async def _partition_backlog(redis: aioredis.Redis, queue: CrawlQueue) -> int:
     try:
-        groups: Any = await redis.xinfo_groups(keys.JOBS_STREAM)
+        groups: Any = await redis.xinfo_groups(queue.jobs)
     except aioredis.ResponseError:  # no stream yet
         return 0
     for group in groups:
         if group.get("name") in (keys.JOBS_GROUP, keys.JOBS_GROUP.encode()):
             lag = group.get("lag")
             if lag is None:  # Redis < 7 does not report it: the stream holds only live jobs
-                return int(await redis.xlen(keys.JOBS_STREAM))
+                return int(await redis.xlen(queue.jobs))
             return int(group.get("pending", 0)) + int(lag)
-    return int(await redis.xlen(keys.JOBS_STREAM))
+    return int(await redis.xlen(queue.jobs))
 
 
 class OutcomeRecorder:
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._finish = redis.register_script(_FINISH)
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._record = store.redis.register_script(_RECORD)
+        self._acknowledge = store.redis.register_script(_ACKNOWLEDGE)
 
     async def finish(
         self,
@@ -144,31 +173,45 @@ class OutcomeRecorder:
         outcome: Outcome,
         detail: dict[str, Any],
         offer: OfferWrite | None = None,
+        *,
+        deliveries: int | None = None,
     ) -> bool:
-        """Record the job's outcome unless one is recorded, ack the message; True when
-        this call recorded it. With ``offer``, the offer is stored (and the SKU marked
-        dirty) in the same script, only when this call records the outcome."""
-        now = time.time()
-        body = json.dumps({"outcome": outcome, "at": now, **detail}, default=str)
-        script_keys = [keys.outcome(job.id), keys.OUTCOMES_STREAM, keys.JOBS_STREAM, keys.IN_FLIGHT]
-        extra: list[str | int] = []
+        """Record the job's outcome unless one is recorded, and acknowledge the job; True
+        when this call recorded it. With ``offer``, the offer is stored (and the SKU
+        marked dirty when the offer says so) only when this call records the outcome.
+        ``deliveries`` dead-letters the job."""
+        body = json.dumps({"outcome": outcome, "at": time.time(), **detail}, default=str)
+        record_keys = [keys.outcome(job.id)]
+        record_args: list[str | int] = [body, OUTCOME_TTL_SECONDS]
         if offer is not None:
-            script_keys += offer.keys()
-            extra = offer.args(now)
-        recorded = await self._finish(
-            keys=script_keys,
-            args=[
-                body,
-                OUTCOME_TTL_SECONDS,
-                job.id,
-                outcome.value,
-                OUTCOMES_STREAM_MAXLEN,
-                keys.JOBS_GROUP,
-                message_id,
-                job.member,
-                *extra,
-            ],
-        )
+            record_keys += offer.keys()
+            record_args += offer.args()
+            if not self._store.cluster:  # on a cluster the queue lives on another shard
+                record_keys.append(self._store.dirty_stream(offer.sku))
+                record_args += offer.dirty_args()
+        queue = job.queue
+        acknowledge_keys = [queue.jobs, queue.in_flight, queue.outcomes, queue.dead_letters]
+        acknowledge_args: list[str | int] = [
+            keys.JOBS_GROUP,
+            message_id,
+            job.member,
+            job.id,
+            outcome.value,
+            OUTCOMES_STREAM_MAXLEN,
+            "" if deliveries is None else deliveries,
+            job.sku,
+            job.competitor,
+        ]
+        if not self._store.cluster:
+            async with self._store.redis.pipeline(transaction=True) as pipe:
+                await self._record(keys=record_keys, args=record_args, client=pipe)
+                await self._acknowledge(keys=acknowledge_keys, args=acknowledge_args, client=pipe)
+                recorded, _ = await pipe.execute()
+            return bool(recorded)
+        recorded = await self._record(keys=record_keys, args=record_args)
+        if recorded and offer is not None and offer.dirty:
+            await self._store.mark_dirty([offer.sku], offer.reason)
+        await self._acknowledge(keys=acknowledge_keys, args=acknowledge_args)
         return bool(recorded)
 
 

@@ -1,24 +1,75 @@
 """The crawler's Redis keys, next to the service's (``pricing_service.store.keys``).
 
-Per-SKU keys carry the ``{SKU}`` hash tag so a SKU's listings live on the shard holding
-the rest of its data. Queue keys are global.
+Every key that one script touches shares a hash tag, so each script runs on one shard of
+a Redis Cluster:
+
+- per SKU, ``{SKU}``: its listings and its jobs' outcomes, beside its offers, so a job's
+  outcome and the observation it yields are written together;
+- per queue partition, ``{crawl:N}``: due times, jobs, jobs in flight, outcomes and dead
+  letters. A listing's partition is its SKU's (``crc32(SKU) mod partitions``); with
+  several partitions the queue spreads over the shards;
+- per domain, ``{domain}``: its rate slot and its leases.
 """
 
 from __future__ import annotations
 
-from pricing_service.store.keys import PREFIX
+from dataclasses import dataclass
 
-#: Sorted set: ``sku|competitor`` -> the epoch second its next crawl is due.
-DUE = "crawl:due"
-#: Stream of crawl jobs; the workers' consumer group reads it.
-JOBS_STREAM = "crawl:jobs"
+from pricing_service.store.keys import PREFIX, dirty_partition
+
 JOBS_GROUP = "crawlers"
-#: Hash: ``sku|competitor`` -> id of its job in the queue. A listing in it is not queued again.
-IN_FLIGHT = "crawl:inflight"
-#: Stream of jobs given up after too many deliveries.
-DEAD_LETTER_STREAM = "crawl:dead"
-#: Stream of every job's outcome, in the order they were recorded.
-OUTCOMES_STREAM = "crawl:outcomes"
+#: String: the partition count the due sets are laid out for (see ``Scheduler.rebalance``).
+PARTITIONS = "crawl:partitions"
+#: The unpartitioned queue's keys of earlier versions, moved by ``Scheduler.rebalance``.
+LEGACY_DUE = "crawl:due"
+LEGACY_JOBS = "crawl:jobs"
+LEGACY_IN_FLIGHT = "crawl:inflight"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlQueue:
+    """One partition of the crawl queue."""
+
+    index: int
+
+    @property
+    def _tag(self) -> str:
+        return f"{{crawl:{self.index}}}"
+
+    @property
+    def due(self) -> str:
+        """Sorted set: ``sku|competitor`` -> the epoch second its next crawl is due."""
+        return f"{self._tag}:due"
+
+    @property
+    def jobs(self) -> str:
+        """Stream of crawl jobs; the workers' consumer group reads it."""
+        return f"{self._tag}:jobs"
+
+    @property
+    def in_flight(self) -> str:
+        """Hash: ``sku|competitor`` -> id of its job in the queue; not queued again."""
+        return f"{self._tag}:inflight"
+
+    @property
+    def dead_letters(self) -> str:
+        """Stream of jobs given up after too many deliveries."""
+        return f"{self._tag}:dead"
+
+    @property
+    def outcomes(self) -> str:
+        """Stream of every job's outcome, in the order they were recorded."""
+        return f"{self._tag}:outcomes"
+
+
+def queues(partitions: int) -> list[CrawlQueue]:
+    return [CrawlQueue(index) for index in range(partitions)]
+
+
+def queue_of(sku: str, partitions: int) -> CrawlQueue:
+    """The partition of a SKU's listings: the same as its repricing queue partition would
+    be with as many partitions, stable across processes and restarts."""
+    return CrawlQueue(dirty_partition(sku, partitions))
 
 
 def listings(sku: str) -> str:
@@ -27,18 +78,19 @@ def listings(sku: str) -> str:
 
 
 def outcome(job_id: str) -> str:
-    """String: the job's outcome JSON, written once (SET NX)."""
-    return f"crawl:outcome:{job_id}"
+    """String: the job's outcome JSON, written once (SET NX), on its SKU's shard."""
+    sku, _, _ = job_id.partition("|")
+    return f"{PREFIX}:{{{sku}}}:crawl:{job_id}"
 
 
 def rate(domain: str) -> str:
     """String: the domain's GCRA theoretical arrival time, in microseconds."""
-    return f"crawl:rate:{domain}"
+    return f"crawl:{{{domain}}}:rate"
 
 
 def slots(domain: str) -> str:
     """Sorted set: lease id -> expiry (epoch ms) of the domain's requests in flight."""
-    return f"crawl:slots:{domain}"
+    return f"crawl:{{{domain}}}:slots"
 
 
 def due_member(sku: str, competitor: str) -> str:

@@ -1,7 +1,7 @@
 """Listings: which competitor page to crawl for which SKU, and how often.
 
 A listing lives in its SKU's ``listings`` hash (one field per competitor); its next due
-time lives in the global ``crawl:due`` sorted set, which the scheduler reads.
+time lives in the due set of its SKU's crawl queue partition, which the scheduler reads.
 """
 
 from __future__ import annotations
@@ -92,19 +92,28 @@ def format_frequency(frequency: timedelta) -> str:
 
 
 async def put_listings(
-    redis: aioredis.Redis, listings: Iterable[Listing], *, now: float | None = None
+    redis: aioredis.Redis,
+    listings: Iterable[Listing],
+    *,
+    partitions: int = 1,
+    now: float | None = None,
 ) -> int:
-    """Store listings; new ones are due at once, updated ones keep their due time."""
-    return len(await _put(redis, listings, now))
+    """Store listings; new ones are due at once, updated ones keep their due time.
+    ``partitions``: the crawl queue's (``CrawlerSettings.queue_partitions``)."""
+    return len(await _put(redis, listings, partitions, now))
 
 
-async def put_listing(redis: aioredis.Redis, listing: Listing, *, now: float | None = None) -> bool:
+async def put_listing(
+    redis: aioredis.Redis, listing: Listing, *, partitions: int = 1, now: float | None = None
+) -> bool:
     """Store one listing (due at once when new); True when it is new."""
-    [created] = await _put(redis, [listing], now)
+    [created] = await _put(redis, [listing], partitions, now)
     return created
 
 
-async def _put(redis: aioredis.Redis, listings: Iterable[Listing], now: float | None) -> list[bool]:
+async def _put(
+    redis: aioredis.Redis, listings: Iterable[Listing], partitions: int, now: float | None
+) -> list[bool]:
     """Store listings in one pipeline; for each, whether it is new."""
     moment = time.time() if now is None else now
     async with redis.pipeline(transaction=False) as pipe:
@@ -113,7 +122,7 @@ async def _put(redis: aioredis.Redis, listings: Iterable[Listing], now: float | 
             body = stored.model_dump_json()
             pipe.hset(keys.listings(listing.sku), listing.competitor, body)
             member = keys.due_member(listing.sku, listing.competitor)
-            pipe.zadd(keys.DUE, {member: moment}, nx=True)
+            pipe.zadd(keys.queue_of(listing.sku, partitions).due, {member: moment}, nx=True)
         replies = await pipe.execute()
     return [bool(added) for added in replies[::2]]
 
@@ -135,12 +144,15 @@ async def sku_listings(redis: aioredis.Redis, sku: str) -> list[Listing]:
     return sorted(found, key=lambda listing: listing.competitor)
 
 
-async def next_crawls(redis: aioredis.Redis, listings: Iterable[Listing]) -> list[float | None]:
+async def next_crawls(
+    redis: aioredis.Redis, listings: Iterable[Listing], *, partitions: int = 1
+) -> list[float | None]:
     """When each listing's next crawl is due (epoch seconds); None when not scheduled."""
-    members = [keys.due_member(listing.sku, listing.competitor) for listing in listings]
-    if not members:
-        return []
-    scores: list[float | None] = await redis.zmscore(keys.DUE, members)
+    async with redis.pipeline(transaction=False) as pipe:
+        for listing in listings:
+            member = keys.due_member(listing.sku, listing.competitor)
+            pipe.zscore(keys.queue_of(listing.sku, partitions).due, member)
+        scores: list[float | None] = await pipe.execute()
     return scores
 
 
@@ -158,12 +170,14 @@ class ListingBody(BaseModel):
     every_seconds: int
 
 
-async def delete_listing(redis: aioredis.Redis, sku: str, competitor: str) -> bool:
+async def delete_listing(
+    redis: aioredis.Redis, sku: str, competitor: str, *, partitions: int = 1
+) -> bool:
     # On a Redis Cluster the two keys live on different shards: no transaction there; a
-    # due entry left behind alone gets its job an `unknown_listing` outcome.
+    # due entry left behind alone is dropped by the scheduler when next due.
     async with redis.pipeline(transaction=not isinstance(redis, RedisCluster)) as pipe:
         pipe.hdel(keys.listings(sku), competitor)
-        pipe.zrem(keys.DUE, keys.due_member(sku, competitor))
+        pipe.zrem(keys.queue_of(sku, partitions).due, keys.due_member(sku, competitor))
         removed, _ = await pipe.execute()
     return bool(removed)
 

@@ -1,11 +1,16 @@
 """``pricing scheduler``: queue each listing's crawl when it is due.
 
-Each tick reads the listings due from ``crawl:due`` and, per listing, in one script:
+Each tick reads the listings due from each queue partition's due set and, per listing,
+in one script on that partition's shard:
 skips it if another scheduler already moved it; else, when its previous job is still in
 flight, only moves its due time on (no second job for the same page); else adds a job to
 the stream and records it in flight. The next due time is one period later, give or take
 the jitter, so listings imported together spread out. While the workers' backlog is
 above ``max_backlog`` the scheduler queues nothing: due listings simply wait.
+
+Run one scheduler (two would only queue each due listing once between them, but do the
+work twice). On start it lays the due times out for the configured partition count
+(:meth:`Scheduler.rebalance`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from crawlers import keys
-from crawlers.jobs import Job, backlog, ensure_group
+from crawlers.jobs import Job, backlog, ensure_groups
+from crawlers.keys import CrawlQueue
 from crawlers.listings import ListingBody
 from crawlers.settings import CrawlerSettings
 from pricing_service import metrics
@@ -48,6 +54,8 @@ return 1
 #: A job in flight for this long is taken as lost (its entry removed by hand, say).
 LOST_JOB_SECONDS = 86_400
 TICK_BATCH = 1000
+#: Due times moved per round trip when the partitions change.
+REBALANCE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +69,37 @@ class Scheduler:
     def __init__(self, redis: aioredis.Redis, settings: CrawlerSettings) -> None:
         self.redis = redis
         self.settings = settings
+        self.queues = keys.queues(settings.queue_partitions)
         self._enqueue = redis.register_script(_ENQUEUE)
+        self._next_partition = 0  # partitions take turns at being served first
 
     async def tick(self, now: float | None = None) -> TickResult:
         moment = time.time() if now is None else now
-        await ensure_group(self.redis)
-        waiting = await backlog(self.redis)
+        await ensure_groups(self.redis, self.queues)
+        waiting = await backlog(self.redis, self.queues)
         metrics.CRAWL_QUEUE_DEPTH.set(waiting)
         room = self.settings.max_backlog - waiting
         if room <= 0:
             return TickResult(paused=True)
+        first = self._next_partition % len(self.queues)
+        self._next_partition += 1
+        queued = skipped = 0
+        for queue in self.queues[first:] + self.queues[:first]:
+            if room - queued <= 0:
+                break
+            done, passed = await self._tick_partition(queue, moment, room - queued)
+            queued += done
+            skipped += passed
+        return TickResult(queued=queued, skipped_in_flight=skipped)
+
+    async def _tick_partition(self, queue: CrawlQueue, moment: float, room: int) -> tuple[int, int]:
+        """Queue up to ``room`` of the partition's due listings; (queued, still in flight)."""
         due: Any = await self.redis.zrangebyscore(
-            keys.DUE, "-inf", moment, start=0, num=min(room, TICK_BATCH)
+            queue.due, "-inf", moment, start=0, num=min(room, TICK_BATCH)
         )
         members = [member.decode() for member in due]
+        if not members:
+            return 0, 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for member in members:
                 sku, competitor = keys.parse_due_member(member)
@@ -83,14 +108,14 @@ class Scheduler:
         queued = skipped = 0
         for member, body in zip(members, bodies, strict=True):
             if body is None:  # the listing was deleted: forget its due time too
-                await self.redis.zrem(keys.DUE, member)
+                await self.redis.zrem(queue.due, member)
                 continue
             every = ListingBody.model_validate_json(body).every_seconds
             jitter = random.uniform(-self.settings.schedule_jitter, self.settings.schedule_jitter)
             sku, competitor = keys.parse_due_member(member)
-            job = Job.new(sku, competitor, moment)
+            job = Job.new(sku, competitor, moment, queue)
             result = await self._enqueue(
-                keys=[keys.DUE, keys.IN_FLIGHT, keys.JOBS_STREAM],
+                keys=[queue.due, queue.in_flight, queue.jobs],
                 args=[
                     member,
                     moment,
@@ -104,11 +129,60 @@ class Scheduler:
             )
             queued += int(result == 1)
             skipped += int(result == -1)
-        return TickResult(queued=queued, skipped_in_flight=skipped)
+        return queued, skipped
+
+    async def rebalance(self) -> int:
+        """Lay the due times out for the configured partition count; how many moved.
+
+        Moves them from the unpartitioned due set of earlier versions and, when the count
+        changed since the last run, from every old partition to the one each listing now
+        belongs to (ZADD NX there, then ZREM: a retry after a failure converges). Jobs
+        still queued in a partition beyond the new count are dropped with its stream:
+        their listings are crawled again when next due."""
+        raw: Any = await self.redis.get(keys.PARTITIONS)
+        previous = int(raw) if raw is not None else 1
+        configured = len(self.queues)
+        moved = await self._move_due(keys.LEGACY_DUE)
+        await self.redis.delete(keys.LEGACY_JOBS)
+        await self.redis.delete(keys.LEGACY_IN_FLIGHT)
+        if previous != configured:
+            for old in keys.queues(previous):
+                moved += await self._move_due(old.due)
+                if old.index >= configured:
+                    await self.redis.delete(old.jobs)
+                    await self.redis.delete(old.in_flight)
+        await self.redis.set(keys.PARTITIONS, configured)
+        if moved:
+            logger.info("moved %d due listings to %d partition(s)", moved, configured)
+        return moved
+
+    async def _move_due(self, source: str) -> int:
+        """Move the members of the due set ``source`` that belong elsewhere; how many."""
+        moved, cursor = 0, 0
+        while True:
+            reply: Any = await self.redis.zscan(source, cursor, count=REBALANCE_BATCH)
+            cursor, entries = reply
+            leaving: dict[str, dict[str, float]] = {}
+            for raw_member, score in entries:
+                member = raw_member.decode()
+                sku, _ = keys.parse_due_member(member)
+                target = keys.queue_of(sku, len(self.queues)).due
+                if target != source:
+                    leaving.setdefault(target, {})[member] = float(score)
+            for target, members in leaving.items():
+                await self.redis.zadd(target, members, nx=True)
+                await self.redis.zrem(source, *members)
+                moved += len(members)
+            if cursor == 0:
+                return moved
 
     async def run(self, stop: asyncio.Event, *, tick_seconds: float = 1.0) -> None:
+        rebalanced = False
         while not stop.is_set():
             try:
+                if not rebalanced:
+                    await self.rebalance()
+                    rebalanced = True
                 result = await self.tick()
                 if result.queued or result.paused:
                     logger.info("queued %d, paused %s", result.queued, result.paused)

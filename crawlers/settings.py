@@ -46,6 +46,13 @@ class CrawlerSettings(BaseSettings):
         default=60.0, gt=0, description="How long a 5xx or unreachable robots.txt is remembered."
     )
     # -- the queue --------------------------------------------------------------------------
+    queue_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Partitions of the crawl queue, each on its own hash tag (spread over a "
+        "cluster's shards); every process must agree. The scheduler moves due times on a change.",
+    )
     max_deliveries: int = Field(default=5, ge=1, description="Then the job is dead-lettered.")
     claim_idle_seconds: float = Field(default=60.0, gt=0, description="Take over dead workers'.")
     max_backlog: int = Field(

@@ -1,18 +1,18 @@
 """``pricing crawl``: workers that fetch, extract, gate and store competitor prices.
 
-Each worker process reads jobs from the stream's consumer group and runs up to
-``concurrency`` of them at once. Delivery is at least once: a job is acknowledged only
-after its outcome is recorded, and jobs a dead worker left pending are taken over with
-XAUTOCLAIM once idle for ``claim_idle_seconds``. A job delivered more than
+Each worker process reads jobs from the consumer group of every queue partition and runs
+up to ``concurrency`` of them at once. Delivery is at least once: a job is acknowledged
+only after its outcome is recorded, and jobs a dead worker left pending are taken over
+with XAUTOCLAIM once idle for ``claim_idle_seconds``. A job delivered more than
 ``max_deliveries`` times goes to the dead-letter stream. Whatever happens, the outcome
-is recorded once per job (SET NX in the same script as the acknowledgement), so a
-redelivered job that already finished is only acknowledged. The observation a job yields
-is stored, and its SKU marked dirty, by that same script and only with the outcome: a
-job's writes happen once and all together, or not at all.
+is recorded once per job (SET NX), so a redelivered job that already finished is only
+acknowledged. The observation a job yields is stored, and its SKU marked dirty, with
+the outcome and only by the delivery that records it (``crawlers.jobs``): a job's writes
+happen once, together on one Redis and converging on a cluster, or not at all.
 
-Per job, Redis sees one pipeline reading the outcome, listing, item and market, one script
-taking the domain's lease and rate slot and one command giving the lease back, and the
-finishing script.
+Per job, Redis sees one pipeline reading the outcome, listing, item and market (all on
+the SKU's shard), one script taking the domain's lease and rate slot and one command
+giving the lease back, and the finishing scripts (one transaction on one Redis).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from crawlers.extraction import (
     extract_product_json,
 )
 from crawlers.fetch import Fetcher, FetchResult
-from crawlers.jobs import Job, OfferWrite, OutcomeRecorder, ensure_group
+from crawlers.jobs import Job, OfferWrite, OutcomeRecorder, ensure_groups
+from crawlers.keys import CrawlQueue
 from crawlers.listings import Listing, host_allowed, stored_listing
 from crawlers.outcome import Outcome
 from crawlers.settings import CrawlerSettings
@@ -56,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 #: Pause after a failed Redis operation (a restart, say) before trying again.
 RETRY_SECONDS = 1.0
+#: The shortest wait on one partition of a clustered queue when all were empty.
+MIN_PARTITION_BLOCK_MS = 50
 #: Pages up to this size are parsed on the event loop (a millisecond or so); larger
 #: ones in a thread, so that a big page cannot stall the other jobs' I/O.
 INLINE_EXTRACT_BYTES = 64 * 1024
@@ -99,15 +102,17 @@ class CrawlWorker:
         self.consumer = consumer
         self.concurrency = concurrency
         self.block_ms = int(block_seconds * 1000)
-        self.recorder = OutcomeRecorder(store.redis)
-        self._claim_cursor = "0-0"
+        self.recorder = OutcomeRecorder(store)
+        self.queues = keys.queues(settings.queue_partitions)
+        self._claim_cursors = dict.fromkeys(self.queues, "0-0")
+        self._next_partition = 0  # partitions take turns at being read first
         self._group_ready = False
         self._last_claim = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish the jobs in hand. Cancelled, it
         releases the jobs still running (they stay pending, claimable at once)."""
-        running: dict[asyncio.Task[None], str] = {}
+        running: dict[asyncio.Task[None], tuple[str, CrawlQueue]] = {}
         try:
             while not stop.is_set():
                 free = self.concurrency - len(running)
@@ -122,7 +127,7 @@ class CrawlWorker:
                     continue
                 for message_id, job, deliveries in batch:
                     task = asyncio.create_task(self.handle(message_id, job, deliveries))
-                    running[task] = message_id
+                    running[task] = (message_id, job.queue)
                     task.add_done_callback(running.pop)
             if running:
                 await asyncio.wait(running)
@@ -131,65 +136,96 @@ class CrawlWorker:
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
-            await release(
-                self.redis, keys.JOBS_STREAM, keys.JOBS_GROUP, self.consumer, unfinished.values()
-            )
+            for queue in self.queues:
+                ids = [entry for entry, job_queue in unfinished.values() if job_queue == queue]
+                await release(self.redis, queue.jobs, keys.JOBS_GROUP, self.consumer, ids)
             raise
 
     async def next_batch(self, count: int) -> list[tuple[str, Job, int]]:
         """Up to ``count`` jobs: first those abandoned by dead workers, then new ones.
         Each with how many times it has been delivered, this time included."""
         if not self._group_ready:
-            await ensure_group(self.redis)
+            await ensure_groups(self.redis, self.queues)
             self._group_ready = True
         try:
             return await self._next_batch(count)
         except RedisError:
-            self._group_ready = False  # a restarted Redis may have lost the group
+            self._group_ready = False  # a restarted Redis may have lost the groups
             raise
 
     async def _next_batch(self, count: int) -> list[tuple[str, Job, int]]:
-        claimed = await self._claim_abandoned(count)
+        queues = self._partitions_in_turn()
+        claimed = await self._claim_abandoned(queues, count)
         if claimed:
             return claimed
+        if not self.store.cluster:  # one command reads (and waits on) every partition
+            return await self._read(queues, count, self.block_ms)
+        # A cluster keeps the partitions on different shards: each is read in turn, and
+        # the wait is on one of them, a different one each time.
+        for queue in queues:
+            found = await self._read([queue], count, None)
+            if found:
+                return found
+        wait = max(MIN_PARTITION_BLOCK_MS, self.block_ms // len(queues))
+        return await self._read(queues[:1], count, wait)
+
+    def _partitions_in_turn(self) -> list[CrawlQueue]:
+        first = self._next_partition % len(self.queues)
+        self._next_partition += 1
+        return self.queues[first:] + self.queues[:first]
+
+    async def _read(
+        self, queues: list[CrawlQueue], count: int, block_ms: int | None
+    ) -> list[tuple[str, Job, int]]:
+        by_stream = {queue.jobs: queue for queue in queues}
         response: Any = await self.redis.xreadgroup(
             keys.JOBS_GROUP,
             self.consumer,
-            {keys.JOBS_STREAM: ">"},
+            dict.fromkeys(by_stream, ">"),
             count=count,
-            block=self.block_ms,
+            block=block_ms,
         )
         return [
-            (message_id.decode(), Job.from_fields(fields), 1)
-            for _, messages in response or []
+            (message_id.decode(), Job.from_fields(fields, by_stream[_text(stream)]), 1)
+            for stream, messages in response or []
             for message_id, fields in messages
         ]
 
-    async def _claim_abandoned(self, count: int) -> list[tuple[str, Job, int]]:
+    async def _claim_abandoned(
+        self, queues: list[CrawlQueue], count: int
+    ) -> list[tuple[str, Job, int]]:
+        """Jobs idle consumers (dead workers) hold, from the first partition with some."""
         now = time.monotonic()
         if now - self._last_claim < self.settings.claim_idle_seconds / 4:
             return []
         self._last_claim = now
+        for queue in queues:
+            claimed = await self._claim_from(queue, count)
+            if claimed:
+                return claimed
+        return []
+
+    async def _claim_from(self, queue: CrawlQueue, count: int) -> list[tuple[str, Job, int]]:
         response: Any = await self.redis.xautoclaim(
-            keys.JOBS_STREAM,
+            queue.jobs,
             keys.JOBS_GROUP,
             self.consumer,
             min_idle_time=int(self.settings.claim_idle_seconds * 1000),
-            start_id=self._claim_cursor,
+            start_id=self._claim_cursors[queue],
             count=count,
         )
         cursor, messages = response[0], response[1]
-        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        self._claim_cursors[queue] = _text(cursor)
         claimed = []
         for message_id, fields in messages:
             if not fields:  # trimmed away while pending: nothing left to run
                 continue
             entry_id = message_id.decode()
             pending: Any = await self.redis.xpending_range(
-                keys.JOBS_STREAM, keys.JOBS_GROUP, min=entry_id, max=entry_id, count=1
+                queue.jobs, keys.JOBS_GROUP, min=entry_id, max=entry_id, count=1
             )
             deliveries = int(pending[0]["times_delivered"]) if pending else 1
-            claimed.append((entry_id, Job.from_fields(fields), deliveries))
+            claimed.append((entry_id, Job.from_fields(fields, queue), deliveries))
         return claimed
 
     async def handle(self, message_id: str, job: Job, deliveries: int) -> None:
@@ -197,9 +233,8 @@ class CrawlWorker:
         claimed again (and dead-lettered if it keeps failing)."""
         try:
             offer: OfferWrite | None = None
-            if deliveries > self.settings.max_deliveries:
-                dead: dict[Any, Any] = {**job.fields(), "deliveries": deliveries}
-                await self.redis.xadd(keys.DEAD_LETTER_STREAM, dead)
+            dead = deliveries > self.settings.max_deliveries
+            if dead:
                 metrics.CRAWL_DEAD_LETTERS.inc()
                 report = JobReport(Outcome.DEAD_LETTER, {"deliveries": deliveries})
             else:
@@ -207,16 +242,19 @@ class CrawlWorker:
                 if recorded is not None:
                     # Finished before its worker died: only acknowledged now.
                     report = JobReport(Outcome(recorded["outcome"]))
+                    if self.store.cluster and report.outcome is Outcome.ACCEPTED:
+                        # That worker may have died before its dirty mark (see jobs.py).
+                        await self.store.mark_dirty([job.sku], "crawl")
                 else:
                     report = await self._crawl(job, inputs)
                     offer = report.offer
-            # The offer, the dirty mark, the outcome and the acknowledgement: one script.
             await self.recorder.finish(
                 job,
                 message_id,
                 report.outcome,
                 {**report.detail, "consumer": self.consumer},
                 offer,
+                deliveries=deliveries if dead else None,
             )
             if offer is not None and report.outcome is Outcome.ACCEPTED:
                 metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(job.competitor).set_to_current_time()
@@ -308,7 +346,6 @@ class CrawlWorker:
             body=verdict.offer.model_dump_json(),
             retention=self.store.retention,
             dirty=verdict.accepted,
-            dirty_stream=self.store.dirty_stream(job.sku),
         )
         previous = market.previous
         if previous is not None and previous.status == ACCEPTED:
@@ -354,3 +391,7 @@ def _extract(fetched: FetchResult, competitor: Competitor) -> ProductResult:
     return extract_product(
         fetched.body, fetched.url, override=override, content_type=fetched.content_type
     )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

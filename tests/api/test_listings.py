@@ -13,6 +13,9 @@ from crawlers.listings import parse_listing
 from pricing_service.rules.loader import load_ruleset
 from tests.api.conftest import ADMIN_KEY, READ_KEY, RULES, WRITE_KEY, ServeApp, auth
 
+#: The crawl queue with the default single partition.
+QUEUE = keys.CrawlQueue(0)
+
 WRITE, READ = auth(WRITE_KEY), auth(READ_KEY)
 COMPETITORS = """\
 competitors:
@@ -80,7 +83,7 @@ def test_listing_round_trip(api: httpx.Client, clean_redis: str) -> None:
     try:
         assert client.hget(keys.listings("SKU-1"), "megamart") is None
         assert client.hget(keys.listings("SKU-1"), "shopright") is not None
-        due = {member.decode() for member in client.zrange(keys.DUE, 0, -1)}
+        due = {member.decode() for member in client.zrange(QUEUE.due, 0, -1)}
         assert due == {"SKU-1|shopright"}
     finally:
         client.close()

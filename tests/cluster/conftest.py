@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
 import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.cluster import RedisCluster as SyncRedisCluster
 
 from pricing_service.store.embedded import EmbeddedCluster
 from pricing_service.store.store import Store
+from tests.crawlers.conftest import competitors, crawler_settings, fetcher, site  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +52,13 @@ async def store(clean_cluster: str) -> AsyncIterator[Store]:
         yield instance
     finally:
         await instance.close()
+
+
+@pytest.fixture
+async def redis_client(clean_cluster: str) -> AsyncIterator[aioredis.Redis]:
+    """The crawler tests' client, on the cluster."""
+    client = RedisCluster.from_url(clean_cluster)
+    try:
+        yield client  # type: ignore[misc]  # the cluster client takes the same commands
+    finally:
+        await client.aclose()

@@ -116,7 +116,7 @@ def test_listings_import_stores_valid_rows_and_reports_the_rest(
     assert f"{csv_file}:5: frequency:" in result.output
     client = redis.Redis.from_url(configured)
     try:
-        assert client.zcard(keys.DUE) == 2
+        assert client.zcard(keys.CrawlQueue(0).due) == 2
         assert client.hget(keys.listings("A-5"), "shopright") is not None
     finally:
         client.close()
@@ -130,20 +130,3 @@ def test_demo_site_prices_and_stock_move_over_time() -> None:
     assert stock == {True, False}
     state.fixed_prices["A-1"] = Decimal("9.99")
     assert state.price("A-1", now=42) == Decimal("9.99")
-
-
-@pytest.mark.parametrize("command", [["scheduler"], ["crawl", "--rules", str(RULES)]])
-def test_the_crawler_refuses_a_redis_cluster_up_front(
-    monkeypatch: pytest.MonkeyPatch, command: list[str]
-) -> None:
-    monkeypatch.setenv("REDIS_CLUSTER_URL", "redis://127.0.0.1:1")
-    get_settings.cache_clear()
-    app = typer.Typer()
-    app.command("scheduler")(cli.scheduler)
-    app.command("crawl")(cli.crawl)
-    try:
-        result = runner.invoke(app, command)
-    finally:
-        get_settings.cache_clear()
-    assert result.exit_code == 2
-    assert "does not run on a Redis Cluster yet" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -15,7 +16,7 @@ from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher
 from crawlers.jobs import read_outcome
-from crawlers.listings import Listing, put_listings
+from crawlers.listings import Listing, ListingBody, put_listings
 from crawlers.outcome import Outcome
 from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
@@ -24,6 +25,9 @@ from pricing_service.engine.inputs import ItemFacts
 from pricing_service.rules.model import Competitor
 from pricing_service.store import keys as store_keys
 from pricing_service.store.store import Store
+
+#: The crawl queue with the default single partition.
+QUEUE = keys.CrawlQueue(0)
 
 pytestmark = pytest.mark.anyio
 EVERY = timedelta(hours=6)
@@ -93,8 +97,8 @@ async def test_scheduler_to_stored_observation(
         "USD",
     )
     assert await dirty_skus(store.redis) == ["A-1"]
-    assert await store.redis.xlen(keys.JOBS_STREAM) == 0  # acknowledged and removed
-    assert await store.redis.hlen(keys.IN_FLIGHT) == 0
+    assert await store.redis.xlen(QUEUE.jobs) == 0  # acknowledged and removed
+    assert await store.redis.hlen(QUEUE.in_flight) == 0
 
 
 async def test_a_captcha_page_is_blocked_never_a_price(
@@ -136,7 +140,7 @@ async def test_an_outlier_is_quarantined_until_a_second_crawl_confirms(
     async def crawl(price: str) -> str:
         nonlocal crawl_at
         site.state.fixed_prices["A-1"] = Decimal(price)
-        await store.redis.zadd(keys.DUE, {"A-1|demo": 0})  # due now
+        await store.redis.zadd(QUEUE.due, {"A-1|demo": 0})  # due now
         crawl_at += 1
         await scheduler.tick()
         [job_id] = await work_once(worker)
@@ -163,7 +167,7 @@ async def test_a_listing_in_flight_is_not_queued_again(
     next_period = time.time() + EVERY.total_seconds() * 1.2  # past the jitter too
     later = await scheduler.tick(now=next_period)
     assert (first.queued, later.queued, later.skipped_in_flight) == (1, 0, 1)
-    assert await store.redis.xlen(keys.JOBS_STREAM) == 1
+    assert await store.redis.xlen(QUEUE.jobs) == 1
     await work_once(make_worker())
     assert (await scheduler.tick(now=next_period * 2)).queued == 1
 
@@ -176,7 +180,7 @@ async def test_the_scheduler_pauses_when_workers_fall_behind(
     scheduler = Scheduler(store.redis, crawler_settings.model_copy(update={"max_backlog": 2}))
     assert (await scheduler.tick()).queued == 2
     assert (await scheduler.tick()).paused
-    assert await store.redis.zcount(keys.DUE, "-inf", "+inf") == 3  # the third still waits
+    assert await store.redis.zcount(QUEUE.due, "-inf", "+inf") == 3  # the third still waits
 
 
 async def test_a_dead_workers_job_is_taken_over_with_one_outcome(
@@ -191,8 +195,8 @@ async def test_a_dead_workers_job_is_taken_over_with_one_outcome(
     [job_id] = await work_once(alive)
 
     assert await outcome_of(store.redis, job_id) == Outcome.ACCEPTED
-    assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
-    pending: Any = await store.redis.xpending(keys.JOBS_STREAM, keys.JOBS_GROUP)
+    assert await store.redis.xlen(QUEUE.outcomes) == 1
+    pending: Any = await store.redis.xpending(QUEUE.jobs, keys.JOBS_GROUP)
     assert pending["pending"] == 0
 
 
@@ -209,7 +213,7 @@ async def test_a_job_delivered_too_often_is_dead_lettered(
     [job_id] = await work_once(workers[-1])
 
     assert await outcome_of(store.redis, job_id) == Outcome.DEAD_LETTER
-    assert await store.redis.xlen(keys.DEAD_LETTER_STREAM) == 1
+    assert await store.redis.xlen(QUEUE.dead_letters) == 1
     assert site.state.hits("/jsonld/") == []
 
 
@@ -222,7 +226,7 @@ async def test_a_redelivered_finished_job_is_only_acknowledged(
     [(message_id, job, _)] = await worker.next_batch(16)
     await worker.handle(message_id, job, 1)
     await worker.handle(message_id, job, 2)  # as if delivered again after a crash
-    assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
+    assert await store.redis.xlen(QUEUE.outcomes) == 1
     assert len(site.state.hits("/jsonld/")) == 1
 
 
@@ -237,10 +241,73 @@ async def test_a_job_crawled_twice_at_once_stores_one_observation(
     [(message_id, job, _)] = await worker.next_batch(16)
     await asyncio.gather(worker.handle(message_id, job, 1), worker.handle(message_id, job, 2))
     assert len(site.state.hits("/jsonld/")) == 2
-    assert await store.redis.xlen(keys.OUTCOMES_STREAM) == 1
+    assert await store.redis.xlen(QUEUE.outcomes) == 1
     assert await outcome_of(store.redis, job.id) == Outcome.ACCEPTED
     assert await store.redis.xlen(store_keys.offer_history("A-1")) == 1
     assert [offer.observation.competitor for offer in await store.get_offers("A-1")] == ["demo"]
     assert await dirty_skus(store.redis) == ["A-1"]
-    pending: Any = await store.redis.xpending(keys.JOBS_STREAM, keys.JOBS_GROUP)
+    pending: Any = await store.redis.xpending(QUEUE.jobs, keys.JOBS_GROUP)
     assert pending["pending"] == 0
+
+
+async def test_the_scheduler_moves_due_times_when_the_partitions_change(
+    store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    skus = [f"R-{n}" for n in range(20)]
+    due = {keys.due_member(sku, "demo"): 100.0 + n for n, sku in enumerate(skus)}
+    for sku in skus:  # as an earlier version left them: one unpartitioned queue
+        body = ListingBody(url=f"http://127.0.0.1/{sku}", every_seconds=3600)
+        await store.redis.hset(keys.listings(sku), "demo", body.model_dump_json())
+    await store.redis.zadd(keys.LEGACY_DUE, due)
+    await store.redis.hset(keys.LEGACY_IN_FLIGHT, "R-0|demo", "R-0|demo|1")
+
+    def partitioned(count: int) -> Scheduler:
+        settings = crawler_settings.model_copy(update={"queue_partitions": count})
+        return Scheduler(store.redis, settings)
+
+    async def laid_out(count: int) -> dict[str, float]:
+        found = {}
+        for queue in keys.queues(count):
+            for member, score in await store.redis.zrange(queue.due, 0, -1, withscores=True):
+                sku, _ = keys.parse_due_member(member.decode())
+                assert keys.queue_of(sku, count) == queue
+                found[member.decode()] = score
+        return found
+
+    assert await partitioned(3).rebalance() == len(skus)
+    assert await laid_out(3) == due
+    assert not await store.redis.exists(keys.LEGACY_DUE, keys.LEGACY_IN_FLIGHT)
+    assert await partitioned(3).rebalance() == 0  # nothing changed
+
+    two = partitioned(2)
+    assert await two.rebalance() > 0
+    assert await laid_out(2) == due
+    assert await store.redis.zcard(keys.CrawlQueue(2).due) == 0
+    assert (await two.tick(now=200)).queued == len(skus)  # every listing still comes round
+
+
+async def test_a_job_recorded_by_a_worker_that_died_before_acknowledging_it_converges(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    # On a cluster the outcome (with the observation) and the acknowledgement are two
+    # scripts on two shards; a worker can die between them. Its job, delivered again, is
+    # not crawled again; it is acknowledged and streamed once, and on a cluster its SKU is
+    # marked dirty again, as the dead worker may not have done it.
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    worker = make_worker()
+    [(message_id, job, _)] = await worker.next_batch(16)
+    recorded = json.dumps({"outcome": Outcome.ACCEPTED, "at": time.time(), "consumer": "dead"})
+    await store.redis.set(keys.outcome(job.id), recorded)
+
+    await worker.handle(message_id, job, 2)
+
+    assert site.state.hits("/jsonld/") == []
+    entries: Any = await store.redis.xrange(QUEUE.outcomes)
+    assert [(f[b"job"].decode(), f[b"outcome"].decode()) for _, f in entries] == [
+        (job.id, Outcome.ACCEPTED)
+    ]
+    pending: Any = await store.redis.xpending(QUEUE.jobs, keys.JOBS_GROUP)
+    assert pending["pending"] == 0
+    assert await store.redis.hlen(QUEUE.in_flight) == 0
+    assert await dirty_skus(store.redis) == (["A-1"] if store.cluster else [])

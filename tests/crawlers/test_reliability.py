@@ -27,6 +27,9 @@ from pricing_service.rules.model import Competitor
 from pricing_service.store.embedded import EmbeddedRedis
 from pricing_service.store.store import Store
 
+#: The crawl queue with the default single partition.
+QUEUE = keys.CrawlQueue(0)
+
 pytestmark = pytest.mark.anyio
 RULES = Path(__file__).parents[2] / "rules"
 DEMO_COMPETITOR = """
@@ -56,36 +59,32 @@ async def list_skus(store: Store, site: DemoSiteServer, skus: list[str], path: s
     await put_listings(store.redis, listings)
 
 
-async def test_every_job_gets_one_outcome_after_a_kill_9(
-    site: DemoSiteServer,
-    store: Store,
-    crawler_settings: CrawlerSettings,
-    competitors: dict[str, Competitor],
-    tmp_path: Path,
-    clean_redis: str,
-) -> None:
-    rules = tmp_path / "rules"
+def rules_with_demo(folder: Path) -> Path:
+    """A copy of the repository's rules, with the demo site as a competitor."""
+    rules = folder / "rules"
     rules.mkdir()
     for file in RULES.glob("*.yaml"):
         (rules / file.name).write_text(file.read_text())
     with (rules / "competitors.yaml").open("a") as handle:
         handle.write(DEMO_COMPETITOR)
-    skus = [f"K-{n}" for n in range(8)]
-    # Slow, but well within the 1 s read timeout: a page taking exactly that long
-    # raced it, and sometimes timed out.
-    await list_skus(store, site, skus, "/slow/0.5/")
-    assert (await Scheduler(store.redis, crawler_settings).tick()).queued == len(skus)
+    return rules
 
-    environment = {
-        **os.environ,
-        "REDIS_URL": clean_redis,
-        "PRICING_CRAWL_ALLOWED_PRIVATE_NETWORKS": '["127.0.0.0/8"]',
-        "PRICING_CRAWLER_METRICS_PORT": "0",
-    }
+
+async def crawl_until_killed(
+    site: DemoSiteServer, folder: Path, environment: dict[str, str]
+) -> None:
+    """Run `pricing crawl` in a process of its own and kill it (SIGKILL) mid-batch: once
+    it has fetched two of the demo site's slow pages."""
     command = "import typer; from crawlers import cli; typer.run(cli.crawl)"
+    rules = rules_with_demo(folder)
     worker_process = subprocess.Popen(
         [sys.executable, "-c", command, "--rules", str(rules), "--concurrency", "4"],
-        env=environment,
+        env={
+            **os.environ,
+            "PRICING_CRAWL_ALLOWED_PRIVATE_NETWORKS": '["127.0.0.0/8"]',
+            "PRICING_CRAWLER_METRICS_PORT": "0",
+            **environment,
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -94,10 +93,27 @@ async def test_every_job_gets_one_outcome_after_a_kill_9(
         async def mid_batch() -> bool:
             return len(site.state.hits("/slow/")) >= 2
 
-        await eventually(mid_batch, 20)
+        await eventually(mid_batch, 30)
     finally:
         worker_process.kill()
         worker_process.wait()
+
+
+async def test_every_job_gets_one_outcome_after_a_kill_9(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    competitors: dict[str, Competitor],
+    tmp_path: Path,
+    clean_redis: str,
+) -> None:
+    skus = [f"K-{n}" for n in range(8)]
+    # Slow, but well within the 1 s read timeout: a page taking exactly that long
+    # raced it, and sometimes timed out.
+    await list_skus(store, site, skus, "/slow/0.5/")
+    assert (await Scheduler(store.redis, crawler_settings).tick()).queued == len(skus)
+
+    await crawl_until_killed(site, tmp_path, {"REDIS_URL": clean_redis})
 
     survivor = CrawlWorker(
         store,
@@ -112,15 +128,15 @@ async def test_every_job_gets_one_outcome_after_a_kill_9(
     async def all_recorded() -> bool:
         batch = await survivor.next_batch(8)
         await asyncio.gather(*(survivor.handle(*message) for message in batch))
-        return int(await store.redis.xlen(keys.OUTCOMES_STREAM)) >= len(skus)
+        return int(await store.redis.xlen(QUEUE.outcomes)) >= len(skus)
 
     await eventually(all_recorded, 20)
     await survivor.fetcher.close()
-    entries: Any = await store.redis.xrange(keys.OUTCOMES_STREAM)
+    entries: Any = await store.redis.xrange(QUEUE.outcomes)
     jobs = [fields[b"job"] for _, fields in entries]
     assert len(jobs) == len(set(jobs)) == len(skus)
     assert {fields[b"outcome"].decode() for _, fields in entries} == {Outcome.ACCEPTED}
-    pending: Any = await store.redis.xpending(keys.JOBS_STREAM, keys.JOBS_GROUP)
+    pending: Any = await store.redis.xpending(QUEUE.jobs, keys.JOBS_GROUP)
     assert pending["pending"] == 0
 
 
@@ -147,7 +163,7 @@ async def test_a_worker_carries_on_after_a_redis_restart(
         await Scheduler(store.redis, crawler_settings).tick()
 
         async def crawled() -> bool:
-            return int(await store.redis.xlen(keys.OUTCOMES_STREAM)) == 1
+            return int(await store.redis.xlen(QUEUE.outcomes)) == 1
 
         await eventually(crawled, 10)
         assert [offer.status for offer in await store.get_offers("R-1")] == ["accepted"]

@@ -40,6 +40,9 @@ from tests.observability.conftest import (
 from tests.reliability.conftest import price_catalogue, store_catalogue, wait_for
 from tests.repricer.helpers import compile_rules, item
 
+#: The crawl queue with the default single partition.
+CRAWL_QUEUE = crawl_keys.CrawlQueue(0)
+
 
 def _refuses_connections(port: int) -> bool:
     try:
@@ -163,12 +166,12 @@ def _jobs(client: redis.Redis) -> dict[str, str]:
     """Every queued job's id by its stream entry id."""
     return {
         entry_id.decode(): fields[b"job"].decode()
-        for entry_id, fields in client.xrange(crawl_keys.JOBS_STREAM)
+        for entry_id, fields in client.xrange(CRAWL_QUEUE.jobs)
     }
 
 
 def _outcomes(client: redis.Redis) -> list[str]:
-    return [fields[b"job"].decode() for _, fields in client.xrange(crawl_keys.OUTCOMES_STREAM)]
+    return [fields[b"job"].decode() for _, fields in client.xrange(CRAWL_QUEUE.outcomes)]
 
 
 def _stop_crawler_at_work(
@@ -206,7 +209,7 @@ def test_a_stopped_crawler_finishes_its_jobs_in_hand(
     client, queued = _stop_crawler_at_work(
         start, clean_redis, site, tmp_path, skus=skus, page="/slow/0.5/", grace="20", busy=2
     )
-    pending: Any = client.xpending(crawl_keys.JOBS_STREAM, crawl_keys.JOBS_GROUP)
+    pending: Any = client.xpending(CRAWL_QUEUE.jobs, crawl_keys.JOBS_GROUP)
     assert pending["pending"] == 0, "a job in hand was neither finished nor released"
     done = _outcomes(client)
     assert done, "no job was in progress"
@@ -250,9 +253,7 @@ def test_a_crawler_stopped_past_its_grace_releases_its_jobs(
         start, clean_redis, site, tmp_path, skus=skus, page="/slow/4/", grace="0.2", busy=4
     )
     assert not _outcomes(client)
-    pending: Any = client.xpending_range(
-        crawl_keys.JOBS_STREAM, crawl_keys.JOBS_GROUP, "-", "+", 100
-    )
+    pending: Any = client.xpending_range(CRAWL_QUEUE.jobs, crawl_keys.JOBS_GROUP, "-", "+", 100)
     assert {entry["message_id"].decode() for entry in pending} == set(queued)
     for entry in pending:
         assert entry["time_since_delivered"] >= RELEASED_IDLE_MS

@@ -33,6 +33,9 @@ from tests.api.conftest import API_KEYS, WRITE_KEY
 from tests.reliability.conftest import PRICING_COMMAND, start_pricing, store_catalogue, wait_for
 from tests.repricer.helpers import compile_rules, item, write_rules
 
+#: The crawl queue with the default single partition.
+CRAWL_QUEUE = crawl_keys.CrawlQueue(0)
+
 pytestmark = pytest.mark.skipif(
     not PRICING_COMMAND.exists(), reason="the pricing command is not installed"
 )
@@ -161,8 +164,8 @@ def _dirty_queue_drained(client: redis.Redis) -> bool:
 
 def _crawls_done(client: redis.Redis, listings: int) -> bool:
     """Every listing crawled at least once, and no job queued or in flight."""
-    outcomes = client.xlen(crawl_keys.OUTCOMES_STREAM)
-    return outcomes >= listings and client.hlen(crawl_keys.IN_FLIGHT) == 0
+    outcomes = client.xlen(CRAWL_QUEUE.outcomes)
+    return outcomes >= listings and client.hlen(CRAWL_QUEUE.in_flight) == 0
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], log: Path) -> None:

@@ -24,7 +24,7 @@ from crawlers.listings import (
     put_listing,
     sku_listings,
 )
-from pricing_service.api.deps import Reader, RulesDep, StoreDep, Writer
+from pricing_service.api.deps import CrawlerSettingsDep, Reader, RulesDep, StoreDep, Writer
 from pricing_service.api.problems import (
     FORBIDDEN,
     UNAUTHORIZED,
@@ -87,6 +87,7 @@ async def put_listing_route(
     _: Writer,
     store: StoreDep,
     rules: RulesDep,
+    crawl: CrawlerSettingsDep,
     response: Response,
 ) -> ListingOut:
     """Create or replace the SKU's listing at a competitor (201 when it is new)."""
@@ -94,17 +95,20 @@ async def put_listing_route(
     parsed = parse_listing(values, _competitors(rules))
     if isinstance(parsed, str):
         raise invalid(parsed)
-    created = await put_listing(store.redis, parsed)
+    partitions = crawl.queue_partitions
+    created = await put_listing(store.redis, parsed, partitions=partitions)
     response.status_code = 201 if created else 200
-    [next_crawl] = await next_crawls(store.redis, [parsed])
+    [next_crawl] = await next_crawls(store.redis, [parsed], partitions=partitions)
     return ListingOut.of(parsed, next_crawl)
 
 
 @router.get("/v1/items/{sku}/listings")
-async def get_listings(sku: Sku, _: Reader, store: StoreDep) -> list[ListingOut]:
+async def get_listings(
+    sku: Sku, _: Reader, store: StoreDep, crawl: CrawlerSettingsDep
+) -> list[ListingOut]:
     """The SKU's listings, by competitor (an empty list when it has none)."""
     listings = await sku_listings(store.redis, sku)
-    due = await next_crawls(store.redis, listings)
+    due = await next_crawls(store.redis, listings, partitions=crawl.queue_partitions)
     return [ListingOut.of(listing, at) for listing, at in zip(listings, due, strict=True)]
 
 
@@ -114,9 +118,9 @@ async def get_listings(sku: Sku, _: Reader, store: StoreDep) -> list[ListingOut]
     responses={**FORBIDDEN, 404: {"description": "No such listing."}},
 )
 async def delete_listing_route(
-    sku: Sku, competitor: CompetitorId, _: Writer, store: StoreDep
+    sku: Sku, competitor: CompetitorId, _: Writer, store: StoreDep, crawl: CrawlerSettingsDep
 ) -> Response:
     """Stop crawling the SKU at a competitor; its recorded observations stay."""
-    if not await delete_listing(store.redis, sku, competitor):
+    if not await delete_listing(store.redis, sku, competitor, partitions=crawl.queue_partitions):
         raise not_found("listing", f"no listing of {sku!r} at {competitor!r}")
     return Response(status_code=204)
