@@ -49,6 +49,7 @@ import tempfile
 import textwrap
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from ipaddress import ip_network
@@ -60,6 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import redis  # noqa: E402  (after the path setup that makes `crawlers` importable)
+from redis.cluster import RedisCluster  # noqa: E402
 
 from crawlers import keys  # noqa: E402
 from crawlers.demo_site import DemoSiteServer, SiteState  # noqa: E402
@@ -70,7 +72,7 @@ from crawlers.settings import CrawlerSettings  # noqa: E402
 from crawlers.worker import CrawlWorker  # noqa: E402
 from pricing_service.engine.inputs import ItemFacts  # noqa: E402
 from pricing_service.rules.model import Competitor  # noqa: E402
-from pricing_service.store.embedded import EmbeddedRedis  # noqa: E402
+from pricing_service.store.embedded import EmbeddedCluster, EmbeddedRedis  # noqa: E402
 from pricing_service.store.store import Store  # noqa: E402
 
 GOAL_SCRAPY_RATIO = 1.5
@@ -81,6 +83,7 @@ RATE_DOMAINS = {
     "alpha": ("127.0.0.1", "/jsonld/", Decimal(20)),
     "beta": ("localhost", "/microdata/", Decimal(8)),
 }
+CLUSTER_PARTITIONS = 3
 RATE_WORKERS = 2
 RATE_WORKER_CONCURRENCY = 8
 RATE_WARMUP_SECONDS = 3.0
@@ -165,27 +168,47 @@ def _serve_site(port_queue: Any, stop: EventType) -> None:
 # -- throughput ---------------------------------------------------------------------------------
 
 
-def _settings() -> CrawlerSettings:
-    return CrawlerSettings(
-        _env_file=None,
-        allowed_private_networks=[ip_network("127.0.0.0/8"), ip_network("::1/128")],
-    )
+@dataclass(frozen=True)
+class Target:
+    """The Redis the pipeline runs on: one server, or a cluster with the crawl queue split
+    into ``partitions``."""
+
+    url: str
+    cluster: bool = False
+    partitions: int = 1
+
+    def store(self, **options: Any) -> Store:
+        retention = timedelta(days=35)
+        return Store.from_url(self.url, retention=retention, cluster=self.cluster, **options)
+
+    def client(self) -> Any:
+        return RedisCluster.from_url(self.url) if self.cluster else redis.Redis.from_url(self.url)
+
+    def settings(self, **options: Any) -> CrawlerSettings:
+        return CrawlerSettings(
+            _env_file=None,
+            allowed_private_networks=[ip_network("127.0.0.0/8"), ip_network("::1/128")],
+            queue_partitions=self.partitions,
+            **options,
+        )
 
 
-async def _seed(url: str, listings: list[Listing], due: list[float] | None = None) -> int:
+async def _seed(target: Target, listings: list[Listing], due: list[float] | None = None) -> int:
     """Store the items and listings (due at ``due``, epoch seconds in the past), queue
     every job in due order; the number queued."""
-    store = Store.from_url(url, retention=timedelta(days=35))
+    store = target.store()
+    partitions = target.partitions
     try:
         await store.redis.flushdb()
         items = [ItemFacts(sku=x.sku, currency="USD", list_price=Decimal(500)) for x in listings]
         for start in range(0, len(items), 1000):
             await store.put_items(items[start : start + 1000])
             if due is None:
-                await put_listings(store.redis, listings[start : start + 1000], now=0)
+                chunk = listings[start : start + 1000]
+                await put_listings(store.redis, chunk, partitions=partitions, now=0)
         for listing, at in zip(listings, due or [], strict=False):
-            await put_listings(store.redis, [listing], now=at)
-        settings = CrawlerSettings(_env_file=None, max_backlog=len(listings) + 1)
+            await put_listings(store.redis, [listing], partitions=partitions, now=at)
+        settings = target.settings(max_backlog=len(listings) + 1)
         scheduler = Scheduler(store.redis, settings)
         queued = 0
         while queued < len(listings):
@@ -199,7 +222,7 @@ async def _seed(url: str, listings: list[Listing], due: list[float] | None = Non
 
 
 async def _run_workers(
-    url: str,
+    target: Target,
     competitors: dict[str, Competitor],
     concurrency: int,
     *,
@@ -208,13 +231,13 @@ async def _run_workers(
     ready: EventType | None = None,
 ) -> tuple[float, float]:
     """One worker process's loop; returns the monotonic times of its start and end."""
-    store = Store.from_url(url, retention=timedelta(days=35), pool_size=concurrency * 4)
-    fetcher = Fetcher(_settings(), store.redis, competitors)
+    store = target.store(pool_size=concurrency * 4)
+    fetcher = Fetcher(target.settings(), store.redis, competitors)
     worker = CrawlWorker(
         store,
         fetcher,
         competitors,
-        _settings(),
+        target.settings(),
         consumer=f"bench-{os.getpid()}",
         concurrency=concurrency,
         block_seconds=0.05,
@@ -226,7 +249,7 @@ async def _run_workers(
             await asyncio.sleep(0.02)
             if stop_event is not None and stop_event.is_set():
                 stop.set()
-            if until_outcomes is not None and await _done(store, until_outcomes):
+            if until_outcomes is not None and await _done(store, target, until_outcomes):
                 stop.set()
 
     watcher = asyncio.create_task(watch())
@@ -243,26 +266,31 @@ async def _run_workers(
         await store.close()
 
 
-async def _done(store: Store, outcomes: int) -> bool:
-    return int(await store.redis.xlen(keys.CrawlQueue(0).outcomes)) >= outcomes
+async def _done(store: Store, target: Target, outcomes: int) -> bool:
+    queues = keys.queues(target.partitions)
+    return sum([int(await store.redis.xlen(queue.outcomes)) for queue in queues]) >= outcomes
 
 
-def _redis_commands(url: str) -> int:
-    client = redis.Redis.from_url(url)
+def _redis_commands(target: Target) -> int:
+    client = target.client()
     try:
+        if target.cluster:  # per node
+            nodes: Any = client.info("stats", target_nodes=RedisCluster.PRIMARIES)
+            return sum(int(node["total_commands_processed"]) for node in nodes.values())
         stats: Any = client.info("stats")
         return int(stats["total_commands_processed"])
     finally:
         client.close()
 
 
-def _outcomes(url: str) -> Counter[str]:
-    client = redis.Redis.from_url(url)
+def _outcomes(target: Target) -> Counter[str]:
+    client = target.client()
     try:
-        entries: Any = client.xrange(keys.CrawlQueue(0).outcomes)
         counts: Counter[str] = Counter()
-        for _, fields in entries:
-            counts[fields[b"outcome"].decode()] += 1
+        for queue in keys.queues(target.partitions):
+            entries: Any = client.xrange(queue.outcomes)
+            for _, fields in entries:
+                counts[fields[b"outcome"].decode()] += 1
         return counts
     finally:
         client.close()
@@ -280,16 +308,17 @@ def _bench_competitors() -> dict[str, Competitor]:
 
 
 def _throughput_worker(
-    url: str, concurrency: int, pages: int, times: Any, ready: EventType, go: EventType
+    target: Target, concurrency: int, pages: int, times: Any, ready: EventType, go: EventType
 ) -> None:
     ready.set()
     go.wait()
-    spans = asyncio.run(_run_workers(url, _bench_competitors(), concurrency, until_outcomes=pages))
+    competitors = _bench_competitors()
+    spans = asyncio.run(_run_workers(target, competitors, concurrency, until_outcomes=pages))
     times.put(spans)
 
 
 def bench_ours(
-    url: str, site: str, pages: int, concurrency: int, processes: int = 1
+    target: Target, site: str, pages: int, concurrency: int, processes: int = 1
 ) -> dict[str, Any]:
     """The pipeline in ``processes`` worker processes sharing ``concurrency``."""
     listings = [
@@ -301,13 +330,13 @@ def bench_ours(
         )
         for n in range(pages)
     ]
-    queued = asyncio.run(_seed(url, listings))
+    queued = asyncio.run(_seed(target, listings))
     assert queued == pages, f"queued {queued} of {pages} jobs"
-    commands = _redis_commands(url)
+    commands = _redis_commands(target)
     cpu = time.process_time()
     if processes == 1:
         started, ended = asyncio.run(
-            _run_workers(url, _bench_competitors(), concurrency, until_outcomes=pages)
+            _run_workers(target, _bench_competitors(), concurrency, until_outcomes=pages)
         )
     else:
         context = multiprocessing.get_context("spawn")
@@ -315,10 +344,8 @@ def bench_ours(
         share = concurrency // processes
         go = context.Event()
         readies = [context.Event() for _ in range(processes)]
-        fleet = [
-            context.Process(target=_throughput_worker, args=(url, share, pages, times, ready, go))
-            for ready in readies
-        ]
+        arguments = [(target, share, pages, times, ready, go) for ready in readies]
+        fleet = [context.Process(target=_throughput_worker, args=args) for args in arguments]
         for process in fleet:
             process.start()
         for ready in readies:
@@ -330,8 +357,8 @@ def bench_ours(
         # Each process's clock starts once it is up: from the first start to the last end.
         started, ended = min(s for s, _ in spans), max(e for _, e in spans)
     cpu = time.process_time() - cpu  # this process's, threads included: 1 process only
-    commands = _redis_commands(url) - commands
-    outcomes = _outcomes(url)
+    commands = _redis_commands(target) - commands
+    outcomes = _outcomes(target)
     done = sum(outcomes.values())
     seconds = ended - started
     return {
@@ -386,6 +413,34 @@ def scrapy_version(python: str | None) -> str:
     return completed.stdout.strip() or "unusable"
 
 
+def bench_on_cluster(
+    folder: Path, site: str, pages: int, concurrency: int, single: dict[str, Any]
+) -> None:
+    """The throughput run again, on a local Redis Cluster of 3 masters with the crawl
+    queue in 3 partitions, against ``single``: the same run on one Redis."""
+    cluster = EmbeddedCluster(folder / "cluster")
+    (folder / "cluster").mkdir()
+    cluster.start()
+    try:
+        target = Target(cluster.url, cluster=True, partitions=CLUSTER_PARTITIONS)
+        ours = bench_ours(target, site, pages, concurrency)
+        for processes in (1, 2):
+            figures = ours if processes == 1 else bench_ours(target, site, pages, concurrency, 2)
+            print(
+                f"  pipeline on a 3-master Redis Cluster, {CLUSTER_PARTITIONS} queue partitions, "
+                f"{processes} process(es) x {concurrency // processes} (for information): "
+                f"{figures['pages_per_second']:.0f} pages/s ({figures['pages']} outcomes, "
+                f"{figures['stored']} observations stored; outcomes {figures['outcomes']})"
+            )
+        print(
+            f"  on the cluster, 1 process: {ours['cpu_ms_per_page']:.1f} ms of crawler CPU and "
+            f"{ours['redis_commands_per_page']:.1f} Redis commands per page; "
+            f"{ours['pages_per_second'] / single['pages_per_second']:.2f}x one Redis's pages/s"
+        )
+    finally:
+        cluster.stop()
+
+
 # -- rate accuracy ------------------------------------------------------------------------------
 
 
@@ -401,7 +456,7 @@ def _rate_competitors() -> dict[str, Competitor]:
 def _rate_worker(url: str, stop: EventType, ready: EventType) -> None:
     asyncio.run(
         _run_workers(
-            url, _rate_competitors(), RATE_WORKER_CONCURRENCY, stop_event=stop, ready=ready
+            Target(url), _rate_competitors(), RATE_WORKER_CONCURRENCY, stop_event=stop, ready=ready
         )
     )
 
@@ -426,7 +481,7 @@ def bench_rates(url: str, window: float) -> dict[str, dict[str, float]]:
             # The stream holds the domains' jobs mixed in the ratio of their rates, as
             # the scheduler queues them in production (each listing at its own time).
             due += [1_000_000 + n / float(rate) for n in range(count)]
-        asyncio.run(_seed(url, listings, due))
+        asyncio.run(_seed(Target(url), listings, due))
         context = multiprocessing.get_context("spawn")
         stop = context.Event()
         readies = [context.Event() for _ in range(RATE_WORKERS)]
@@ -499,6 +554,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-rates", action="store_true")
     parser.add_argument(
+        "--cluster-too",
+        action="store_true",
+        help="Also time the pipeline on a local 3-master Redis Cluster (for information).",
+    )
+    parser.add_argument(
         "--fleet-too",
         action="store_true",
         help="Also time 2 worker processes sharing the concurrency (for information).",
@@ -525,7 +585,7 @@ def main() -> None:
             print(
                 f"\nThroughput, politeness off: {args.pages} pages, concurrency {args.concurrency}"
             )
-            ours = bench_ours(url, site, args.pages, args.concurrency)
+            ours = bench_ours(Target(url), site, args.pages, args.concurrency)
             print(
                 f"  pipeline, 1 process x {args.concurrency}: {ours['pages_per_second']:.0f} "
                 f"pages/s fetched, extracted and stored ({ours['pages']} outcomes recorded, "
@@ -560,13 +620,15 @@ def main() -> None:
                     f"pages/s, {ratio:.2f}x)"
                 )
             if args.fleet_too:
-                fleet = bench_ours(url, site, args.pages, args.concurrency, processes=2)
+                fleet = bench_ours(Target(url), site, args.pages, args.concurrency, processes=2)
                 print(
                     f"  pipeline, 2 processes x {args.concurrency // 2} (not the goal's "
                     f"set-up, for information): {fleet['pages_per_second']:.0f} pages/s "
                     f"({fleet['pages']} outcomes in {fleet['seconds']:.2f} s; "
                     f"outcomes {fleet['outcomes']})"
                 )
+            if args.cluster_too:
+                bench_on_cluster(folder, site, args.pages, args.concurrency, ours)
         finally:
             stop_site.set()
             site_process.join(10)
