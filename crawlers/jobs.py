@@ -4,8 +4,8 @@ A job finishes with two scripts: one on its SKU's shard records the outcome (SET
 and, only when it does, stores the observation the job yields; one on its queue
 partition's shard acknowledges the job, frees its listing and, only when it is the
 acknowledgement that removed the job from the group's pending entries, appends the
-outcome to the outcomes stream (and a dead letter). On one Redis both run in one
-MULTI/EXEC with the SKU's dirty mark inside the first: nothing is half done. On a Redis
+outcome to the outcomes stream (and a dead letter). On one Redis both run as one script,
+with the SKU's dirty mark inside: nothing is half done. On a Redis
 Cluster they run one after the other, the dirty mark between them; a worker dying in
 between leaves the job pending, and its next delivery, finding the outcome recorded,
 marks the SKU dirty again when it was accepted and acknowledges it: the writes converge,
@@ -40,18 +40,20 @@ OUTCOMES_STREAM_MAXLEN = 1_000_000
 #: ARGV: outcome JSON, TTL [, competitor, offer JSON, history MINID, history TTL (ms)
 #:   [, SKU to mark dirty or '', dirty reason, dirty time (epoch ms), dirty maxlen]].
 #: Returns 1 when this call recorded the outcome, 0 when an earlier delivery had.
-_RECORD = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
-if #KEYS > 1 then
-  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', 'o', ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
-  if #KEYS > 3 and ARGV[7] ~= '' then
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*',
-               'sku', ARGV[7], 'reason', ARGV[8], 'at', ARGV[9])
+_RECORD_FUNCTION = """
+local function record(KEYS, ARGV)
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+  if #KEYS > 1 then
+    redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', 'o', ARGV[4])
+    redis.call('PEXPIRE', KEYS[3], ARGV[6])
+    if #KEYS > 3 and ARGV[7] ~= '' then
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*',
+                 'sku', ARGV[7], 'reason', ARGV[8], 'at', ARGV[9])
+    end
   end
+  return 1
 end
-return 1
 """
 
 #: Acknowledges and removes the job and frees its listing; when this acknowledgement is
@@ -61,21 +63,48 @@ return 1
 #: ARGV: group, message id, due member, job id, outcome, outcomes maxlen,
 #:   deliveries ('' unless dead-lettered), sku, competitor.
 #: Returns 1 when this call acknowledged the job.
-_ACKNOWLEDGE = """
-local acknowledged = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[4] then
-  redis.call('HDEL', KEYS[2], ARGV[3])
-end
-if acknowledged == 1 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'job', ARGV[4], 'outcome', ARGV[5])
-  if ARGV[7] ~= '' then
-    redis.call('XADD', KEYS[4], '*', 'job', ARGV[4], 'sku', ARGV[8],
-               'competitor', ARGV[9], 'deliveries', ARGV[7])
+_ACKNOWLEDGE_FUNCTION = """
+local function acknowledge(KEYS, ARGV)
+  local acknowledged = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  if redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[4] then
+    redis.call('HDEL', KEYS[2], ARGV[3])
   end
+  if acknowledged == 1 then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'job', ARGV[4], 'outcome', ARGV[5])
+    if ARGV[7] ~= '' then
+      redis.call('XADD', KEYS[4], '*', 'job', ARGV[4], 'sku', ARGV[8],
+                 'competitor', ARGV[9], 'deliveries', ARGV[7])
+    end
+  end
+  return acknowledged
 end
-return acknowledged
 """
+_RECORD = _RECORD_FUNCTION + "return record(KEYS, ARGV)"
+_ACKNOWLEDGE = _ACKNOWLEDGE_FUNCTION + "return acknowledge(KEYS, ARGV)"
+#: Both in one script, for one Redis: one round trip. (A MULTI/EXEC of the two made
+#: redis-py check with SCRIPT EXISTS first, a round trip per job: an EVALSHA failing with
+#: NOSCRIPT inside a transaction would not stop the other.)
+#: KEYS: the record's, then the acknowledgement's.
+#: ARGV: how many of the keys and of the other arguments are the record's, the record's
+#:   arguments, the acknowledgement's. Returns the record's reply.
+_FINISH = (
+    _RECORD_FUNCTION
+    + _ACKNOWLEDGE_FUNCTION
+    + """
+local record_keys, record_args = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rk, ra, ak, aa = {}, {}, {}, {}
+for i = 1, #KEYS do
+  if i <= record_keys then rk[#rk + 1] = KEYS[i] else ak[#ak + 1] = KEYS[i] end
+end
+for i = 3, #ARGV do
+  if i - 2 <= record_args then ra[#ra + 1] = ARGV[i] else aa[#aa + 1] = ARGV[i] end
+end
+local recorded = record(rk, ra)
+acknowledge(ak, aa)
+return recorded
+"""
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +194,7 @@ class OutcomeRecorder:
         self._store = store
         self._record = store.redis.register_script(_RECORD)
         self._acknowledge = store.redis.register_script(_ACKNOWLEDGE)
+        self._finish = store.redis.register_script(_FINISH)
 
     async def finish(
         self,
@@ -203,10 +233,10 @@ class OutcomeRecorder:
             job.competitor,
         ]
         if not self._store.cluster:
-            async with self._store.redis.pipeline(transaction=True) as pipe:
-                await self._record(keys=record_keys, args=record_args, client=pipe)
-                await self._acknowledge(keys=acknowledge_keys, args=acknowledge_args, client=pipe)
-                recorded, _ = await pipe.execute()
+            recorded = await self._finish(
+                keys=record_keys + acknowledge_keys,
+                args=[len(record_keys), len(record_args), *record_args, *acknowledge_args],
+            )
             return bool(recorded)
         recorded = await self._record(keys=record_keys, args=record_args)
         if recorded and offer is not None and offer.dirty:

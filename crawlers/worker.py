@@ -12,7 +12,7 @@ happen once, together on one Redis and converging on a cluster, or not at all.
 
 Per job, Redis sees one pipeline reading the outcome, listing, item and market (all on
 the SKU's shard), one script taking the domain's lease and rate slot and one command
-giving the lease back, and the finishing scripts (one transaction on one Redis).
+giving the lease back, and the finishing scripts (one script on one Redis).
 """
 
 from __future__ import annotations
