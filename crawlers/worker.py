@@ -146,12 +146,25 @@ class CrawlWorker:
         Each with how many times it has been delivered, this time included."""
         if not self._group_ready:
             await ensure_groups(self.redis, self.queues)
+            await self._check_partitions()
             self._group_ready = True
         try:
             return await self._next_batch(count)
         except RedisError:
             self._group_ready = False  # a restarted Redis may have lost the groups
             raise
+
+    async def _check_partitions(self) -> None:
+        """Say so when the scheduler laid the queue out for another partition count: this
+        worker would leave the partitions it does not know of unread."""
+        raw: Any = await self.redis.get(keys.PARTITIONS)
+        if raw is not None and int(raw) != len(self.queues):
+            logger.error(
+                "the crawl queue has %s partitions and this worker reads %d: set the same "
+                "PRICING_CRAWL_QUEUE_PARTITIONS on every process",
+                int(raw),
+                len(self.queues),
+            )
 
     async def _next_batch(self, count: int) -> list[tuple[str, Job, int]]:
         queues = self._partitions_in_turn()

@@ -311,3 +311,13 @@ async def test_a_job_recorded_by_a_worker_that_died_before_acknowledging_it_conv
     assert pending["pending"] == 0
     assert await store.redis.hlen(QUEUE.in_flight) == 0
     assert await dirty_skus(store.redis) == (["A-1"] if store.cluster else [])
+
+
+async def test_a_worker_says_when_its_partition_count_is_not_the_queues(
+    store: Store, crawler_settings: CrawlerSettings, make_worker: Any, caplog: Any
+) -> None:
+    three = crawler_settings.model_copy(update={"queue_partitions": 3})
+    await Scheduler(store.redis, three).rebalance()
+    with caplog.at_level("ERROR", logger="crawlers.worker"):
+        await make_worker().next_batch(1)  # configured for one partition
+    assert "the crawl queue has 3 partitions and this worker reads 1" in caplog.text
