@@ -33,8 +33,9 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=256,
-        description="Streams the repricers' work queue is split into (spread over a "
-        "cluster's shards); every process must agree, and a change needs an empty queue.",
+        description="Streams the repricers' work queue and the changes stream are each split "
+        "into (spread over a cluster's shards); every process must agree, and a change needs "
+        "an empty queue.",
     )
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
     redis_connect_timeout: float = Field(default=1.0, gt=0, description="Seconds.")

@@ -2,7 +2,8 @@
 
 It holds decoded :class:`Schedule` objects (every window, not one price), so a lookup at
 a window boundary gets the window valid at that instant without waiting for a refresh.
-A background task tails ``keys.CHANGES_STREAM`` and refreshes the entries it names;
+A background task tails the changes streams (``keys.changes_streams``: one, or one per
+queue partition) and refreshes the entries they name;
 misses read Redis and fill the cache. A SKU without a schedule is cached as None too:
 the publish that creates its schedule also names it on the stream.
 
@@ -101,6 +102,8 @@ class ScheduleCache:
         self._filled_since_freeze = 0
         #: After a failed read, misses skip Redis until then (monotonic).
         self._retry_at = 0.0
+        #: On a cluster: the XREAD in flight on each changes stream (see _read_changes).
+        self._reads: dict[str, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -276,39 +279,82 @@ class ScheduleCache:
                 self._entries[(sku, segment)] = schedule
 
     async def run(self) -> None:
-        """Tail the changes stream until cancelled, starting over after any failure."""
-        last_id: str | None = None
+        """Tail the changes streams until cancelled, starting over after any failure."""
+        positions: dict[str, str] | None = None
         backoff = _MIN_BACKOFF_SECONDS
-        while True:
-            try:
-                if last_id is None:
-                    # An explicit id, not "$": "$" between two reads would skip what was
-                    # added in between. The cache starts empty, so older entries don't matter.
-                    last_id = await self._stream_end()
-                    self.begin_sync()
-                response: Any = await self._tail_client.xread(
-                    {keys.CHANGES_STREAM: last_id},
-                    block=int(TAIL_BLOCK_SECONDS * 1000),
-                    count=_READ_COUNT,
-                )
-                for _stream, entries in response or ():
-                    changes = [_decode_change(fields) for _entry_id, fields in entries]
-                    last_id = entries[-1][0].decode()
-                    await self.apply_changes(changes)
-                self._synced_at = self._last_contact = time.monotonic()
-                backoff = _MIN_BACKOFF_SECONDS
-            except asyncio.CancelledError:
-                raise
-            except redis.exceptions.RedisError as exc:
-                REDIS_ERRORS.labels(operation="cache_tail").inc()
-                self.lose_sync(exc)
-                last_id = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+        try:
+            while True:
+                try:
+                    if positions is None:
+                        # Explicit ids, not "$": "$" between two reads would skip what was
+                        # added in between. The cache starts empty: older entries don't matter.
+                        positions = {
+                            stream: await self._stream_end(stream)
+                            for stream in self.store.changes_streams
+                        }
+                        self.begin_sync()
+                    for stream, entries in await self._read_changes(positions):
+                        changes = [_decode_change(fields) for _entry_id, fields in entries]
+                        positions[stream] = entries[-1][0].decode()
+                        await self.apply_changes(changes)
+                    self._synced_at = self._last_contact = time.monotonic()
+                    backoff = _MIN_BACKOFF_SECONDS
+                except redis.exceptions.RedisError as exc:
+                    REDIS_ERRORS.labels(operation="cache_tail").inc()
+                    self.lose_sync(exc)
+                    await self._cancel_reads()
+                    positions = None
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+        finally:
+            await self._cancel_reads()
 
-    async def _stream_end(self) -> str:
-        newest: Any = await self._tail_client.xrevrange(keys.CHANGES_STREAM, count=1)
+    async def _read_changes(self, positions: dict[str, str]) -> list[tuple[str, list[Any]]]:
+        """New entries of the changes streams, as (stream, entries) pairs.
+
+        One Redis reads (and waits on) every stream in one XREAD. A cluster keeps the
+        partitions on different shards, so each has an XREAD of its own in flight; the
+        first to answer is served, and the others stay in flight."""
+        if not self.store.cluster or len(positions) == 1:
+            streams: dict[Any, Any] = dict(positions)
+            response: Any = await self._tail_client.xread(
+                streams, block=int(TAIL_BLOCK_SECONDS * 1000), count=_READ_COUNT
+            )
+            return _named(response)
+        for stream, position in positions.items():
+            if stream not in self._reads:
+                one: dict[Any, Any] = {stream: position}
+                read = self._tail_client.xread(
+                    one, block=int(TAIL_BLOCK_SECONDS * 1000), count=_READ_COUNT
+                )
+                self._reads[stream] = asyncio.ensure_future(read)
+        done, _ = await asyncio.wait(self._reads.values(), return_when=asyncio.FIRST_COMPLETED)
+        found: list[tuple[str, list[Any]]] = []
+        for stream, task in list(self._reads.items()):
+            if task in done:
+                del self._reads[stream]
+                found += _named(task.result())
+        return found
+
+    async def _cancel_reads(self) -> None:
+        reads = list(self._reads.values())
+        self._reads.clear()
+        for read in reads:
+            read.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
+
+    async def _stream_end(self, stream: str) -> str:
+        newest: Any = await self._tail_client.xrevrange(stream, count=1)
         return newest[0][0].decode() if newest else "0-0"
+
+
+def _named(response: Any) -> list[tuple[str, list[Any]]]:
+    """XREAD's reply as (stream name, entries) pairs, without the empty ones."""
+    return [
+        (name.decode() if isinstance(name, bytes) else str(name), list(entries))
+        for name, entries in response or ()
+        if entries
+    ]
 
 
 def _decode_change(fields: dict[bytes, bytes]) -> tuple[str, str | None]:

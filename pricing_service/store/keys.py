@@ -17,7 +17,8 @@ SKU_INDEX = "pricing:skus"
 #: several queue partitions, :func:`dirty_streams` names one stream per partition.
 DIRTY_STREAM = "pricing:dirty"
 DIRTY_GROUP = "repricers"
-#: Stream of published schedules, tailed by API processes to keep their caches fresh.
+#: Stream of published schedules, tailed by API processes to keep their caches fresh. With
+#: several queue partitions, :func:`changes_streams` names one stream per partition.
 CHANGES_STREAM = "pricing:changes"
 #: Global kill switch: while set, no price changes are published.
 FROZEN = "pricing:frozen"
@@ -107,6 +108,14 @@ def dirty_streams(partitions: int) -> list[str]:
     if partitions == 1:
         return [DIRTY_STREAM]
     return [f"{DIRTY_STREAM}:{{{index}}}" for index in range(partitions)]
+
+
+def changes_streams(partitions: int) -> list[str]:
+    """The changes stream, split like the work queue (:func:`dirty_streams`): a SKU's
+    changes always go to its own partition's stream."""
+    if partitions == 1:
+        return [CHANGES_STREAM]
+    return [f"{CHANGES_STREAM}:{{{index}}}" for index in range(partitions)]
 
 
 def dirty_partition(sku: str, partitions: int) -> int:

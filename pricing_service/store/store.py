@@ -776,10 +776,16 @@ class Store:
         self._scripts_loaded = False
         #: The work queue's streams, one per partition (see ``keys.dirty_streams``).
         self.dirty_streams = keys.dirty_streams(queue_partitions)
+        #: The changes streams, partitioned the same way (``keys.changes_streams``).
+        self.changes_streams = keys.changes_streams(queue_partitions)
 
     def dirty_stream(self, sku: str) -> str:
         """The work-queue stream that takes ``sku``'s entries."""
         return self.dirty_streams[keys.dirty_partition(sku, len(self.dirty_streams))]
+
+    def changes_stream(self, sku: str) -> str:
+        """The changes stream that announces ``sku``'s schedules."""
+        return self.changes_streams[keys.dirty_partition(sku, len(self.changes_streams))]
 
     def _queue_dirty(self, pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
         """Add the work-queue entries that get ``skus`` repriced to ``pipe``."""
@@ -1023,11 +1029,11 @@ class Store:
                 await pipe.execute()
         return bool(results[0])
 
-    @staticmethod
-    def _forget(pipe: Pipeline, sku: str) -> None:
+    def _forget(self, pipe: Pipeline, sku: str) -> None:
         """Take a deleted SKU out of the index and tell the API caches."""
         pipe.srem(keys.SKU_INDEX, sku)
-        pipe.xadd(keys.CHANGES_STREAM, {"sku": sku}, maxlen=CHANGES_MAXLEN, approximate=True)
+        fields: dict[Any, Any] = {"sku": sku}
+        pipe.xadd(self.changes_stream(sku), fields, maxlen=CHANGES_MAXLEN, approximate=True)
 
     async def count_items(self) -> int:
         return int(await self.redis.scard(keys.SKU_INDEX))
@@ -1325,7 +1331,7 @@ class Store:
         published = _publish_result(result)
         if _needs_announcing(published):
             await self.redis.xadd(
-                keys.CHANGES_STREAM,
+                self.changes_stream(sku),
                 cast(dict[Any, Any], _change_fields(sku, segment)),
                 maxlen=CHANGES_MAXLEN,
                 approximate=True,
@@ -1357,12 +1363,13 @@ class Store:
 
             replies = await self._scripted(send)
             published = [_publish_result(reply) for reply in replies]
-            announced: list[str | int] = [CHANGES_MAXLEN]
+            announced: dict[str, list[str | int]] = {}
             for request, result in zip(chunk, published, strict=True):
                 if _needs_announcing(result):
-                    announced += _change_fields(request.sku, request.segment).values()
-            if len(announced) > 1:
-                await self._announce(keys=[keys.CHANGES_STREAM], args=announced)
+                    pending = announced.setdefault(self.changes_stream(request.sku), [])
+                    pending += _change_fields(request.sku, request.segment).values()
+            for stream, fields in announced.items():  # one key per call: one shard
+                await self._announce(keys=[stream], args=[CHANGES_MAXLEN, *fields])
             results.extend(published)
         return results
 

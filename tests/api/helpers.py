@@ -21,6 +21,7 @@ def publish(
     *,
     segment: str = "",
     tag: str = "",
+    queue_partitions: int = 1,
 ) -> PublishResult:
     """Store ``item``, then compute and publish its schedule from ``at`` (sync, for tests
     that talk to the server from the test thread)."""
@@ -29,7 +30,9 @@ def publish(
         compiled = CompiledRuleset(load_ruleset(rules_dir))
         stored = canonical_segment(compiled, Segment.parse(segment))
         decisions = schedule(compiled, PricingInputs(item=item), at, segment=stored)
-        store = Store.from_url(redis_url, retention=timedelta(days=35))
+        store = Store.from_url(
+            redis_url, retention=timedelta(days=35), queue_partitions=queue_partitions
+        )
         try:
             await store.put_items([item])
             mark = fingerprint(

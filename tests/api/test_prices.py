@@ -170,6 +170,29 @@ def test_a_new_publish_reaches_the_cache(
     assert latest["price"] in ("70.00", "56.00")
 
 
+def test_the_cache_follows_every_partition_of_the_changes_stream(
+    serve_app: ServeApp, clean_redis: str, rules_dir: Path
+) -> None:
+    api = serve_app(queue_partitions=3)
+    now = _now()
+    skus = [f"SKU-{n}" for n in range(9)]  # over the three partitions
+    assert len({keys.dirty_partition(sku, 3) for sku in skus}) == 3
+    for sku in skus:
+        publish(clean_redis, rules_dir, item(sku, "50.00"), now, queue_partitions=3)
+        cached = api.get(f"/v1/prices/{sku}", headers=auth(READ_KEY)).json()["price"]
+        assert cached in ("50.00", "40.00")  # list price, or the weekend's 20% off
+    for sku in skus:
+        publish(clean_redis, rules_dir, item(sku, "70.00"), now, queue_partitions=3)
+    deadline = time.monotonic() + 5
+    while True:
+        prices = {sku: api.get(f"/v1/prices/{sku}", headers=auth(READ_KEY)).json() for sku in skus}
+        fresh = {body["price"] in ("70.00", "56.00") for body in prices.values()}
+        if fresh == {True} or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert fresh == {True}, prices
+
+
 def test_history_is_newest_first_and_paginated(
     api: httpx.Client, clean_redis: str, rules_dir: Path
 ) -> None:

@@ -54,9 +54,11 @@ def api(clean_cluster: str, rules_dir: Path, tmp_path: Path) -> Iterator[httpx.C
         servers.stop_all()
 
 
-def _reprice(cluster_url: str, rules_dir: Path, skus: list[str]) -> int:
+def _reprice(cluster_url: str, rules_dir: Path, skus: list[str], partitions: int = 1) -> int:
     async def run() -> int:
-        store = Store.from_url(cluster_url, retention=timedelta(days=35), cluster=True)
+        store = Store.from_url(
+            cluster_url, retention=timedelta(days=35), cluster=True, queue_partitions=partitions
+        )
         try:
             compiled = CompiledRuleset(load_ruleset(rules_dir))
             counts = await reprice_skus(
@@ -176,3 +178,37 @@ def test_a_shard_down_answers_503_problems_not_500(rules_dir: Path, tmp_path: Pa
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].endswith("store-unavailable")
     assert write.headers["retry-after"]
+
+
+def test_caches_follow_changes_partitioned_over_the_shards(
+    clean_cluster: str, rules_dir: Path, tmp_path: Path
+) -> None:
+    """With 3 partitions the changes streams live on different shards: the cache keeps an
+    XREAD in flight on each, and hears of every SKU's new price."""
+    settings = Settings(
+        redis_cluster_url=clean_cluster,
+        rules_dir=rules_dir,
+        data_dir=tmp_path / "data",
+        api_keys=API_KEYS,
+        queue_partitions=3,
+    )
+    servers = ThreadedServers()
+    try:
+        api = servers.start(create_app(settings))
+        write, read = auth(WRITE_KEY), auth(READ_KEY)
+        items = [{"sku": sku, "currency": "USD", "list_price": "50.00"} for sku in SKUS]
+        assert api.post("/v1/items/bulk", json=items, headers=write).status_code == 200
+        assert _reprice(clean_cluster, rules_dir, SKUS, partitions=3) == 2 * len(SKUS)
+        for sku in SKUS:  # cached from here on
+            assert api.get(f"/v1/prices/{sku}", headers=read).json()["price"] in ("50.00", "40.00")
+        items = [{**body, "list_price": "60.00"} for body in items]
+        assert api.post("/v1/items/bulk", json=items, headers=write).status_code == 200
+        assert _reprice(clean_cluster, rules_dir, SKUS, partitions=3) == 2 * len(SKUS)
+        _eventually(
+            lambda: all(
+                api.get(f"/v1/prices/{sku}", headers=read).json()["price"] in ("60.00", "48.00")
+                for sku in SKUS
+            )
+        )
+    finally:
+        servers.stop_all()
