@@ -1,5 +1,6 @@
 """Scale-out on one Redis: 2 API processes, 2 repricers and 2 crawler workers (and the
-scheduler) as real processes, under lookups and catalogue writes. No decision is lost or
+scheduler) as real processes, with the work queue, the changes stream and the crawl queue
+each in 2 partitions, under lookups and catalogue writes. No decision is lost or
 duplicated, every lookup answered is in the audit trail, and each role shares its work."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from crawlers.demo_site import DemoSiteServer
 from crawlers.listings import Listing, put_listings
 from pricing_service.repricer.full import current_instant, reprice_all
 from pricing_service.repricer.pricer import Pricer
+from pricing_service.store import keys
 from pricing_service.store.embedded import EmbeddedRedis
 from pricing_service.store.store import Store, parse_decision_id
 from tests.api.conftest import API_KEYS, WRITE_KEY
@@ -34,7 +36,9 @@ from tests.reliability.conftest import PRICING_COMMAND, start_pricing, store_cat
 from tests.repricer.helpers import compile_rules, item, write_rules
 
 #: The crawl queue with the default single partition.
-CRAWL_QUEUE = crawl_keys.CrawlQueue(0)
+#: Both queues (and the changes stream) in partitions, as a scaled-out deployment runs.
+PARTITIONS = 2
+CRAWL_QUEUES = crawl_keys.queues(PARTITIONS)
 
 pytestmark = pytest.mark.skipif(
     not PRICING_COMMAND.exists(), reason="the pricing command is not installed"
@@ -158,14 +162,18 @@ def _counter_total(port: int, name: str) -> float:
 
 
 def _dirty_queue_drained(client: redis.Redis) -> bool:
-    groups = client.xinfo_groups("pricing:dirty")
-    return bool(groups) and all(g["pending"] == 0 and g["lag"] == 0 for g in groups)
+    for stream in keys.dirty_streams(PARTITIONS):
+        groups = client.xinfo_groups(stream)
+        if not groups or any(g["pending"] or g["lag"] for g in groups):
+            return False
+    return True
 
 
 def _crawls_done(client: redis.Redis, listings: int) -> bool:
     """Every listing crawled at least once, and no job queued or in flight."""
-    outcomes = client.xlen(CRAWL_QUEUE.outcomes)
-    return outcomes >= listings and client.hlen(CRAWL_QUEUE.in_flight) == 0
+    outcomes = sum(client.xlen(queue.outcomes) for queue in CRAWL_QUEUES)
+    in_flight = sum(client.hlen(queue.in_flight) for queue in CRAWL_QUEUES)
+    return outcomes >= listings and in_flight == 0
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], log: Path) -> None:
@@ -186,7 +194,7 @@ def _wait_for_http(url: str) -> None:
 
 
 async def _check_trail(url: str, rules_dir: Path, seen: list[Seen]) -> None:
-    store = Store.from_url(url, retention=timedelta(days=35))
+    store = Store.from_url(url, retention=timedelta(days=35), queue_partitions=PARTITIONS)
     try:
         # Nothing lost: every SKU's stored decision is the one its latest inputs give, so
         # pricing everything again publishes nothing.
@@ -227,6 +235,7 @@ async def _store_listings(url: str, site_url: str) -> None:
                 )
                 for sku in SKUS
             ],
+            partitions=PARTITIONS,
         )
     finally:
         await client.aclose()
@@ -244,6 +253,8 @@ def test_two_of_each_role_share_the_work_and_lose_or_duplicate_nothing(
         "PRICING_ACCESS_LOG": "false",
         "PRICING_REPRICER_BATCH": "20",
         "PRICING_CRAWL_ALLOWED_PRIVATE_NETWORKS": '["127.0.0.0/8"]',
+        "PRICING_QUEUE_PARTITIONS": str(PARTITIONS),
+        "PRICING_CRAWL_QUEUE_PARTITIONS": str(PARTITIONS),
     }
     with DemoSiteServer() as site:
         asyncio.run(_store_listings(redis_server.url, site.url))
