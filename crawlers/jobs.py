@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -158,35 +157,6 @@ class Job:
 
     def fields(self) -> dict[str, str]:
         return {"job": self.id, "sku": self.sku, "competitor": self.competitor}
-
-
-async def ensure_groups(redis: aioredis.Redis, queues: Sequence[CrawlQueue]) -> None:
-    for queue in queues:
-        try:
-            await redis.xgroup_create(queue.jobs, keys.JOBS_GROUP, id="0", mkstream=True)
-        except aioredis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-
-async def backlog(redis: aioredis.Redis, queues: Sequence[CrawlQueue]) -> int:
-    """Jobs queued and not yet acknowledged, over ``queues``: delivered (pending) or not
-    yet (lag)."""
-    return sum([await _partition_backlog(redis, queue) for queue in queues])
-
-
-async def _partition_backlog(redis: aioredis.Redis, queue: CrawlQueue) -> int:
-    try:
-        groups: Any = await redis.xinfo_groups(queue.jobs)
-    except aioredis.ResponseError:  # no stream yet
-        return 0
-    for group in groups:
-        if group.get("name") in (keys.JOBS_GROUP, keys.JOBS_GROUP.encode()):
-            lag = group.get("lag")
-            if lag is None:  # Redis < 7 does not report it: the stream holds only live jobs
-                return int(await redis.xlen(queue.jobs))
-            return int(group.get("pending", 0)) + int(lag)
-    return int(await redis.xlen(queue.jobs))
 
 
 class OutcomeRecorder:

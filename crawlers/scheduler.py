@@ -27,11 +27,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from crawlers import keys
-from crawlers.jobs import Job, backlog, ensure_groups
+from crawlers.jobs import Job
 from crawlers.keys import CrawlQueue
 from crawlers.listings import ListingBody
 from crawlers.settings import CrawlerSettings
 from pricing_service import metrics
+from pricing_service.store.streams import ensure_groups, group_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ class Scheduler:
 
     async def tick(self, now: float | None = None) -> TickResult:
         moment = time.time() if now is None else now
-        await ensure_groups(self.redis, self.queues)
-        waiting = await backlog(self.redis, self.queues)
+        streams = [queue.jobs for queue in self.queues]
+        await ensure_groups(self.redis, streams, keys.JOBS_GROUP)
+        waiting = await group_backlog(self.redis, streams, keys.JOBS_GROUP)
         metrics.CRAWL_QUEUE_DEPTH.set(waiting)
         room = self.settings.max_backlog - waiting
         if room <= 0:

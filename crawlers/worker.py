@@ -40,7 +40,7 @@ from crawlers.extraction import (
     extract_product_json,
 )
 from crawlers.fetch import Fetcher, FetchResult
-from crawlers.jobs import Job, OfferWrite, OutcomeRecorder, ensure_groups
+from crawlers.jobs import Job, OfferWrite, OutcomeRecorder
 from crawlers.keys import CrawlQueue
 from crawlers.listings import Listing, host_allowed, stored_listing
 from crawlers.outcome import Outcome
@@ -52,13 +52,12 @@ from pricing_service.rules.model import Competitor, PageField
 from pricing_service.shutdown import release
 from pricing_service.store import keys as store_keys
 from pricing_service.store.store import Store
+from pricing_service.store.streams import PartitionedGroup
 
 logger = logging.getLogger(__name__)
 
 #: Pause after a failed Redis operation (a restart, say) before trying again.
 RETRY_SECONDS = 1.0
-#: The shortest wait on one partition of a clustered queue when all were empty.
-MIN_PARTITION_BLOCK_MS = 50
 #: Pages up to this size are parsed on the event loop (a millisecond or so); larger
 #: ones in a thread, so that a big page cannot stall the other jobs' I/O.
 INLINE_EXTRACT_BYTES = 64 * 1024
@@ -104,8 +103,14 @@ class CrawlWorker:
         self.block_ms = int(block_seconds * 1000)
         self.recorder = OutcomeRecorder(store)
         self.queues = keys.queues(settings.queue_partitions)
-        self._claim_cursors = dict.fromkeys(self.queues, "0-0")
-        self._next_partition = 0  # partitions take turns at being read first
+        self._queue_of_stream = {queue.jobs: queue for queue in self.queues}
+        self.group = PartitionedGroup(
+            store.redis,
+            list(self._queue_of_stream),
+            keys.JOBS_GROUP,
+            consumer,
+            cluster=store.cluster,
+        )
         self._group_ready = False
         self._last_claim = 0.0
 
@@ -145,7 +150,7 @@ class CrawlWorker:
         """Up to ``count`` jobs: first those abandoned by dead workers, then new ones.
         Each with how many times it has been delivered, this time included."""
         if not self._group_ready:
-            await ensure_groups(self.redis, self.queues)
+            await self.group.ensure()
             await self._check_partitions()
             self._group_ready = True
         try:
@@ -167,78 +172,32 @@ class CrawlWorker:
             )
 
     async def _next_batch(self, count: int) -> list[tuple[str, Job, int]]:
-        queues = self._partitions_in_turn()
-        claimed = await self._claim_abandoned(queues, count)
+        claimed = await self._claim_abandoned(count)
         if claimed:
             return claimed
-        if not self.store.cluster:  # one command reads (and waits on) every partition
-            return await self._read(queues, count, self.block_ms)
-        # A cluster keeps the partitions on different shards: each is read in turn, and
-        # the wait is on one of them, a different one each time.
-        for queue in queues:
-            found = await self._read([queue], count, None)
-            if found:
-                return found
-        wait = max(MIN_PARTITION_BLOCK_MS, self.block_ms // len(queues))
-        return await self._read(queues[:1], count, wait)
-
-    def _partitions_in_turn(self) -> list[CrawlQueue]:
-        first = self._next_partition % len(self.queues)
-        self._next_partition += 1
-        return self.queues[first:] + self.queues[:first]
-
-    async def _read(
-        self, queues: list[CrawlQueue], count: int, block_ms: int | None
-    ) -> list[tuple[str, Job, int]]:
-        by_stream = {queue.jobs: queue for queue in queues}
-        response: Any = await self.redis.xreadgroup(
-            keys.JOBS_GROUP,
-            self.consumer,
-            dict.fromkeys(by_stream, ">"),
-            count=count,
-            block=block_ms,
-        )
         return [
-            (message_id.decode(), Job.from_fields(fields, by_stream[_text(stream)]), 1)
-            for stream, messages in response or []
-            for message_id, fields in messages
+            (entry_id.decode(), Job.from_fields(fields, self._queue_of_stream[stream]), 1)
+            for stream, entries in await self.group.read_new(count, self.block_ms)
+            for entry_id, fields in entries
         ]
 
-    async def _claim_abandoned(
-        self, queues: list[CrawlQueue], count: int
-    ) -> list[tuple[str, Job, int]]:
-        """Jobs idle consumers (dead workers) hold, from the first partition with some."""
+    async def _claim_abandoned(self, count: int) -> list[tuple[str, Job, int]]:
+        """Jobs idle consumers (dead workers) hold, each with its delivery count."""
         now = time.monotonic()
         if now - self._last_claim < self.settings.claim_idle_seconds / 4:
             return []
         self._last_claim = now
-        for queue in queues:
-            claimed = await self._claim_from(queue, count)
-            if claimed:
-                return claimed
-        return []
-
-    async def _claim_from(self, queue: CrawlQueue, count: int) -> list[tuple[str, Job, int]]:
-        response: Any = await self.redis.xautoclaim(
-            queue.jobs,
-            keys.JOBS_GROUP,
-            self.consumer,
-            min_idle_time=int(self.settings.claim_idle_seconds * 1000),
-            start_id=self._claim_cursors[queue],
-            count=count,
-        )
-        cursor, messages = response[0], response[1]
-        self._claim_cursors[queue] = _text(cursor)
+        idle_ms = int(self.settings.claim_idle_seconds * 1000)
         claimed = []
-        for message_id, fields in messages:
-            if not fields:  # trimmed away while pending: nothing left to run
-                continue
-            entry_id = message_id.decode()
-            pending: Any = await self.redis.xpending_range(
-                queue.jobs, keys.JOBS_GROUP, min=entry_id, max=entry_id, count=1
-            )
-            deliveries = int(pending[0]["times_delivered"]) if pending else 1
-            claimed.append((entry_id, Job.from_fields(fields, queue), deliveries))
+        for stream, entries in await self.group.claim_idle(count, idle_ms):
+            for message_id, fields in entries:
+                entry_id = message_id.decode()
+                pending: Any = await self.redis.xpending_range(
+                    stream, keys.JOBS_GROUP, min=entry_id, max=entry_id, count=1
+                )
+                deliveries = int(pending[0]["times_delivered"]) if pending else 1
+                job = Job.from_fields(fields, self._queue_of_stream[stream])
+                claimed.append((entry_id, job, deliveries))
         return claimed
 
     async def handle(self, message_id: str, job: Job, deliveries: int) -> None:
@@ -404,7 +363,3 @@ def _extract(fetched: FetchResult, competitor: Competitor) -> ProductResult:
     return extract_product(
         fetched.body, fetched.url, override=override, content_type=fetched.content_type
     )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

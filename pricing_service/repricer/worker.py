@@ -29,7 +29,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -45,6 +44,7 @@ from pricing_service.settings import Settings
 from pricing_service.shutdown import release, run_until_stopped, stop_on_signals
 from pricing_service.store import keys
 from pricing_service.store.store import Store
+from pricing_service.store.streams import PartitionedGroup
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +104,6 @@ def read_ruleset(path: Path) -> tuple[LoadedRuleset | None, list[Diagnostic]]:
     return LoadedRuleset(compiled, files, datetime.now(UTC).replace(microsecond=0)), diagnostics
 
 
-#: The shortest wait on one partition of a clustered queue when all were empty.
-_MIN_PARTITION_BLOCK_MS = 50
-
-
 async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
     with suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
@@ -143,8 +139,9 @@ class Repricer:
         self.pricer = Pricer(store, boundary_lead_seconds=boundary_lead_seconds)
         self.ruleset: LoadedRuleset | None = None
         self._rules_digest: str | None = None
-        self._claim_cursors = dict.fromkeys(store.dirty_streams, "0-0")
-        self._next_partition = 0  # partitions take turns at being read first
+        self.queue = PartitionedGroup(
+            store.redis, store.dirty_streams, keys.DIRTY_GROUP, consumer, cluster=store.cluster
+        )
         self._pop_due = store.redis.register_script(_POP_DUE)
 
     @classmethod
@@ -236,19 +233,14 @@ class Repricer:
     # -- the queue --------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
-        for stream in self.store.dirty_streams:
-            try:
-                await self.store.redis.xgroup_create(
-                    stream, keys.DIRTY_GROUP, id="0", mkstream=True
-                )
-            except aioredis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await self.queue.ensure()
 
     async def consume_once(self) -> int:
         """Handle one batch: entries taken over from idle consumers first, else new ones.
         Returns how many entries were acknowledged."""
-        batches = await self._claim_idle() or await self._read_new()
+        batches = await self.queue.claim_idle(
+            self.batch_size, self.claim_idle_ms
+        ) or await self.queue.read_new(self.batch_size, self.block_ms)
         entries = [entry for _, batch in batches for entry in batch]
         if not entries or await self.store.is_frozen():
             return 0
@@ -269,63 +261,6 @@ class Repricer:
             if b"at" in fields:
                 metrics.REPRICER_LAG_SECONDS.observe(max(0.0, done - int(fields[b"at"]) / 1000))
         return len(entries)
-
-    def _partitions_in_turn(self) -> list[str]:
-        streams = self.store.dirty_streams
-        first = self._next_partition % len(streams)
-        self._next_partition += 1
-        return streams[first:] + streams[:first]
-
-    async def _claim_idle(self) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
-        """Entries idle consumers (dead repricers) hold, from the first partition with some."""
-        for stream in self._partitions_in_turn():
-            result: Any = await self.store.redis.xautoclaim(
-                stream,
-                keys.DIRTY_GROUP,
-                self.consumer,
-                min_idle_time=self.claim_idle_ms,
-                start_id=self._claim_cursors[stream],
-                count=self.batch_size,
-            )
-            cursor, claimed = result[0], result[1]
-            self._claim_cursors[stream] = (
-                cursor.decode() if isinstance(cursor, bytes) else str(cursor)
-            )
-            entries = [(entry_id, fields) for entry_id, fields in claimed if fields]
-            if entries:
-                return [(stream, entries)]
-        return []
-
-    async def _read_new(self) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
-        """New entries. One Redis reads (and waits on) every partition in one command; a
-        cluster keeps them on different shards, so each is read in turn, and the wait
-        is on one of them (a different one each time)."""
-        streams = self._partitions_in_turn()
-        if not self.store.cluster:
-            return await self._read(streams, self.block_ms)
-        for stream in streams:
-            found = await self._read([stream], None)
-            if found:
-                return found
-        wait = max(_MIN_PARTITION_BLOCK_MS, self.block_ms // len(streams))
-        return await self._read(streams[:1], wait)
-
-    async def _read(
-        self, streams: list[str], block_ms: int | None
-    ) -> list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
-        """XREADGROUP on ``streams``, as (stream, entries) pairs without the empty ones."""
-        response: Any = await self.store.redis.xreadgroup(
-            keys.DIRTY_GROUP,
-            self.consumer,
-            dict.fromkeys(streams, ">"),
-            count=self.batch_size,
-            block=block_ms,
-        )
-        return [
-            (name.decode() if isinstance(name, bytes) else str(name), list(entries))
-            for name, entries in response or []
-            if entries
-        ]
 
     # -- boundaries -------------------------------------------------------------------------
 

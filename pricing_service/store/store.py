@@ -62,6 +62,7 @@ from pricing_service.engine.inputs import (
 from pricing_service.money import to_minor
 from pricing_service.settings import Settings
 from pricing_service.store import keys
+from pricing_service.store.streams import group_backlog
 
 #: Shared by the scripts that replace schedule values: where a value's header fields end,
 #: and how a replaced value's record is kept in the history list (bounded by count, and by
@@ -1299,17 +1300,7 @@ class Store:
 
     async def dirty_backlog(self) -> int:
         """Entries not yet delivered to, or not yet acknowledged by, the repricers."""
-        backlog = 0
-        for stream in self.dirty_streams:
-            try:
-                groups = await self.redis.xinfo_groups(stream)
-            except aioredis.ResponseError:
-                continue
-            for group in groups:
-                if group.get("name") in (keys.DIRTY_GROUP, keys.DIRTY_GROUP.encode()):
-                    lag = group.get("lag")
-                    backlog += int(group.get("pending", 0)) + int(lag or 0)
-        return backlog
+        return await group_backlog(self.redis, self.dirty_streams, keys.DIRTY_GROUP)
 
     # -- schedules and the audit trail ---------------------------------------------------------
 

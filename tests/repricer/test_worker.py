@@ -73,7 +73,7 @@ async def test_a_second_repricer_takes_over_a_dead_ones_entries(
     await store.put_items([item("SKU-1"), item("SKU-2")])
     await dead.consume_once()  # the 'rules' entries queued by the first load
     await store.mark_dirty(["SKU-1", "SKU-2"], "item")
-    taken = await dead._read_new()  # read, then the process dies before acknowledging
+    taken = await dead.queue.read_new(dead.batch_size, dead.block_ms)  # read, then it dies
     assert sum(len(entries) for _, entries in taken) == 2
     assert await _pending(store) == 2
 
