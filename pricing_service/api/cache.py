@@ -39,6 +39,7 @@ from pricing_service.metrics import (
 )
 from pricing_service.store import keys
 from pricing_service.store.store import Schedule, Store
+from pricing_service.store.streams import named_entries
 
 _log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ class ScheduleCache:
             response: Any = await self._tail_client.xread(
                 streams, block=int(TAIL_BLOCK_SECONDS * 1000), count=_READ_COUNT
             )
-            return _named(response)
+            return named_entries(response)
         for stream, position in positions.items():
             if stream not in self._reads:
                 one: dict[Any, Any] = {stream: position}
@@ -333,7 +334,7 @@ class ScheduleCache:
         for stream, task in list(self._reads.items()):
             if task in done:
                 del self._reads[stream]
-                found += _named(task.result())
+                found += named_entries(task.result())
         return found
 
     async def _cancel_reads(self) -> None:
@@ -346,15 +347,6 @@ class ScheduleCache:
     async def _stream_end(self, stream: str) -> str:
         newest: Any = await self._tail_client.xrevrange(stream, count=1)
         return newest[0][0].decode() if newest else "0-0"
-
-
-def _named(response: Any) -> list[tuple[str, list[Any]]]:
-    """XREAD's reply as (stream name, entries) pairs, without the empty ones."""
-    return [
-        (name.decode() if isinstance(name, bytes) else str(name), list(entries))
-        for name, entries in response or ()
-        if entries
-    ]
 
 
 def _decode_change(fields: dict[bytes, bytes]) -> tuple[str, str | None]:

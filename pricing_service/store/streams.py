@@ -92,7 +92,7 @@ class PartitionedGroup:
             count=count,
             block=block_ms,
         )
-        return [(_text(name), list(entries)) for name, entries in response or [] if entries]
+        return named_entries(response)
 
 
 async def ensure_groups(redis: aioredis.Redis, streams: Sequence[str], group: str) -> None:
@@ -122,6 +122,11 @@ async def group_backlog(redis: aioredis.Redis, streams: Sequence[str], group: st
         else:
             backlog += int(found.get("pending", 0)) + int(found["lag"])
     return backlog
+
+
+def named_entries(response: Any) -> list[tuple[str, Entries]]:
+    """An XREAD or XREADGROUP reply as (stream name, entries) pairs, without the empty ones."""
+    return [(_text(name), list(entries)) for name, entries in response or [] if entries]
 
 
 def _text(value: bytes | str) -> str:

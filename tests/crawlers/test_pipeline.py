@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher
-from crawlers.jobs import read_outcome
+from crawlers.jobs import Job, read_outcome
 from crawlers.listings import Listing, ListingBody, put_listings
 from crawlers.outcome import Outcome
 from crawlers.scheduler import Scheduler
@@ -54,6 +54,18 @@ async def listed(store: Store, url: str, sku: str = "A-1", competitor: str = "de
     await put_listings(
         store.redis, [Listing(sku=sku, competitor=competitor, url=url, frequency=EVERY)]
     )
+
+
+async def one_job(
+    site: DemoSiteServer, store: Store, settings: CrawlerSettings, make_worker: Any
+) -> tuple[CrawlWorker, str, Job]:
+    """A-1 listed on the demo site's JSON-LD page and queued, and a worker that has read
+    its job (its message id and the job)."""
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, settings).tick()
+    worker = make_worker()
+    [(message_id, job, _)] = await worker.next_batch(16)
+    return worker, message_id, job
 
 
 async def work_once(worker: CrawlWorker) -> list[str]:
@@ -220,10 +232,7 @@ async def test_a_job_delivered_too_often_is_dead_lettered(
 async def test_a_redelivered_finished_job_is_only_acknowledged(
     site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
 ) -> None:
-    await listed(store, f"{site.url}/jsonld/A-1")
-    await Scheduler(store.redis, crawler_settings).tick()
-    worker = make_worker()
-    [(message_id, job, _)] = await worker.next_batch(16)
+    worker, message_id, job = await one_job(site, store, crawler_settings, make_worker)
     await worker.handle(message_id, job, 1)
     await worker.handle(message_id, job, 2)  # as if delivered again after a crash
     assert await store.redis.xlen(QUEUE.outcomes) == 1
@@ -235,10 +244,7 @@ async def test_a_job_crawled_twice_at_once_stores_one_observation(
 ) -> None:
     # As when a slow job is claimed by a second worker: the offer, the dirty mark and the
     # outcome are written together by whichever finishes first, and only by it.
-    await listed(store, f"{site.url}/jsonld/A-1")
-    await Scheduler(store.redis, crawler_settings).tick()
-    worker = make_worker()
-    [(message_id, job, _)] = await worker.next_batch(16)
+    worker, message_id, job = await one_job(site, store, crawler_settings, make_worker)
     await asyncio.gather(worker.handle(message_id, job, 1), worker.handle(message_id, job, 2))
     assert len(site.state.hits("/jsonld/")) == 2
     assert await store.redis.xlen(QUEUE.outcomes) == 1
@@ -293,10 +299,7 @@ async def test_a_job_recorded_by_a_worker_that_died_before_acknowledging_it_conv
     # scripts on two shards; a worker can die between them. Its job, delivered again, is
     # not crawled again; it is acknowledged and streamed once, and on a cluster its SKU is
     # marked dirty again, as the dead worker may not have done it.
-    await listed(store, f"{site.url}/jsonld/A-1")
-    await Scheduler(store.redis, crawler_settings).tick()
-    worker = make_worker()
-    [(message_id, job, _)] = await worker.next_batch(16)
+    worker, message_id, job = await one_job(site, store, crawler_settings, make_worker)
     recorded = json.dumps({"outcome": Outcome.ACCEPTED, "at": time.time(), "consumer": "dead"})
     await store.redis.set(keys.outcome(job.id), recorded)
 
