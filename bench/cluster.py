@@ -93,7 +93,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as scratch:
         single = EmbeddedRedis(Path(scratch) / "single", persistent=False)
         cluster = EmbeddedCluster(Path(scratch) / "cluster")
-        cluster.folder.mkdir()
         single_url = single.start()
         cluster.start()
         try:

@@ -419,7 +419,6 @@ def bench_on_cluster(
     """The throughput run again, on a local Redis Cluster of 3 masters with the crawl
     queue in 3 partitions, against ``single``: the same run on one Redis."""
     cluster = EmbeddedCluster(folder / "cluster")
-    (folder / "cluster").mkdir()
     cluster.start()
     try:
         target = Target(cluster.url, cluster=True, partitions=CLUSTER_PARTITIONS)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pricing_service.store.keys import PREFIX, dirty_partition
+from pricing_service.store.keys import PREFIX, sku_partition
 
 JOBS_GROUP = "crawlers"
 #: String: the partition count the due sets are laid out for (see ``Scheduler.rebalance``).
@@ -69,7 +69,7 @@ def queues(partitions: int) -> list[CrawlQueue]:
 def queue_of(sku: str, partitions: int) -> CrawlQueue:
     """The partition of a SKU's listings: the same as its repricing queue partition would
     be with as many partitions, stable across processes and restarts."""
-    return CrawlQueue(dirty_partition(sku, partitions))
+    return CrawlQueue(sku_partition(sku, partitions))
 
 
 def listings(sku: str) -> str:

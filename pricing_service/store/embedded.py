@@ -159,6 +159,7 @@ class EmbeddedCluster:
         return f"redis://127.0.0.1:{self.ports[0]}"
 
     def start(self, timeout: float = 20.0) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         for port in self.ports:
             self._processes.append(
                 subprocess.Popen(

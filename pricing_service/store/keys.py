@@ -102,22 +102,25 @@ def boundary_member(sku: str, segment: str) -> str:
 
 
 def dirty_streams(partitions: int) -> list[str]:
-    """The work queue's streams: ``pricing:dirty``, or with several partitions
-    ``pricing:dirty:{0}``, ``pricing:dirty:{1}``, ...: each its own hash tag, so on a
-    Redis Cluster the partitions spread over the shards."""
-    if partitions == 1:
-        return [DIRTY_STREAM]
-    return [f"{DIRTY_STREAM}:{{{index}}}" for index in range(partitions)]
+    """The work queue's streams (see :func:`partition_streams`)."""
+    return partition_streams(DIRTY_STREAM, partitions)
 
 
 def changes_streams(partitions: int) -> list[str]:
-    """The changes stream, split like the work queue (:func:`dirty_streams`): a SKU's
-    changes always go to its own partition's stream."""
+    """The changes streams, split like the work queue (see :func:`partition_streams`)."""
+    return partition_streams(CHANGES_STREAM, partitions)
+
+
+def partition_streams(stream: str, partitions: int) -> list[str]:
+    """``stream`` itself, or with several partitions ``stream:{0}``, ``stream:{1}``, ...:
+    each its own hash tag, so on a Redis Cluster the partitions spread over the shards.
+    A SKU's entries always go to partition :func:`sku_partition`."""
     if partitions == 1:
-        return [CHANGES_STREAM]
-    return [f"{CHANGES_STREAM}:{{{index}}}" for index in range(partitions)]
+        return [stream]
+    return [f"{stream}:{{{index}}}" for index in range(partitions)]
 
 
-def dirty_partition(sku: str, partitions: int) -> int:
-    """The queue partition of a SKU: stable across processes and restarts."""
+def sku_partition(sku: str, partitions: int) -> int:
+    """The partition of a SKU, for every partitioned queue and stream: stable across
+    processes and restarts."""
     return zlib.crc32(sku.encode()) % partitions

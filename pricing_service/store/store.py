@@ -782,11 +782,11 @@ class Store:
 
     def dirty_stream(self, sku: str) -> str:
         """The work-queue stream that takes ``sku``'s entries."""
-        return self.dirty_streams[keys.dirty_partition(sku, len(self.dirty_streams))]
+        return self.dirty_streams[keys.sku_partition(sku, len(self.dirty_streams))]
 
     def changes_stream(self, sku: str) -> str:
         """The changes stream that announces ``sku``'s schedules."""
-        return self.changes_streams[keys.dirty_partition(sku, len(self.changes_streams))]
+        return self.changes_streams[keys.sku_partition(sku, len(self.changes_streams))]
 
     def _queue_dirty(self, pipe: Pipeline, skus: Iterable[str], reason: str) -> None:
         """Add the work-queue entries that get ``skus`` repriced to ``pipe``."""

@@ -176,7 +176,7 @@ def test_the_cache_follows_every_partition_of_the_changes_stream(
     api = serve_app(queue_partitions=3)
     now = _now()
     skus = [f"SKU-{n}" for n in range(9)]  # over the three partitions
-    assert len({keys.dirty_partition(sku, 3) for sku in skus}) == 3
+    assert len({keys.sku_partition(sku, 3) for sku in skus}) == 3
     for sku in skus:
         publish(clean_redis, rules_dir, item(sku, "50.00"), now, queue_partitions=3)
         cached = api.get(f"/v1/prices/{sku}", headers=auth(READ_KEY)).json()["price"]

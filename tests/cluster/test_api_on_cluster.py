@@ -151,7 +151,6 @@ def test_a_shard_down_answers_503_problems_not_500(rules_dir: Path, tmp_path: Pa
     """A master killed: once the others see it fail they answer CLUSTERDOWN, for their own
     slots too; the API says the store is unavailable, as it does when Redis is."""
     cluster = EmbeddedCluster(tmp_path / "cluster", node_timeout_ms=500)
-    (tmp_path / "cluster").mkdir()
     cluster.start()
     servers = ThreadedServers()
     try:
