@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from crawlers import cli as crawlers_cli
 from pricing_service.api import cli as api_cli
@@ -66,5 +68,24 @@ def explain(
         repricer_cli.explain_sku(sku or "", segment, at, as_json, rules)
 
 
+#: The settings classes, by the name a validation error gives, with their variables' prefix.
+_SETTINGS_PREFIXES = {"Settings": "PRICING_", "CrawlerSettings": "PRICING_CRAWL_"}
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        # A bad environment variable (or .env line): say which, not a traceback.
+        prefix = _SETTINGS_PREFIXES.get(exc.title)
+        if prefix is None:
+            raise
+        for error in exc.errors(include_url=False):
+            name = "_".join(str(part) for part in error["loc"])
+            # A field read through an alias (REDIS_URL) is named by it: already a variable.
+            variable = name if name.isupper() else prefix + name.upper()
+            typer.echo(f"invalid setting {variable}={error['input']!r}: {error['msg']}", err=True)
+        raise SystemExit(2) from None
+    except SettingsError as exc:  # a value that is not the JSON a list or table needs
+        typer.echo(f"invalid setting: {exc} (expected JSON)", err=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,44 @@
+"""The ``pricing`` command with a bad setting in its environment: one line naming the
+variable and what is wrong with it, exit code 2, nothing started."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from pricing_service import cli
+from pricing_service.settings import get_settings
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command", "message"),
+    [
+        ("PRICING_QUEUE_PARTITIONS", "0", "repricer", "greater than or equal to 1"),
+        ("PRICING_CRAWL_QUEUE_PARTITIONS", "many", "scheduler", "a valid integer"),
+        ("PRICING_CRAWL_FX_RATES", "EUR=1.1", "scheduler", 'field "fx_rates"'),
+    ],
+)
+def test_a_bad_setting_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    command: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr(sys, "argv", ["pricing", command])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+    finally:
+        get_settings.cache_clear()
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    assert message in error
+    if "fx_rates" not in message:
+        assert f"invalid setting {variable}={value!r}" in error
