@@ -69,7 +69,7 @@ from crawlers.fetch import Fetcher  # noqa: E402
 from crawlers.listings import Listing, put_listings  # noqa: E402
 from crawlers.scheduler import Scheduler  # noqa: E402
 from crawlers.settings import CrawlerSettings  # noqa: E402
-from crawlers.worker import CrawlWorker  # noqa: E402
+from crawlers.worker import CrawlWorker, run_event_loop  # noqa: E402
 from pricing_service.engine.inputs import ItemFacts  # noqa: E402
 from pricing_service.rules.model import Competitor  # noqa: E402
 from pricing_service.store.embedded import EmbeddedCluster, EmbeddedRedis  # noqa: E402
@@ -313,7 +313,7 @@ def _throughput_worker(
     ready.set()
     go.wait()
     competitors = _bench_competitors()
-    spans = asyncio.run(_run_workers(target, competitors, concurrency, until_outcomes=pages))
+    spans = run_event_loop(_run_workers(target, competitors, concurrency, until_outcomes=pages))
     times.put(spans)
 
 
@@ -335,7 +335,7 @@ def bench_ours(
     commands = _redis_commands(target)
     cpu = time.process_time()
     if processes == 1:
-        started, ended = asyncio.run(
+        started, ended = run_event_loop(
             _run_workers(target, _bench_competitors(), concurrency, until_outcomes=pages)
         )
     else:
@@ -453,7 +453,7 @@ def _rate_competitors() -> dict[str, Competitor]:
 
 
 def _rate_worker(url: str, stop: EventType, ready: EventType) -> None:
-    asyncio.run(
+    run_event_loop(
         _run_workers(
             Target(url), _rate_competitors(), RATE_WORKER_CONCURRENCY, stop_event=stop, ready=ready
         )

@@ -31,7 +31,7 @@ from crawlers.fetch import Fetcher
 from crawlers.listings import Listing, RowError, put_listings, read_listings_csv
 from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
-from crawlers.worker import CrawlWorker
+from crawlers.worker import CrawlWorker, run_event_loop
 from pricing_service.logs import configure_logging
 from pricing_service.metrics import serve_metrics
 from pricing_service.rules.diagnostics import RulesetError
@@ -285,7 +285,7 @@ def crawl(
 def _worker_process(url: str, rules_dir: Path, concurrency: int, metrics_port: int) -> None:
     _logging()  # again: a spawned worker starts with nothing configured
     serve_metrics(metrics_port)
-    asyncio.run(_work(url, rules_dir, concurrency))
+    run_event_loop(_work(url, rules_dir, concurrency))
 
 
 async def _work(url: str, rules_dir: Path, concurrency: int) -> None:

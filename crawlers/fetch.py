@@ -6,7 +6,7 @@ One :class:`Fetcher` per worker process. For every request, in order:
    which is why redirects are followed here and not by httpx);
 2. the host must not resolve to a private, loopback or otherwise non-public address,
    unless the settings allow that network: checked on the addresses the socket connects
-   to (:mod:`crawlers.network`), so a name cannot answer differently to a check;
+   to (:mod:`crawlers.transport`), so a name cannot answer differently to a check;
 3. robots.txt must allow the path (:mod:`crawlers.robots`);
 4. the domain's next slot is reserved and a lease on one of its ``concurrency`` request
    slots taken, both fleet-wide (:mod:`crawlers.ratelimit`);
@@ -26,23 +26,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import redis.asyncio as aioredis
 
 from crawlers.listings import host_allowed
-from crawlers.network import (
-    AddressPolicy,
-    AddressRefused,
-    HostNotFound,
-    VettedTransport,
-    resolve,
-)
+from crawlers.network import AddressPolicy, AddressRefused, HostNotFound, resolve
 from crawlers.outcome import RETRYABLE, Outcome
 from crawlers.ratelimit import DomainGate, RateLimitTooFar
 from crawlers.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsResponse
 from crawlers.settings import CrawlerSettings
+from crawlers.transport import VettedTransport
 from pricing_service import metrics
 from pricing_service.rules.model import Competitor
 
@@ -111,6 +107,7 @@ class Fetcher:
         )
 
     async def close(self) -> None:
+        await self.gate.close()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()
@@ -333,10 +330,23 @@ class Fetcher:
                 timeout=self._timeout,
                 follow_redirects=False,  # followed by _follow, which checks every hop
                 trust_env=False,  # no proxy or certificates picked up from the environment
+                cookies=_NoCookies(),
                 limits=limits,
             )
             self._clients[identity] = client
         return client
+
+
+class _NoCookies(CookieJar):
+    """A jar that keeps nothing: every page is fetched as a first visit, so what a
+    session cookie would change (a region, a test group) cannot drift between crawls.
+    It also spares the cookie parsing of every response."""
+
+    def add_cookie_header(self, request: object) -> None:
+        return None
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
 
 
 class _HostUnusable(Exception):

@@ -9,12 +9,16 @@ Concurrency: a request holds a lease in the domain's sorted set while it runs. L
 expire on their own, so a killed worker's leases free themselves.
 
 One script does both for a request (:class:`DomainGate`): the lease comes first and the
-slot is reserved while holding it.
+slot is reserved while holding it. Giving a lease back rides along with the worker's
+next request to the domain (the same script removes it), or goes on its own within
+``RELEASE_DELAY_SECONDS``: a round trip less per page, for a lease held a few
+milliseconds longer, which errs on the polite side.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 from collections.abc import AsyncIterator
@@ -24,14 +28,18 @@ import redis.asyncio as aioredis
 
 from crawlers import keys
 
+logger = logging.getLogger(__name__)
+
 MICROSECONDS = 1_000_000
 
 #: The lease first, then (with it taken) the rate slot, in one round trip.
 #: KEYS: the domain's lease set, its TAT key.
-#: ARGV: lease id, limit, lease length (ms), interval (µs), longest wait worth reserving (µs).
+#: ARGV: lease id, limit, lease length (ms), interval (µs), longest wait worth reserving (µs),
+#: then the ids of leases given back since the last call, removed first.
 #: Returns -2 when the domain is at its concurrency limit (no lease taken), -1 when the
 #: slot would be too far (no lease taken either), else the wait in µs before the slot.
 _ACQUIRE = """
+if #ARGV > 5 then redis.call('ZREM', KEYS[1], unpack(ARGV, 6)) end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local now_ms = math.floor(now / 1000)
@@ -50,6 +58,8 @@ return wait
 """
 #: Pause between two attempts at a lease on a busy domain.
 LEASE_POLL_SECONDS = 0.02
+#: A lease given back is removed by then at the latest, if no request came to carry it.
+RELEASE_DELAY_SECONDS = 0.005
 
 
 class RateLimitTooFar(Exception):
@@ -64,6 +74,9 @@ class DomainGate:
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
         self._max_wait_us = int(max_wait_seconds * MICROSECONDS)
+        self._given_back: dict[str, list[str]] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def hold(
@@ -82,7 +95,7 @@ class DomainGate:
             max(1, int(interval_seconds * MICROSECONDS)),
             self._max_wait_us,
         ]
-        while (wait_us := int(await self._acquire(keys=[key, keys.rate(domain)], args=args))) == -2:
+        while (wait_us := await self._try(key, domain, args)) == -2:
             await asyncio.sleep(LEASE_POLL_SECONDS * (0.5 + random.random()))
         if wait_us < 0:
             raise RateLimitTooFar(domain)
@@ -91,4 +104,47 @@ class DomainGate:
                 await asyncio.sleep(wait_us / MICROSECONDS)
             yield
         finally:
-            await self._redis.zrem(key, lease)
+            self._give_back(key, lease)
+
+    async def close(self) -> None:
+        """Give back, now, the leases still waiting to ride along with a request."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        await self._release_given_back()
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+
+    async def _try(self, key: str, domain: str, args: list[str | int]) -> int:
+        given_back = self._given_back.pop(key, [])
+        try:
+            answer = await self._acquire(keys=[key, keys.rate(domain)], args=[*args, *given_back])
+        except BaseException:
+            self._given_back.setdefault(key, []).extend(given_back)
+            raise
+        return int(answer)
+
+    def _give_back(self, key: str, lease: str) -> None:
+        self._given_back.setdefault(key, []).append(lease)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(
+                RELEASE_DELAY_SECONDS, self._start_release
+            )
+
+    def _start_release(self) -> None:
+        self._flush = None
+        task = asyncio.create_task(self._release_given_back())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _release_given_back(self) -> None:
+        given_back, self._given_back = self._given_back, {}
+        if not given_back:
+            return
+        try:
+            for key, leases in given_back.items():
+                await self._redis.zrem(key, *leases)
+        except Exception:
+            # Unreleased leases expire by themselves: only this domain's concurrency
+            # is lower until then.
+            logger.warning("giving leases back failed; they expire on their own", exc_info=True)

@@ -15,7 +15,7 @@ from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher, parse_retry_after
 from crawlers.outcome import Outcome
-from crawlers.ratelimit import DomainGate, RateLimitTooFar
+from crawlers.ratelimit import RELEASE_DELAY_SECONDS, DomainGate, RateLimitTooFar
 from crawlers.settings import CrawlerSettings
 from pricing_service.rules.model import Competitor
 
@@ -201,6 +201,7 @@ async def test_a_slot_too_far_away_holds_no_lease(redis_client: aioredis.Redis) 
             async with gate.hold("example.test", 2, 10.0, 1.0):
                 pytest.fail("a slot too far away was granted")
         assert await redis_client.zcard(keys.slots("example.test")) == 1
+    await gate.close()
     assert await redis_client.zcard(keys.slots("example.test")) == 0
 
 
@@ -242,3 +243,29 @@ async def test_robots_crawl_delay_paces_the_domain(site: DemoSiteServer, fetcher
     first, *_, last = site.state.hits("/jsonld/")
     # Two gaps of half a second, less the arrival jitter of a first, new connection.
     assert last - first >= 0.9
+
+
+async def test_a_lease_given_back_rides_along_with_the_next_request(
+    redis_client: aioredis.Redis,
+) -> None:
+    gate = DomainGate(redis_client)
+    leases = keys.slots("example.test")
+    try:
+        async with gate.hold("example.test", 4, 10.0, 0.001):
+            pass
+        async with gate.hold("example.test", 4, 10.0, 0.001):
+            # The first lease went with this request's own acquisition.
+            assert await redis_client.zcard(leases) == 1
+    finally:
+        await gate.close()
+    assert await redis_client.zcard(leases) == 0
+
+
+async def test_a_lease_given_back_goes_on_its_own_soon(redis_client: aioredis.Redis) -> None:
+    gate = DomainGate(redis_client)
+    leases = keys.slots("example.test")
+    async with gate.hold("example.test", 4, 10.0, 0.001):
+        pass
+    assert await redis_client.zcard(leases) == 1  # not yet: it waits for a request to carry it
+    await asyncio.sleep(RELEASE_DELAY_SECONDS + 0.1)
+    assert await redis_client.zcard(leases) == 0

@@ -11,9 +11,10 @@ import redis.asyncio as aioredis
 
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher
-from crawlers.network import AddressPolicy, AddressRefused, IPAddress, VettedTransport
+from crawlers.network import AddressPolicy, AddressRefused, IPAddress
 from crawlers.outcome import Outcome
 from crawlers.settings import CrawlerSettings
+from crawlers.transport import VettedTransport
 from pricing_service.rules.model import Competitor
 
 pytestmark = pytest.mark.anyio
