@@ -10,9 +10,9 @@ acknowledged. The observation a job yields is stored, and its SKU marked dirty, 
 the outcome and only by the delivery that records it (``crawlers.jobs``): a job's writes
 happen once, together on one Redis and converging on a cluster, or not at all.
 
-Per job, Redis sees one pipeline reading the outcome, listing, item and market (all on
-the SKU's shard), one script taking the domain's lease and rate slot and one command
-giving the lease back, and the finishing scripts (one script on one Redis).
+Per job, Redis sees one script reading the outcome, listing, item and market (all on
+the SKU's shard), one script taking the domain's lease and rate slot (and giving back
+an earlier one), and the finishing scripts (one script on one Redis).
 """
 
 from __future__ import annotations
@@ -62,6 +62,25 @@ RETRY_SECONDS = 1.0
 #: Pages up to this size are parsed on the event loop (a millisecond or so); larger
 #: ones in a thread, so that a big page cannot stall the other jobs' I/O.
 INLINE_EXTRACT_BYTES = 64 * 1024
+
+
+#: What a job reads before its fetch, in one call (cheaper for the client than a
+#: pipeline of five commands). Every key is on the SKU's shard.
+#: KEYS: outcome, listings, item, offers, offer history. ARGV: competitor, history count.
+_READ_INPUTS = """
+return {
+    redis.call('GET', KEYS[1]),
+    redis.call('HGET', KEYS[2], ARGV[1]),
+    redis.call('GET', KEYS[3]),
+    redis.call('HGETALL', KEYS[4]),
+    redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', ARGV[2]),
+}
+"""
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A hash or a stream entry's fields, as a script returns them (flat), as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
@@ -114,6 +133,7 @@ class CrawlWorker:
         self.concurrency = concurrency
         self.block_ms = int(block_seconds * 1000)
         self.recorder = OutcomeRecorder(store)
+        self._read_inputs = store.redis.register_script(_READ_INPUTS)
         self.queues = keys.queues(settings.queue_partitions)
         self._queue_of_stream = {queue.jobs: queue for queue in self.queues}
         self.group = PartitionedGroup(
@@ -258,18 +278,20 @@ class CrawlWorker:
         (and should a slow job be claimed and crawled twice, only the first to finish
         stores its observation). Other competitors' offers landing during the fetch
         were already a race when the market was read after it."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.outcome(job.id))
-            pipe.hget(keys.listings(job.sku), job.competitor)
-            pipe.get(store_keys.item(job.sku))
-            pipe.hgetall(store_keys.offers(job.sku))
-            pipe.xrevrange(store_keys.offer_history(job.sku), count=HISTORY_SCAN)
-            raw_outcome, raw_listing, raw_item, offers, history = await pipe.execute()
+        job_keys = [
+            keys.outcome(job.id),
+            keys.listings(job.sku),
+            store_keys.item(job.sku),
+            store_keys.offers(job.sku),
+            store_keys.offer_history(job.sku),
+        ]
+        reply: Any = await self._read_inputs(keys=job_keys, args=[job.competitor, HISTORY_SCAN])
+        raw_outcome, raw_listing, raw_item, flat_offers, history = reply
         inputs = JobInputs(
             None if raw_listing is None else stored_listing(job.sku, job.competitor, raw_listing),
             None if raw_item is None else ItemFacts.model_validate_json(raw_item),
-            offers,
-            history,
+            _pairs(flat_offers),
+            [(entry_id, _pairs(fields)) for entry_id, fields in history],
         )
         return None if raw_outcome is None else dict(json.loads(raw_outcome)), inputs
 

@@ -269,3 +269,40 @@ async def test_a_lease_given_back_goes_on_its_own_soon(redis_client: aioredis.Re
     assert await redis_client.zcard(leases) == 1  # not yet: it waits for a request to carry it
     await asyncio.sleep(RELEASE_DELAY_SECONDS + 0.1)
     assert await redis_client.zcard(leases) == 0
+
+
+async def test_a_competitor_proxy_carries_the_request(
+    site: DemoSiteServer, crawler_settings: CrawlerSettings, redis_client: aioredis.Redis
+) -> None:
+    request_lines: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_lines.append(head.split(b"\r\n", 1)[0])
+        body = b"<html><body><span>via the proxy</span></body></html>"
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    proxy_port = listener.sockets[0].getsockname()[1]
+    competitor = Competitor(
+        name="Proxied",
+        domains=["127.0.0.1"],
+        requests_per_second=Decimal(100),
+        proxy=f"http://127.0.0.1:{proxy_port}",
+    )
+    fetcher = Fetcher(crawler_settings, redis_client, {"proxied": competitor})
+    try:
+        result = await fetcher.fetch("proxied", f"{site.url}/jsonld/P-1")
+    finally:
+        await fetcher.close()
+        listener.close()
+    assert result.outcome is Outcome.ACCEPTED
+    assert b"via the proxy" in result.body
+    # robots.txt and the page, both asked of the proxy with their absolute URLs
+    assert request_lines == [
+        f"GET {site.url}/robots.txt HTTP/1.1".encode(),
+        f"GET {site.url}/jsonld/P-1 HTTP/1.1".encode(),
+    ]
+    assert site.state.hits("/jsonld/") == []
