@@ -58,6 +58,8 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The throughput run gives up this long (plus 50 ms a page) without its last outcome.
+STUCK_AFTER_SECONDS = 60
 sys.path.insert(0, str(REPO_ROOT))
 
 import redis  # noqa: E402  (after the path setup that makes `crawlers` importable)
@@ -244,12 +246,20 @@ async def _run_workers(
     )
     stop = asyncio.Event()
 
+    stuck = False
+
     async def watch() -> None:
+        nonlocal stuck
+        # A job that keeps failing stays pending and is logged: give up rather than hang.
+        deadline = time.monotonic() + STUCK_AFTER_SECONDS + (until_outcomes or 0) / 20
         while not stop.is_set():
             await asyncio.sleep(0.02)
             if stop_event is not None and stop_event.is_set():
                 stop.set()
             if until_outcomes is not None and await _done(store, target, until_outcomes):
+                stop.set()
+            if until_outcomes is not None and time.monotonic() > deadline:
+                stuck = True
                 stop.set()
 
     watcher = asyncio.create_task(watch())
@@ -258,6 +268,8 @@ async def _run_workers(
     started = time.monotonic()
     try:
         await worker.run(stop)
+        if stuck:
+            raise SystemExit(f"the crawl stalled before {until_outcomes} outcomes (see the log)")
         return started, time.monotonic()
     finally:
         stop.set()

@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
@@ -682,6 +683,18 @@ _T = TypeVar("_T")
 _CLUSTER_UNAVAILABLE = (ClusterDownError, MasterDownError, TryAgainError, SlotNotCoveredError)
 
 
+#: What connecting raises when no node is reachable: RedisClusterException before
+#: redis-py 8, its subclass RedisClusterUnreachableError since. Other subclasses are misuse.
+_NO_NODE_REACHABLE: tuple[type[Exception], ...] = (
+    RedisClusterException,
+    *[
+        getattr(redis.exceptions, name)
+        for name in ("RedisClusterUnreachableError",)
+        if hasattr(redis.exceptions, name)
+    ],
+)
+
+
 class ClusterUnavailableError(RedisConnectionError):
     """The cluster cannot serve a key now (CLUSTERDOWN, a master down, a slot without a
     node): a ``ConnectionError``, as one Redis that cannot be reached raises, so callers
@@ -698,8 +711,8 @@ class ClusterClient(RedisCluster):
         try:
             await super().initialize(*args, **kwargs)
         except RedisClusterException as exc:
-            if type(exc) is not RedisClusterException:
-                raise  # a subclass: a cross-slot transaction or another misuse
+            if type(exc) not in _NO_NODE_REACHABLE:
+                raise  # a cross-slot transaction or another misuse
             raise RedisConnectionError(str(exc)) from exc
         return self
 
