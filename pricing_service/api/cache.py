@@ -287,6 +287,7 @@ class ScheduleCache:
             while True:
                 try:
                     if positions is None:
+                        await self.store.check_partitions()
                         # Explicit ids, not "$": "$" between two reads would skip what was
                         # added in between. The cache starts empty: older entries don't matter.
                         positions = {

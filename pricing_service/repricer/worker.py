@@ -234,6 +234,7 @@ class Repricer:
 
     async def ensure_group(self) -> None:
         await self.queue.ensure()
+        await self.store.record_partitions()
 
     async def consume_once(self) -> int:
         """Handle one batch: entries taken over from idle consumers first, else new ones.

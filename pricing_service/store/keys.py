@@ -20,6 +20,9 @@ DIRTY_GROUP = "repricers"
 #: Stream of published schedules, tailed by API processes to keep their caches fresh. With
 #: several queue partitions, :func:`changes_streams` names one stream per partition.
 CHANGES_STREAM = "pricing:changes"
+#: How many partitions the work queue and the changes streams have: recorded by the
+#: repricers, checked by the API processes (a different count would miss changes).
+QUEUE_PARTITIONS = "pricing:partitions"
 #: Global kill switch: while set, no price changes are published.
 FROZEN = "pricing:frozen"
 #: Hash describing the ruleset the repricers run (version, files, loaded_at, last_error).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -675,6 +676,7 @@ def _record_order(record_id: str) -> tuple[int, int]:
 
 
 _MS = timedelta(milliseconds=1)
+_log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
@@ -934,6 +936,36 @@ class Store:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+    async def record_partitions(self) -> None:
+        """Record this process's queue partition count (repricers, which read the work
+        queue and write the changes streams); warn when it differs from the last one."""
+        count = len(self.dirty_streams)
+        previous: Any = await self.redis.set(keys.QUEUE_PARTITIONS, count, get=True)
+        if previous is not None and int(previous) != count:
+            _log.warning(
+                "the work queue and the changes streams had %s partitions and now have %d: "
+                "entries waiting in partitions no longer read are left there; every process "
+                "needs the same PRICING_QUEUE_PARTITIONS",
+                int(previous),
+                count,
+            )
+
+    async def check_partitions(self) -> bool:
+        """Whether this process's queue partition count is the repricers' (or none is
+        recorded yet); logs an error when it is not."""
+        recorded: Any = await self.redis.get(keys.QUEUE_PARTITIONS)
+        count = len(self.dirty_streams)
+        if recorded is None or int(recorded) == count:
+            return True
+        _log.error(
+            "the repricers use %s queue partitions and this process %d: it misses the "
+            "changes of the partitions it does not read; set the same "
+            "PRICING_QUEUE_PARTITIONS on every process",
+            int(recorded),
+            count,
+        )
+        return False
 
     async def read_clock(self) -> int:
         """Redis's clock in microseconds: every repricer reads the same clock."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -239,3 +240,19 @@ async def test_a_schedule_from_an_earlier_read_does_not_replace_a_later_one(stor
         read_at=await store.read_clock(),
     )
     assert newer.written
+
+
+async def test_a_process_with_another_partition_count_than_the_repricers_says_so(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    repricers = Store(store.redis, retention=store.retention, queue_partitions=3)
+    assert await store.check_partitions()  # nothing recorded yet
+    await repricers.record_partitions()
+    assert await repricers.check_partitions()
+    with caplog.at_level(logging.ERROR, logger="pricing_service.store.store"):
+        assert not await store.check_partitions()
+    assert "set the same PRICING_QUEUE_PARTITIONS" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="pricing_service.store.store"):
+        await store.record_partitions()  # a repricer restarted with 1: it says so, and wins
+    assert "had 3 partitions and now have 1" in caplog.text
+    assert await store.check_partitions()
