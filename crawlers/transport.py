@@ -91,9 +91,6 @@ class _Exchange(asyncio.Protocol):
         if not self.head_done and self._head_bytes > MAX_HEAD_BYTES:
             self._fail(httpx.RemoteProtocolError("response head too large"))
 
-    def eof_received(self) -> bool:
-        return False  # close the transport
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.head_done and not self.complete and not self._delimited:
@@ -102,12 +99,6 @@ class _Exchange(asyncio.Protocol):
             reason = f": {exc}" if exc else ""
             self._error = self._error or httpx.ReadError(f"server closed the connection{reason}")
         self._wake()
-
-    def pause_writing(self) -> None:  # a crawler sends no bodies; nothing to hold back
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # -- httptools callbacks ----------------------------------------------------------
 
@@ -149,15 +140,19 @@ class _Exchange(asyncio.Protocol):
     # -- for the transport ------------------------------------------------------------
 
     @property
-    def reusable(self) -> bool:
+    def usable(self) -> bool:
+        """Connected, and not closed by either side as far as the loop has seen."""
         transport = self.transport
+        return not self.closed and transport is not None and not transport.is_closing()
+
+    @property
+    def reusable(self) -> bool:
+        """Usable for another request: this one's response read whole, kept alive."""
         return (
-            self.complete
+            self.usable
+            and self.complete
             and not self._body
-            and not self.closed
             and self._error is None
-            and transport is not None
-            and not transport.is_closing()
             and self._keep_alive
         )
 
@@ -337,8 +332,7 @@ class VettedTransport(httpx.AsyncBaseTransport):
             exchange = idle.pop()
             self._idle_count -= 1
             expired = self._expiry is not None and now - exchange.idle_since > self._expiry
-            transport = exchange.transport
-            if not expired and not exchange.closed and transport and not transport.is_closing():
+            if not expired and exchange.usable:
                 return exchange
             self._discard(exchange)
         return None

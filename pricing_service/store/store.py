@@ -689,11 +689,7 @@ _CLUSTER_UNAVAILABLE = (ClusterDownError, MasterDownError, TryAgainError, SlotNo
 #: redis-py 8, its subclass RedisClusterUnreachableError since. Other subclasses are misuse.
 _NO_NODE_REACHABLE: tuple[type[Exception], ...] = (
     RedisClusterException,
-    *[
-        getattr(redis.exceptions, name)
-        for name in ("RedisClusterUnreachableError",)
-        if hasattr(redis.exceptions, name)
-    ],
+    getattr(redis.exceptions, "RedisClusterUnreachableError", RedisClusterException),
 )
 
 
