@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -105,10 +106,12 @@ end
 #: and the audit record, and is kept for the retention after it was replaced. Ids look
 #: like stream ids, ``ms-seq``, from Redis's clock (the sequence is the microsecond
 #: within the millisecond) and grow per key even if the clock steps back.
-#: KEYS: schedule, history list, segments set. ARGV: fingerprint, schedule JSON, audit
-#: record, the caller's time (ms), retention (ms), current price ('' if none), epoch of
-#: the price, segment ('-' for the default: not added to the set), history bound, moves
-#: bound, when the inputs were read (Redis clock, us; 0: unknown).
+#: ``publish_one`` takes the schedule key, history list and segments set, and in ``argv``:
+#: fingerprint, schedule JSON, audit record, the caller's time (ms), retention (ms),
+#: current price ('' if none), epoch of the price, segment ('-' for the default: not added
+#: to the set), history bound, moves bound, when the inputs were read (Redis clock, us; 0:
+#: unknown). It returns ``{written (0 or 1), id}``. ``_PUBLISH`` and ``_PUBLISH_MANY``
+#: share it, so a schedule published alone or in bulk is stored alike.
 #:
 #: Two repricers can price one SKU at once from different reads of its inputs, and the
 #: one that read first may publish last. ``read at`` (Redis's clock, taken after the
@@ -116,61 +119,67 @@ end
 #: win: a schedule computed from an earlier read than the one in place is not written.
 #: The entry of every input change is taken before the read that sees it, so the last
 #: schedule standing always reflects every change.
-_PUBLISH = (
+_PUBLISH_ONE_LUA = (
     _HISTORY_LUA
     + """
-local current = redis.call('GET', KEYS[1])
-local moves = '-'
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local seq = tonumber(now[2]) % 1000
-if current then
-  local a, b, r, c = fields(current)
-  local old_id = string.sub(current, 1, a - 1)
-  if string.sub(current, a + 1, b - 1) == ARGV[1] then
-    return {0, old_id}
+local function publish_one(schedule, history, segments, argv)
+  local current = redis.call('GET', schedule)
+  local moves = '-'
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local seq = tonumber(now[2]) % 1000
+  if current then
+    local a, b, r, c = fields(current)
+    local old_id = string.sub(current, 1, a - 1)
+    if string.sub(current, a + 1, b - 1) == argv[1] then
+      return {0, old_id}
+    end
+    if tonumber(string.sub(current, b + 1, r - 1)) > tonumber(argv[11]) then
+      return {0, old_id}  -- computed from older inputs than the schedule in place
+    end
+    moves = string.sub(current, r + 1, c - 1)
+    local dash = string.find(old_id, '-', 1, true)
+    local old_ms = tonumber(string.sub(old_id, 1, dash - 1))
+    local old_seq = tonumber(string.sub(old_id, dash + 1))
+    if ms < old_ms or (ms == old_ms and seq <= old_seq) then
+      ms, seq = old_ms, old_seq + 1
+    end
+    keep_replaced(history, current, argv[4], argv[5], argv[9])
   end
-  if tonumber(string.sub(current, b + 1, r - 1)) > tonumber(ARGV[11]) then
-    return {0, old_id}  -- computed from older inputs than the schedule in place
-  end
-  moves = string.sub(current, r + 1, c - 1)
-  local dash = string.find(old_id, '-', 1, true)
-  local old_ms = tonumber(string.sub(old_id, 1, dash - 1))
-  local old_seq = tonumber(string.sub(old_id, dash + 1))
-  if ms < old_ms or (ms == old_ms and seq <= old_seq) then
-    ms, seq = old_ms, old_seq + 1
-  end
-  keep_replaced(KEYS[2], current, ARGV[4], ARGV[5], ARGV[9])
-end
-if ARGV[6] ~= '' then
-  local head = moves
-  local comma = string.find(moves, ',', 1, true)
-  if comma then head = string.sub(moves, 1, comma - 1) end
-  local colon = string.find(head, ':', 1, true)
-  if not colon or string.sub(head, colon + 1) ~= ARGV[6] then
-    local move = ARGV[7] .. ':' .. ARGV[6]
-    if moves == '-' then moves = move else moves = move .. ',' .. moves end
-    local count, at = 1, 0
-    while true do
-      at = string.find(moves, ',', at + 1, true)
-      if not at then break end
-      count = count + 1
-      if count > tonumber(ARGV[10]) then
-        moves = string.sub(moves, 1, at - 1)
-        break
+  if argv[6] ~= '' then
+    local head = moves
+    local comma = string.find(moves, ',', 1, true)
+    if comma then head = string.sub(moves, 1, comma - 1) end
+    local colon = string.find(head, ':', 1, true)
+    if not colon or string.sub(head, colon + 1) ~= argv[6] then
+      local move = argv[7] .. ':' .. argv[6]
+      if moves == '-' then moves = move else moves = move .. ',' .. moves end
+      local count, at = 1, 0
+      while true do
+        at = string.find(moves, ',', at + 1, true)
+        if not at then break end
+        count = count + 1
+        if count > tonumber(argv[10]) then
+          moves = string.sub(moves, 1, at - 1)
+          break
+        end
       end
     end
   end
+  local id = string.format('%d-%d', ms, seq)
+  local head = id .. ' ' .. argv[1] .. ' ' .. argv[11] .. ' ' .. moves .. ' ' .. argv[2]
+  redis.call('SET', schedule, head .. '\\n' .. argv[3])
+  if argv[8] ~= '-' then
+    redis.call('SADD', segments, argv[8])
+  end
+  return {1, id}
 end
-local id = string.format('%d-%d', ms, seq)
-local head = id .. ' ' .. ARGV[1] .. ' ' .. ARGV[11] .. ' ' .. moves .. ' ' .. ARGV[2]
-redis.call('SET', KEYS[1], head .. '\\n' .. ARGV[3])
-if ARGV[8] ~= '-' then
-  redis.call('SADD', KEYS[3], ARGV[8])
-end
-return {1, id}
 """
 )
+
+#: Publishes one schedule. KEYS: schedule, history list, segments set. ARGV: as
+#: ``publish_one``'s ``argv``.
+_PUBLISH = _PUBLISH_ONE_LUA + "return publish_one(KEYS[1], KEYS[2], KEYS[3], ARGV)\n"
 
 #: Removes a SKU's schedules, keeping their records: each moves to the history list as
 #: if replaced now (see ``_PUBLISH``). KEYS: history list, segments set, schedule keys.
@@ -200,6 +209,43 @@ end
 return (#ARGV - 1) / 2
 """
 
+#: Publishes many schedules, each as ``_PUBLISH`` would, and announces on the changes
+#: streams those :func:`_needs_announcing` picks, as ``_ANNOUNCE`` would: one call and one
+#: round trip for what took a script call per schedule. Its keys span SKUs, so it is for
+#: one Redis only (on a cluster each SKU is its own hash slot).
+#: KEYS: the changes streams (one per partition), then per schedule: schedule, history
+#: list, segments set. ARGV: the caller's time (ms), retention (ms), history bound, moves
+#: bound, changes MAXLEN, the caller's wall clock (ms), the re-announce window (ms), the
+#: number of changes streams; then per schedule: SKU, fingerprint, schedule JSON, audit
+#: record, current price ('' if none), epoch of the price, segment ('-' for the default),
+#: when the inputs were read, partition of the SKU's changes stream (from 0).
+#: Returns per schedule ``written (0 or 1), id``, flat.
+_PUBLISH_MANY = (
+    _PUBLISH_ONE_LUA
+    + """
+local announce_after = tonumber(ARGV[6]) - tonumber(ARGV[7])
+-- one table for every call: publish_one keeps nothing of it
+local argv = {nil, nil, nil, ARGV[1], ARGV[2], nil, nil, nil, ARGV[3], ARGV[4], nil}
+local replies = {}
+local key = tonumber(ARGV[8])
+for i = 9, #ARGV, 9 do
+  argv[1], argv[2], argv[3] = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  argv[6], argv[7], argv[8], argv[11] = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local reply = publish_one(KEYS[key + 1], KEYS[key + 2], KEYS[key + 3], argv)
+  key = key + 3
+  local id = reply[2]
+  if reply[1] == 1
+    or tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1)) > announce_after then
+    redis.call('XADD', KEYS[tonumber(ARGV[i + 8]) + 1], 'MAXLEN', '~', ARGV[5], '*',
+      'sku', ARGV[i], 'seg', ARGV[i + 6])
+  end
+  replies[#replies + 1] = reply[1]
+  replies[#replies + 1] = id
+end
+return replies
+"""
+)
+
 DECISION_SEPARATOR = "~"
 
 #: Audit payloads are small JSON documents that repeat the same keys and phrases, which
@@ -225,8 +271,13 @@ _AUDIT_ZDICT_1 = (
     b'{"seg":"","v":"","c":"USD","c":"EUR","sku":"","d":[{"price":"'
     b'{"stage":"rounding","name":"rounding","input":"","output":"'
 )
-#: Audit records per pipeline in :meth:`Store.publish_many`: bounds the memory of one
-#: round trip while keeping it long enough to hide the latency.
+#: A 4 KiB window and a small state: a record is a few hundred bytes, and copying the
+#: default 256 KiB state cost more than compressing one (any raw-deflate reader decodes it).
+_AUDIT_COMPRESSOR_1 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_1)
+#: Schedules per round trip in :meth:`Store.publish_prepared` (one ``_PUBLISH_MANY`` call,
+#: or a pipeline on a cluster): bounds the memory of one round trip, and how long one
+#: script keeps Redis from other clients (about 10 ms for new schedules, 25 ms when each
+#: replaces one), while keeping it long enough to hide the latency.
 PUBLISH_PIPELINE = 1_000
 #: Superseded audit records kept per SKU, besides the retention: hourly repricing of
 #: two segments for 35 days stays well inside it.
@@ -451,6 +502,39 @@ class PublishRequest:
     read_at: int = 0  # from Store.read_clock before the inputs were read; 0: unknown
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedPublish:
+    """One schedule for :meth:`Store.publish_prepared`, already encoded as it is stored:
+    plain strings, bytes and ints, so that a caller pricing many SKUs at once can build
+    it without :class:`Decision` objects (:meth:`Store.prepare_publish` builds it from a
+    :class:`PublishRequest`).
+
+    - ``sku``; ``segment``: ``""`` for the default segment, as in :class:`PublishRequest`.
+    - ``fingerprint``: see :func:`fingerprint`; the same value as the schedule in place
+      means nothing is written (no separators: it is stored space-delimited).
+    - ``schedule_json``: exactly what :func:`encode_schedule` returns, compact JSON
+      ``{"v":<ruleset version>,"c":<currency>,"w":[[<valid_from epoch s>,<valid_until
+      epoch s or null>,<price as a decimal string or null>],...]}``, windows in order.
+      Stored verbatim and read back by :func:`decode_schedule`; no newline in it.
+    - ``audit``: exactly what :func:`encode_audit` returns for the same decisions,
+      segment and version (format byte, then raw deflate with the preset dictionary); it
+      leaves out what ``schedule_json`` gives, so the two must describe the same windows.
+    - ``current_price``: the first window's price as ``str(Decimal)`` (what the moves
+      record and compare), ``""`` when it has none.
+    - ``price_epoch``: the first window's ``valid_from``, whole epoch seconds.
+    - ``read_at``: from :meth:`Store.read_clock` before the inputs were read; 0: unknown.
+    """
+
+    sku: str
+    segment: str
+    fingerprint: str
+    schedule_json: str
+    audit: bytes
+    current_price: str
+    price_epoch: int
+    read_at: int = 0
+
+
 def make_decision_id(sku: str, stream_id: str, index: int) -> str:
     return f"{sku}{DECISION_SEPARATOR}{stream_id}{DECISION_SEPARATOR}{index}"
 
@@ -463,19 +547,39 @@ def parse_decision_id(decision_id: str) -> tuple[str, str, int] | None:
 
 
 def fingerprint(
-    ruleset_version: str, segment: str, inputs_json: str, decisions: Sequence[Decision]
+    ruleset_version: str, segment: str, inputs_digest: str, decisions: Sequence[Decision]
 ) -> str:
     """Identifies a schedule by what it was computed from and what it says, not by when:
     recomputing the same inputs gives the same fingerprint, so writes are idempotent."""
+    windows = [
+        (
+            int(d.valid_from.timestamp()),
+            _epoch(d.valid_until),
+            None if d.price is None else str(d.price),
+            d.rule_id,
+        )
+        for d in decisions
+    ]
+    return fingerprint_windows(ruleset_version, segment, inputs_digest, windows)
+
+
+def fingerprint_windows(
+    ruleset_version: str,
+    segment: str,
+    inputs_digest: str,
+    windows: Sequence[tuple[int, int | None, str | None, str]],
+) -> str:
+    """:func:`fingerprint` from each window's (valid_from, valid_until, price text, rule
+    id), for callers that price without :class:`Decision` objects."""
     # 8 bytes: a collision could only skip one real change for one key, at odds of 2**-64.
     digest = hashlib.blake2b(digest_size=8)
     digest.update(ruleset_version.encode())
-    digest.update(b"\0" + segment.encode() + b"\0" + inputs_json.encode())
-    for decision in decisions[1:]:
-        digest.update(f"|{decision.valid_from.timestamp():.0f}".encode())
-    for decision in decisions:
-        until = "" if decision.valid_until is None else f"{decision.valid_until.timestamp():.0f}"
-        digest.update(f"|{decision.price}|{until}|{decision.rule_id}".encode())
+    digest.update(b"\0" + segment.encode() + b"\0" + inputs_digest.encode())
+    for valid_from, _, _, _ in windows[1:]:
+        digest.update(f"|{valid_from}".encode())
+    for _, valid_until, price, rule_id in windows:
+        until = "" if valid_until is None else valid_until
+        digest.update(f"|{price}|{until}|{rule_id}".encode())
     return digest.hexdigest()
 
 
@@ -547,7 +651,13 @@ _AUDIT_DEFAULTS: dict[str, Any] = {
 
 
 def _utc_iso(epoch: int | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()
+    return None if epoch is None else utc_iso(epoch)
+
+
+@lru_cache(maxsize=4096)
+def utc_iso(epoch: int) -> str:
+    """An instant as decisions write it; cached: a reprice writes the same few instants."""
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
 
 
 def _window_fields(window: Sequence[Any]) -> dict[str, Any]:
@@ -563,10 +673,19 @@ def encode_audit(decisions: Sequence[Decision], segment: str, version: str) -> b
     """The compressed explanation of every window. Fields the schedule JSON stored beside
     it already gives (version, currency, and each window's price and bounds when they
     read back the same), and fields at their usual value, are left out."""
-    compact = []
     windows = json.loads(encode_schedule(decisions, decisions[0].currency, version))["w"]
+    return encode_audit_entries([decision_to_dict(d) for d in decisions], windows, segment)
+
+
+def encode_audit_entries(
+    decisions: Sequence[Mapping[str, Any]], windows: Sequence[Sequence[Any]], segment: str
+) -> bytes:
+    """:func:`encode_audit` from each decision as :func:`decision_to_dict` gives it and its
+    window as the schedule JSON says it (``[valid_from, valid_until, price]``), for callers
+    that price without :class:`Decision` objects; the same bytes for the same decisions."""
+    compact = []
     for decision, window in zip(decisions, windows, strict=True):
-        entry = decision_to_dict(decision)
+        entry = dict(decision)  # the caller's dict stays whole
         for repeated in ("sku", "segment", "ruleset_version", "currency"):
             entry.pop(repeated)
         for name, value in (*_AUDIT_DEFAULTS.items(), *_window_fields(window).items()):
@@ -574,7 +693,7 @@ def encode_audit(decisions: Sequence[Decision], segment: str, version: str) -> b
                 del entry[name]
         compact.append(entry)
     payload = {"seg": segment, "d": compact}
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_AUDIT_ZDICT_1)
+    compressor = _AUDIT_COMPRESSOR_1.copy()  # cheaper than loading the dictionary again
     body = json.dumps(payload, separators=(",", ":")).encode()
     return _AUDIT_FORMAT_ZDICT_1 + compressor.compress(body) + compressor.flush()
 
@@ -782,6 +901,7 @@ class Store:
         self.cluster = isinstance(client, RedisCluster)
         self.retention = retention
         self._publish = client.register_script(_PUBLISH)
+        self._publish_many = client.register_script(_PUBLISH_MANY)
         self._retire = client.register_script(_RETIRE)
         self._announce = client.register_script(_ANNOUNCE)
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
@@ -1358,7 +1478,7 @@ class Store:
         """Atomically store a schedule and its audit record; skipped if unchanged, or if
         the schedule in place was computed from a later read (see ``_PUBLISH``)."""
         request = PublishRequest(sku, segment, decisions, fingerprint_value, read_at)
-        script_keys, arguments = self._publish_call(request, now)
+        script_keys, arguments = self._publish_call(self.prepare_publish(request), now)
         result = await self._publish(keys=script_keys, args=arguments)
         published = _publish_result(result)
         if _needs_announcing(published):
@@ -1373,37 +1493,122 @@ class Store:
     async def publish_many(
         self, requests: Sequence[PublishRequest], *, now: datetime
     ) -> list[PublishResult]:
-        """:meth:`publish` for many schedules in few round trips, in order.
+        """:meth:`publish` for many schedules in few round trips, in order (see
+        :meth:`publish_prepared`)."""
+        prepare = self.prepare_publish
+        return await self.publish_prepared([prepare(request) for request in requests], now=now)
 
-        Each schedule still goes through its own script call on its own SKU's keys, so
-        every one is atomic and the calls stay valid in Redis Cluster (a script over
-        several SKUs would need them all in one slot); only the round trips are shared.
-        A failure part-way leaves the schedules before it published, as the same
-        sequence of :meth:`publish` calls would; publishing again is idempotent.
+    @staticmethod
+    def prepare_publish(request: PublishRequest) -> PreparedPublish:
+        """``request`` encoded as it is stored, for :meth:`publish_prepared`."""
+        decisions = request.decisions
+        decision = decisions[0]
+        version = decision.ruleset_version
+        return PreparedPublish(
+            sku=request.sku,
+            segment=request.segment,
+            fingerprint=request.fingerprint_value,
+            schedule_json=encode_schedule(decisions, decision.currency, version),
+            audit=encode_audit(decisions, request.segment, version),
+            current_price="" if decision.price is None else str(decision.price),
+            price_epoch=int(decision.valid_from.timestamp()),
+            read_at=request.read_at,
+        )
+
+    async def publish_prepared(
+        self, prepared: Sequence[PreparedPublish], *, now: datetime
+    ) -> list[PublishResult]:
+        """:meth:`publish` for many encoded schedules in few round trips, in order.
+
+        Every schedule is written, skipped and announced exactly as :meth:`publish` would.
+        On one Redis each :data:`PUBLISH_PIPELINE` schedules are one ``_PUBLISH_MANY``
+        call, announcements included: the cost of a script call per schedule capped a
+        full reprice. On a Redis Cluster every SKU is its own hash slot, so each schedule
+        keeps its own ``_PUBLISH`` call on its own SKU's keys (only round trips are
+        shared), and the announcements follow per changes stream. Either way a failure
+        part-way leaves the schedules before it published, as the same sequence of
+        :meth:`publish` calls would; publishing again is idempotent.
         """
         results: list[PublishResult] = []
-        for start in range(0, len(requests), PUBLISH_PIPELINE):
-            chunk = requests[start : start + PUBLISH_PIPELINE]
-
-            async def send(chunk: Sequence[PublishRequest] = chunk) -> list[Any]:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for request in chunk:
-                        script_keys, arguments = self._publish_call(request, now)
-                        await self._queue_script(pipe, self._publish, script_keys, arguments)
-                    replies: list[Any] = await pipe.execute()
-                return replies
-
-            replies = await self._scripted(send)
-            published = [_publish_result(reply) for reply in replies]
-            announced: dict[str, list[str | int]] = {}
-            for request, result in zip(chunk, published, strict=True):
-                if _needs_announcing(result):
-                    pending = announced.setdefault(self.changes_stream(request.sku), [])
-                    pending += _change_fields(request.sku, request.segment).values()
-            for stream, fields in announced.items():  # one key per call: one shard
-                await self._announce(keys=[stream], args=[CHANGES_MAXLEN, *fields])
-            results.extend(published)
+        for start in range(0, len(prepared), PUBLISH_PIPELINE):
+            chunk = prepared[start : start + PUBLISH_PIPELINE]
+            if self.cluster:
+                results += await self._publish_each(chunk, now)
+            else:
+                results += await self._publish_chunk(chunk, now)
         return results
+
+    async def _publish_chunk(
+        self, chunk: Sequence[PreparedPublish], now: datetime
+    ) -> list[PublishResult]:
+        """One ``_PUBLISH_MANY`` call for ``chunk`` (one Redis only)."""
+        streams = self.changes_streams
+        partitions = len(streams)
+        script_keys: list[str | bytes] = list(streams)
+        arguments: list[str | int | bytes] = [
+            int(now.timestamp() * 1000),
+            int(self.retention.total_seconds() * 1000),
+            HISTORY_MAXLEN,
+            MOVES_MAXLEN,
+            CHANGES_MAXLEN,
+            # _needs_announcing's clock: its rule runs in the script, before the reply
+            int(time.time() * 1000),
+            REANNOUNCE_WINDOW_MS,
+            partitions,
+        ]
+        schedule_key, history_key, segments_key = keys.schedule, keys.audit, keys.segments
+        sku_partition = keys.sku_partition
+        # Encoded here: redis-py type-checks every argument, and bytes pass its first check,
+        # which halves the cost of packing the call's 12 arguments per schedule.
+        for entry in chunk:
+            sku, segment = entry.sku, entry.segment
+            script_keys += (
+                schedule_key(sku, segment).encode(),
+                history_key(sku).encode(),
+                segments_key(sku).encode(),
+            )
+            arguments += (
+                sku.encode(),
+                entry.fingerprint.encode(),
+                entry.schedule_json.encode(),
+                entry.audit,
+                entry.current_price.encode(),
+                b"%d" % entry.price_epoch,
+                (segment or keys.DEFAULT_SEGMENT_KEY).encode(),
+                b"%d" % entry.read_at,
+                b"%d" % (0 if partitions == 1 else sku_partition(sku, partitions)),
+            )
+        reply: list[Any] = await self._scripted(
+            lambda: self._publish_many(keys=script_keys, args=arguments)
+        )
+        return [
+            PublishResult(written=written == 1, stream_id=record_id.decode())
+            for written, record_id in zip(reply[::2], reply[1::2], strict=True)
+        ]
+
+    async def _publish_each(
+        self, chunk: Sequence[PreparedPublish], now: datetime
+    ) -> list[PublishResult]:
+        """``chunk`` in one pipeline of ``_PUBLISH`` calls, then ``_ANNOUNCE`` per changes
+        stream: every call on one hash slot, as a Redis Cluster requires."""
+
+        async def send() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for entry in chunk:
+                    script_keys, arguments = self._publish_call(entry, now)
+                    await self._queue_script(pipe, self._publish, script_keys, arguments)
+                replies: list[Any] = await pipe.execute()
+            return replies
+
+        published = [_publish_result(reply) for reply in await self._scripted(send)]
+        announced: dict[str, list[str | int]] = {}
+        for entry, result in zip(chunk, published, strict=True):
+            if _needs_announcing(result):
+                pending = announced.setdefault(self.changes_stream(entry.sku), [])
+                pending += _change_fields(entry.sku, entry.segment).values()
+        for stream, fields in announced.items():  # one key per call: one shard
+            await self._announce(keys=[stream], args=[CHANGES_MAXLEN, *fields])
+        return published
 
     async def set_boundaries(self, boundaries: dict[str, int | None]) -> None:
         """Point ``keys.BOUNDARIES`` members at their next boundary (None: remove them),
@@ -1421,28 +1626,23 @@ class Store:
                 await pipe.execute()
 
     def _publish_call(
-        self, request: PublishRequest, now: datetime
+        self, prepared: PreparedPublish, now: datetime
     ) -> tuple[list[str], list[str | int | bytes]]:
         """The publish script's keys and arguments for one schedule."""
-        decisions = request.decisions
-        decision = decisions[0]
-        version = decision.ruleset_version
-        retention_ms = int(self.retention.total_seconds() * 1000)
-        current_price = "" if decision.price is None else str(decision.price)
-        sku, segment = request.sku, request.segment
+        sku, segment = prepared.sku, prepared.segment
         script_keys = [keys.schedule(sku, segment), keys.audit(sku), keys.segments(sku)]
         arguments: list[str | int | bytes] = [
-            request.fingerprint_value,
-            encode_schedule(decisions, decision.currency, version),
-            encode_audit(decisions, segment, version),
+            prepared.fingerprint,
+            prepared.schedule_json,
+            prepared.audit,
             int(now.timestamp() * 1000),
-            retention_ms,
-            current_price,
-            int(decision.valid_from.timestamp()),
+            int(self.retention.total_seconds() * 1000),
+            prepared.current_price,
+            prepared.price_epoch,
             segment or keys.DEFAULT_SEGMENT_KEY,
             HISTORY_MAXLEN,
             MOVES_MAXLEN,
-            request.read_at,
+            prepared.read_at,
         ]
         return script_keys, arguments
 
