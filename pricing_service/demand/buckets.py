@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 DAY_FORMAT = "%Y%m%d"
 HOUR_FORMAT = "%Y%m%d%H"
@@ -53,8 +54,14 @@ def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
 
 def daily_units(buckets: dict[str, Bucket], last_day: date, days: int) -> list[int]:
     """Units sold on each of the ``days`` days ending with ``last_day``, oldest first."""
+    empty = Bucket()
+    return [buckets.get(day, empty).units for day in _day_names(last_day, days)]
+
+
+@lru_cache(maxsize=64)
+def _day_names(last_day: date, days: int) -> tuple[str, ...]:
+    # A full reprice asks for the same days for every SKU: format them once.
     ordinal = last_day.toordinal()
-    return [
-        buckets.get(date.fromordinal(ordinal - back).strftime(DAY_FORMAT), Bucket()).units
-        for back in range(days - 1, -1, -1)
-    ]
+    return tuple(
+        date.fromordinal(ordinal - back).strftime(DAY_FORMAT) for back in range(days - 1, -1, -1)
+    )

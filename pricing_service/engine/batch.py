@@ -25,6 +25,7 @@ from pricing_service.engine.compiled import (
     CompiledRule,
     CompiledRuleset,
     CompiledStrategy,
+    fired_names,
 )
 from pricing_service.engine.exploration import exploration_draw, thompson_shift_bp
 from pricing_service.engine.history import (
@@ -123,6 +124,24 @@ def _codes(groups: object) -> dict[str, int]:
     return {name: code for code, name in enumerate(sorted(names))}
 
 
+def unfilled_columns(n: int, k: int) -> dict[str, Any]:
+    """The columns an encoder fills item by item (moves, offers, elasticity), empty."""
+    return {
+        "last_direction": np.zeros(n, np.int8),
+        "run_length": np.zeros(n, np.int32),
+        "flips": np.zeros(n, np.int32),
+        "price_day_ago": np.full(n, MISSING, np.int64),
+        "offer_price": np.full((n, k), MISSING, np.int64),
+        "offer_shipping": np.full((n, k), MISSING, np.int64),
+        "offer_in_stock": np.zeros((n, k), bool),
+        "offer_observed": np.zeros((n, k), np.int64),
+        "offer_competitor": np.full((n, k), -1, np.int16),
+        "elasticity_bp": np.full(n, MISSING, np.int64),
+        "elasticity_se": np.full(n, np.nan),
+        "elasticity_n": np.zeros(n, np.int64),
+    }
+
+
 def encode_batch(
     ruleset: CompiledRuleset, items: Sequence[PricingInputs], at: datetime
 ) -> BatchInputs:
@@ -185,20 +204,9 @@ def encode_batch(
             ],
             dtype=bool,
         ).reshape(n, len(vocabulary.sku_rules)),
-        last_direction=np.zeros(n, np.int8),
-        run_length=np.zeros(n, np.int32),
-        flips=np.zeros(n, np.int32),
-        price_day_ago=np.full(n, MISSING, np.int64),
-        offer_price=np.full((n, k), MISSING, np.int64),
-        offer_shipping=np.full((n, k), MISSING, np.int64),
-        offer_in_stock=np.zeros((n, k), bool),
-        offer_observed=np.zeros((n, k), np.int64),
-        offer_competitor=np.full((n, k), -1, np.int16),
         velocity_ratio=np.full(n, np.nan),
         days_of_supply=np.full(n, np.nan),
-        elasticity_bp=np.full(n, MISSING, np.int64),
-        elasticity_se=np.full(n, np.nan),
-        elasticity_n=np.zeros(n, np.int64),
+        **unfilled_columns(n, k),
     )
     for row, entry in enumerate(items):
         history = move_history(entry.item, epoch, window)
@@ -248,27 +256,25 @@ class BatchDecisions:
     guardrails_fired: npt.NDArray[np.uint16]  # bit per GUARDRAIL_NAMES
     price: Int64Array
     valid_until: Int64Array  # epoch seconds or MISSING
+    # What an explanation needs besides the above (see engine.batch_explanation):
+    reference: Int64Array  # the competitor reference when a competitor strategy priced
+    offers_used: BoolArray  # n x k: the offers that reference was taken from
+    guarded_price: Int64Array  # the price the guardrails got (after the loop breaker)
+    low: Int64Array  # the guardrails' allowed range
+    high: Int64Array
+    rounding_ok: BoolArray  # a rounding point was found within the range
 
     def summary(self, index: int, ruleset: CompiledRuleset) -> dict[str, object]:
         """The comparable core of one decision, as the single path reports it."""
         rule = ruleset.rules[int(self.rule_index[index])]
-        position = int(self.strategy_position[index])
-        if position in (LIST_PRICE_FALLBACK, UNPRICED):
-            # The single path names the last link of the chain in both cases.
-            last = rule.chain[-1].kind
-            strategy = last if len(rule.chain) == 1 else f"fallback:{last}"
-        else:
-            kind = rule.chain[position].kind
-            strategy = kind if position == 0 else f"fallback:{kind}"
         price = int(self.price[index])
         until = int(self.valid_until[index])
-        fired = int(self.guardrails_fired[index])
         return {
             "sku": self.skus[index],
             "price": None if price == MISSING else from_minor(price, self.currency),
             "rule_id": rule.id,
-            "strategy": strategy,
-            "guardrails_fired": tuple(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1),
+            "strategy": strategy_name(rule, int(self.strategy_position[index])),
+            "guardrails_fired": fired_names(int(self.guardrails_fired[index])),
             "held_by": HELD_NAMES.get(int(self.held[index])),
             "valid_until": None if until == MISSING else until,
             "adjustments": tuple(
@@ -277,6 +283,16 @@ class BatchDecisions:
                 if int(self.adjustments_applied[index]) >> i & 1
             ),
         }
+
+
+def strategy_name(rule: CompiledRule, position: int) -> str:
+    """The strategy a decision names for ``strategy_position`` ``position`` of ``rule``."""
+    if position in (LIST_PRICE_FALLBACK, UNPRICED):
+        # The single path names the last link of the chain in both cases.
+        last = rule.chain[-1].kind
+        return last if len(rule.chain) == 1 else f"fallback:{last}"
+    kind = rule.chain[position].kind
+    return kind if position == 0 else f"fallback:{kind}"
 
 
 def _div_round_half_up(numerator: Int64Array, denominator: int) -> Int64Array:
@@ -317,7 +333,9 @@ def _competitor_reference(
     group: _Group,
     strategy: CompiledStrategy,
     epoch: int,
-) -> tuple[Int64Array, BoolArray]:
+) -> tuple[Int64Array, BoolArray, BoolArray]:
+    """Each row's reference price, whether it has one, and the offers it was taken from
+    (the ones the single path lists as inputs)."""
     codes = group.offer_competitor
     usable = codes >= 0
     ours = [vocabulary.competitors[name] for name in ruleset.ours]
@@ -347,15 +365,21 @@ def _competitor_reference(
         chosen = usable & (codes == target)
         found = chosen.any(axis=1)
         reference = np.where(chosen, prices, big).min(axis=1)
+        used = chosen
     elif strategy.reference is Reference.median:
         ordered = np.sort(masked, axis=1)
         middle = (count // 2)[:, None]
         upper = np.take_along_axis(ordered, np.minimum(middle, ordered.shape[1] - 1), axis=1)[:, 0]
         lower = np.take_along_axis(ordered, np.maximum(middle - 1, 0), axis=1)[:, 0]
         reference = np.where(count % 2 == 1, upper, (lower + upper + 1) // 2)
+        used = usable
     else:
-        reference = masked.min(axis=1)
-    return reference, found
+        # The first slot of the lowest price: slots are in competitor order, as the
+        # single path breaks ties.
+        lowest = masked.argmin(axis=1)
+        reference = masked[np.arange(len(masked)), lowest]
+        used = (np.arange(masked.shape[1])[None, :] == lowest[:, None]) & found[:, None]
+    return reference, found, used
 
 
 def _strategy_prices(
@@ -367,6 +391,8 @@ def _strategy_prices(
     epoch: int,
     thompson_z: list[float] | None,
 ) -> tuple[Int64Array, BoolArray]:
+    """The strategy's prices and which rows it priced (competitor strategies: see
+    :func:`_competitor_prices`, which also gives the references)."""
     n = len(group.rows)
     kind = strategy.kind
     if kind == "fixed":
@@ -381,16 +407,10 @@ def _strategy_prices(
         known = listed != MISSING
         return _apply_ratio(np.where(known, listed, 0), strategy.multiplier_ppm), known
     if kind == "competitor":
-        reference, found = _competitor_reference(ruleset, vocabulary, group, strategy, epoch)
-        reference = np.where(found, reference, 0)
-        if strategy.action is Action.match:
-            return reference, found
-        if strategy.by_ppm is not None:
-            sign = -1 if strategy.action is Action.beat else 1
-            return _apply_ratio(reference, RATIO_SCALE + sign * strategy.by_ppm), found
-        amount = ruleset.minor(strategy.by_amount, currency)  # type: ignore[arg-type]
-        shifted = reference - amount if strategy.action is Action.beat else reference + amount
-        return shifted, found
+        price, found, _, _ = _competitor_prices(
+            ruleset, vocabulary, group, strategy, currency, epoch
+        )
+        return price, found
     if kind == "elasticity":
         basis_points = group.elasticity_bp
         if thompson_z is not None:
@@ -412,6 +432,29 @@ def _strategy_prices(
         return _apply_ratio(np.where(ok, cost, 0), multiplier), ok
     current = group.current
     return current, current != MISSING
+
+
+def _competitor_prices(
+    ruleset: CompiledRuleset,
+    vocabulary: Vocabulary,
+    group: _Group,
+    strategy: CompiledStrategy,
+    currency: str,
+    epoch: int,
+) -> tuple[Int64Array, BoolArray, Int64Array, BoolArray]:
+    """A competitor strategy's prices, which rows it priced, their references and the
+    offers each reference came from."""
+    reference, found, used = _competitor_reference(ruleset, vocabulary, group, strategy, epoch)
+    reference = np.where(found, reference, 0)
+    if strategy.action is Action.match:
+        price = reference
+    elif strategy.by_ppm is not None:
+        sign = -1 if strategy.action is Action.beat else 1
+        price = _apply_ratio(reference, RATIO_SCALE + sign * strategy.by_ppm)
+    else:
+        amount = ruleset.minor(strategy.by_amount, currency)  # type: ignore[arg-type]
+        price = reference - amount if strategy.action is Action.beat else reference + amount
+    return price, found, reference, used
 
 
 def _thompson_draws(
@@ -466,10 +509,12 @@ def _round(
     low: Int64Array,
     high: Int64Array,
     currency: str,
-) -> Int64Array:
+) -> tuple[Int64Array, BoolArray]:
+    """Rounded prices, and where a rounding point within ``[low, high]`` was found (where
+    not, the price is kept and the single path warns)."""
     points = _rounding_points(ruleset, rounding, price, currency)
     if points is None:
-        return price
+        return price, np.zeros(len(price), bool)
     below, above = points
     absent = -np.int64(NO_CEILING)
     if rounding.mode is RoundingMode.down:
@@ -482,7 +527,7 @@ def _round(
         second = np.where(below_closer, above, below)
     first_ok = (first != absent) & (first >= low) & (first <= high)
     second_ok = (second != absent) & (second >= low) & (second <= high)
-    return np.where(first_ok, first, np.where(second_ok, second, price))
+    return np.where(first_ok, first, np.where(second_ok, second, price)), first_ok | second_ok
 
 
 def _guardrails(
@@ -617,6 +662,12 @@ def decide_batch(
     held = np.zeros(n, np.int8)
     fired = np.zeros(n, np.uint16)
     final = np.full(n, MISSING, np.int64)
+    reference = np.full(n, MISSING, np.int64)
+    used = np.zeros(inputs.offer_price.shape, bool)
+    guarded = np.full(n, MISSING, np.int64)
+    low_column = np.full(n, MISSING, np.int64)
+    high_column = np.full(n, MISSING, np.int64)
+    rounding_ok = np.zeros(n, bool)
 
     order = np.argsort(rule_index, kind="stable")
     starts = np.searchsorted(rule_index[order], np.arange(len(ruleset.rules) + 1))
@@ -642,12 +693,21 @@ def decide_batch(
             else [draw.thompson_z or 0.0 for draw in draws]
         )
         for index, strategy in enumerate(rule.chain):
-            candidate, ok = _strategy_prices(
-                ruleset, vocabulary, group, strategy, currency, epoch, thompson_z
-            )
+            if strategy.kind == "competitor":
+                candidate, ok, references, offers_used = _competitor_prices(
+                    ruleset, vocabulary, group, strategy, currency, epoch
+                )
+            else:
+                candidate, ok = _strategy_prices(
+                    ruleset, vocabulary, group, strategy, currency, epoch, thompson_z
+                )
             take = pending & ok
             price = np.where(take, np.clip(candidate, -MAX_MINOR, MAX_MINOR), price)
             position[take] = index
+            if strategy.kind == "competitor":
+                taken = rows[take]
+                reference[taken] = references[take]
+                used[taken] = offers_used[take]
             pending &= ~ok
         listed = pending & (group.list_price != MISSING)
         price = np.where(listed, group.list_price, price)
@@ -716,10 +776,14 @@ def decide_batch(
             )
             price = np.where(escalation | oscillation, current, price)
 
+        guarded[rows] = np.where(priced, price, MISSING)
         low, high, rule_fired = _guardrails(ruleset, rule, group, price, currency, epoch)
+        low_column[rows] = low
+        high_column[rows] = high
         price = np.minimum(np.maximum(price, low), high)
         if rule.guardrails.rounding is not None:
-            rounded = _round(ruleset, rule.guardrails.rounding, price, low, high, currency)
+            rounded, ok = _round(ruleset, rule.guardrails.rounding, price, low, high, currency)
+            rounding_ok[rows] = ok
             price = np.where(price == current, price, rounded)
         fired[rows] = np.where(priced, rule_fired, 0)
         final[rows] = np.where(priced, price, MISSING)
@@ -745,6 +809,12 @@ def decide_batch(
         guardrails_fired=fired,
         price=final,
         valid_until=valid_until,
+        reference=reference,
+        offers_used=used,
+        guarded_price=guarded,
+        low=low_column,
+        high=high_column,
+        rounding_ok=rounding_ok,
     )
 
 

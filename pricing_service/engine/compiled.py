@@ -43,6 +43,13 @@ GUARDRAIL_NAMES: tuple[str, ...] = (
 )
 GUARDRAIL_BIT = {name: 1 << index for index, name in enumerate(GUARDRAIL_NAMES)}
 
+
+@lru_cache(maxsize=512)
+def fired_names(fired: int) -> tuple[str, ...]:
+    """The guardrails a bit set of :data:`GUARDRAIL_BIT` names, in GUARDRAIL_NAMES order."""
+    return tuple(name for index, name in enumerate(GUARDRAIL_NAMES) if fired >> index & 1)
+
+
 REFERENCE_CODES = {ref: code for code, ref in enumerate(Reference)}
 STRATEGY_KINDS: tuple[str, ...] = (
     "fixed",

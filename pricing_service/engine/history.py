@@ -37,11 +37,25 @@ def move_history(item: ItemFacts, at_epoch: int, window_seconds: int) -> MoveHis
         (int(change.at.timestamp()), int(change.price.scaleb(digits)))
         for change in item.recent_changes
     ]
-    if item.current_price is not None:
-        current = int(item.current_price.scaleb(digits))
-        changed_at = int(item.last_changed_at.timestamp()) if item.last_changed_at else at_epoch
+    current = None if item.current_price is None else int(item.current_price.scaleb(digits))
+    changed_at = None if item.last_changed_at is None else int(item.last_changed_at.timestamp())
+    return move_history_of(points, current, changed_at, at_epoch, window_seconds)
+
+
+def move_history_of(
+    points: list[tuple[int, int]],
+    current: int | None,
+    changed_at: int | None,
+    at_epoch: int,
+    window_seconds: int,
+) -> MoveHistory:
+    """:func:`move_history` from minor units: ``points`` are the recent changes as
+    (epoch, price), oldest first; ``current`` the price in force, set at ``changed_at``."""
+    if current is not None:
+        if changed_at is None:
+            changed_at = at_epoch
         if not points or points[-1][1] != current:
-            points.append((changed_at, current))
+            points = [*points, (changed_at, current)]
     points = sorted((p for p in points if p[0] <= at_epoch), key=itemgetter(0))
     window_start = at_epoch - window_seconds
     directions: list[int] = []

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 
 from pricing_service.engine.compiled import (
     GUARDRAIL_BIT,
@@ -37,6 +36,7 @@ from pricing_service.engine.compiled import (
     CompiledStrategy,
     EffectiveGuardrails,
     TimeContext,
+    fired_names,
 )
 from pricing_service.engine.decision import Decision, InputUsed, Step
 from pricing_service.engine.exploration import (
@@ -766,11 +766,6 @@ def _valid_until(
     return soonest
 
 
-@lru_cache(maxsize=512)
-def _fired_names(fired: int) -> tuple[str, ...]:
-    return tuple(name for index, name in enumerate(GUARDRAIL_NAMES) if fired >> index & 1)
-
-
 def _decision(
     context: _Context,
     rule: CompiledRule,
@@ -794,7 +789,7 @@ def _decision(
         ruleset_version=context.ruleset.version,
         strategy=strategy,
         steps=tuple(context.steps),
-        guardrails_fired=_fired_names(fired),
+        guardrails_fired=fired_names(fired),
         inputs=tuple(context.inputs),
         warnings=tuple(context.warnings),
         held_by=held_by,
