@@ -26,8 +26,9 @@ from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import canonical_segment
 from pricing_service.logs import configure_logging
-from pricing_service.repricer.full import reprice_all, reprice_skus
+from pricing_service.repricer.full import current_instant, reprice_all, reprice_skus
 from pricing_service.repricer.inputs import load_inputs
+from pricing_service.repricer.parallel import reprice_all_in_processes
 from pricing_service.repricer.pricer import Pricer, RepriceCounts
 from pricing_service.repricer.worker import run_repricer
 from pricing_service.rules.loader import RulesetError, load_ruleset
@@ -49,11 +50,15 @@ def _ruleset(settings: Settings, rules: Path | None) -> CompiledRuleset:
         raise typer.Exit(code=1) from None
 
 
-def _with_store(settings: Settings, work: Callable[[Store], Awaitable[_T]]) -> _T:
-    """Run ``work`` with a store on the configured (or embedded) Redis."""
-    url, _embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
+def _with_store(
+    settings: Settings, work: Callable[[Store], Awaitable[_T]], url: str | None = None
+) -> _T:
+    """Run ``work`` with a store on ``url``, by default the configured (or embedded) Redis."""
+    if url is None:
+        url, _embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
 
     async def run() -> _T:
+        assert url is not None
         store = Store.from_settings(url, settings)
         try:
             return await work(store)
@@ -88,18 +93,35 @@ def repricer(
 def reprice(
     skus: Annotated[list[str] | None, typer.Argument(help="SKUs to reprice.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Reprice the whole catalogue.")] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="With --all: processes sharing the catalogue (about one per core)."
+        ),
+    ] = 1,
     rules: RulesDirOption = None,
 ) -> None:
     """Reprice SKUs now and publish their prices; rerunning after a crash finishes the job."""
     if all_ == bool(skus):
         raise typer.BadParameter("give SKUs or --all (not both)")
+    if processes > 1 and not all_:
+        raise typer.BadParameter("--processes goes with --all")
     settings = get_settings()
-    compiled = _ruleset(settings, rules)
+    rules_dir = rules or settings.rules_dir
+    compiled = _ruleset(settings, rules_dir)
+
+    # Resolved here: with --processes, every process must use the same Redis.
+    url, _embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
 
     async def work(store: Store) -> RepriceCounts:
         pricer = Pricer(store, boundary_lead_seconds=settings.boundary_lead_seconds)
         if not all_:
             return await reprice_skus(pricer, compiled, skus or [])
+        if processes > 1:
+            with Console(stderr=True).status(f"repricing in {processes} processes"):
+                return await reprice_all_in_processes(
+                    url, settings, rules_dir, compiled, current_instant(), processes
+                )
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*Progress.get_default_columns()[:1], *columns) as progress:
             task = progress.add_task("repricing", total=await store.count_items())
@@ -107,7 +129,7 @@ def reprice(
                 pricer, compiled, on_progress=lambda done: progress.advance(task, done)
             )
 
-    counts = _with_store(settings, work)
+    counts = _with_store(settings, work, url)
     table = Table(title=f"Reprice with ruleset {compiled.version} (per SKU and segment)")
     table.add_column("outcome")
     table.add_column("count", justify="right")

@@ -1,42 +1,38 @@
 """``reprice --all`` and ``reprice SKU...``: price the catalogue now, outside the queue.
 
-The full reprice runs the catalogue in chunks through the vectorised path, which prices
-the window in force for a whole chunk at once. A SKU whose result matches its published
-schedule (same fingerprint) needs nothing more. The others, and every SKU whose schedule
-has more than one window within the horizon, get their schedule and explanation from the
-single path, which is what gets published. Items with a manual override in force go
-straight to the single path: the vectorised path has no overrides. A chunk's schedules
-are published together through the store's pipelined bulk path.
+The full reprice runs the catalogue in chunks. Each chunk goes through the fast lane
+(:mod:`~pricing_service.repricer.columnar`): one script call reads its inputs, the
+vectorised engine prices every SKU, each decision is explained from the engine's columns
+word for word as the single path would, and the chunk is published in one script call.
+A SKU whose fingerprint matches its published schedule needs nothing more. The SKUs the
+fast lane leaves (an override in force, more than one window within the horizon, an
+explanation it does not tell) are priced by the single path and published in bulk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pricing_service import metrics
-from pricing_service.engine.batch import (
-    HELD_NAMES,
-    MISSING,
-    BatchDecisions,
-    BatchInputs,
-    decide_batch,
-    encode_batch,
-)
-from pricing_service.engine.compiled import GUARDRAIL_NAMES, CompiledRuleset
+from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision
-from pricing_service.engine.inputs import PricingInputs, Segment
+from pricing_service.engine.inputs import Segment
 from pricing_service.engine.segments import priced_segments
-from pricing_service.money import from_minor
-from pricing_service.repricer.inputs import LoadedInputs, fingerprint_json, load_segments
-from pricing_service.repricer.pricer import Pricer, RepriceCounts, next_boundary
-from pricing_service.store import keys
-from pricing_service.store.store import (
-    PublishRequest,
-    fingerprint,
+from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
+from pricing_service.repricer.inputs import LoadedInputs, load_segments
+from pricing_service.repricer.pricer import (
+    Pricer,
+    RepriceCounts,
+    next_boundary,
+    observe_outcomes,
 )
+from pricing_service.store import keys
+from pricing_service.store.store import PublishRequest, fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +52,19 @@ async def reprice_skus(
     return await pricer.price(compiled, unique, now or current_instant())
 
 
+@dataclass(frozen=True, slots=True)
+class Share:
+    """Which part of the catalogue a process reprices: the SKUs whose partition
+    (:func:`keys.sku_partition` over ``count``) is ``index``."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"share {self.index} of {self.count} does not exist")
+
+
 async def reprice_all(
     pricer: Pricer,
     compiled: CompiledRuleset,
@@ -63,92 +72,138 @@ async def reprice_all(
     *,
     chunk_size: int = CHUNK_SIZE,
     on_progress: Callable[[int], None] | None = None,
+    share: Share | None = None,
 ) -> RepriceCounts:
-    """Price every SKU in the catalogue and publish; ``on_progress`` gets each chunk's size."""
+    """Price every SKU in the catalogue (or its ``share``) and publish; ``on_progress``
+    gets the number of SKUs of each chunk done."""
     moment = now or current_instant()
     counts = RepriceCounts()
-    async for chunk in pricer.store.iter_skus(batch=chunk_size):
-        counts.add(await _price_chunk(pricer, compiled, chunk, moment))
-        if on_progress is not None:
-            on_progress(len(chunk))
+    # A chunk is published while the next one is read and priced: Redis runs the one
+    # chunk's scripts while this process prices the other.
+    publishing: asyncio.Task[RepriceCounts] | None = None
+    publishing_size = 0
+    try:
+        async for listed in pricer.store.iter_skus(batch=chunk_size):
+            chunk = listed
+            if share is not None and share.count > 1:
+                chunk = [s for s in listed if keys.sku_partition(s, share.count) == share.index]
+            planned = await _plan_chunk(pricer, compiled, chunk, moment)
+            if publishing is not None:
+                counts.add(await publishing)
+                if on_progress is not None:
+                    on_progress(publishing_size)
+            publishing = asyncio.create_task(_publish_chunk(pricer, compiled, planned, moment))
+            publishing_size = len(chunk)
+        if publishing is not None:
+            counts.add(await publishing)
+            if on_progress is not None:
+                on_progress(publishing_size)
+    except BaseException:
+        if publishing is not None and not publishing.done():
+            publishing.cancel()  # what it published stands; a rerun finishes the rest
+            with contextlib.suppress(BaseException):
+                await publishing
+        raise
     return counts
 
 
-async def _price_chunk(
+@dataclass(frozen=True, slots=True)
+class _PlannedChunk:
+    plan: ChunkPlan
+    read_at: int
+    frozen: bool
+
+
+async def _plan_chunk(
     pricer: Pricer, compiled: CompiledRuleset, skus: Sequence[str], now: datetime
-) -> RepriceCounts:
+) -> _PlannedChunk:
     segments = priced_segments(compiled)
-    read_at = await pricer.store.read_clock()
-    loaded = await load_segments(pricer.store, compiled, skus, now, [str(s) for s in segments])
-    frozen = await pricer.store.is_frozen()
-    horizon_end = int(now.timestamp() + compiled.horizon.total_seconds())
+    store = pricer.store
+    read_at = await store.read_clock()
+    raw_rows = await read_chunk(store, skus, [str(segment) for segment in segments])
+    frozen = await store.is_frozen()
+    # Pricing a chunk takes a second or so of CPU: off the event loop.
+    plan = await asyncio.to_thread(
+        plan_chunk,
+        compiled,
+        skus,
+        raw_rows,
+        segments,
+        now,
+        read_at=read_at,
+        boundary_lead_seconds=pricer.boundary_lead_seconds,
+    )
+    return _PlannedChunk(plan, read_at, frozen)
+
+
+async def _publish_chunk(
+    pricer: Pricer, compiled: CompiledRuleset, planned: _PlannedChunk, now: datetime
+) -> RepriceCounts:
+    plan, read_at, frozen = planned.plan, planned.read_at, planned.frozen
+    store = pricer.store
     counts = RepriceCounts()
     boundaries: dict[str, int | None] = {}
-    pending: list[tuple[PricingInputs, Segment, list[Decision]]] = []
-    for segment in segments:
-        entries = loaded[str(segment)]
-        by_currency: dict[str, list[str]] = defaultdict(list)
-        for sku, entry in entries.items():
-            if entry.inputs.override is None:
-                by_currency[entry.inputs.item.currency].append(sku)
-        batch_prices: dict[str, Decision] = {}
-        for group in by_currency.values():
-            batch_prices.update(_first_windows(compiled, entries, group, segment, now))
-        for sku, entry in entries.items():
-            from_batch = batch_prices.get(sku)
-            if (
-                from_batch is not None
-                and _single_window(from_batch, horizon_end)
-                and _matches_published(compiled, entry, segment, from_batch)
-            ):
-                pricer.observe(from_batch, counts)
-                continue
-            decisions = pricer.compute(compiled, sku, entry.inputs, segment, now, counts)
-            if decisions is None:
-                continue
-            if from_batch is not None and from_batch.price != decisions[0].price:
-                logger.error(
-                    "engine paths disagree on %s (segment %r): batch %s, single %s",
-                    sku,
-                    str(segment),
-                    from_batch.price,
-                    decisions[0].price,
-                )
-            pending.append((entry.inputs, segment, decisions))
-    await _publish_pending(pricer, compiled, pending, now, frozen, counts, boundaries, read_at)
-    await pricer.store.set_boundaries(boundaries)
+    observe_outcomes(plan.unchanged, counts)
+    observe_outcomes(plan.outcomes, counts)
+    if frozen:
+        counts.frozen += len(plan.prepared)
+        metrics.PUBLISHES.labels(outcome="frozen").inc(len(plan.prepared))
+    elif plan.prepared:
+        results = await store.publish_prepared(plan.prepared, now=now)
+        written = sum(1 for result in results if result.written)
+        moved = sum(
+            1
+            for result, outcome in zip(results, plan.outcomes, strict=True)
+            if result.written and outcome.changed
+        )
+        counts.published += written
+        metrics.PUBLISHES.labels(outcome="written").inc(written)
+        metrics.PUBLISHES.labels(outcome="unchanged").inc(len(results) - written)
+        metrics.PRICE_CHANGES.inc(moved)
+    for prepared, outcome in zip(plan.prepared, plan.outcomes, strict=True):
+        boundaries[keys.boundary_member(prepared.sku, prepared.segment)] = outcome.due
+    for outcome in plan.unchanged:
+        boundaries[keys.boundary_member(outcome.sku, outcome.segment)] = outcome.due
+    if plan.single:
+        counts.add(await _price_single(pricer, compiled, plan.single, now, frozen, read_at))
+    await store.set_boundaries(boundaries)
     return counts
 
 
-async def _publish_pending(
+async def _price_single(
     pricer: Pricer,
     compiled: CompiledRuleset,
-    pending: Sequence[tuple[PricingInputs, Segment, list[Decision]]],
+    skus: Sequence[str],
     now: datetime,
     frozen: bool,
-    counts: RepriceCounts,
-    boundaries: dict[str, int | None],
     read_at: int,
-) -> None:
-    """What :meth:`Pricer.publish` does for one schedule, for a whole chunk: one
-    pipelined round trip per :data:`PUBLISH_PIPELINE` schedules instead of two per SKU."""
+) -> RepriceCounts:
+    """The SKUs the fast lane left: priced by the single path, published in bulk."""
+    segments = priced_segments(compiled)
+    loaded = await load_segments(pricer.store, compiled, skus, now, [str(s) for s in segments])
+    counts = RepriceCounts()
+    boundaries: dict[str, int | None] = {}
+    pending: list[tuple[LoadedInputs, Segment, list[Decision]]] = []
+    for segment in segments:
+        for sku, entry in loaded[str(segment)].items():
+            decisions = pricer.compute(compiled, sku, entry.inputs, segment, now, counts)
+            if decisions is not None:
+                pending.append((entry, segment, decisions))
     for _, _, decisions in pending:
         pricer.observe(decisions[0], counts)
     if frozen:
         counts.frozen += len(pending)
         metrics.PUBLISHES.labels(outcome="frozen").inc(len(pending))
-        return
+        return counts
     requests = [
         PublishRequest(
-            sku=inputs.item.sku,
+            sku=entry.inputs.item.sku,
             segment=str(segment),
             decisions=decisions,
-            fingerprint_value=fingerprint(
-                compiled.version, str(segment), fingerprint_json(inputs), decisions
-            ),
+            fingerprint_value=fingerprint(compiled.version, str(segment), entry.digest, decisions),
             read_at=read_at,
         )
-        for inputs, segment, decisions in pending
+        for entry, segment, decisions in pending
     ]
     results = await pricer.store.publish_many(requests, now=now)
     for request, result in zip(requests, results, strict=True):
@@ -162,69 +217,5 @@ async def _publish_pending(
         boundaries[keys.boundary_member(request.sku, request.segment)] = next_boundary(
             request.decisions, now, pricer.boundary_lead_seconds
         )
-
-
-def _first_windows(
-    compiled: CompiledRuleset,
-    entries: dict[str, LoadedInputs],
-    skus: list[str],
-    segment: Segment,
-    now: datetime,
-) -> dict[str, Decision]:
-    """The window in force for ``skus`` (one currency), from the vectorised path."""
-    columns = encode_batch(compiled, [entries[sku].inputs for sku in skus], now)
-    result = decide_batch(compiled, columns, now, segment=segment)
-    return {
-        sku: _batch_decision(compiled, columns, result, index, now)
-        for index, sku in enumerate(skus)
-    }
-
-
-def _batch_decision(
-    compiled: CompiledRuleset,
-    columns: BatchInputs,
-    result: BatchDecisions,
-    index: int,
-    now: datetime,
-) -> Decision:
-    """One row of the vectorised result as a decision without an explanation: enough to
-    compare with the published schedule and to count, never published itself."""
-    currency = result.currency
-    price, until = int(result.price[index]), int(result.valid_until[index])
-    fired = int(result.guardrails_fired[index])
-    return Decision(
-        sku=result.skus[index],
-        segment="",
-        currency=currency,
-        price=None if price == MISSING else from_minor(price, currency),
-        valid_from=now,
-        valid_until=None if until == MISSING else datetime.fromtimestamp(until, tz=UTC),
-        rule_id=compiled.rules[int(result.rule_index[index])].id,
-        ruleset_version=compiled.version,
-        strategy=str(result.summary(index, compiled)["strategy"]),
-        steps=(),
-        guardrails_fired=tuple(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1),
-        inputs=(),
-        held_by=HELD_NAMES.get(int(result.held[index])),
-        changed=price != MISSING and price != int(columns.current[index]),
-    )
-
-
-def _single_window(decision: Decision, horizon_end: int) -> bool:
-    """Would the schedule hold this one window? (The single path stops at the first
-    window without a price or reaching past the horizon.)"""
-    return (
-        decision.price is None
-        or decision.valid_until is None
-        or decision.valid_until.timestamp() >= horizon_end
-    )
-
-
-def _matches_published(
-    compiled: CompiledRuleset, entry: LoadedInputs, segment: Segment, decision: Decision
-) -> bool:
-    published = entry.published
-    if published is None:
-        return False
-    mark = fingerprint(compiled.version, str(segment), fingerprint_json(entry.inputs), [decision])
-    return mark == published.fingerprint
+    await pricer.store.set_boundaries(boundaries)
+    return counts

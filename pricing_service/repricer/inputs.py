@@ -7,8 +7,9 @@ loop protection and the daily change limit look at.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +43,43 @@ class LoadedInputs:
 
     inputs: PricingInputs
     published: Schedule | None
+    digest: str  # of the raw inputs: see inputs_digest
+
+
+@dataclass(frozen=True, slots=True)
+class DigestParts:
+    """One SKU's inputs as stored, for :func:`inputs_digest`."""
+
+    item: bytes
+    offers: Sequence[bytes]  # the offers in force, ordered by (competitor, value)
+    override: bytes | None  # only while in force
+    sales: Mapping[bytes, bytes]
+    elasticity: bytes | None
+
+
+def inputs_digest(parts: DigestParts) -> str:
+    """Identifies a SKU's pricing inputs for the schedule fingerprint, from the values as
+    stored, so every path that prices the SKU agrees without building models.
+
+    Left out: our own published schedule (its price in force and moves; otherwise every
+    publish would change the next fingerprint and each SKU would be written twice: the
+    decisions in the fingerprint still capture their effect), offers the engine does not
+    use (quarantined, unknown competitors), an override no longer in force, and the
+    elasticity's ``fitted_at``: a refit that finds the same estimate changes no price.
+    Sales buckets are sorted: a hash's field order can change between reads.
+    """
+    digest = hashlib.blake2b(parts.item, digest_size=16)
+    for offer in parts.offers:
+        digest.update(b"\0o" + offer)
+    if parts.override is not None:
+        digest.update(b"\0v" + parts.override)
+    for field_name, value in sorted(parts.sales.items()):
+        digest.update(b"\0s" + field_name + b"=" + value)
+    if parts.elasticity is not None:
+        estimate = json.loads(parts.elasticity)
+        estimate.pop("fitted_at", None)
+        digest.update(b"\0e" + json.dumps(estimate, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 async def load_inputs(
@@ -69,13 +107,7 @@ async def load_segments(
     per_sku = 5 + len(segments)
     async with store.redis.pipeline(transaction=False) as pipe:
         for sku in skus:
-            pipe.get(keys.item(sku))
-            pipe.hgetall(keys.offers(sku))
-            pipe.get(keys.override(sku))
-            pipe.hgetall(keys.sales(sku))
-            pipe.get(keys.elasticity(sku))
-            for segment in segments:
-                pipe.get(keys.schedule(sku, segment))
+            queue_input_reads(pipe, sku, segments)
         raw: list[Any] = await pipe.execute()
     result: dict[str, dict[str, LoadedInputs]] = {segment: {} for segment in segments}
     for index, sku in enumerate(skus):
@@ -84,8 +116,17 @@ async def load_segments(
         if raw_item is None:
             continue
         facts = ItemFacts.model_validate_json(raw_item)
-        observations = _accepted_offers(compiled, raw_offers)
-        override = _active_override(raw_override, now)
+        observations, in_force = _accepted_offers(compiled, raw_offers)
+        override = active_override(raw_override, now)
+        digest = inputs_digest(
+            DigestParts(
+                item=raw_item,
+                offers=in_force,
+                override=None if override is None else raw_override,
+                sales=raw_sales,
+                elasticity=raw_elasticity,
+            )
+        )
         demand = demand_from_sales(raw_sales, now, facts.inventory)
         elasticity = elasticity_estimate(raw_elasticity)
         for position, segment in enumerate(segments):
@@ -105,8 +146,20 @@ async def load_segments(
                 elasticity=elasticity,
                 override=override,
             )
-            result[segment][sku] = LoadedInputs(inputs=inputs, published=published)
+            result[segment][sku] = LoadedInputs(inputs=inputs, published=published, digest=digest)
     return result
+
+
+def queue_input_reads(pipe: Any, sku: str, segments: Sequence[str]) -> None:
+    """Queue the reads of one SKU's inputs: item, offers, override, sales, elasticity,
+    then its schedule in each segment."""
+    pipe.get(keys.item(sku))
+    pipe.hgetall(keys.offers(sku))
+    pipe.get(keys.override(sku))
+    pipe.hgetall(keys.sales(sku))
+    pipe.get(keys.elasticity(sku))
+    for segment in segments:
+        pipe.get(keys.schedule(sku, segment))
 
 
 def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:
@@ -116,25 +169,23 @@ def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:
 
 def _accepted_offers(
     compiled: CompiledRuleset, raw: dict[bytes, bytes]
-) -> tuple[CompetitorObservation, ...]:
+) -> tuple[tuple[CompetitorObservation, ...], list[bytes]]:
     """Offers in force (accepted, or the last accepted one behind a quarantined one) from
-    competitors the ruleset knows, in competitor order: offers
-    the engine would ignore stay out of the inputs, and so out of the fingerprint."""
-    offers = (OfferStatus.model_validate_json(value) for value in raw.values())
-    return tuple(
-        sorted(
-            (
-                observation
-                for offer in offers
-                if (observation := offer.in_force) is not None
-                and observation.competitor in compiled.known_competitors
-            ),
-            key=lambda observation: observation.competitor,
-        )
+    competitors the ruleset knows, in competitor order, and their stored values ordered
+    for :func:`inputs_digest`: offers the engine would ignore stay out of both."""
+    in_force: list[tuple[str, bytes, CompetitorObservation]] = []
+    for value in raw.values():
+        observation = OfferStatus.model_validate_json(value).in_force
+        if observation is not None and observation.competitor in compiled.known_competitors:
+            in_force.append((observation.competitor, value, observation))
+    observations = tuple(
+        observation for _, _, observation in sorted(in_force, key=lambda entry: entry[0])
     )
+    return observations, [value for _, value, _ in sorted(in_force, key=lambda e: e[:2])]
 
 
-def _active_override(raw: bytes | None, now: datetime) -> PriceOverride | None:
+def active_override(raw: bytes | None, now: datetime) -> PriceOverride | None:
+    """The override stored as ``raw``, if it is still in force at ``now``."""
     if raw is None:
         return None
     stored = Override.model_validate_json(raw)
@@ -172,25 +223,3 @@ def _with_published_price(
             "recent_changes": tuple(changes),
         }
     )
-
-
-def fingerprint_json(inputs: PricingInputs) -> str:
-    """The inputs as canonical JSON for the schedule fingerprint.
-
-    Left out: the price in force and its history, which our own previous publish sets
-    (otherwise every publish would change the next fingerprint and each SKU would be
-    written twice; the decisions in the fingerprint still capture their effect), and the
-    demand's ``as_of``, which is the time of reading, not a fact, and the elasticity's
-    ``fitted_at``: a refit that finds the same estimate changes no price. Tags are sorted:
-    set order differs between processes.
-    """
-    payload = inputs.model_dump(
-        mode="json",
-        exclude={
-            "item": {"current_price", "last_changed_at", "recent_changes"},
-            "demand": {"as_of"},
-            "elasticity": {"fitted_at"},
-        },
-    )
-    payload["item"]["tags"] = sorted(payload["item"].get("tags", []))
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))

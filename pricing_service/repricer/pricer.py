@@ -10,7 +10,8 @@ ahead of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -21,7 +22,7 @@ from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import priced_segments
-from pricing_service.repricer.inputs import fingerprint_json, load_segments
+from pricing_service.repricer.inputs import load_segments
 from pricing_service.store import keys
 from pricing_service.store.store import Store, fingerprint
 
@@ -66,6 +67,46 @@ def next_boundary(decisions: Sequence[Decision], now: datetime, lead_seconds: in
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What counting and metrics need of the decision for a schedule's window in force."""
+
+    sku: str
+    segment: str
+    strategy: str
+    guardrails_fired: Sequence[str]
+    held_by: str | None
+    priced: bool
+    changed: bool
+    due: int | None  # when to reprice next (see next_boundary)
+
+
+def observe_outcomes(outcomes: Iterable[Outcome], counts: RepriceCounts) -> None:
+    """Count decisions and observe their metrics, one increment per label value."""
+    strategies: Counter[str] = Counter()
+    clamps: Counter[str] = Counter()
+    trips: Counter[str] = Counter()
+    for outcome in outcomes:
+        strategies[outcome.strategy] += 1
+        clamps.update(outcome.guardrails_fired)
+        if outcome.held_by is not None:
+            trips[outcome.held_by] += 1
+        if not outcome.priced:
+            counts.unpriced += 1
+        elif outcome.changed:
+            counts.priced += 1
+            counts.changed += 1
+        else:
+            counts.priced += 1
+            counts.unchanged += 1
+    for strategy, count in strategies.items():
+        metrics.DECISIONS.labels(strategy=strategy).inc(count)
+    for guardrail, count in clamps.items():
+        metrics.GUARDRAIL_CLAMPS.labels(guardrail=guardrail).inc(count)
+    for kind, count in trips.items():
+        metrics.LOOP_BREAKER_TRIPS.labels(kind=kind).inc(count)
+
+
 class Pricer:
     """Computes and publishes schedules; shared by the worker and ``reprice``."""
 
@@ -92,6 +133,7 @@ class Pricer:
                     await self.publish(
                         compiled,
                         entry.inputs,
+                        entry.digest,
                         segment,
                         decisions,
                         now,
@@ -128,6 +170,7 @@ class Pricer:
         self,
         compiled: CompiledRuleset,
         inputs: PricingInputs,
+        digest: str,
         segment: Segment,
         decisions: list[Decision],
         now: datetime,
@@ -138,14 +181,15 @@ class Pricer:
         read_at: int = 0,
     ) -> None:
         """Publish one schedule (unless frozen), count it and observe its metrics;
-        ``read_at``: :meth:`Store.read_clock` before the inputs were read."""
+        ``digest``: of the raw inputs (see ``inputs_digest``); ``read_at``:
+        :meth:`Store.read_clock` before the inputs were read."""
         sku, name = inputs.item.sku, str(segment)
         self.observe(decisions[0], counts)
         if frozen:
             counts.frozen += 1
             metrics.PUBLISHES.labels(outcome="frozen").inc()
             return
-        mark = fingerprint(compiled.version, name, fingerprint_json(inputs), decisions)
+        mark = fingerprint(compiled.version, name, digest, decisions)
         result = await self.store.publish(
             sku, name, decisions, fingerprint_value=mark, now=now, read_at=read_at
         )
@@ -163,19 +207,17 @@ class Pricer:
     @staticmethod
     def observe(first: Decision, counts: RepriceCounts) -> None:
         """Count the decision for the window in force and observe its metrics."""
-        metrics.DECISIONS.labels(strategy=first.strategy).inc()
-        for guardrail in first.guardrails_fired:
-            metrics.GUARDRAIL_CLAMPS.labels(guardrail=guardrail).inc()
-        if first.held_by is not None:
-            metrics.LOOP_BREAKER_TRIPS.labels(kind=first.held_by).inc()
-        if first.price is None:
-            counts.unpriced += 1
-            return
-        counts.priced += 1
-        if first.changed:
-            counts.changed += 1
-        else:
-            counts.unchanged += 1
+        outcome = Outcome(
+            sku=first.sku,
+            segment=first.segment,
+            strategy=first.strategy,
+            guardrails_fired=first.guardrails_fired,
+            held_by=first.held_by,
+            priced=first.price is not None,
+            changed=first.changed,
+            due=None,
+        )
+        observe_outcomes([outcome], counts)
 
     async def update_boundaries(self, boundaries: dict[str, int | None]) -> None:
         if not boundaries:

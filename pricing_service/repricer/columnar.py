@@ -1,0 +1,564 @@
+"""The full reprice's fast lane: a chunk of SKUs read, priced, explained and published
+without one Python object per input.
+
+:func:`load_segments` builds pydantic models for every input of every SKU and the single
+path explains as it prices: together about 250 µs a SKU. Here one Lua call reads a whole
+chunk's raw values, plain ``json`` turns them into the columns of
+:class:`~pricing_service.engine.batch.BatchInputs` (minor units parsed from the stored
+decimal text), :func:`~pricing_service.engine.batch.decide_batch` prices them,
+:mod:`~pricing_service.engine.batch_explanation` tells each decision's story word for
+word as the single path would, and the store publishes the chunk in one script call.
+
+A SKU this lane cannot take (an override in force, a schedule with more than one window,
+an explanation shape it does not tell, a stored value it does not parse) comes back in
+:attr:`ChunkPlan.single` for the single path, which prices and publishes it as before.
+Both lanes fingerprint a schedule from the same raw inputs (:func:`inputs_digest`), so
+they agree on what is already published.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+from weakref import WeakKeyDictionary
+
+import numpy as np
+from redis.commands.core import AsyncScript
+
+from pricing_service.engine.batch import (
+    HELD_NAMES,
+    MISSING,
+    BatchDecisions,
+    BatchInputs,
+    Vocabulary,
+    decide_batch,
+    strategy_name,
+    unfilled_columns,
+)
+from pricing_service.engine.batch_explanation import (
+    OfferFacts,
+    RowFacts,
+    demand_text,
+    explain_row,
+    money_text,
+)
+from pricing_service.engine.compiled import CompiledRuleset, fired_names
+from pricing_service.engine.history import elasticity_basis_points, move_history_of
+from pricing_service.engine.inputs import Segment
+from pricing_service.money import minor_unit_digits
+from pricing_service.repricer.inputs import (
+    DigestParts,
+    active_override,
+    elasticity_estimate,
+    inputs_digest,
+    queue_input_reads,
+)
+from pricing_service.repricer.pricer import Outcome
+from pricing_service.store import keys
+from pricing_service.store.store import (
+    PreparedPublish,
+    Store,
+    StoredSchedule,
+    demand_from_sales,
+    encode_audit_entries,
+    fingerprint_windows,
+)
+
+#: SKUs per read script call: one call blocks Redis for a few milliseconds at most.
+READ_BATCH = 500
+
+#: Reads every input of many SKUs in one call. KEYS: per SKU its item, offers, override,
+#: sales and elasticity keys, then one schedule key per segment. ARGV: keys per SKU.
+#: Returns per SKU {item, offers (flat), override, sales (flat), elasticity, schedules...}.
+_READ_CHUNK = """
+local per = tonumber(ARGV[1])
+local out = {}
+for base = 0, #KEYS - 1, per do
+  local row = {
+    redis.call('GET', KEYS[base + 1]),
+    redis.call('HGETALL', KEYS[base + 2]),
+    redis.call('GET', KEYS[base + 3]),
+    redis.call('HGETALL', KEYS[base + 4]),
+    redis.call('GET', KEYS[base + 5]),
+  }
+  for i = base + 6, base + per do
+    row[#row + 1] = redis.call('GET', KEYS[i])
+  end
+  out[#out + 1] = row
+end
+return out
+"""
+
+
+class _NotForThisLane(Exception):
+    """A SKU this lane leaves to the single path."""
+
+
+@dataclass(slots=True)
+class _Row:
+    """One SKU's inputs as parsed for one segment's columns."""
+
+    sku: str
+    currency: str
+    numbers: list[int]  # cost, list, map, min, max, current, last_changed (MISSING if none)
+    inventory: float
+    category: str | None
+    brand: str | None
+    tags: Sequence[str]
+    points: list[tuple[int, int]]  # recent changes (epoch, minor), oldest first
+    offers: list[tuple[str, int, int, bool, int]]  # competitor, price, shipping, stock, seen
+    velocity_ratio: float
+    days_of_supply: float
+    elasticity: tuple[int, float, int] | None
+    facts: RowFacts
+    digest: str
+    published_fingerprint: str | None
+
+
+@dataclass(slots=True)
+class ChunkPlan:
+    """What the fast lane made of a chunk: schedules to publish with the outcome of
+    each (same order), outcomes of decisions already published (same fingerprint), and
+    the SKUs left to the single path."""
+
+    prepared: list[PreparedPublish] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    unchanged: list[Outcome] = field(default_factory=list)
+    single: list[str] = field(default_factory=list)
+
+
+async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
+    """Every input of ``skus`` as stored, per SKU in order (see ``_READ_CHUNK``)."""
+    per = 5 + len(segments)
+    rows: list[list[Any]] = []
+    for start in range(0, len(skus), READ_BATCH):
+        batch = skus[start : start + READ_BATCH]
+        if store.cluster:
+            # Every SKU is its own hash slot: one script cannot read several on a cluster.
+            async with store.redis.pipeline(transaction=False) as pipe:
+                for sku in batch:
+                    queue_input_reads(pipe, sku, segments)
+                flat: list[Any] = await pipe.execute()
+            for index in range(len(batch)):
+                row = flat[index * per : (index + 1) * per]
+                row[1] = _flatten(row[1])
+                row[3] = _flatten(row[3])
+                rows.append(row)
+            continue
+        script_keys: list[str] = []
+        for sku in batch:
+            tag = keys.item(sku)[: -len(":item")]
+            script_keys += [
+                tag + ":item",
+                tag + ":offers",
+                tag + ":override",
+                tag + ":sales",
+                tag + ":elasticity",
+            ]
+            script_keys += [keys.schedule(sku, segment) for segment in segments]
+        reply = await _read_script(store)(keys=script_keys, args=[per])
+        rows.extend(cast(list[list[Any]], reply))
+    return rows
+
+
+_READ_SCRIPTS: WeakKeyDictionary[Store, AsyncScript] = WeakKeyDictionary()
+
+
+def _read_script(store: Store) -> AsyncScript:
+    script = _READ_SCRIPTS.get(store)
+    if script is None:  # redis-py loads it again by itself after a Redis restart
+        script = _READ_SCRIPTS[store] = store.redis.register_script(_READ_CHUNK)
+    return script
+
+
+def _flatten(mapping: dict[bytes, bytes]) -> list[bytes]:
+    return [part for pair in mapping.items() for part in pair]
+
+
+def _minor(text: Any, digits: int) -> int:
+    """Minor units from a stored decimal string, or :class:`_NotForThisLane` for any
+    text whose ``str(Decimal(text))`` would read differently (the explanation quotes it)."""
+    if not isinstance(text, str):
+        raise _NotForThisLane
+    whole, dot, fraction = text.partition(".")
+    if (
+        not whole.isdigit()
+        or (len(whole) > 1 and whole[0] == "0")
+        or len(fraction) > digits
+        or (fraction and not fraction.isdigit())
+        or (dot and not fraction)
+    ):
+        raise _NotForThisLane
+    scale: int = 10**digits
+    return int(whole) * scale + (int(fraction.ljust(digits, "0")) if digits else 0)
+
+
+def _optional_minor(text: Any, digits: int) -> int:
+    return int(MISSING) if text is None else _minor(text, digits)
+
+
+def _epoch(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise _NotForThisLane  # never stored by the service; the single path says why
+    return int(moment.timestamp())
+
+
+def parse_row(
+    compiled: CompiledRuleset,
+    sku: str,
+    raw: Sequence[Any],
+    segment_index: int,
+    now: datetime,
+) -> _Row:
+    """One SKU's raw inputs (a row of :func:`read_chunk`) for one segment's columns."""
+    raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = raw[:5]
+    if raw_item is None:
+        raise LookupError(sku)
+    if raw_override is not None and active_override(raw_override, now) is not None:
+        raise _NotForThisLane
+    epoch = int(now.timestamp())
+    item = json.loads(raw_item)
+    currency = item["currency"]
+    digits = minor_unit_digits(currency)
+    numbers = [
+        _optional_minor(item.get(name), digits)
+        for name in ("cost", "list_price", "map_price", "min_price", "max_price", "current_price")
+    ]
+    current_text = item.get("current_price")
+    changed_text = item.get("last_changed_at")
+    changed_at = None if changed_text is None else _epoch(changed_text)
+    points = [
+        (_epoch(change["at"]), _minor(change["price"], digits))
+        for change in item.get("recent_changes") or ()
+    ]
+    published_fingerprint = None
+    raw_schedule = raw[5 + segment_index]
+    if raw_schedule is not None:
+        stored = StoredSchedule.parse(raw_schedule)
+        published_fingerprint = stored.fingerprint
+        schedule = json.loads(stored.schedule_json)
+        if schedule["c"] == currency:
+            moves, in_force = _published_moves(stored.moves, schedule["w"], epoch, digits)
+            if in_force is not None:
+                points = moves
+                current_text = in_force
+                numbers[5] = _minor(in_force, digits)
+                changed_at = points[-1][0]
+    numbers.append(int(MISSING) if changed_at is None else changed_at)
+
+    known = compiled.known_competitors
+    offers: list[tuple[str, int, int, bool, int]] = []
+    offer_facts: list[OfferFacts] = []
+    offer_values: list[tuple[str, bytes]] = []
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for position in range(1, len(raw_offers), 2):
+        status = json.loads(raw_offers[position])
+        observation = (
+            status["observation"]
+            if status.get("status", "accepted") == "accepted"
+            else status.get("last_accepted")
+        )
+        if observation is None or observation["competitor"] not in known:
+            continue
+        offer_values.append((observation["competitor"], raw_offers[position]))
+        seen = _epoch(observation["observed_at"])
+        name = observation["competitor"]
+        if name not in latest or seen > latest[name][0]:
+            latest[name] = (seen, observation)
+    for name in sorted(latest):
+        seen, observation = latest[name]
+        price_text, shipping_text = observation["price"], observation.get("shipping")
+        same = observation["currency"] == currency
+        offer_digits = minor_unit_digits(observation["currency"])
+        price = _minor(price_text, offer_digits)
+        shipping = int(MISSING) if shipping_text is None else _minor(shipping_text, offer_digits)
+        in_stock = observation.get("in_stock", True)
+        offers.append(
+            (
+                name,
+                price if same else int(MISSING),
+                shipping if same else int(MISSING),
+                in_stock,
+                seen,
+            )
+        )
+        value = f"{price_text} {observation['currency']}"
+        if shipping_text is not None:
+            value += f" + {shipping_text} shipping"
+        value += "" if in_stock else " (out of stock)"
+        offer_facts.append(OfferFacts(name, value, observation.get("source", "crawler")))
+
+    inventory = item.get("inventory")
+    velocity_ratio = days_of_supply = float("nan")
+    demand = None
+    sales = dict(zip(raw_sales[::2], raw_sales[1::2], strict=True)) if raw_sales else {}
+    if sales:
+        stats = demand_from_sales(sales, now, inventory)
+        if stats is not None:
+            ratio, supply = stats.velocity_ratio, stats.days_of_supply
+            velocity_ratio = float("nan") if ratio is None else ratio
+            days_of_supply = float("nan") if supply is None else supply
+            demand = demand_text(ratio, supply)
+    elasticity = None
+    estimate = elasticity_estimate(raw_elasticity)
+    if estimate is not None:
+        elasticity = (
+            elasticity_basis_points(estimate.elasticity),
+            estimate.standard_error,
+            estimate.observations,
+        )
+    facts = RowFacts(
+        current_price=current_text,
+        current_age=None if changed_at is None else max(0, epoch - changed_at),
+        cost=item.get("cost"),
+        list_price=item.get("list_price"),
+        offers=offer_facts,
+        demand=demand,
+        demand_age=None if demand is None else 0,
+    )
+    digest = inputs_digest(
+        DigestParts(
+            item=raw_item,
+            offers=[value for _, value in sorted(offer_values)],
+            override=None,
+            sales=sales,
+            elasticity=raw_elasticity,
+        )
+    )
+    return _Row(
+        sku=sku,
+        currency=currency,
+        numbers=numbers,
+        inventory=float("nan") if inventory is None else float(inventory),
+        category=item.get("category"),
+        brand=item.get("brand"),
+        tags=item.get("tags") or (),
+        points=points,
+        offers=offers,
+        velocity_ratio=velocity_ratio,
+        days_of_supply=days_of_supply,
+        elasticity=elasticity,
+        facts=facts,
+        digest=digest,
+        published_fingerprint=published_fingerprint,
+    )
+
+
+def _published_moves(
+    moves: bytes, windows: list[list[Any]], epoch: int, digits: int
+) -> tuple[list[tuple[int, int]], str | None]:
+    """The price changes our own schedule made, oldest first, and the price in force
+    (what ``_with_published_price`` in :mod:`~pricing_service.repricer.inputs` does)."""
+    points: list[tuple[int, int]] = []
+    if moves != b"-":
+        for entry in reversed(moves.split(b",")):
+            at, price = entry.decode().split(":", 1)
+            points.append((int(at), _minor(price, digits)))
+    in_force = None
+    for valid_from, _, price_text in windows:
+        if valid_from > epoch:
+            break
+        if price_text is None:
+            continue
+        in_force = price_text
+        minor = _minor(price_text, digits)
+        if not points or points[-1][1] != minor:
+            points.append((int(valid_from), minor))
+    return points, in_force
+
+
+def encode_rows(compiled: CompiledRuleset, rows: Sequence[_Row], now: datetime) -> BatchInputs:
+    """The columns of ``rows`` (one currency)."""
+    vocabulary = Vocabulary(compiled)
+    epoch = int(now.timestamp())
+    window = compiled.loop_window_seconds
+    n = len(rows)
+    k = max(1, max(len(row.offers) for row in rows))
+    numbers = np.array([row.numbers for row in rows], np.int64).reshape(n, 7)
+    sku_rules = [compiled.rules[r].skus or frozenset() for r in vocabulary.sku_rules]
+    columns = BatchInputs(
+        currency=rows[0].currency,
+        skus=[row.sku for row in rows],
+        cost=numbers[:, 0].copy(),
+        list_price=numbers[:, 1].copy(),
+        map_price=numbers[:, 2].copy(),
+        min_price=numbers[:, 3].copy(),
+        max_price=numbers[:, 4].copy(),
+        current=numbers[:, 5].copy(),
+        last_changed=numbers[:, 6].copy(),
+        inventory=np.array([row.inventory for row in rows], np.float64),
+        category=np.array(
+            [vocabulary.categories.get(row.category or "", -1) for row in rows], np.int32
+        ),
+        brand=np.array([vocabulary.brands.get(row.brand or "", -1) for row in rows], np.int32),
+        tags=np.array(
+            [
+                sum(1 << vocabulary.tags[t] for t in set(row.tags) if t in vocabulary.tags)
+                for row in rows
+            ],
+            np.uint64,
+        ),
+        sku_in_rule=np.array(
+            [[row.sku in skus for skus in sku_rules] for row in rows], dtype=bool
+        ).reshape(n, len(sku_rules)),
+        velocity_ratio=np.array([row.velocity_ratio for row in rows], np.float64),
+        days_of_supply=np.array([row.days_of_supply for row in rows], np.float64),
+        **unfilled_columns(n, k),
+    )
+    codes = vocabulary.competitors
+    for index, row in enumerate(rows):
+        current = row.numbers[5]
+        changed = row.numbers[6]
+        if row.points or current != MISSING:
+            history = move_history_of(
+                row.points,
+                None if current == MISSING else current,
+                None if changed == MISSING else changed,
+                epoch,
+                window,
+            )
+            columns.last_direction[index] = history.last_direction
+            columns.run_length[index] = history.run_length
+            columns.flips[index] = history.flips
+            if history.price_day_ago is not None:
+                columns.price_day_ago[index] = history.price_day_ago
+        for slot, (name, price, shipping, in_stock, seen) in enumerate(row.offers):
+            columns.offer_competitor[index, slot] = codes[name]
+            columns.offer_price[index, slot] = price
+            columns.offer_shipping[index, slot] = shipping
+            columns.offer_in_stock[index, slot] = in_stock
+            columns.offer_observed[index, slot] = seen
+        if row.elasticity is not None:
+            (
+                columns.elasticity_bp[index],
+                columns.elasticity_se[index],
+                columns.elasticity_n[index],
+            ) = row.elasticity
+    return columns
+
+
+def plan_chunk(
+    compiled: CompiledRuleset,
+    skus: Sequence[str],
+    raw_rows: Sequence[Sequence[Any]],
+    segments: Sequence[Segment],
+    now: datetime,
+    *,
+    read_at: int,
+    boundary_lead_seconds: int,
+) -> ChunkPlan:
+    """Price, explain and encode a chunk read by :func:`read_chunk` (pure: no I/O)."""
+    plan = ChunkPlan()
+    epoch = int(now.timestamp())
+    horizon_end = epoch + int(compiled.horizon.total_seconds())
+    single: set[str] = set()
+    for segment_index, segment in enumerate(segments):
+        by_currency: dict[str, list[_Row]] = {}
+        for sku, raw in zip(skus, raw_rows, strict=True):
+            if sku in single:
+                continue
+            try:
+                row = parse_row(compiled, sku, raw, segment_index, now)
+            except LookupError:
+                continue  # deleted since it was listed
+            except Exception:  # the single path prices it, or logs why it cannot
+                single.add(sku)
+                continue
+            by_currency.setdefault(row.currency, []).append(row)
+        for rows in by_currency.values():
+            columns = encode_rows(compiled, rows, now)
+            result = decide_batch(compiled, columns, now, segment=segment)
+            _plan_rows(
+                compiled,
+                rows,
+                columns,
+                result,
+                str(segment),
+                epoch,
+                horizon_end,
+                read_at,
+                boundary_lead_seconds,
+                plan,
+                single,
+            )
+    # A SKU left to the single path is priced there in every segment.
+    kept = [index for index, p in enumerate(plan.prepared) if p.sku not in single]
+    plan.prepared = [plan.prepared[index] for index in kept]
+    plan.outcomes = [plan.outcomes[index] for index in kept]
+    plan.unchanged = [outcome for outcome in plan.unchanged if outcome.sku not in single]
+    plan.single = sorted(single)
+    return plan
+
+
+def _plan_rows(
+    compiled: CompiledRuleset,
+    rows: Sequence[_Row],
+    columns: BatchInputs,
+    result: BatchDecisions,
+    segment: str,
+    epoch: int,
+    horizon_end: int,
+    read_at: int,
+    lead: int,
+    plan: ChunkPlan,
+    single: set[str],
+) -> None:
+    version = compiled.version
+    quoted_version = json.dumps(version)
+    digits = minor_unit_digits(columns.currency)
+    for index, row in enumerate(rows):
+        until = int(result.valid_until[index])
+        if until != MISSING and until < horizon_end:
+            single.add(row.sku)  # more than one window: the single path builds schedules
+            continue
+        final = int(result.price[index])
+        price = None if final == MISSING else money_text(final, digits)
+        rule = compiled.rules[int(result.rule_index[index])]
+        window = (epoch, None if until == MISSING else until, price)
+        mark = fingerprint_windows(version, segment, row.digest, [(*window, rule.id)])
+        held = int(result.held[index])
+        outcome = Outcome(
+            sku=row.sku,
+            segment=segment,
+            strategy=strategy_name(rule, int(result.strategy_position[index])),
+            guardrails_fired=fired_names(int(result.guardrails_fired[index])),
+            held_by=HELD_NAMES.get(held),
+            priced=price is not None,
+            changed=price is not None and final != int(columns.current[index]),
+            due=None if until == MISSING or until - lead <= epoch else until - lead,
+        )
+        if mark == row.published_fingerprint:
+            plan.unchanged.append(outcome)  # already published: no explanation needed
+            continue
+        told = explain_row(compiled, columns, result, index, row.facts, epoch, segment)
+        if told is None:
+            single.add(row.sku)
+            continue
+        # What encode_schedule writes for one window (a test holds them equal), formatted
+        # directly: json.dumps costs more than the rest of this loop's formatting.
+        until_json = "null" if until == MISSING else str(until)
+        price_json = "null" if price is None else f'"{price}"'
+        schedule_json = (
+            f'{{"v":{quoted_version},"c":"{row.currency}",'
+            f'"w":[[{epoch},{until_json},{price_json}]]}}'
+        )
+        plan.prepared.append(
+            PreparedPublish(
+                sku=row.sku,
+                segment=segment,
+                fingerprint=mark,
+                schedule_json=schedule_json,
+                audit=encode_audit_entries([told], [list(window)], segment),
+                current_price="" if price is None else price,
+                price_epoch=epoch,
+                read_at=read_at,
+            )
+        )
+        plan.outcomes.append(outcome)
+
+
+__all__ = ["ChunkPlan", "plan_chunk", "read_chunk"]

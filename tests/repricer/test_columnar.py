@@ -1,0 +1,303 @@
+"""The full reprice's fast lane publishes exactly what the single path would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, Segment
+from pricing_service.engine.schedule import schedule
+from pricing_service.engine.segments import priced_segments
+from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
+from pricing_service.repricer.full import Share, reprice_all
+from pricing_service.repricer.inputs import load_segments
+from pricing_service.repricer.parallel import reprice_all_in_processes
+from pricing_service.repricer.pricer import Pricer
+from pricing_service.settings import Settings
+from pricing_service.store.store import (
+    OfferStatus,
+    Override,
+    PublishRequest,
+    Sale,
+    Store,
+    StoredElasticity,
+    fingerprint,
+)
+from tests.repricer.helpers import compile_rules, write_rules
+
+NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+
+#: Something of every shape the fast lane tells: competitor references (lowest, median,
+#: one competitor) with fallbacks, a demand adjustment, rounding, every common guardrail,
+#: two segments; and shapes it leaves to the single path (elasticity, a time window).
+RULES = """
+timezone: America/New_York
+horizon: 2d
+competitors:
+  alpha: { name: Alpha }
+  beta: { name: Beta }
+  gamma: { name: Gamma }
+  ours: { name: Our outlet, ours: true }
+segments:
+  channel: [web, app]
+guardrails:
+  min_margin: "8%"
+  enforce_map: true
+  max_change: "15%"
+  rounding: { ending: ".99" }
+default:
+  description: Cost plus 35%.
+  owner: test@example.com
+  strategy: { cost_plus: "35%" }
+  fallback:
+    - list_price: true
+rules:
+  - id: beat-lowest
+    description: Beat the lowest offer by 1%.
+    owner: test@example.com
+    priority: 40
+    match: { categories: [electronics] }
+    strategy:
+      competitor: { reference: lowest, action: beat, by: "1%", max_age: 2d }
+    fallback:
+      - cost_plus: "25%"
+    adjustments:
+      - id: hot
+        description: Selling fast, stock short.
+        signals: { velocity_ratio: { above: 1.2 } }
+        change: "+4%"
+  - id: median
+    description: Match the median offer with shipping.
+    owner: test@example.com
+    priority: 30
+    match: { categories: [home] }
+    strategy:
+      competitor: { reference: median, include_shipping: true, max_age: 3d }
+  - id: follow-beta
+    description: Match Beta in the app.
+    owner: test@example.com
+    priority: 25
+    match: { categories: [toys], segment: { channel: app } }
+    strategy:
+      competitor: { reference: competitor, competitor: beta, in_stock_only: true }
+    fallback:
+      - keep_current: true
+  - id: elastic
+    description: Profit-maximising price.
+    owner: test@example.com
+    priority: 20
+    match: { categories: [garden] }
+    strategy:
+      elasticity: { max_standard_error: "0.5", min_observations: 5 }
+    fallback:
+      - list_price: true
+  - id: books
+    description: Ten percent off the list price.
+    owner: test@example.com
+    priority: 10
+    match: { categories: [books] }
+    strategy: { discount: "10%" }
+"""
+
+
+def _offer(competitor: str, price: str, hours: float, **extra: object) -> OfferStatus:
+    observation = CompetitorObservation(
+        competitor=competitor,
+        price=Decimal(price),
+        currency=str(extra.pop("currency", "USD")),
+        observed_at=NOW - timedelta(hours=hours),
+        **extra,  # type: ignore[arg-type]
+    )
+    return OfferStatus(observation=observation, received_at=NOW)
+
+
+async def _catalogue(store: Store) -> list[str]:
+    items = [
+        ItemFacts(
+            sku="E-1",
+            currency="USD",
+            cost=Decimal("10.00"),
+            list_price=Decimal("19.00"),
+            category="electronics",
+            inventory=4,
+            current_price=Decimal("17.00"),
+        ),
+        ItemFacts(
+            sku="E-2",
+            currency="USD",
+            cost=Decimal("10.5"),
+            list_price=Decimal("19.9"),
+            category="electronics",
+            map_price=Decimal("16.00"),
+        ),
+        ItemFacts(
+            sku="E-3",
+            currency="USD",
+            cost=Decimal("100.00"),
+            category="electronics",
+            tags=frozenset({"new", "clearance"}),
+        ),
+        ItemFacts(
+            sku="H-1",
+            currency="USD",
+            cost=Decimal("20.00"),
+            list_price=Decimal("40.00"),
+            category="home",
+            current_price=Decimal("35.00"),
+            last_changed_at=NOW - timedelta(days=3),
+        ),
+        ItemFacts(
+            sku="T-1",
+            currency="USD",
+            list_price=Decimal("30.00"),
+            category="toys",
+            current_price=Decimal("29.00"),
+        ),
+        ItemFacts(sku="T-2", currency="USD", list_price=Decimal("30.00"), category="toys"),
+        ItemFacts(
+            sku="B-1",
+            currency="USD",
+            cost=Decimal("5.00"),
+            list_price=Decimal("12.00"),
+            category="books",
+        ),
+        ItemFacts(
+            sku="G-1",
+            currency="USD",
+            cost=Decimal("8.00"),
+            list_price=Decimal("20.00"),
+            category="garden",
+        ),
+        ItemFacts(sku="N-1", currency="USD"),  # nothing to price by
+        ItemFacts(
+            sku="Y-1",
+            currency="JPY",
+            cost=Decimal(900),
+            list_price=Decimal(1500),
+            category="electronics",
+        ),
+        ItemFacts(sku="O-1", currency="USD", cost=Decimal("30.00"), list_price=Decimal("50.00")),
+    ]
+    await store.put_items(items)
+    await store.put_offers("E-1", [_offer("alpha", "15.00", 3), _offer("beta", "14.50", 60)])
+    held = _offer("alpha", "1.00", 1)
+    await store.put_offers(
+        "E-2",
+        [
+            held.model_copy(
+                update={
+                    "status": "quarantined",
+                    "reason": "outlier",
+                    "last_accepted": _offer("alpha", "18.00", 5).observation,
+                }
+            ),
+            _offer("ours", "12.00", 1),
+        ],
+    )
+    await store.put_offers(
+        "H-1",
+        [
+            _offer("alpha", "30.00", 2, shipping=Decimal("4.99")),
+            _offer("beta", "33.00", 2, shipping=Decimal("0.00")),
+            _offer("gamma", "31.00", 2),  # no shipping given: left out
+        ],
+    )
+    await store.put_offers("T-1", [_offer("beta", "27.00", 1, in_stock=False)])
+    await store.put_offers("T-2", [_offer("beta", "26.00", 1)])
+    await store.put_offers("Y-1", [_offer("alpha", "1400", 1, currency="JPY")])
+    await store.add_sales(
+        "E-1",
+        "USD",
+        [
+            Sale(NOW - timedelta(days=d, hours=1), 3 if d < 7 else 1, Decimal("17.00"))
+            for d in range(20)
+        ],
+    )
+    await store.put_elasticities(
+        {
+            "G-1": StoredElasticity(
+                elasticity=-2.5,
+                standard_error=0.1,
+                observations=40,
+                fitted_at=NOW - timedelta(hours=5),
+            )
+        },
+        changed=[],
+    )
+    await store.set_override(
+        "O-1", Override(price=Decimal("45.00"), until=NOW + timedelta(hours=3), reason="launch")
+    )
+    return sorted(item.sku for item in items)
+
+
+async def _plan_agrees_with_the_single_path(
+    store: Store, tmp_path: Path, skus: list[str], now: datetime
+) -> ChunkPlan:
+    """Plan the chunk with the fast lane and check each schedule it would publish against
+    the single path's for the same stored inputs: same bytes, same fingerprint."""
+    compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
+    segments = priced_segments(compiled)
+    names = [str(segment) for segment in segments]
+    raw = await read_chunk(store, skus, names)
+    plan = plan_chunk(compiled, skus, raw, segments, now, read_at=7, boundary_lead_seconds=60)
+    loaded = await load_segments(store, compiled, skus, now, names)
+    for prepared in plan.prepared:
+        entry = loaded[prepared.segment][prepared.sku]
+        decisions = schedule(compiled, entry.inputs, now, segment=Segment.parse(prepared.segment))
+        mark = fingerprint(compiled.version, prepared.segment, entry.digest, decisions)
+        request = PublishRequest(prepared.sku, prepared.segment, decisions, mark, read_at=7)
+        assert prepared == Store.prepare_publish(request), prepared.sku
+    return plan
+
+
+@pytest.mark.anyio
+async def test_the_fast_lane_publishes_what_the_single_path_would(
+    store: Store, tmp_path: Path
+) -> None:
+    skus = await _catalogue(store)
+    plan = await _plan_agrees_with_the_single_path(store, tmp_path, skus, NOW)
+    # Left to the single path: the elasticity strategy and the override.
+    assert plan.single == ["G-1", "O-1"]
+    assert {p.sku for p in plan.prepared} == set(skus) - {"G-1", "O-1"}
+    assert len(plan.prepared) == 2 * 9  # the default and app segments (web is the default)
+    compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
+    pricer = Pricer(store, boundary_lead_seconds=60)
+    counts = await reprice_all(pricer, compiled, NOW)
+    assert (counts.priced + counts.unpriced, counts.errors) == (len(skus) * 2, 0)
+    assert counts.published == len(skus) * 2
+
+    # On top of what was published: prices in force and moves come from our schedules.
+    later = NOW + timedelta(hours=1)
+    plan = await _plan_agrees_with_the_single_path(store, tmp_path, skus, later)
+    again = await reprice_all(pricer, compiled, later)
+    assert again.errors == 0
+    # The same inputs again: both lanes find every schedule already published.
+    assert (await reprice_all(pricer, compiled, later)).published == 0
+    assert (await pricer.price(compiled, skus, later)).published == 0
+
+
+@pytest.mark.anyio
+async def test_processes_share_the_catalogue_and_agree_with_one_process(
+    store: Store, clean_redis: str, tmp_path: Path
+) -> None:
+    skus = await _catalogue(store)
+    rules_dir = write_rules(tmp_path / "rules", RULES)
+    compiled = compile_rules(rules_dir)
+    settings = Settings(retention_days=35, boundary_lead_seconds=60)
+    counts = await reprice_all_in_processes(clean_redis, settings, rules_dir, compiled, NOW, 2)
+    assert (counts.priced + counts.unpriced, counts.errors) == (len(skus) * 2, 0)
+    assert counts.published == len(skus) * 2
+    for sku in skus:
+        for segment in ("", "channel:app"):
+            assert await store.get_schedule(sku, segment) is not None, (sku, segment)
+    # One process finds every schedule the two published: same instant, same fingerprints.
+    again = await reprice_all(Pricer(store, boundary_lead_seconds=60), compiled, NOW)
+    assert (again.published, again.priced + again.unpriced) == (0, len(skus) * 2)
+
+
+def test_a_share_must_exist() -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        Share(2, 2)
