@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from pricing_service.engine.inputs import DemandStats
 
@@ -25,13 +26,19 @@ def velocity(units_by_day: Sequence[int], days: int) -> float:
 def forecast_daily_demand(units_by_day: Sequence[int]) -> float:
     """Exponentially weighted mean of the daily units (oldest first): recent days count
     more, so a change in demand shows within days without one day swinging it."""
-    decay: float = 0.5 ** (1.0 / FORECAST_HALF_LIFE_DAYS)
-    weights = [decay**age for age in range(len(units_by_day))]
-    total = sum(weights)
+    weights, total = _forecast_weights(len(units_by_day))
     if not total:
         return 0.0
     recent_first = reversed(units_by_day)
     return max(0.0, sum(w * u for w, u in zip(weights, recent_first, strict=True)) / total)
+
+
+@lru_cache(maxsize=64)
+def _forecast_weights(days: int) -> tuple[tuple[float, ...], float]:
+    """The weight of each day, most recent first, and their sum: the same for every SKU."""
+    decay: float = 0.5 ** (1.0 / FORECAST_HALF_LIFE_DAYS)
+    weights = tuple(decay**age for age in range(days))
+    return weights, sum(weights)
 
 
 def days_of_supply(inventory: int | None, forecast: float) -> float | None:

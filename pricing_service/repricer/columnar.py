@@ -19,6 +19,7 @@ they agree on what is already published.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -178,22 +179,24 @@ def _flatten(mapping: dict[bytes, bytes]) -> list[bytes]:
     return [part for pair in mapping.items() for part in pair]
 
 
+#: A decimal as ``str(Decimal)`` writes it for a stored amount: no sign, no exponent, no
+#: leading zero (the explanation quotes the text, so anything else goes to the single path).
+_PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
+
+
 def _minor(text: Any, digits: int) -> int:
-    """Minor units from a stored decimal string, or :class:`_NotForThisLane` for any
-    text whose ``str(Decimal(text))`` would read differently (the explanation quotes it)."""
-    if not isinstance(text, str):
+    """Minor units from a stored decimal string, or :class:`_NotForThisLane`."""
+    match = _PLAIN_DECIMAL.fullmatch(text) if text.__class__ is str else None
+    if match is None:
         raise _NotForThisLane
-    whole, dot, fraction = text.partition(".")
-    if (
-        not whole.isdigit()
-        or (len(whole) > 1 and whole[0] == "0")
-        or len(fraction) > digits
-        or (fraction and not fraction.isdigit())
-        or (dot and not fraction)
-    ):
-        raise _NotForThisLane
+    whole: str = match[1]
+    fraction: str | None = match[2]
     scale: int = 10**digits
-    return int(whole) * scale + (int(fraction.ljust(digits, "0")) if digits else 0)
+    if fraction is None:
+        return int(whole) * scale
+    if len(fraction) > digits:
+        raise _NotForThisLane
+    return int(whole + fraction.ljust(digits, "0"))
 
 
 def _optional_minor(text: Any, digits: int) -> int:
