@@ -219,6 +219,13 @@ async def timed_reprice(
     return Run(items=items, label=label, seconds=seconds, counts=counts)
 
 
+def redis_seconds(client: redis.Redis) -> float:
+    """Seconds Redis spent running commands since the last CONFIG RESETSTAT (INFO
+    commandstats): the store's own share of a reprice, whatever the client costs."""
+    stats: Any = client.info("commandstats")
+    return sum(float(entry["usec"]) for entry in stats.values()) / 1e6
+
+
 def redis_benchmark_ceiling(socket: Path) -> tuple[float, str]:
     """SET requests/s from ``redis-benchmark -P 64 -t set -n 1000000 -q`` on ``socket``."""
     binary = shutil.which("redis-benchmark")
@@ -334,6 +341,7 @@ async def bench_size(
             print(f"\n{count:,} items seeded in {time.perf_counter() - started:.1f} s")
             before = used_memory(client)
             before_info: Any = client.info("memory")
+            client.config_resetstat()
             label = f"first/{workers}p"
             first = await timed_reprice(
                 server.url, rules_dir, compiled, label, count, profile and workers == 1, workers
@@ -353,6 +361,7 @@ async def bench_size(
                 }
                 print("  memory growth over it (INFO memory, B):", growth)
             print(f"{label}: {first.seconds:.1f} s, {first.counts.as_dict()}")
+            print(f"  Redis's own time: {redis_seconds(client) / count * 1e6:.1f} µs per SKU")
             label = f"repeat/{workers}p"
             repeat = await timed_reprice(
                 server.url, rules_dir, compiled, label, count, False, workers

@@ -6,4 +6,7 @@ from tests.repricer.test_reprice import (  # noqa: F401
     test_an_override_is_published_through_the_pricer,
     test_an_unchanged_single_window_is_settled_by_the_vectorised_path,
 )
+from tests.repricer.test_columnar import (  # noqa: F401
+    test_the_fast_lane_publishes_what_the_single_path_would,
+)
 from tests.repricer.test_worker import *  # noqa: F403
