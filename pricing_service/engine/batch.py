@@ -11,7 +11,7 @@ any one of them is the single path's, which gives the same result.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -97,6 +97,20 @@ class BatchInputs:
 
     def __len__(self) -> int:
         return len(self.skus)
+
+
+def take_rows(inputs: BatchInputs, rows: npt.NDArray[np.intp]) -> BatchInputs:
+    """The columns of ``rows`` only, as a new batch (copies: the caller may edit them)."""
+    taken: dict[str, Any] = {}
+    for column in fields(inputs):
+        value = getattr(inputs, column.name)
+        if column.name == "currency":
+            taken[column.name] = value
+        elif column.name == "skus":
+            taken[column.name] = [value[row] for row in rows]
+        else:
+            taken[column.name] = value[rows]
+    return BatchInputs(**taken)
 
 
 class Vocabulary:

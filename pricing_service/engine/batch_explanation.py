@@ -5,8 +5,7 @@ of a large catalogue cannot afford that, so for the common shapes of decision th
 is told again from what :func:`~pricing_service.engine.batch.decide_batch` returns: the
 same steps, inputs and warnings, word for word (a property test holds the two equal).
 Shapes it does not tell return None, and the caller asks the single path: a rule with
-exploration, an elasticity strategy tried (its reasons depend on the estimate), and a
-guardrail conflict (its warning names bounds the columns do not keep).
+exploration, and a guardrail conflict (its warning names bounds the columns do not keep).
 
 Amounts in an explanation are quoted as the inputs wrote them (``19.9`` stays ``19.9``),
 which minor units cannot recover: :class:`RowFacts` carries those texts.
@@ -31,15 +30,24 @@ from pricing_service.engine.batch import (
     Vocabulary,
     strategy_name,
 )
-from pricing_service.engine.compiled import GUARDRAIL_NAMES, CompiledRuleset, fired_names
-from pricing_service.engine.history import latest_per_competitor
-from pricing_service.engine.inputs import CompetitorObservation, PricingInputs
+from pricing_service.engine.compiled import (
+    GUARDRAIL_NAMES,
+    CompiledRuleset,
+    CompiledStrategy,
+    fired_names,
+)
+from pricing_service.engine.history import ELASTICITY_SCALE, latest_per_competitor
+from pricing_service.engine.inputs import (
+    CompetitorObservation,
+    ElasticityEstimate,
+    PricingInputs,
+)
 from pricing_service.engine.single import NO_CEILING
 from pricing_service.money import apply_ratio, clamp_minor, minor_unit_digits
 
 _CONFLICT = 1 << GUARDRAIL_NAMES.index("conflict")
 #: Why a strategy of each kind could not price, as the single path words it (elasticity
-#: has several reasons and is left to the single path).
+#: has several reasons: see _elasticity_step).
 _SKIPPED = {
     "cost_plus": "no cost",
     "discount": "no list price",
@@ -69,6 +77,8 @@ class RowFacts:
     offers: Sequence[OfferFacts]  # one per offer slot of the row, in slot order
     demand: str | None = None  # "velocity_ratio=... days_of_supply=..."
     demand_age: int | None = None
+    elasticity: str | None = None  # "-2.5000 ± 0.1000 (n=40)"
+    elasticity_age: int | None = None  # seconds since the fit, if known
 
 
 def offer_value(observation: CompetitorObservation) -> str:
@@ -89,6 +99,7 @@ def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs, epoch: int) -> Ro
         if offer.competitor in known
     ]
     demand = inputs.demand
+    estimate = inputs.elasticity
     changed = item.last_changed_at
     return RowFacts(
         current_price=None if item.current_price is None else str(item.current_price),
@@ -102,11 +113,24 @@ def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs, epoch: int) -> Ro
         demand_age=None
         if demand is None or demand.as_of is None
         else max(0, epoch - int(demand.as_of.timestamp())),
+        **estimate_facts(estimate, epoch),
     )
 
 
 def demand_text(velocity_ratio: float | None, days_of_supply: float | None) -> str:
     return f"velocity_ratio={velocity_ratio} days_of_supply={days_of_supply}"
+
+
+def estimate_facts(estimate: ElasticityEstimate | None, epoch: int) -> dict[str, Any]:
+    """The elasticity fields of :class:`RowFacts` for ``estimate`` as of ``epoch``."""
+    if estimate is None:
+        return {"elasticity": None, "elasticity_age": None}
+    fitted = estimate.fitted_at
+    return {
+        "elasticity": f"{estimate.elasticity:.4f} ± {estimate.standard_error:.4f} "
+        f"(n={estimate.observations})",
+        "elasticity_age": None if fitted is None else max(0, epoch - int(fitted.timestamp())),
+    }
 
 
 def money_text(minor: int, digits: int) -> str:
@@ -130,6 +154,31 @@ def _input(name: str, value: str | None, source: str, age: int | None) -> Any:
     return {"name": name, "value": value, "source": source, "age_seconds": age}
 
 
+def _elasticity_step(
+    strategy: CompiledStrategy,
+    columns: BatchInputs,
+    index: int,
+    facts: RowFacts,
+    inputs: list[Any],
+) -> str:
+    """Why an elasticity strategy could not price ('' if it could), adding the estimate
+    to the inputs once it is read, as the single path does."""
+    basis_points = int(columns.elasticity_bp[index])
+    if basis_points == MISSING:
+        return "no elasticity estimate"
+    cost = int(columns.cost[index])
+    if cost == MISSING or cost <= 0:
+        return "no cost"
+    inputs.append(_input("elasticity", facts.elasticity, "estimator", facts.elasticity_age))
+    if float(columns.elasticity_se[index]) > strategy.max_standard_error:
+        return "estimate too uncertain"
+    if int(columns.elasticity_n[index]) < strategy.min_observations:
+        return "too few observations"
+    if basis_points >= -ELASTICITY_SCALE:
+        return "demand is not elastic (|e| <= 1)"
+    return ""
+
+
 def explain_row(
     ruleset: CompiledRuleset,
     columns: BatchInputs,
@@ -147,8 +196,6 @@ def explain_row(
     if rule.exploration is not None or fired & _CONFLICT:
         return None
     tried = rule.chain if position < 0 else rule.chain[: position + 1]
-    if any(strategy.kind == "elasticity" for strategy in tried):
-        return None
     digits = minor_unit_digits(columns.currency)
     current = int(columns.current[index])
     inputs: list[Any] = []
@@ -158,7 +205,12 @@ def explain_row(
         inputs.append(_input("current_price", facts.current_price, "catalogue", facts.current_age))
     for at, strategy in enumerate(tried):
         kind = strategy.kind
-        if at != position:
+        if kind == "elasticity":
+            why = _elasticity_step(strategy, columns, index, facts, inputs)
+            if at != position:
+                warnings.append(f"{kind} skipped: {why}")
+                continue
+        elif at != position:
             warnings.append(f"{kind} skipped: {_SKIPPED[kind]}")
             continue
         detail = strategy.description
@@ -174,6 +226,8 @@ def explain_row(
                     inputs.append(_input(name, offer.value, offer.source, age))
             reference = money_text(int(result.reference[index]), digits)
             detail += f": reference {reference}"
+        elif kind == "elasticity":
+            detail += f": p* = c·e/(1+e) with e={int(columns.elasticity_bp[index]) / 1e4}"
         stage = "strategy" if at == 0 else "fallback"
         price = money_text(int(result.strategy_price[index]), digits)
         steps.append(_step(stage, kind, None, price, detail))

@@ -5,15 +5,17 @@ without one Python object per input.
 path explains as it prices: together about 250 µs a SKU. Here one Lua call reads a whole
 chunk's raw values, plain ``json`` turns them into the columns of
 :class:`~pricing_service.engine.batch.BatchInputs` (minor units parsed from the stored
-decimal text), :func:`~pricing_service.engine.batch.decide_batch` prices them,
-:mod:`~pricing_service.engine.batch_explanation` tells each decision's story word for
-word as the single path would, and the store publishes the chunk in one script call.
+decimal text), :func:`~pricing_service.engine.batch.decide_batch` prices them window by
+window up to the horizon (as :func:`~pricing_service.engine.schedule.schedule` does, each
+window from the previous one's price), :mod:`~pricing_service.engine.batch_explanation`
+tells each decision's story word for word as the single path would, and the store
+publishes the chunk in one script call per 1,000 schedules.
 
-A SKU this lane cannot take (an override in force, a schedule with more than one window,
-an explanation shape it does not tell, a stored value it does not parse) comes back in
-:attr:`ChunkPlan.single` for the single path, which prices and publishes it as before.
-Both lanes fingerprint a schedule from the same raw inputs (:func:`inputs_digest`), so
-they agree on what is already published.
+A SKU this lane cannot take (an override in force, an explanation shape it does not
+tell, a stored value it does not parse) comes back in :attr:`ChunkPlan.single` for the
+single path, which prices and publishes it as before. Both lanes fingerprint a schedule
+from the same raw inputs (:func:`inputs_digest`), so they agree on what is already
+published.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -37,18 +39,21 @@ from pricing_service.engine.batch import (
     Vocabulary,
     decide_batch,
     strategy_name,
+    take_rows,
     unfilled_columns,
 )
 from pricing_service.engine.batch_explanation import (
     OfferFacts,
     RowFacts,
     demand_text,
+    estimate_facts,
     explain_row,
     money_text,
 )
 from pricing_service.engine.compiled import CompiledRuleset, fired_names
 from pricing_service.engine.history import elasticity_basis_points, move_history_of
 from pricing_service.engine.inputs import Segment
+from pricing_service.engine.schedule import MAX_WINDOWS
 from pricing_service.money import minor_unit_digits
 from pricing_service.repricer.inputs import (
     DigestParts,
@@ -322,6 +327,7 @@ def parse_row(
         offers=offer_facts,
         demand=demand,
         demand_age=None if demand is None else 0,
+        **estimate_facts(estimate, epoch),
     )
     digest = inputs_digest(
         DigestParts(
@@ -473,16 +479,13 @@ def plan_chunk(
                 continue
             by_currency.setdefault(row.currency, []).append(row)
         for rows in by_currency.values():
-            columns = encode_rows(compiled, rows, now)
-            result = decide_batch(compiled, columns, now, segment=segment)
+            windows = _schedules(compiled, rows, segment, now, horizon_end)
             _plan_rows(
                 compiled,
                 rows,
-                columns,
-                result,
+                windows,
                 str(segment),
                 epoch,
-                horizon_end,
                 read_at,
                 boundary_lead_seconds,
                 plan,
@@ -497,14 +500,108 @@ def plan_chunk(
     return plan
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One window of a row's schedule: where its decision sits in a batch result, and
+    what its explanation quotes."""
+
+    epoch: int
+    columns: BatchInputs
+    result: BatchDecisions
+    index: int
+    facts: RowFacts
+
+    @property
+    def price(self) -> int:
+        return int(self.result.price[self.index])
+
+    @property
+    def until(self) -> int | None:
+        until = int(self.result.valid_until[self.index])
+        return None if until == MISSING else until
+
+
+def _schedules(
+    compiled: CompiledRuleset,
+    rows: Sequence[_Row],
+    segment: Segment,
+    now: datetime,
+    horizon_end: int,
+) -> list[list[_Window]]:
+    """Each row's windows up to the horizon, as :func:`~pricing_service.engine.schedule.
+    schedule` builds them: each window priced at the previous one's end, starting from
+    its price. Rows whose next window starts at the same instant are priced together."""
+    epoch = int(now.timestamp())
+    columns = encode_rows(compiled, rows, now)
+    result = decide_batch(compiled, columns, now, segment=segment)
+    windows = [
+        [_Window(epoch, columns, result, index, row.facts)] for index, row in enumerate(rows)
+    ]
+    # What the next window starts from: the recent changes, the price in force, its start.
+    state = [(row.points, row.numbers[5], row.numbers[6], False) for row in rows]
+    pending = list(range(len(rows)))
+    window_seconds = compiled.loop_window_seconds
+    while pending:
+        due: dict[int, list[int]] = {}
+        for position in pending:
+            last = windows[position][-1]
+            until = last.until
+            if last.price == MISSING or until is None or until >= horizon_end:
+                continue
+            if len(windows[position]) >= MAX_WINDOWS:
+                continue
+            points, current, changed_at, _ = state[position]
+            moved = last.price != current
+            if moved:
+                points = [*points, (last.epoch, last.price)]
+                current, changed_at = last.price, last.epoch
+            state[position] = (points, current, changed_at, moved)
+            due.setdefault(until, []).append(position)
+        pending = []
+        for moment, positions in sorted(due.items()):
+            subset = take_rows(columns, np.array(positions))
+            for slot, position in enumerate(positions):
+                points, current, changed_at, _ = state[position]
+                history = move_history_of(
+                    points,
+                    None if current == MISSING else current,
+                    None if changed_at == MISSING else changed_at,
+                    moment,
+                    window_seconds,
+                )
+                subset.current[slot] = current
+                subset.last_changed[slot] = changed_at
+                subset.last_direction[slot] = history.last_direction
+                subset.run_length[slot] = history.run_length
+                subset.flips[slot] = history.flips
+                subset.price_day_ago[slot] = (
+                    MISSING if history.price_day_ago is None else history.price_day_ago
+                )
+            at = datetime.fromtimestamp(moment, tz=UTC)
+            later = decide_batch(compiled, subset, at, segment=segment)
+            digits = minor_unit_digits(subset.currency)
+            for slot, position in enumerate(positions):
+                _, current, changed_at, moved = state[position]
+                facts = windows[position][-1].facts
+                facts = replace(
+                    facts,
+                    # A price our schedule set reads as the engine wrote it; one kept
+                    # from the inputs, as they wrote it.
+                    current_price=money_text(current, digits) if moved else facts.current_price,
+                    current_age=None if changed_at == MISSING else max(0, moment - changed_at),
+                    demand_age=None if facts.demand is None else max(0, moment - epoch),
+                )
+                windows[position].append(_Window(moment, subset, later, slot, facts))
+                pending.append(position)
+    return windows
+
+
 def _plan_rows(
     compiled: CompiledRuleset,
     rows: Sequence[_Row],
-    columns: BatchInputs,
-    result: BatchDecisions,
+    schedules: Sequence[Sequence[_Window]],
     segment: str,
     epoch: int,
-    horizon_end: int,
     read_at: int,
     lead: int,
     plan: ChunkPlan,
@@ -512,56 +609,95 @@ def _plan_rows(
 ) -> None:
     version = compiled.version
     quoted_version = json.dumps(version)
-    digits = minor_unit_digits(columns.currency)
-    for index, row in enumerate(rows):
-        until = int(result.valid_until[index])
-        if until != MISSING and until < horizon_end:
-            single.add(row.sku)  # more than one window: the single path builds schedules
+    for row, windows in zip(rows, schedules, strict=True):
+        first = windows[0]
+        result, index = first.result, first.index
+        digits = minor_unit_digits(first.columns.currency)
+        spans = [
+            (
+                window.epoch,
+                window.until,
+                None if window.price == MISSING else money_text(window.price, digits),
+                compiled.rules[int(window.result.rule_index[window.index])].id,
+            )
+            for window in windows
+        ]
+        if len(windows) == MAX_WINDOWS and spans[-1][1] is not None:
+            single.add(row.sku)  # the single path stops at the same bound, and says so
             continue
-        final = int(result.price[index])
-        price = None if final == MISSING else money_text(final, digits)
+        mark = fingerprint_windows(version, segment, row.digest, spans)
         rule = compiled.rules[int(result.rule_index[index])]
-        window = (epoch, None if until == MISSING else until, price)
-        mark = fingerprint_windows(version, segment, row.digest, [(*window, rule.id)])
-        held = int(result.held[index])
+        price = spans[0][2]
         outcome = Outcome(
             sku=row.sku,
             segment=segment,
             strategy=strategy_name(rule, int(result.strategy_position[index])),
             guardrails_fired=fired_names(int(result.guardrails_fired[index])),
-            held_by=HELD_NAMES.get(held),
+            held_by=HELD_NAMES.get(int(result.held[index])),
             priced=price is not None,
-            changed=price is not None and final != int(columns.current[index]),
-            due=None if until == MISSING or until - lead <= epoch else until - lead,
+            changed=price is not None and first.price != int(first.columns.current[index]),
+            due=_next_boundary(spans, epoch, lead),
         )
         if mark == row.published_fingerprint:
             plan.unchanged.append(outcome)  # already published: no explanation needed
             continue
-        told = explain_row(compiled, columns, result, index, row.facts, epoch, segment)
-        if told is None:
+        told = [
+            explain_row(
+                compiled,
+                window.columns,
+                window.result,
+                window.index,
+                window.facts,
+                window.epoch,
+                segment,
+            )
+            for window in windows
+        ]
+        if any(entry is None for entry in told):
             single.add(row.sku)
             continue
-        # What encode_schedule writes for one window (a test holds them equal), formatted
-        # directly: json.dumps costs more than the rest of this loop's formatting.
-        until_json = "null" if until == MISSING else str(until)
-        price_json = "null" if price is None else f'"{price}"'
-        schedule_json = (
-            f'{{"v":{quoted_version},"c":"{row.currency}",'
-            f'"w":[[{epoch},{until_json},{price_json}]]}}'
-        )
+        if len(spans) == 1:
+            # What encode_schedule writes for one window (a test holds them equal),
+            # formatted directly: json.dumps costs more than the rest of this loop.
+            start, until, _, _ = spans[0]
+            until_json = "null" if until is None else str(until)
+            price_json = "null" if price is None else f'"{price}"'
+            schedule_json = (
+                f'{{"v":{quoted_version},"c":"{first.columns.currency}",'
+                f'"w":[[{start},{until_json},{price_json}]]}}'
+            )
+        else:
+            schedule_json = json.dumps(
+                {"v": version, "c": first.columns.currency, "w": [list(w[:3]) for w in spans]},
+                separators=(",", ":"),
+            )
         plan.prepared.append(
             PreparedPublish(
                 sku=row.sku,
                 segment=segment,
                 fingerprint=mark,
                 schedule_json=schedule_json,
-                audit=encode_audit_entries([told], [list(window)], segment),
+                audit=encode_audit_entries(
+                    cast(list[dict[str, Any]], told), [list(w[:3]) for w in spans], segment
+                ),
                 current_price="" if price is None else price,
                 price_epoch=epoch,
                 read_at=read_at,
             )
         )
         plan.outcomes.append(outcome)
+
+
+def _next_boundary(
+    spans: Sequence[tuple[int, int | None, str | None, str]], epoch: int, lead: int
+) -> int | None:
+    """:func:`~pricing_service.repricer.pricer.next_boundary` of the windows."""
+    for _, until, _, _ in spans:
+        if until is None:
+            return None
+        if until - lead > epoch:
+            return until - lead
+    return None
 
 
 __all__ = ["ChunkPlan", "plan_chunk", "read_chunk"]

@@ -2,11 +2,11 @@
 
 The full reprice runs the catalogue in chunks. Each chunk goes through the fast lane
 (:mod:`~pricing_service.repricer.columnar`): one script call reads its inputs, the
-vectorised engine prices every SKU, each decision is explained from the engine's columns
-word for word as the single path would, and the chunk is published in one script call.
-A SKU whose fingerprint matches its published schedule needs nothing more. The SKUs the
-fast lane leaves (an override in force, more than one window within the horizon, an
-explanation it does not tell) are priced by the single path and published in bulk.
+vectorised engine prices every SKU's schedule window by window, each decision is
+explained from the engine's columns word for word as the single path would, and the
+chunk is published in bulk. A SKU whose fingerprint matches its published schedule needs
+nothing more. The SKUs the fast lane leaves (an override in force, a rule with
+exploration, a guardrail conflict) are priced by the single path and published in bulk.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +33,8 @@ NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 
 #: Something of every shape the fast lane tells: competitor references (lowest, median,
 #: one competitor) with fallbacks, a demand adjustment, rounding, every common guardrail,
-#: two segments; and shapes it leaves to the single path (elasticity, a time window).
+#: two segments, schedules of several windows (a weekend adjustment, weekday evenings, a
+#: cooldown), an elasticity strategy; and what it leaves to the single path (an override).
 RULES = """
 timezone: America/New_York
 horizon: 2d
@@ -100,6 +102,23 @@ rules:
     priority: 10
     match: { categories: [books] }
     strategy: { discount: "10%" }
+    adjustments:
+      - id: weekend-books
+        description: Five percent more off at weekends.
+        when: { days: [sat, sun] }
+        change: "-5%"
+  - id: toys-evening
+    description: Toys at list price, higher on weekday evenings.
+    owner: test@example.com
+    priority: 5
+    match: { categories: [toys] }
+    strategy: { list_price: true }
+    guardrails: { cooldown: 6h }
+    adjustments:
+      - id: evening
+        description: Weekday evenings, +3%.
+        when: { days: [mon, tue, wed, thu, fri], hours: "18:00-21:00" }
+        change: "+3%"
 """
 
 
@@ -171,6 +190,13 @@ async def _catalogue(store: Store) -> list[str]:
             list_price=Decimal("20.00"),
             category="garden",
         ),
+        ItemFacts(
+            sku="G-2",
+            currency="USD",
+            cost=Decimal("8.00"),
+            list_price=Decimal("20.00"),
+            category="garden",
+        ),
         ItemFacts(sku="N-1", currency="USD"),  # nothing to price by
         ItemFacts(
             sku="Y-1",
@@ -227,6 +253,14 @@ async def _catalogue(store: Store) -> list[str]:
         },
         changed=[],
     )
+    await store.put_elasticities(  # too uncertain: the rule falls back to the list price
+        {
+            "G-2": StoredElasticity(
+                elasticity=-1.8, standard_error=0.9, observations=12, fitted_at=NOW
+            )
+        },
+        changed=[],
+    )
     await store.set_override(
         "O-1", Override(price=Decimal("45.00"), until=NOW + timedelta(hours=3), reason="launch")
     )
@@ -259,10 +293,13 @@ async def test_the_fast_lane_publishes_what_the_single_path_would(
 ) -> None:
     skus = await _catalogue(store)
     plan = await _plan_agrees_with_the_single_path(store, tmp_path, skus, NOW)
-    # Left to the single path: the elasticity strategy and the override.
-    assert plan.single == ["G-1", "O-1"]
-    assert {p.sku for p in plan.prepared} == set(skus) - {"G-1", "O-1"}
-    assert len(plan.prepared) == 2 * 9  # the default and app segments (web is the default)
+    # Left to the single path: the override.
+    assert plan.single == ["O-1"]
+    windows = {p.sku: json.loads(p.schedule_json)["w"] for p in plan.prepared if not p.segment}
+    assert len(windows["B-1"]) > 1  # Saturday's window...
+    assert len(windows["T-2"]) > 1  # ...and the toys' evening
+    assert {p.sku for p in plan.prepared} == set(skus) - {"O-1"}
+    assert len(plan.prepared) == 2 * 11  # the default and app segments (web is the default)
     compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
     pricer = Pricer(store, boundary_lead_seconds=60)
     counts = await reprice_all(pricer, compiled, NOW)
