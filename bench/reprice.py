@@ -1,6 +1,7 @@
 """Benchmark the full reprice end to end: load inputs from Redis, price, publish with audit.
 
-    python bench/reprice.py [--items 100000 [1000000]] [--processes 1 2] [--profile] [--seed 7]
+    python bench/reprice.py [--items 100000 [1000000]] [--processes 1 2] [--windowed]
+                            [--profile] [--seed 7]
 
 A dedicated ``redis-server`` child (no persistence, Unix socket) is started for the run and
 stopped at the end; the machine's shared Redis is never touched. For each size and each
@@ -115,6 +116,23 @@ rules:
     match: { categories: [books] }
     strategy: { discount: "10%" }
 """
+
+
+#: ``--windowed``: the default rule also raises prices on weekday evenings, so the SKUs it
+#: prices (about half) get a schedule of about eleven windows over the 7-day horizon.
+WINDOWED_RULES = BENCH_RULES.replace(
+    """  fallback:
+    - list_price: true
+rules:""",
+    """  fallback:
+    - list_price: true
+  adjustments:
+    - id: weekday-evening
+      description: Weekday evenings, +3%.
+      when: { days: [mon, tue, wed, thu, fri], hours: "18:00-21:00" }
+      change: "+3%"
+rules:""",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile the first reprice")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--windowed", action="store_true", help="rules with weekday-evening windows"
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         nargs="+",
@@ -409,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reprice-bench-") as scratch:
         rules_dir = Path(scratch) / "rules"
         rules_dir.mkdir()
-        (rules_dir / "rules.yaml").write_text(BENCH_RULES)
+        (rules_dir / "rules.yaml").write_text(WINDOWED_RULES if args.windowed else BENCH_RULES)
         loaded, diagnostics = read_ruleset(rules_dir)
         if loaded is None:
             print("bench ruleset does not load:", diagnostics)
