@@ -36,9 +36,9 @@ from pricing_service.engine.compiled import (
     CompiledStrategy,
     fired_names,
 )
+from pricing_service.engine.decision import offer_value
 from pricing_service.engine.history import ELASTICITY_SCALE, latest_per_competitor
 from pricing_service.engine.inputs import (
-    CompetitorObservation,
     ElasticityEstimate,
     PricingInputs,
 )
@@ -81,20 +81,21 @@ class RowFacts:
     elasticity_age: int | None = None  # seconds since the fit, if known
 
 
-def offer_value(observation: CompetitorObservation) -> str:
-    """An offer as the single path lists it among a decision's inputs."""
-    value = f"{observation.price} {observation.currency}"
-    if observation.shipping is not None:
-        value += f" + {observation.shipping} shipping"
-    return value + ("" if observation.in_stock else " (out of stock)")
-
-
 def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs, epoch: int) -> RowFacts:
     """:class:`RowFacts` for items given as objects (what ``encode_batch`` encodes)."""
     item = inputs.item
     known = Vocabulary(ruleset).competitors
     offers = [
-        OfferFacts(offer.competitor, offer_value(offer), offer.source)
+        OfferFacts(
+            offer.competitor,
+            offer_value(
+                str(offer.price),
+                offer.currency,
+                None if offer.shipping is None else str(offer.shipping),
+                offer.in_stock,
+            ),
+            offer.source,
+        )
         for offer in latest_per_competitor(inputs.observations)
         if offer.competitor in known
     ]

@@ -54,6 +54,14 @@ class Decision:
     changed: bool = field(default=False)
 
 
+def offer_value(price: str, currency: str, shipping: str | None, in_stock: bool) -> str:
+    """A competitor offer as a decision's inputs list it (amounts as the offer wrote them)."""
+    value = f"{price} {currency}"
+    if shipping is not None:
+        value += f" + {shipping} shipping"
+    return value + ("" if in_stock else " (out of stock)")
+
+
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 

@@ -38,7 +38,7 @@ from pricing_service.engine.compiled import (
     TimeContext,
     fired_names,
 )
-from pricing_service.engine.decision import Decision, InputUsed, Step
+from pricing_service.engine.decision import Decision, InputUsed, Step, offer_value
 from pricing_service.engine.exploration import (
     CompiledExploration,
     Draw,
@@ -178,13 +178,16 @@ def _competitor_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
     if reference is None:
         return None, "no fresh competitor offer passes the filters"
     for observation in used:
-        value = f"{observation.price} {observation.currency}"
-        if observation.shipping is not None:
-            value += f" + {observation.shipping} shipping"
+        shipping = observation.shipping
         context.inputs.append(
             InputUsed(
                 name=f"competitor:{observation.competitor}",
-                value=value + ("" if observation.in_stock else " (out of stock)"),
+                value=offer_value(
+                    str(observation.price),
+                    observation.currency,
+                    None if shipping is None else str(shipping),
+                    observation.in_stock,
+                ),
                 source=observation.source,
                 age_seconds=_age(context.epoch, observation.observed_at),
             )

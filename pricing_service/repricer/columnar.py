@@ -51,6 +51,7 @@ from pricing_service.engine.batch_explanation import (
     money_text,
 )
 from pricing_service.engine.compiled import CompiledRuleset, fired_names
+from pricing_service.engine.decision import offer_value
 from pricing_service.engine.history import elasticity_basis_points, move_history_of
 from pricing_service.engine.inputs import Segment
 from pricing_service.engine.schedule import MAX_WINDOWS
@@ -294,10 +295,7 @@ def parse_row(
                 seen,
             )
         )
-        value = f"{price_text} {observation['currency']}"
-        if shipping_text is not None:
-            value += f" + {shipping_text} shipping"
-        value += "" if in_stock else " (out of stock)"
+        value = offer_value(price_text, observation["currency"], shipping_text, in_stock)
         offer_facts.append(OfferFacts(name, value, observation.get("source", "crawler")))
 
     inventory = item.get("inventory")
