@@ -135,6 +135,8 @@ class ChunkPlan:
     outcomes: list[Outcome] = field(default_factory=list)
     unchanged: list[Outcome] = field(default_factory=list)
     single: list[str] = field(default_factory=list)
+    #: SKUs listed but no longer in the catalogue: nothing to come back for.
+    deleted: list[str] = field(default_factory=list)
 
 
 async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
@@ -463,6 +465,7 @@ def plan_chunk(
     epoch = int(now.timestamp())
     horizon_end = epoch + int(compiled.horizon.total_seconds())
     single: set[str] = set()
+    deleted: set[str] = set()
     for segment_index, segment in enumerate(segments):
         by_currency: dict[str, list[_Row]] = {}
         for sku, raw in zip(skus, raw_rows, strict=True):
@@ -471,7 +474,8 @@ def plan_chunk(
             try:
                 row = parse_row(compiled, sku, raw, segment_index, now)
             except LookupError:
-                continue  # deleted since it was listed
+                deleted.add(sku)
+                continue
             except Exception:  # the single path prices it, or logs why it cannot
                 single.add(sku)
                 continue
@@ -495,6 +499,7 @@ def plan_chunk(
     plan.outcomes = [plan.outcomes[index] for index in kept]
     plan.unchanged = [outcome for outcome in plan.unchanged if outcome.sku not in single]
     plan.single = sorted(single)
+    plan.deleted = sorted(deleted)
     return plan
 
 

@@ -107,6 +107,15 @@ async def reprice_all(
     return counts
 
 
+async def price_chunk(
+    pricer: Pricer, compiled: CompiledRuleset, skus: Sequence[str], now: datetime
+) -> RepriceCounts:
+    """Price ``skus`` in every canonical segment through the fast lane (the rest through
+    the single path) and publish: what the repricer does with each batch from its queue."""
+    planned = await _plan_chunk(pricer, compiled, skus, now)
+    return await _publish_chunk(pricer, compiled, planned, now)
+
+
 @dataclass(frozen=True, slots=True)
 class _PlannedChunk:
     plan: ChunkPlan
@@ -164,6 +173,9 @@ async def _publish_chunk(
         boundaries[keys.boundary_member(prepared.sku, prepared.segment)] = outcome.due
     for outcome in plan.unchanged:
         boundaries[keys.boundary_member(outcome.sku, outcome.segment)] = outcome.due
+    for segment in priced_segments(compiled):
+        for sku in plan.deleted:
+            boundaries[keys.boundary_member(sku, str(segment))] = None
     if plan.single:
         counts.add(await _price_single(pricer, compiled, plan.single, now, frozen, read_at))
     await store.set_boundaries(boundaries)

@@ -36,7 +36,7 @@ from pricing_service import metrics
 from pricing_service.elasticity.refit import refit
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.segments import priced_segments
-from pricing_service.repricer.full import current_instant
+from pricing_service.repricer.full import current_instant, price_chunk
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import Diagnostic, RulesetError
 from pricing_service.rules.loader import RULE_FILE_SUFFIXES, check_ruleset
@@ -247,7 +247,7 @@ class Repricer:
             return 0
         skus = sorted({fields[b"sku"].decode() for _, fields in entries if b"sku" in fields})
         try:
-            await self.pricer.price(self.compiled, skus, current_instant())
+            await price_chunk(self.pricer, self.compiled, skus, current_instant())
             for stream, batch in batches:
                 ids = [entry_id for entry_id, _ in batch]
                 await self.store.redis.xack(stream, keys.DIRTY_GROUP, *ids)
