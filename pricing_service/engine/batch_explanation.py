@@ -71,17 +71,17 @@ class RowFacts:
     """The texts an explanation quotes for one row of :class:`BatchInputs`."""
 
     current_price: str | None
-    current_age: int | None  # seconds since the price in force was set, if known
+    current_since: int | None  # when the price in force was set (epoch s), if known
     cost: str | None
     list_price: str | None
     offers: Sequence[OfferFacts]  # one per offer slot of the row, in slot order
     demand: str | None = None  # "velocity_ratio=... days_of_supply=..."
-    demand_age: int | None = None
+    demand_as_of: int | None = None  # when the demand signals were computed (epoch s)
     elasticity: str | None = None  # "-2.5000 ± 0.1000 (n=40)"
-    elasticity_age: int | None = None  # seconds since the fit, if known
+    elasticity_fitted_at: int | None = None  # epoch s, if known
 
 
-def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs, epoch: int) -> RowFacts:
+def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs) -> RowFacts:
     """:class:`RowFacts` for items given as objects (what ``encode_batch`` encodes)."""
     item = inputs.item
     known = Vocabulary(ruleset).competitors
@@ -104,17 +104,17 @@ def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs, epoch: int) -> Ro
     changed = item.last_changed_at
     return RowFacts(
         current_price=None if item.current_price is None else str(item.current_price),
-        current_age=None if changed is None else max(0, epoch - int(changed.timestamp())),
+        current_since=None if changed is None else int(changed.timestamp()),
         cost=None if item.cost is None else str(item.cost),
         list_price=None if item.list_price is None else str(item.list_price),
         offers=offers,
         demand=None
         if demand is None
         else demand_text(demand.velocity_ratio, demand.days_of_supply),
-        demand_age=None
+        demand_as_of=None
         if demand is None or demand.as_of is None
-        else max(0, epoch - int(demand.as_of.timestamp())),
-        **estimate_facts(estimate, epoch),
+        else int(demand.as_of.timestamp()),
+        **estimate_facts(estimate),
     )
 
 
@@ -122,15 +122,15 @@ def demand_text(velocity_ratio: float | None, days_of_supply: float | None) -> s
     return f"velocity_ratio={velocity_ratio} days_of_supply={days_of_supply}"
 
 
-def estimate_facts(estimate: ElasticityEstimate | None, epoch: int) -> dict[str, Any]:
-    """The elasticity fields of :class:`RowFacts` for ``estimate`` as of ``epoch``."""
+def estimate_facts(estimate: ElasticityEstimate | None) -> dict[str, Any]:
+    """The elasticity fields of :class:`RowFacts` for ``estimate``."""
     if estimate is None:
-        return {"elasticity": None, "elasticity_age": None}
+        return {"elasticity": None, "elasticity_fitted_at": None}
     fitted = estimate.fitted_at
     return {
         "elasticity": f"{estimate.elasticity:.4f} ± {estimate.standard_error:.4f} "
         f"(n={estimate.observations})",
-        "elasticity_age": None if fitted is None else max(0, epoch - int(fitted.timestamp())),
+        "elasticity_fitted_at": None if fitted is None else int(fitted.timestamp()),
     }
 
 
@@ -147,6 +147,10 @@ def _iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat()
 
 
+def _age(epoch: int, since: int | None) -> int | None:
+    return None if since is None else max(0, epoch - since)
+
+
 def _step(stage: str, name: str, before: str | None, after: str | None, detail: str) -> Any:
     return {"stage": stage, "name": name, "input": before, "output": after, "detail": detail}
 
@@ -161,6 +165,7 @@ def _elasticity_step(
     index: int,
     facts: RowFacts,
     inputs: list[Any],
+    epoch: int,
 ) -> str:
     """Why an elasticity strategy could not price ('' if it could), adding the estimate
     to the inputs once it is read, as the single path does."""
@@ -170,7 +175,8 @@ def _elasticity_step(
     cost = int(columns.cost[index])
     if cost == MISSING or cost <= 0:
         return "no cost"
-    inputs.append(_input("elasticity", facts.elasticity, "estimator", facts.elasticity_age))
+    age = _age(epoch, facts.elasticity_fitted_at)
+    inputs.append(_input("elasticity", facts.elasticity, "estimator", age))
     if float(columns.elasticity_se[index]) > strategy.max_standard_error:
         return "estimate too uncertain"
     if int(columns.elasticity_n[index]) < strategy.min_observations:
@@ -203,11 +209,12 @@ def explain_row(
     steps: list[Any] = []
     warnings: list[str] = []
     if current != MISSING:
-        inputs.append(_input("current_price", facts.current_price, "catalogue", facts.current_age))
+        age = _age(epoch, facts.current_since)
+        inputs.append(_input("current_price", facts.current_price, "catalogue", age))
     for at, strategy in enumerate(tried):
         kind = strategy.kind
         if kind == "elasticity":
-            why = _elasticity_step(strategy, columns, index, facts, inputs)
+            why = _elasticity_step(strategy, columns, index, facts, inputs, epoch)
             if at != position:
                 warnings.append(f"{kind} skipped: {why}")
                 continue
@@ -284,7 +291,7 @@ def explain_row(
     if price_minor != int(result.adjusted_price[index]):
         return None  # cannot happen while the paths agree; never explain a different price
     if facts.demand is not None and rule.reads_demand:
-        inputs.append(_input("demand", facts.demand, "sales", facts.demand_age))
+        inputs.append(_input("demand", facts.demand, "sales", _age(epoch, facts.demand_as_of)))
 
     held = HELD_NAMES.get(int(result.held[index]))
     if held is not None:

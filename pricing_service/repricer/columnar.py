@@ -321,13 +321,13 @@ def parse_row(
         )
     facts = RowFacts(
         current_price=current_text,
-        current_age=None if changed_at is None else max(0, epoch - changed_at),
+        current_since=changed_at,
         cost=item.get("cost"),
         list_price=item.get("list_price"),
         offers=offer_facts,
         demand=demand,
-        demand_age=None if demand is None else 0,
-        **estimate_facts(estimate, epoch),
+        demand_as_of=None if demand is None else epoch,
+        **estimate_facts(estimate),
     )
     digest = inputs_digest(
         DigestParts(
@@ -591,8 +591,7 @@ def _schedules(
                     # A price our schedule set reads as the engine wrote it; one kept
                     # from the inputs, as they wrote it.
                     current_price=money_text(current, digits) if moved else facts.current_price,
-                    current_age=None if changed_at == MISSING else max(0, moment - changed_at),
-                    demand_age=None if facts.demand is None else max(0, moment - epoch),
+                    current_since=None if changed_at == MISSING else changed_at,
                 )
                 windows[position].append(_Window(moment, subset, later, slot, facts))
                 pending.append(position)

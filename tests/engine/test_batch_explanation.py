@@ -32,7 +32,7 @@ def _assert_explanations_agree(
     epoch = int(at.timestamp())
     explained = 0
     for index, inputs in enumerate(items):
-        facts = row_facts(compiled, inputs, epoch)
+        facts = row_facts(compiled, inputs)
         told = explain_row(
             compiled, columns, batch, index, facts, epoch, str(Segment.parse(segment))
         )

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, Segment
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import priced_segments
 from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
-from pricing_service.repricer.full import Share, reprice_all
+from pricing_service.repricer.full import Share, price_chunk, reprice_all
 from pricing_service.repricer.inputs import load_segments
 from pricing_service.repricer.parallel import reprice_all_in_processes
 from pricing_service.repricer.pricer import Pricer
+from pricing_service.rules.model import Ruleset
 from pricing_service.settings import Settings
 from pricing_service.store.store import (
     OfferStatus,
@@ -27,6 +32,7 @@ from pricing_service.store.store import (
     StoredElasticity,
     fingerprint,
 )
+from tests.engine.strategies import CURRENCIES, instants, pricing_inputs, rulesets
 from tests.repricer.helpers import compile_rules, write_rules
 
 NOW = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
@@ -270,9 +276,15 @@ async def _catalogue(store: Store) -> list[str]:
 async def _plan_agrees_with_the_single_path(
     store: Store, tmp_path: Path, skus: list[str], now: datetime
 ) -> ChunkPlan:
+    compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
+    return await _lanes_agree(store, compiled, skus, now)
+
+
+async def _lanes_agree(
+    store: Store, compiled: CompiledRuleset, skus: list[str], now: datetime
+) -> ChunkPlan:
     """Plan the chunk with the fast lane and check each schedule it would publish against
     the single path's for the same stored inputs: same bytes, same fingerprint."""
-    compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
     segments = priced_segments(compiled)
     names = [str(segment) for segment in segments]
     raw = await read_chunk(store, skus, names)
@@ -283,7 +295,13 @@ async def _plan_agrees_with_the_single_path(
         decisions = schedule(compiled, entry.inputs, now, segment=Segment.parse(prepared.segment))
         mark = fingerprint(compiled.version, prepared.segment, entry.digest, decisions)
         request = PublishRequest(prepared.sku, prepared.segment, decisions, mark, read_at=7)
-        assert prepared == Store.prepare_publish(request), prepared.sku
+        expected = Store.prepare_publish(request)
+        if prepared != expected:
+            from pricing_service.store.store import audit_json
+
+            print("FAST", audit_json(prepared.audit))
+            print("SINGLE", audit_json(expected.audit))
+        assert prepared == expected, prepared.sku
     return plan
 
 
@@ -338,3 +356,55 @@ async def test_processes_share_the_catalogue_and_agree_with_one_process(
 def test_a_share_must_exist() -> None:
     with pytest.raises(ValueError, match="does not exist"):
         Share(2, 2)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data(), ruleset=rulesets(), at=instants, currency=st.sampled_from(CURRENCIES))
+def test_the_lanes_agree_on_random_rules_and_catalogues(
+    clean_redis: str, data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str
+) -> None:
+    items = data.draw(
+        st.lists(
+            pricing_inputs(currency, at), min_size=1, max_size=5, unique_by=lambda i: i.item.sku
+        )
+    )
+    sold = data.draw(st.lists(st.integers(0, 27), max_size=12))
+    asyncio.run(_random_catalogue(clean_redis, CompiledRuleset(ruleset), items, sold, at))
+
+
+async def _random_catalogue(
+    url: str, compiled: CompiledRuleset, items: list[PricingInputs], sold: list[int], at: datetime
+) -> None:
+    store = Store.from_url(url, retention=timedelta(days=35))
+    try:
+        await store.redis.flushdb()
+        await store.put_items([entry.item for entry in items])
+        for entry in items:
+            sku, currency = entry.item.sku, entry.item.currency
+            offers = [OfferStatus(observation=o, received_at=at) for o in entry.observations]
+            if offers:
+                await store.put_offers(sku, offers)
+            estimate = entry.elasticity
+            if estimate is not None:
+                stored = StoredElasticity(
+                    elasticity=estimate.elasticity,
+                    standard_error=estimate.standard_error,
+                    observations=estimate.observations,
+                    fitted_at=at - timedelta(hours=3),
+                )
+                await store.put_elasticities({sku: stored}, changed=[])
+            if sold and entry.demand is not None:
+                price = entry.item.list_price or Decimal(1)
+                sales = [(at - timedelta(days=day), 1 + day % 3, price) for day in sold]
+                await store.add_sales(sku, currency, sales)
+        skus = sorted(entry.item.sku for entry in items)
+        await _lanes_agree(store, compiled, skus, at)
+        # On top of what the fast lane published: prices in force and moves from it.
+        await price_chunk(Pricer(store, boundary_lead_seconds=60), compiled, skus, at)
+        await _lanes_agree(store, compiled, skus, at + timedelta(hours=5))
+    finally:
+        await store.close()
