@@ -21,6 +21,7 @@ published.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 import numpy as np
+import orjson
 from redis.commands.core import AsyncScript
 
 from pricing_service.engine.batch import (
@@ -73,6 +75,8 @@ from pricing_service.store.store import (
     encode_audit_entries,
     fingerprint_windows,
 )
+
+logger = logging.getLogger(__name__)
 
 #: SKUs per read script call: one call blocks Redis for a few milliseconds at most.
 READ_BATCH = 500
@@ -232,7 +236,7 @@ def parse_row(
     if raw_override is not None and active_override(raw_override, now) is not None:
         raise _NotForThisLane
     epoch = int(now.timestamp())
-    item = json.loads(raw_item)
+    item = orjson.loads(raw_item)
     currency = item["currency"]
     digits = minor_unit_digits(currency)
     numbers = [
@@ -251,7 +255,7 @@ def parse_row(
     if raw_schedule is not None:
         stored = StoredSchedule.parse(raw_schedule)
         published_fingerprint = stored.fingerprint
-        schedule = json.loads(stored.schedule_json)
+        schedule = orjson.loads(stored.schedule_json)
         if schedule["c"] == currency:
             moves, in_force = _published_moves(stored.moves, schedule["w"], epoch, digits)
             if in_force is not None:
@@ -267,7 +271,7 @@ def parse_row(
     offer_values: list[tuple[str, bytes]] = []
     latest: dict[str, tuple[int, dict[str, Any]]] = {}
     for position in range(1, len(raw_offers), 2):
-        status = json.loads(raw_offers[position])
+        status = orjson.loads(raw_offers[position])
         observation = (
             status["observation"]
             if status.get("status", "accepted") == "accepted"
@@ -477,6 +481,7 @@ def plan_chunk(
                 deleted.add(sku)
                 continue
             except Exception:  # the single path prices it, or logs why it cannot
+                logger.debug("%s: left to the single path", sku, exc_info=True)
                 single.add(sku)
                 continue
             by_currency.setdefault(row.currency, []).append(row)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,8 +32,6 @@ from pricing_service.repricer.pricer import (
 )
 from pricing_service.store import keys
 from pricing_service.store.store import PublishRequest, fingerprint
-
-logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000
 

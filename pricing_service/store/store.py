@@ -29,6 +29,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
+import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field
@@ -694,7 +695,10 @@ def encode_audit_entries(
         compact.append(entry)
     payload = {"seg": segment, "d": compact}
     compressor = _AUDIT_COMPRESSOR_1.copy()  # cheaper than loading the dictionary again
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    # orjson writes what json.dumps(separators=(",", ":")) writes, but non-ASCII characters
+    # as UTF-8, not \u escapes, and about 15 times faster: it is most of a full reprice's
+    # encoding time otherwise. Records of either kind decode the same.
+    body = orjson.dumps(payload)
     return _AUDIT_FORMAT_ZDICT_1 + compressor.compress(body) + compressor.flush()
 
 
