@@ -3,7 +3,7 @@ without one Python object per input.
 
 :func:`load_segments` builds pydantic models for every input of every SKU and the single
 path explains as it prices: together about 250 µs a SKU. Here one Lua call reads a whole
-chunk's raw values, plain ``json`` turns them into the columns of
+chunk's raw values, ``orjson`` turns them into the columns of
 :class:`~pricing_service.engine.batch.BatchInputs` (minor units parsed from the stored
 decimal text), :func:`~pricing_service.engine.batch.decide_batch` prices them window by
 window up to the horizon (as :func:`~pricing_service.engine.schedule.schedule` does, each
