@@ -30,6 +30,7 @@ from pricing_service.engine.compiled import (
 from pricing_service.engine.exploration import exploration_draw, thompson_shift_bp
 from pricing_service.engine.history import (
     ELASTICITY_SCALE,
+    MoveHistory,
     elasticity_basis_points,
     latest_per_competitor,
     move_history,
@@ -97,6 +98,14 @@ class BatchInputs:
 
     def __len__(self) -> int:
         return len(self.skus)
+
+    def set_moves(self, row: int, history: MoveHistory) -> None:
+        """Row ``row``'s recent-moves columns, from ``history``."""
+        self.last_direction[row] = history.last_direction
+        self.run_length[row] = history.run_length
+        self.flips[row] = history.flips
+        day_ago = history.price_day_ago
+        self.price_day_ago[row] = MISSING if day_ago is None else day_ago
 
 
 def take_rows(inputs: BatchInputs, rows: npt.NDArray[np.intp]) -> BatchInputs:
@@ -223,12 +232,7 @@ def encode_batch(
         **unfilled_columns(n, k),
     )
     for row, entry in enumerate(items):
-        history = move_history(entry.item, epoch, window)
-        batch.last_direction[row] = history.last_direction
-        batch.run_length[row] = history.run_length
-        batch.flips[row] = history.flips
-        if history.price_day_ago is not None:
-            batch.price_day_ago[row] = history.price_day_ago
+        batch.set_moves(row, move_history(entry.item, epoch, window))
         slot = 0
         for offer in offers[row]:
             code = vocabulary.competitors.get(offer.competitor)

@@ -20,7 +20,6 @@ published.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -54,7 +53,11 @@ from pricing_service.engine.batch_explanation import (
 )
 from pricing_service.engine.compiled import CompiledRuleset, fired_names
 from pricing_service.engine.decision import offer_value
-from pricing_service.engine.history import elasticity_basis_points, move_history_of
+from pricing_service.engine.history import (
+    MoveHistory,
+    elasticity_basis_points,
+    move_history_of,
+)
 from pricing_service.engine.inputs import Segment
 from pricing_service.engine.schedule import MAX_WINDOWS
 from pricing_service.money import minor_unit_digits
@@ -62,11 +65,11 @@ from pricing_service.repricer.inputs import (
     DigestParts,
     active_override,
     elasticity_estimate,
+    input_keys,
     inputs_digest,
     queue_input_reads,
 )
-from pricing_service.repricer.pricer import Outcome
-from pricing_service.store import keys
+from pricing_service.repricer.pricer import Outcome, next_boundary
 from pricing_service.store.store import (
     PreparedPublish,
     Store,
@@ -74,6 +77,7 @@ from pricing_service.store.store import (
     demand_from_sales,
     encode_audit_entries,
     fingerprint_windows,
+    schedule_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,8 +85,8 @@ logger = logging.getLogger(__name__)
 #: SKUs per read script call: one call blocks Redis for a few milliseconds at most.
 READ_BATCH = 500
 
-#: Reads every input of many SKUs in one call. KEYS: per SKU its item, offers, override,
-#: sales and elasticity keys, then one schedule key per segment. ARGV: keys per SKU.
+#: Reads every input of many SKUs in one call. KEYS: per SKU its ``input_keys`` (item,
+#: offers, override, sales, elasticity, one schedule per segment). ARGV: keys per SKU.
 #: Returns per SKU {item, offers (flat), override, sales (flat), elasticity, schedules...}.
 _READ_CHUNK = """
 local per = tonumber(ARGV[1])
@@ -161,17 +165,7 @@ async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str])
                 row[3] = _flatten(row[3])
                 rows.append(row)
             continue
-        script_keys: list[str] = []
-        for sku in batch:
-            tag = keys.item(sku)[: -len(":item")]
-            script_keys += [
-                tag + ":item",
-                tag + ":offers",
-                tag + ":override",
-                tag + ":sales",
-                tag + ":elasticity",
-            ]
-            script_keys += [keys.schedule(sku, segment) for segment in segments]
+        script_keys = [key for sku in batch for key in input_keys(sku, segments)]
         reply = await _read_script(store)(keys=script_keys, args=[per])
         rows.extend(cast(list[list[Any]], reply))
     return rows
@@ -222,14 +216,9 @@ def _epoch(text: str) -> int:
     return int(moment.timestamp())
 
 
-def parse_row(
-    compiled: CompiledRuleset,
-    sku: str,
-    raw: Sequence[Any],
-    segment_index: int,
-    now: datetime,
-) -> _Row:
-    """One SKU's raw inputs (a row of :func:`read_chunk`) for one segment's columns."""
+def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: datetime) -> _Row:
+    """One SKU's raw inputs (a row of :func:`read_chunk`), before any published schedule
+    (see :func:`_in_segment`)."""
     raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = raw[:5]
     if raw_item is None:
         raise LookupError(sku)
@@ -250,19 +239,6 @@ def parse_row(
         (_epoch(change["at"]), _minor(change["price"], digits))
         for change in item.get("recent_changes") or ()
     ]
-    published_fingerprint = None
-    raw_schedule = raw[5 + segment_index]
-    if raw_schedule is not None:
-        stored = StoredSchedule.parse(raw_schedule)
-        published_fingerprint = stored.fingerprint
-        schedule = orjson.loads(stored.schedule_json)
-        if schedule["c"] == currency:
-            moves, in_force = _published_moves(stored.moves, schedule["w"], epoch, digits)
-            if in_force is not None:
-                points = moves
-                current_text = in_force
-                numbers[5] = _minor(in_force, digits)
-                changed_at = points[-1][0]
     numbers.append(int(MISSING) if changed_at is None else changed_at)
 
     known = compiled.known_competitors
@@ -357,8 +333,29 @@ def parse_row(
         elasticity=elasticity,
         facts=facts,
         digest=digest,
-        published_fingerprint=published_fingerprint,
+        published_fingerprint=None,
     )
+
+
+def _in_segment(row: _Row, raw_schedule: bytes | None, epoch: int) -> _Row:
+    """``row`` in a segment whose published schedule is ``raw_schedule``: its price in
+    force and recent moves are our own (what ``_with_published_price`` in
+    :mod:`~pricing_service.repricer.inputs` does)."""
+    if raw_schedule is None:
+        return row
+    stored = StoredSchedule.parse(raw_schedule)
+    row = replace(row, published_fingerprint=stored.fingerprint)
+    schedule = orjson.loads(stored.schedule_json)
+    if schedule["c"] != row.currency:
+        return row  # it predates a currency change: it says nothing
+    digits = minor_unit_digits(row.currency)
+    points, in_force = _published_moves(stored.moves, schedule["w"], epoch, digits)
+    if in_force is None:
+        return row
+    changed_at = points[-1][0]
+    numbers = [*row.numbers[:5], _minor(in_force, digits), changed_at]
+    facts = replace(row.facts, current_price=in_force, current_since=changed_at)
+    return replace(row, numbers=numbers, points=points, facts=facts)
 
 
 def _published_moves(
@@ -427,18 +424,7 @@ def encode_rows(compiled: CompiledRuleset, rows: Sequence[_Row], now: datetime) 
         current = row.numbers[5]
         changed = row.numbers[6]
         if row.points or current != MISSING:
-            history = move_history_of(
-                row.points,
-                None if current == MISSING else current,
-                None if changed == MISSING else changed,
-                epoch,
-                window,
-            )
-            columns.last_direction[index] = history.last_direction
-            columns.run_length[index] = history.run_length
-            columns.flips[index] = history.flips
-            if history.price_day_ago is not None:
-                columns.price_day_ago[index] = history.price_day_ago
+            columns.set_moves(index, _moves(row.points, current, changed, epoch, window))
         for slot, (name, price, shipping, in_stock, seen) in enumerate(row.offers):
             columns.offer_competitor[index, slot] = codes[name]
             columns.offer_price[index, slot] = price
@@ -452,6 +438,19 @@ def encode_rows(compiled: CompiledRuleset, rows: Sequence[_Row], now: datetime) 
                 columns.elasticity_n[index],
             ) = row.elasticity
     return columns
+
+
+def _moves(
+    points: list[tuple[int, int]], current: int, changed_at: int, epoch: int, window: int
+) -> MoveHistory:
+    """:func:`move_history_of` with the columns' MISSING for an unknown price or time."""
+    return move_history_of(
+        points,
+        None if current == MISSING else current,
+        None if changed_at == MISSING else changed_at,
+        epoch,
+        window,
+    )
 
 
 def plan_chunk(
@@ -470,19 +469,25 @@ def plan_chunk(
     horizon_end = epoch + int(compiled.horizon.total_seconds())
     single: set[str] = set()
     deleted: set[str] = set()
+    parsed: list[tuple[_Row, Sequence[Any]]] = []
+    for sku, raw in zip(skus, raw_rows, strict=True):
+        try:
+            parsed.append((parse_row(compiled, sku, raw, now), raw))
+        except LookupError:
+            deleted.add(sku)
+        except Exception:  # the single path prices it, or logs why it cannot
+            logger.debug("%s: left to the single path", sku, exc_info=True)
+            single.add(sku)
     for segment_index, segment in enumerate(segments):
         by_currency: dict[str, list[_Row]] = {}
-        for sku, raw in zip(skus, raw_rows, strict=True):
-            if sku in single:
+        for base, raw in parsed:
+            if base.sku in single:
                 continue
             try:
-                row = parse_row(compiled, sku, raw, segment_index, now)
-            except LookupError:
-                deleted.add(sku)
-                continue
-            except Exception:  # the single path prices it, or logs why it cannot
-                logger.debug("%s: left to the single path", sku, exc_info=True)
-                single.add(sku)
+                row = _in_segment(base, raw[5 + segment_index], epoch)
+            except Exception:
+                logger.debug("%s: left to the single path", base.sku, exc_info=True)
+                single.add(base.sku)
                 continue
             by_currency.setdefault(row.currency, []).append(row)
         for rows in by_currency.values():
@@ -570,21 +575,9 @@ def _schedules(
             subset = take_rows(columns, np.array(positions))
             for slot, position in enumerate(positions):
                 points, current, changed_at, _ = state[position]
-                history = move_history_of(
-                    points,
-                    None if current == MISSING else current,
-                    None if changed_at == MISSING else changed_at,
-                    moment,
-                    window_seconds,
-                )
                 subset.current[slot] = current
                 subset.last_changed[slot] = changed_at
-                subset.last_direction[slot] = history.last_direction
-                subset.run_length[slot] = history.run_length
-                subset.flips[slot] = history.flips
-                subset.price_day_ago[slot] = (
-                    MISSING if history.price_day_ago is None else history.price_day_ago
-                )
+                subset.set_moves(slot, _moves(points, current, changed_at, moment, window_seconds))
             at = datetime.fromtimestamp(moment, tz=UTC)
             later = decide_batch(compiled, subset, at, segment=segment)
             digits = minor_unit_digits(subset.currency)
@@ -615,7 +608,6 @@ def _plan_rows(
     single: set[str],
 ) -> None:
     version = compiled.version
-    quoted_version = json.dumps(version)
     for row, windows in zip(rows, schedules, strict=True):
         first = windows[0]
         result, index = first.result, first.index
@@ -643,7 +635,7 @@ def _plan_rows(
             held_by=HELD_NAMES.get(int(result.held[index])),
             priced=price is not None,
             changed=price is not None and first.price != int(first.columns.current[index]),
-            due=_next_boundary(spans, epoch, lead),
+            due=next_boundary((span[1] for span in spans), epoch, lead),
         )
         if mark == row.published_fingerprint:
             plan.unchanged.append(outcome)  # already published: no explanation needed
@@ -663,48 +655,20 @@ def _plan_rows(
         if any(entry is None for entry in told):
             single.add(row.sku)
             continue
-        if len(spans) == 1:
-            # What encode_schedule writes for one window (a test holds them equal),
-            # formatted directly: json.dumps costs more than the rest of this loop.
-            start, until, _, _ = spans[0]
-            until_json = "null" if until is None else str(until)
-            price_json = "null" if price is None else f'"{price}"'
-            schedule_json = (
-                f'{{"v":{quoted_version},"c":"{first.columns.currency}",'
-                f'"w":[[{start},{until_json},{price_json}]]}}'
-            )
-        else:
-            schedule_json = json.dumps(
-                {"v": version, "c": first.columns.currency, "w": [list(w[:3]) for w in spans]},
-                separators=(",", ":"),
-            )
+        stored = [list(span[:3]) for span in spans]  # the schedule JSON's windows
         plan.prepared.append(
             PreparedPublish(
                 sku=row.sku,
                 segment=segment,
                 fingerprint=mark,
-                schedule_json=schedule_json,
-                audit=encode_audit_entries(
-                    cast(list[dict[str, Any]], told), [list(w[:3]) for w in spans], segment
-                ),
+                schedule_json=schedule_json(version, first.columns.currency, stored),
+                audit=encode_audit_entries(cast(list[dict[str, Any]], told), stored, segment),
                 current_price="" if price is None else price,
                 price_epoch=epoch,
                 read_at=read_at,
             )
         )
         plan.outcomes.append(outcome)
-
-
-def _next_boundary(
-    spans: Sequence[tuple[int, int | None, str | None, str]], epoch: int, lead: int
-) -> int | None:
-    """:func:`~pricing_service.repricer.pricer.next_boundary` of the windows."""
-    for _, until, _, _ in spans:
-        if until is None:
-            return None
-        if until - lead > epoch:
-            return until - lead
-    return None
 
 
 __all__ = ["ChunkPlan", "plan_chunk", "read_chunk"]

@@ -17,21 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pricing_service import metrics
 from pricing_service.engine.compiled import CompiledRuleset
-from pricing_service.engine.decision import Decision
-from pricing_service.engine.inputs import Segment
 from pricing_service.engine.segments import priced_segments
 from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
-from pricing_service.repricer.inputs import LoadedInputs, load_segments
 from pricing_service.repricer.pricer import (
     Pricer,
     RepriceCounts,
-    next_boundary,
     observe_outcomes,
 )
 from pricing_service.store import keys
-from pricing_service.store.store import PublishRequest, fingerprint
 
 CHUNK_SIZE = 10_000
 
@@ -116,7 +110,6 @@ async def price_chunk(
 @dataclass(frozen=True, slots=True)
 class _PlannedChunk:
     plan: ChunkPlan
-    read_at: int
     frozen: bool
 
 
@@ -139,92 +132,23 @@ async def _plan_chunk(
         read_at=read_at,
         boundary_lead_seconds=pricer.boundary_lead_seconds,
     )
-    return _PlannedChunk(plan, read_at, frozen)
+    return _PlannedChunk(plan, frozen)
 
 
 async def _publish_chunk(
     pricer: Pricer, compiled: CompiledRuleset, planned: _PlannedChunk, now: datetime
 ) -> RepriceCounts:
-    plan, read_at, frozen = planned.plan, planned.read_at, planned.frozen
-    store = pricer.store
+    plan = planned.plan
     counts = RepriceCounts()
-    boundaries: dict[str, int | None] = {}
     observe_outcomes(plan.unchanged, counts)
-    observe_outcomes(plan.outcomes, counts)
-    if frozen:
-        counts.frozen += len(plan.prepared)
-        metrics.PUBLISHES.labels(outcome="frozen").inc(len(plan.prepared))
-    elif plan.prepared:
-        results = await store.publish_prepared(plan.prepared, now=now)
-        written = sum(1 for result in results if result.written)
-        moved = sum(
-            1
-            for result, outcome in zip(results, plan.outcomes, strict=True)
-            if result.written and outcome.changed
-        )
-        counts.published += written
-        metrics.PUBLISHES.labels(outcome="written").inc(written)
-        metrics.PUBLISHES.labels(outcome="unchanged").inc(len(results) - written)
-        metrics.PRICE_CHANGES.inc(moved)
-    for prepared, outcome in zip(plan.prepared, plan.outcomes, strict=True):
-        boundaries[keys.boundary_member(prepared.sku, prepared.segment)] = outcome.due
-    for outcome in plan.unchanged:
-        boundaries[keys.boundary_member(outcome.sku, outcome.segment)] = outcome.due
+    boundaries = {keys.boundary_member(o.sku, o.segment): o.due for o in plan.unchanged}
+    boundaries.update(
+        await pricer.publish(plan.prepared, plan.outcomes, now, planned.frozen, counts)
+    )
     for segment in priced_segments(compiled):
         for sku in plan.deleted:
             boundaries[keys.boundary_member(sku, str(segment))] = None
     if plan.single:
-        counts.add(await _price_single(pricer, compiled, plan.single, now, frozen, read_at))
-    await store.set_boundaries(boundaries)
-    return counts
-
-
-async def _price_single(
-    pricer: Pricer,
-    compiled: CompiledRuleset,
-    skus: Sequence[str],
-    now: datetime,
-    frozen: bool,
-    read_at: int,
-) -> RepriceCounts:
-    """The SKUs the fast lane left: priced by the single path, published in bulk."""
-    segments = priced_segments(compiled)
-    loaded = await load_segments(pricer.store, compiled, skus, now, [str(s) for s in segments])
-    counts = RepriceCounts()
-    boundaries: dict[str, int | None] = {}
-    pending: list[tuple[LoadedInputs, Segment, list[Decision]]] = []
-    for segment in segments:
-        for sku, entry in loaded[str(segment)].items():
-            decisions = pricer.compute(compiled, sku, entry.inputs, segment, now, counts)
-            if decisions is not None:
-                pending.append((entry, segment, decisions))
-    for _, _, decisions in pending:
-        pricer.observe(decisions[0], counts)
-    if frozen:
-        counts.frozen += len(pending)
-        metrics.PUBLISHES.labels(outcome="frozen").inc(len(pending))
-        return counts
-    requests = [
-        PublishRequest(
-            sku=entry.inputs.item.sku,
-            segment=str(segment),
-            decisions=decisions,
-            fingerprint_value=fingerprint(compiled.version, str(segment), entry.digest, decisions),
-            read_at=read_at,
-        )
-        for entry, segment, decisions in pending
-    ]
-    results = await pricer.store.publish_many(requests, now=now)
-    for request, result in zip(requests, results, strict=True):
-        if result.written:
-            counts.published += 1
-            metrics.PUBLISHES.labels(outcome="written").inc()
-            if request.decisions[0].changed:
-                metrics.PRICE_CHANGES.inc()
-        else:
-            metrics.PUBLISHES.labels(outcome="unchanged").inc()
-        boundaries[keys.boundary_member(request.sku, request.segment)] = next_boundary(
-            request.decisions, now, pricer.boundary_lead_seconds
-        )
+        counts.add(await pricer.price(compiled, plan.single, now))
     await pricer.store.set_boundaries(boundaries)
     return counts

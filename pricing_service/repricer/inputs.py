@@ -150,16 +150,28 @@ async def load_segments(
     return result
 
 
+def input_keys(sku: str, segments: Sequence[str]) -> list[str]:
+    """One SKU's input keys in the order they are read: item, offers (a hash), override,
+    sales (a hash), elasticity, then its schedule in each segment."""
+    return [
+        keys.item(sku),
+        keys.offers(sku),
+        keys.override(sku),
+        keys.sales(sku),
+        keys.elasticity(sku),
+        *(keys.schedule(sku, segment) for segment in segments),
+    ]
+
+
 def queue_input_reads(pipe: Any, sku: str, segments: Sequence[str]) -> None:
-    """Queue the reads of one SKU's inputs: item, offers, override, sales, elasticity,
-    then its schedule in each segment."""
-    pipe.get(keys.item(sku))
-    pipe.hgetall(keys.offers(sku))
-    pipe.get(keys.override(sku))
-    pipe.hgetall(keys.sales(sku))
-    pipe.get(keys.elasticity(sku))
-    for segment in segments:
-        pipe.get(keys.schedule(sku, segment))
+    """Queue the reads of one SKU's :func:`input_keys`."""
+    item, offers, override, sales, *strings = input_keys(sku, segments)
+    pipe.get(item)
+    pipe.hgetall(offers)
+    pipe.get(override)
+    pipe.hgetall(sales)
+    for key in strings:
+        pipe.get(key)
 
 
 def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:

@@ -24,7 +24,7 @@ from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import priced_segments
 from pricing_service.repricer.inputs import load_segments
 from pricing_service.store import keys
-from pricing_service.store.store import Store, fingerprint
+from pricing_service.store.store import PreparedPublish, PublishRequest, Store, fingerprint
 
 logger = logging.getLogger(__name__)
 # Every kind's series exists from the start, at 0: a first trip is then an increase that
@@ -53,15 +53,15 @@ class RepriceCounts:
         return asdict(self)
 
 
-def next_boundary(decisions: Sequence[Decision], now: datetime, lead_seconds: int) -> int | None:
+def next_boundary(ends: Iterable[int | None], epoch: int, lead_seconds: int) -> int | None:
     """When to reprice next (epoch seconds): ``lead_seconds`` ahead of the first window
-    change whose lead time is still to come. A change already inside its lead time is
-    covered by the schedule just computed, which holds the window after it."""
-    epoch = int(now.timestamp())
-    for decision in decisions:
-        if decision.valid_until is None:
+    change whose lead time is still to come, from each window's end in order (None: the
+    window does not end). A change already inside its lead time is covered by the
+    schedule just computed, which holds the window after it."""
+    for end in ends:
+        if end is None:
             return None
-        due = int(decision.valid_until.timestamp()) - lead_seconds
+        due = end - lead_seconds
         if due > epoch:
             return due
     return None
@@ -79,6 +79,24 @@ class Outcome:
     priced: bool
     changed: bool
     due: int | None  # when to reprice next (see next_boundary)
+
+    @classmethod
+    def of(cls, decisions: Sequence[Decision], now: datetime, lead_seconds: int) -> Outcome:
+        """The outcome of a schedule computed by the single path."""
+        first = decisions[0]
+        ends = (
+            None if d.valid_until is None else int(d.valid_until.timestamp()) for d in decisions
+        )
+        return cls(
+            sku=first.sku,
+            segment=first.segment,
+            strategy=first.strategy,
+            guardrails_fired=first.guardrails_fired,
+            held_by=first.held_by,
+            priced=first.price is not None,
+            changed=first.changed,
+            due=next_boundary(ends, int(now.timestamp()), lead_seconds),
+        )
 
 
 def observe_outcomes(outcomes: Iterable[Outcome], counts: RepriceCounts) -> None:
@@ -124,28 +142,24 @@ class Pricer:
         frozen = await self.store.is_frozen()
         counts = RepriceCounts()
         boundaries: dict[str, int | None] = {}
+        prepared: list[PreparedPublish] = []
+        outcomes: list[Outcome] = []
         for segment in segments:
             name = str(segment)
             entries = loaded[name]
             for sku, entry in entries.items():
                 decisions = self.compute(compiled, sku, entry.inputs, segment, now, counts)
-                if decisions is not None:
-                    await self.publish(
-                        compiled,
-                        entry.inputs,
-                        entry.digest,
-                        segment,
-                        decisions,
-                        now,
-                        frozen,
-                        counts,
-                        boundaries,
-                        read_at=read_at,
-                    )
+                if decisions is None:
+                    continue
+                mark = fingerprint(compiled.version, name, entry.digest, decisions)
+                request = PublishRequest(sku, name, decisions, mark, read_at)
+                prepared.append(Store.prepare_publish(request))
+                outcomes.append(Outcome.of(decisions, now, self.boundary_lead_seconds))
             for sku in skus:
                 if sku not in entries:  # deleted: nothing to come back for
                     boundaries[keys.boundary_member(sku, name)] = None
-        await self.update_boundaries(boundaries)
+        boundaries.update(await self.publish(prepared, outcomes, now, frozen, counts))
+        await self.store.set_boundaries(boundaries)
         return counts
 
     def compute(
@@ -168,64 +182,27 @@ class Pricer:
 
     async def publish(
         self,
-        compiled: CompiledRuleset,
-        inputs: PricingInputs,
-        digest: str,
-        segment: Segment,
-        decisions: list[Decision],
+        prepared: Sequence[PreparedPublish],
+        outcomes: Sequence[Outcome],
         now: datetime,
         frozen: bool,
         counts: RepriceCounts,
-        boundaries: dict[str, int | None],
-        *,
-        read_at: int = 0,
-    ) -> None:
-        """Publish one schedule (unless frozen), count it and observe its metrics;
-        ``digest``: of the raw inputs (see ``inputs_digest``); ``read_at``:
-        :meth:`Store.read_clock` before the inputs were read."""
-        sku, name = inputs.item.sku, str(segment)
-        self.observe(decisions[0], counts)
+    ) -> dict[str, int | None]:
+        """Publish schedules (unless frozen), count them and observe their metrics;
+        ``outcomes`` in the same order. Returns the boundaries of what was published."""
+        observe_outcomes(outcomes, counts)
         if frozen:
-            counts.frozen += 1
-            metrics.PUBLISHES.labels(outcome="frozen").inc()
-            return
-        mark = fingerprint(compiled.version, name, digest, decisions)
-        result = await self.store.publish(
-            sku, name, decisions, fingerprint_value=mark, now=now, read_at=read_at
-        )
-        if result.written:
-            counts.published += 1
-            metrics.PUBLISHES.labels(outcome="written").inc()
-            if decisions[0].changed:
-                metrics.PRICE_CHANGES.inc()
-        else:
-            metrics.PUBLISHES.labels(outcome="unchanged").inc()
-        boundaries[keys.boundary_member(sku, name)] = next_boundary(
-            decisions, now, self.boundary_lead_seconds
-        )
-
-    @staticmethod
-    def observe(first: Decision, counts: RepriceCounts) -> None:
-        """Count the decision for the window in force and observe its metrics."""
-        outcome = Outcome(
-            sku=first.sku,
-            segment=first.segment,
-            strategy=first.strategy,
-            guardrails_fired=first.guardrails_fired,
-            held_by=first.held_by,
-            priced=first.price is not None,
-            changed=first.changed,
-            due=None,
-        )
-        observe_outcomes([outcome], counts)
-
-    async def update_boundaries(self, boundaries: dict[str, int | None]) -> None:
-        if not boundaries:
-            return
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            for member, due in boundaries.items():
-                if due is None:
-                    pipe.zrem(keys.BOUNDARIES, member)
-                else:
-                    pipe.zadd(keys.BOUNDARIES, {member: due})
-            await pipe.execute()
+            counts.frozen += len(prepared)
+            metrics.PUBLISHES.labels(outcome="frozen").inc(len(prepared))
+            return {}
+        if not prepared:
+            return {}
+        results = await self.store.publish_prepared(prepared, now=now)
+        written = [
+            outcome for result, outcome in zip(results, outcomes, strict=True) if result.written
+        ]
+        counts.published += len(written)
+        metrics.PUBLISHES.labels(outcome="written").inc(len(written))
+        metrics.PUBLISHES.labels(outcome="unchanged").inc(len(results) - len(written))
+        metrics.PRICE_CHANGES.inc(sum(1 for outcome in written if outcome.changed))
+        return {keys.boundary_member(o.sku, o.segment): o.due for o in outcomes}

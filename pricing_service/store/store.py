@@ -589,16 +589,21 @@ def _epoch(moment: datetime | None) -> int | None:
 
 
 def encode_schedule(decisions: Sequence[Decision], currency: str, version: str) -> str:
-    windows = [
-        [
-            _epoch(d.valid_from),
-            _epoch(d.valid_until),
-            None if d.price is None else str(d.price),
-        ]
+    return schedule_json(version, currency, schedule_windows(decisions))
+
+
+def schedule_windows(decisions: Sequence[Decision]) -> list[list[Any]]:
+    """Each decision's window as the schedule JSON stores it: ``[valid_from, valid_until,
+    price]``, epoch seconds and a decimal string (None when open or unpriced)."""
+    return [
+        [_epoch(d.valid_from), _epoch(d.valid_until), None if d.price is None else str(d.price)]
         for d in decisions
     ]
-    payload = {"v": version, "c": currency, "w": windows}
-    return json.dumps(payload, separators=(",", ":"))
+
+
+def schedule_json(version: str, currency: str, windows: Sequence[Sequence[Any]]) -> str:
+    """The schedule JSON stored for ``windows`` (see :func:`schedule_windows`)."""
+    return orjson.dumps({"v": version, "c": currency, "w": windows}).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -670,11 +675,11 @@ def _window_fields(window: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def encode_audit(decisions: Sequence[Decision], segment: str, version: str) -> bytes:
+def encode_audit(decisions: Sequence[Decision], segment: str) -> bytes:
     """The compressed explanation of every window. Fields the schedule JSON stored beside
     it already gives (version, currency, and each window's price and bounds when they
     read back the same), and fields at their usual value, are left out."""
-    windows = json.loads(encode_schedule(decisions, decisions[0].currency, version))["w"]
+    windows = schedule_windows(decisions)
     return encode_audit_entries([decision_to_dict(d) for d in decisions], windows, segment)
 
 
@@ -1507,13 +1512,14 @@ class Store:
         """``request`` encoded as it is stored, for :meth:`publish_prepared`."""
         decisions = request.decisions
         decision = decisions[0]
-        version = decision.ruleset_version
+        windows = schedule_windows(decisions)
+        entries = [decision_to_dict(d) for d in decisions]
         return PreparedPublish(
             sku=request.sku,
             segment=request.segment,
             fingerprint=request.fingerprint_value,
-            schedule_json=encode_schedule(decisions, decision.currency, version),
-            audit=encode_audit(decisions, request.segment, version),
+            schedule_json=schedule_json(decision.ruleset_version, decision.currency, windows),
+            audit=encode_audit_entries(entries, windows, request.segment),
             current_price="" if decision.price is None else str(decision.price),
             price_epoch=int(decision.valid_from.timestamp()),
             read_at=request.read_at,

@@ -281,7 +281,7 @@ def test_a_prepared_publish_is_the_encoded_request() -> None:
         segment="tier:member",
         fingerprint=request.fingerprint_value,
         schedule_json=encode_schedule(decisions, "USD", "v1"),
-        audit=encode_audit(decisions, "tier:member", "v1"),
+        audit=encode_audit(decisions, "tier:member"),
         current_price="50.00",
         price_epoch=int(decisions[0].valid_from.timestamp()),
         read_at=7,
@@ -294,7 +294,7 @@ def test_audit_entries_encode_as_the_decisions_do() -> None:
     entries = [decision_to_dict(decision) for decision in decisions]
     windows = json.loads(encode_schedule(decisions, "USD", "v1"))["w"]
     encoded = encode_audit_entries(entries, windows, "tier:member")
-    assert encoded == encode_audit(decisions, "tier:member", "v1")
+    assert encoded == encode_audit(decisions, "tier:member")
     assert entries == [decision_to_dict(decision) for decision in decisions]  # left whole
 
 
@@ -307,7 +307,7 @@ async def test_set_boundaries_adds_moves_and_removes_members(store: Store) -> No
 
 def test_audit_records_of_the_first_format_still_decode() -> None:
     decisions = _request("SKU-1").decisions
-    compact = encode_audit(decisions, "tier:member", "v1")
+    compact = encode_audit(decisions, "tier:member")
     payload = json.loads(audit_json(compact))
     legacy = zlib.compress(json.dumps(payload, separators=(",", ":")).encode(), 6)
     assert len(compact) < len(legacy)
@@ -327,7 +327,7 @@ def test_an_audit_record_reads_back_every_field_of_every_decision() -> None:
     )
     for written in (decisions, [odd, *decisions[1:]]):
         beside = encode_schedule(written, "USD", "v1").encode()
-        record = decode_audit("SKU-1", "7-0", encode_audit(written, "", "v1"), schedule_json=beside)
+        record = decode_audit("SKU-1", "7-0", encode_audit(written, ""), schedule_json=beside)
         for index, decision in enumerate(written):
             expected = {**decision_to_dict(decision), "decision_id": f"SKU-1~7-0~{index}"}
             assert record.decisions[index] == expected
