@@ -28,7 +28,7 @@ from pricing_service.engine.segments import canonical_segment
 from pricing_service.logs import configure_logging
 from pricing_service.repricer.full import current_instant, reprice_all, reprice_skus
 from pricing_service.repricer.inputs import load_inputs
-from pricing_service.repricer.parallel import reprice_all_in_processes
+from pricing_service.repricer.parallel import RulesChangedError, reprice_all_in_processes
 from pricing_service.repricer.pricer import Pricer, RepriceCounts
 from pricing_service.repricer.worker import run_repricer
 from pricing_service.rules.loader import RulesetError, load_ruleset
@@ -129,7 +129,11 @@ def reprice(
                 pricer, compiled, on_progress=lambda done: progress.advance(task, done)
             )
 
-    counts = _with_store(settings, work, url)
+    try:
+        counts = _with_store(settings, work, url)
+    except RulesChangedError as exc:
+        Console(stderr=True).print(f"{exc}; run the reprice again", markup=False)
+        raise typer.Exit(code=1) from None
     table = Table(title=f"Reprice with ruleset {compiled.version} (per SKU and segment)")
     table.add_column("outcome")
     table.add_column("count", justify="right")

@@ -19,19 +19,23 @@ from pathlib import Path
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.repricer.full import Share, reprice_all
 from pricing_service.repricer.pricer import Pricer, RepriceCounts
-from pricing_service.rules.loader import load_ruleset
+from pricing_service.rules.loader import RulesetError, load_ruleset
 from pricing_service.settings import Settings
 from pricing_service.store.store import Store
 
 
 class RulesChangedError(RuntimeError):
-    """The rule files changed while the processes started: their prices would differ."""
+    """The rule files changed while the processes started: their prices would differ.
+    What was published before stands; a rerun prices everything with the new rules."""
 
 
 def _reprice_share(
     url: str, settings: Settings, rules_dir: Path, version: str, now: datetime, share: Share
 ) -> dict[str, int]:
-    compiled = CompiledRuleset(load_ruleset(rules_dir))
+    try:
+        compiled = CompiledRuleset(load_ruleset(rules_dir))
+    except RulesetError as exc:  # an edit since the caller read them; str: picklable
+        raise RulesChangedError(f"the rule files no longer load: {exc}") from None
     if compiled.version != version:
         raise RulesChangedError(f"rules are now version {compiled.version}, not {version}")
 

@@ -19,7 +19,7 @@ from pricing_service.engine.segments import priced_segments
 from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
 from pricing_service.repricer.full import Share, price_chunk, reprice_all
 from pricing_service.repricer.inputs import load_segments
-from pricing_service.repricer.parallel import reprice_all_in_processes
+from pricing_service.repricer.parallel import RulesChangedError, reprice_all_in_processes
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.model import Ruleset
 from pricing_service.settings import Settings
@@ -408,3 +408,19 @@ async def _random_catalogue(
         await _lanes_agree(store, compiled, skus, at + timedelta(hours=5))
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_processes_refuse_rules_edited_since_the_caller_read_them(
+    store: Store, clean_redis: str, tmp_path: Path
+) -> None:
+    await _catalogue(store)
+    rules_dir = write_rules(tmp_path / "rules", RULES)
+    compiled = compile_rules(rules_dir)
+    (rules_dir / "rules.yaml").write_text(RULES.replace("Cost plus 35%.", "Cost plus 35 %."))
+    settings = Settings(retention_days=35, boundary_lead_seconds=60)
+    with pytest.raises(RulesChangedError, match="now version"):
+        await reprice_all_in_processes(clean_redis, settings, rules_dir, compiled, NOW, 2)
+    (rules_dir / "rules.yaml").write_text("rules: [")
+    with pytest.raises(RulesChangedError, match="no longer load"):
+        await reprice_all_in_processes(clean_redis, settings, rules_dir, compiled, NOW, 2)
