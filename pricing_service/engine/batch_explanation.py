@@ -36,7 +36,7 @@ from pricing_service.engine.compiled import (
     CompiledStrategy,
     fired_names,
 )
-from pricing_service.engine.decision import offer_value
+from pricing_service.engine.decision import demand_value, elasticity_value, offer_value
 from pricing_service.engine.history import ELASTICITY_SCALE, latest_per_competitor
 from pricing_service.engine.inputs import (
     ElasticityEstimate,
@@ -110,16 +110,12 @@ def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs) -> RowFacts:
         offers=offers,
         demand=None
         if demand is None
-        else demand_text(demand.velocity_ratio, demand.days_of_supply),
+        else demand_value(demand.velocity_ratio, demand.days_of_supply),
         demand_as_of=None
         if demand is None or demand.as_of is None
         else int(demand.as_of.timestamp()),
         **estimate_facts(estimate),
     )
-
-
-def demand_text(velocity_ratio: float | None, days_of_supply: float | None) -> str:
-    return f"velocity_ratio={velocity_ratio} days_of_supply={days_of_supply}"
 
 
 def estimate_facts(estimate: ElasticityEstimate | None) -> dict[str, Any]:
@@ -128,8 +124,9 @@ def estimate_facts(estimate: ElasticityEstimate | None) -> dict[str, Any]:
         return {"elasticity": None, "elasticity_fitted_at": None}
     fitted = estimate.fitted_at
     return {
-        "elasticity": f"{estimate.elasticity:.4f} ± {estimate.standard_error:.4f} "
-        f"(n={estimate.observations})",
+        "elasticity": elasticity_value(
+            estimate.elasticity, estimate.standard_error, estimate.observations
+        ),
         "elasticity_fitted_at": None if fitted is None else int(fitted.timestamp()),
     }
 

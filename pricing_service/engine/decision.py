@@ -62,6 +62,16 @@ def offer_value(price: str, currency: str, shipping: str | None, in_stock: bool)
     return value + ("" if in_stock else " (out of stock)")
 
 
+def demand_value(velocity_ratio: float | None, days_of_supply: float | None) -> str:
+    """Demand signals as a decision's inputs list them."""
+    return f"velocity_ratio={velocity_ratio} days_of_supply={days_of_supply}"
+
+
+def elasticity_value(elasticity: float, standard_error: float, observations: int) -> str:
+    """An elasticity estimate as a decision's inputs list it."""
+    return f"{elasticity:.4f} ± {standard_error:.4f} (n={observations})"
+
+
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 

@@ -38,7 +38,14 @@ from pricing_service.engine.compiled import (
     TimeContext,
     fired_names,
 )
-from pricing_service.engine.decision import Decision, InputUsed, Step, offer_value
+from pricing_service.engine.decision import (
+    Decision,
+    InputUsed,
+    Step,
+    demand_value,
+    elasticity_value,
+    offer_value,
+)
 from pricing_service.engine.exploration import (
     CompiledExploration,
     Draw,
@@ -213,8 +220,9 @@ def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
     context.inputs.append(
         InputUsed(
             name="elasticity",
-            value=f"{estimate.elasticity:.4f} ± {estimate.standard_error:.4f} "
-            f"(n={estimate.observations})",
+            value=elasticity_value(
+                estimate.elasticity, estimate.standard_error, estimate.observations
+            ),
             source="estimator",
             age_seconds=None
             if estimate.fitted_at is None
@@ -556,7 +564,7 @@ def decide(
         context.inputs.append(
             InputUsed(
                 "demand",
-                f"velocity_ratio={demand.velocity_ratio} days_of_supply={demand.days_of_supply}",
+                demand_value(demand.velocity_ratio, demand.days_of_supply),
                 "sales",
                 None if demand.as_of is None else _age(epoch, demand.as_of),
             )

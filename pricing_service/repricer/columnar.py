@@ -46,13 +46,12 @@ from pricing_service.engine.batch import (
 from pricing_service.engine.batch_explanation import (
     OfferFacts,
     RowFacts,
-    demand_text,
     estimate_facts,
     explain_row,
     money_text,
 )
 from pricing_service.engine.compiled import CompiledRuleset, fired_names
-from pricing_service.engine.decision import offer_value
+from pricing_service.engine.decision import demand_value, offer_value
 from pricing_service.engine.history import (
     MoveHistory,
     elasticity_basis_points,
@@ -290,7 +289,7 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
             ratio, supply = stats.velocity_ratio, stats.days_of_supply
             velocity_ratio = float("nan") if ratio is None else ratio
             days_of_supply = float("nan") if supply is None else supply
-            demand = demand_text(ratio, supply)
+            demand = demand_value(ratio, supply)
     elasticity = None
     estimate = elasticity_estimate(raw_elasticity)
     if estimate is not None:
