@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -144,7 +145,9 @@ class CrawlWorker:
             cluster=store.cluster,
         )
         self._group_ready = False
-        self._last_claim = 0.0
+        # Claim on the first call whatever the monotonic clock reads: it starts near 0 on
+        # a freshly booted host, which would delay the first claim by claim_idle_seconds/4.
+        self._last_claim = -math.inf
         # Jobs are read a few at a time rather than one per finished job: each read is a
         # round trip, and a quarter of the slots idle for a moment costs less than that.
         self._refill_at = max(1, concurrency // 4)
