@@ -90,7 +90,13 @@ def _fit(
     """The CPU part of a refit, run in a worker thread."""
     rows = fit_rows(raws, days, categories)
     fit = fit_elasticities(
-        rows.item, rows.price, rows.units, rows.day_of_week, rows.item_category, len(raws)
+        rows.item,
+        rows.price,
+        rows.units,
+        rows.day_of_week,
+        rows.item_category,
+        len(raws),
+        units_are_counts=True,
     )
     return _Fitted(estimates_from_fit(fit, fitted_at), int(rows.item.shape[0]))
 

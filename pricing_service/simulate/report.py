@@ -22,7 +22,7 @@ Z_95 = 1.96
 MIN_LOG_PRICE_SPREAD = 0.05
 IDENTIFIED = (
     "prices varied enough to identify the elasticity to ±10%: the item's own unpooled "
-    "OLS 95% interval (±1.96·own standard error, from its price variation and its own "
+    "95% interval (±1.96·own standard error, from its price variation and its own "
     "residual noise) is within ±10% of the true elasticity"
 )
 SPREAD = f"std of log price over the run >= {MIN_LOG_PRICE_SPREAD}"
@@ -94,9 +94,10 @@ def elasticity_accuracy(simulation: Simulation) -> dict[str, Any]:
     "Varied enough" is read as identification, a statement about the price variation the
     item had and not about its estimate's error: the item's own data (its log-price
     variation ``Sxx`` and its residual noise ``s``, no pooling) pin its elasticity to
-    ±10% at 95% confidence, ``1.96·s/√Sxx <= 0.10·|e|``. Under the OLS model the
-    residual variance is independent of the slope's error, so this does not select the
-    items that happen to be accurate. The cruder spread threshold is reported too.
+    ±10% at 95% confidence, ``1.96·s/√Sxx <= 0.10·|e|``. Under the (weighted)
+    least-squares model the residual variance is independent of the slope's error, so
+    this does not select the items that happen to be accurate. The cruder spread
+    threshold is reported too.
     """
     market, run = simulation.market, simulation.runs[RULES]
     if not run.fits:

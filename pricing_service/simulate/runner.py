@@ -274,6 +274,7 @@ def fit_history(run: PolicyRun, market: Market, start: datetime, days: int) -> E
         day_of_week=np.broadcast_to(weekday[:, None], (days, n))[sold].astype(np.int64),
         item_category=market.category,
         n_items=n,
+        units_are_counts=True,
     )
 
 

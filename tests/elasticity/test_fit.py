@@ -38,6 +38,46 @@ def test_known_elasticities_are_recovered_with_day_of_week_controls() -> None:
     assert 0.85 < inside.mean() <= 1.0
 
 
+def test_counts_are_weighted_by_their_units() -> None:
+    """Poisson sales around a constant-elasticity curve, the first 3 days at a price 50%
+    higher (a launch price above the optimum): few units on the days that carry most of
+    the price variation. Unweighted, those noisy days make the slopes too elastic and the
+    standard errors too small; weighted by units, neither."""
+    rng = np.random.default_rng(1)
+    n, days = 500, 56
+    truth = -2.5 + rng.normal(0.0, 0.25, n)
+    log_price = rng.normal(0.0, 0.05, (days, n))
+    log_price[:3] += 0.4
+    shock = 0.1 * rng.standard_normal((days, n))
+    units = rng.poisson(60.0 * np.exp(truth * log_price + shock)).astype(np.float64)
+    item = np.broadcast_to(np.arange(n), (days, n)).ravel()
+    dow = np.broadcast_to((np.arange(days) % 7)[:, None], (days, n)).ravel()
+
+    def fit(counts: bool) -> ElasticityFit:
+        return fit_elasticities(
+            item,
+            np.exp(log_price).ravel(),
+            units.ravel(),
+            dow,
+            np.zeros(n, np.int64),
+            n,
+            units_are_counts=counts,
+        )
+
+    def bias_and_z_spread(result: ElasticityFit) -> tuple[float, float]:
+        z = (result.raw_elasticity - truth) / result.raw_standard_error
+        return float(np.mean(result.raw_elasticity / truth - 1.0)), float(np.std(z))
+
+    weighted = fit(counts=True)
+    bias, z_spread = bias_and_z_spread(weighted)
+    assert abs(bias) < 0.01
+    assert 0.85 < z_spread < 1.15
+    assert np.all(weighted.observations == days)
+    unweighted_bias, unweighted_z_spread = bias_and_z_spread(fit(counts=False))
+    assert unweighted_bias > 0.01
+    assert unweighted_z_spread > 1.2
+
+
 def test_zero_unit_days_and_bad_rows_are_left_out() -> None:
     item = np.array([0, 0, 0, 0, 0, 0], dtype=np.int64)
     price = np.array([10.0, 11.0, 12.0, 13.0, 14.0, -1.0])

@@ -85,10 +85,12 @@ def test_estimates_land_near_the_truth(summary: dict[str, object]) -> None:
     accuracy = summary["goals"]["elasticity"]  # type: ignore[index]
     identified, spread = accuracy["identified"], accuracy["spread"]
     assert "95% interval" in identified["definition"]
-    assert 5 <= identified["items"] < 60, "some, not all, items are identified to ±10%"
+    # Few: 60 items selling 30-100 a day, and the standard errors of a fit weighted by
+    # units do not flatter the items whose price variation came from a few slow days.
+    assert 1 <= identified["items"] < 60, "some, not all, items are identified to ±10%"
     assert identified["share_within_tolerance"] >= 0.85
     assert spread["share_of_items"] >= 0.9
-    assert spread["share_within_tolerance"] >= 0.8
+    assert spread["share_within_tolerance"] >= 0.9
     assert accuracy["median_relative_error"] <= 0.07
     assert accuracy["median_own_standard_error"] > accuracy["median_standard_error"], (
         "pooling toward the category narrows the estimates"
