@@ -32,6 +32,7 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from decimal import Decimal  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -94,7 +95,7 @@ def main() -> None:
     # Weighted by units, as the refit fits sales counts; unweighted (plain log-log least
     # squares) for comparison.
     for label, counts in (("fit_elasticities", True), ("  unweighted", False)):
-        seconds = _best(lambda: fit(counts), args.repeats)
+        seconds = _best(partial(fit, counts), args.repeats)
         result = fit(counts)
         error, raw_error = result.elasticity - truth, result.raw_elasticity - truth
         print(f"{label:22s}  {seconds:8.3f} s  {n / seconds:12,.0f} items/s")
