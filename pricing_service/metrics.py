@@ -39,6 +39,12 @@ LOOKUPS = Counter(
 DECISIONS = Counter("pricing_decisions_total", "Decisions computed, by strategy.", ["strategy"])
 PRICE_CHANGES = Counter("pricing_price_changes_total", "Published schedules that changed a price.")
 PUBLISHES = Counter("pricing_publishes_total", "Schedules published, by outcome.", ["outcome"])
+PRICING_FAILURES = Counter(
+    "pricing_failures_total",
+    "SKU-segment pricings that failed and kept the published price, by reason: inputs "
+    "(stored values that do not validate) or engine.",
+    ["reason"],
+)
 GUARDRAIL_CLAMPS = Counter(
     "pricing_guardrail_clamps_total",
     "Decisions where a guardrail fired, by guardrail.",

@@ -57,7 +57,7 @@ from pricing_service.engine.history import (
     elasticity_basis_points,
     move_history_of,
 )
-from pricing_service.engine.inputs import Segment
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, PriceChange, Segment
 from pricing_service.engine.schedule import MAX_WINDOWS
 from pricing_service.money import minor_unit_digits
 from pricing_service.repricer.inputs import (
@@ -70,6 +70,7 @@ from pricing_service.repricer.inputs import (
 )
 from pricing_service.repricer.pricer import Outcome, next_boundary
 from pricing_service.store.store import (
+    OfferStatus,
     PreparedPublish,
     Store,
     StoredSchedule,
@@ -204,6 +205,53 @@ def _minor(text: Any, digits: int) -> int:
     return int(whole + fraction.ljust(digits, "0"))
 
 
+#: The fields the single path's models accept; a stored value with any other field (written
+#: around the service) goes to the single path, which rejects it and says why.
+_ITEM_FIELDS = frozenset(ItemFacts.model_fields)
+_OBSERVATION_FIELDS = frozenset(CompetitorObservation.model_fields)
+_CHANGE_FIELDS = frozenset(PriceChange.model_fields)
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _check_item(item: dict[str, Any]) -> None:
+    """:class:`_NotForThisLane` unless the item has only the fields, and the types, that
+    :class:`ItemFacts` accepts for what this lane reads without a model (the amounts and
+    instants are checked as they are parsed). The service writes nothing else; the
+    single path's model says what is wrong with anything else."""
+    if not item.keys() <= _ITEM_FIELDS:
+        raise _NotForThisLane
+    currency, inventory = item.get("currency"), item.get("inventory")
+    if currency.__class__ is not str or not _CURRENCY.fullmatch(currency):
+        raise _NotForThisLane
+    if inventory is not None and inventory.__class__ is not int:
+        raise _NotForThisLane
+    for name in ("category", "brand"):
+        value = item.get(name)
+        if value is not None and value.__class__ is not str:
+            raise _NotForThisLane
+    tags = item.get("tags")
+    if tags is not None and (
+        tags.__class__ is not list or any(tag.__class__ is not str for tag in tags)
+    ):
+        raise _NotForThisLane
+    for change in item.get("recent_changes") or ():
+        if change.__class__ is not dict or not change.keys() <= _CHANGE_FIELDS:
+            raise _NotForThisLane
+
+
+def _check_observation(observation: dict[str, Any]) -> None:
+    """As :func:`_check_item`, for a competitor observation."""
+    if not observation.keys() <= _OBSERVATION_FIELDS:
+        raise _NotForThisLane
+    currency = observation.get("currency")
+    if currency.__class__ is not str or not _CURRENCY.fullmatch(currency):
+        raise _NotForThisLane
+    if observation.get("in_stock", True).__class__ is not bool:
+        raise _NotForThisLane
+    if observation.get("source", "").__class__ is not str:
+        raise _NotForThisLane
+
+
 def _optional_minor(text: Any, digits: int) -> int:
     return int(MISSING) if text is None else _minor(text, digits)
 
@@ -225,6 +273,7 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
         raise _NotForThisLane
     epoch = int(now.timestamp())
     item = orjson.loads(raw_item)
+    _check_item(item)
     currency = item["currency"]
     digits = minor_unit_digits(currency)
     numbers = [
@@ -247,13 +296,18 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
     latest: dict[str, tuple[int, dict[str, Any]]] = {}
     for position in range(1, len(raw_offers), 2):
         status = orjson.loads(raw_offers[position])
-        observation = (
-            status["observation"]
-            if status.get("status", "accepted") == "accepted"
-            else status.get("last_accepted")
-        )
-        if observation is None or observation["competitor"] not in known:
-            continue
+        accepted = status.get("status", "accepted") == "accepted"
+        observation = status["observation"] if accepted else status.get("last_accepted")
+        if accepted and status.get("last_accepted") is None and observation["competitor"] in known:
+            _check_observation(observation)
+            if status.get("received_at").__class__ is not str:
+                raise _NotForThisLane
+        else:
+            # The single path validates every stored offer, the engine's or not; these
+            # rarer shapes are checked as it checks them, by its model.
+            in_force = OfferStatus.model_validate_json(raw_offers[position]).in_force
+            if in_force is None or in_force.competitor not in known:
+                continue
         offer_values.append((observation["competitor"], raw_offers[position]))
         seen = _epoch(observation["observed_at"])
         name = observation["competitor"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ from pricing_service.store.store import (
     decode_schedule,
     demand_from_sales,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +103,16 @@ async def load_segments(
     skus: Sequence[str],
     now: datetime,
     segments: Sequence[str],
+    *,
+    rejected: list[str] | None = None,
 ) -> dict[str, dict[str, LoadedInputs]]:
     """Per segment, per SKU: the engine inputs and the published schedule, all read in
     one pipelined round trip. The catalogue, offers, override, sales and elasticity are
-    read once for all segments; SKUs deleted since they were listed are left out."""
+    read once for all segments; SKUs deleted since they were listed are left out.
+
+    A stored value that does not validate (written around the service) raises, unless
+    ``rejected`` is given: then the SKU is logged, appended to it and left out, so one
+    SKU's bad data does not stop the others."""
     per_sku = 5 + len(segments)
     async with store.redis.pipeline(transaction=False) as pipe:
         for sku in skus:
@@ -115,9 +124,17 @@ async def load_segments(
         raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = row[:5]
         if raw_item is None:
             continue
-        facts = ItemFacts.model_validate_json(raw_item)
-        observations, in_force = _accepted_offers(compiled, raw_offers)
-        override = active_override(raw_override, now)
+        try:
+            facts = ItemFacts.model_validate_json(raw_item)
+            observations, in_force = _accepted_offers(compiled, raw_offers)
+            override = active_override(raw_override, now)
+            elasticity = elasticity_estimate(raw_elasticity)
+        except ValueError:  # pydantic's ValidationError among them
+            if rejected is None:
+                raise
+            logger.exception("the stored inputs of %s do not validate: not priced", sku)
+            rejected.append(sku)
+            continue
         digest = inputs_digest(
             DigestParts(
                 item=raw_item,
@@ -128,7 +145,6 @@ async def load_segments(
             )
         )
         demand = demand_from_sales(raw_sales, now, facts.inventory)
-        elasticity = elasticity_estimate(raw_elasticity)
         for position, segment in enumerate(segments):
             raw_schedule = row[5 + position]
             published = None

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # rate() and increase() see, not a new series they miss.
 for _kind in HELD_NAMES.values():
     metrics.LOOP_BREAKER_TRIPS.labels(kind=_kind)
+for _reason in ("inputs", "engine"):
+    metrics.PRICING_FAILURES.labels(reason=_reason)
 
 
 @dataclass(slots=True)
@@ -41,7 +43,7 @@ class RepriceCounts:
     changed: int = 0  # ...different from the price in force
     unchanged: int = 0  # ...equal to it
     unpriced: int = 0  # no strategy applied and there was no price to keep
-    errors: int = 0  # the engine failed on this SKU's inputs
+    errors: int = 0  # the engine failed on this SKU's inputs, or they did not validate
     published: int = 0  # written with a new audit record (not an identical one)
     frozen: int = 0  # not published: prices are frozen
 
@@ -138,9 +140,13 @@ class Pricer:
         """Price ``skus`` with the single path in every canonical segment and publish."""
         segments = priced_segments(compiled)
         read_at = await self.store.read_clock()  # after the queue entries were taken
-        loaded = await load_segments(self.store, compiled, skus, now, [str(s) for s in segments])
+        rejected: list[str] = []
+        loaded = await load_segments(
+            self.store, compiled, skus, now, [str(s) for s in segments], rejected=rejected
+        )
         frozen = await self.store.is_frozen()
-        counts = RepriceCounts()
+        counts = RepriceCounts(errors=len(rejected) * len(segments))
+        metrics.PRICING_FAILURES.labels(reason="inputs").inc(counts.errors)
         boundaries: dict[str, int | None] = {}
         prepared: list[PreparedPublish] = []
         outcomes: list[Outcome] = []
@@ -156,7 +162,7 @@ class Pricer:
                 prepared.append(Store.prepare_publish(request))
                 outcomes.append(Outcome.of(decisions, now, self.boundary_lead_seconds))
             for sku in skus:
-                if sku not in entries:  # deleted: nothing to come back for
+                if sku not in entries:  # deleted or rejected: nothing to come back for
                     boundaries[keys.boundary_member(sku, name)] = None
         boundaries.update(await self.publish(prepared, outcomes, now, frozen, counts))
         await self.store.set_boundaries(boundaries)
@@ -178,6 +184,7 @@ class Pricer:
             # One item's bad data must not stop the others; it is retried on its next change.
             logger.exception("pricing %s (segment %r) failed", sku, str(segment))
             counts.errors += 1
+            metrics.PRICING_FAILURES.labels(reason="engine").inc()
             return None
 
     async def publish(

@@ -23,6 +23,7 @@ from pricing_service.repricer.parallel import RulesChangedError, reprice_all_in_
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.model import Ruleset
 from pricing_service.settings import Settings
+from pricing_service.store import keys
 from pricing_service.store.store import (
     OfferStatus,
     Override,
@@ -424,3 +425,45 @@ async def test_processes_refuse_rules_edited_since_the_caller_read_them(
     (rules_dir / "rules.yaml").write_text("rules: [")
     with pytest.raises(RulesChangedError, match="no longer load"):
         await reprice_all_in_processes(clean_redis, settings, rules_dir, compiled, NOW, 2)
+
+
+@pytest.mark.anyio
+async def test_values_written_around_the_service_are_left_to_the_single_path(
+    store: Store, tmp_path: Path
+) -> None:
+    """Stored values the service never writes (an unknown field, a value of another type)
+    are not priced on the fast lane's lenient reading: the single path's models judge them,
+    and what they reject costs that SKU only."""
+    skus = await _catalogue(store)
+    good = ItemFacts(sku="W-1", currency="USD", cost=Decimal("10.00"), list_price=Decimal("20.00"))
+    written = [f"W-{number}" for number in range(1, 7)]
+    await store.put_items([good.model_copy(update={"sku": sku}) for sku in written])
+    odd: dict[str, dict[str, object]] = {
+        "W-2": {"colour": "red"},  # a field ItemFacts does not have: rejected
+        "W-3": {"tags": "a,b"},  # a string where a list belongs: rejected
+        "W-4": {"inventory": "12"},  # a numeric string: pydantic reads it as 12
+    }
+    for sku, extra in odd.items():
+        body = json.loads(good.model_copy(update={"sku": sku}).model_dump_json()) | extra
+        await store.redis.set(keys.item(sku), json.dumps(body))
+    offer = json.loads(_offer("alpha", "18.00", 1).model_dump_json())
+    offer["observation"]["in_stock"] = "no"  # pydantic reads it as False
+    await store.redis.hset(keys.offers("W-5"), "alpha", json.dumps(offer))
+    unknown = json.loads(_offer("delta", "18.00", 1).model_dump_json())
+    unknown["observation"]["price"] = "cheap"  # a competitor the rules ignore: still rejected
+    await store.redis.hset(keys.offers("W-6"), "delta", json.dumps(unknown))
+    every = sorted([*skus, *written])
+
+    compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
+    segments = priced_segments(compiled)
+    raw = await read_chunk(store, every, [str(segment) for segment in segments])
+    plan = plan_chunk(compiled, every, raw, segments, NOW, read_at=7, boundary_lead_seconds=60)
+    assert plan.single == ["O-1", "W-2", "W-3", "W-4", "W-5", "W-6"]
+    await _lanes_agree(store, compiled, sorted({*skus, "W-1"}), NOW)
+
+    counts = await reprice_all(Pricer(store, boundary_lead_seconds=60), compiled, NOW)
+    assert counts.errors == 3 * len(segments)
+    assert counts.published == (len(every) - 3) * len(segments)
+    for sku in written:
+        published = await store.redis.get(keys.schedule(sku, ""))
+        assert (published is None) == (sku in {"W-2", "W-3", "W-6"}), sku
