@@ -244,6 +244,31 @@ def redis_seconds(client: redis.Redis) -> float:
     return sum(float(entry["usec"]) for entry in stats.values()) / 1e6
 
 
+#: Calls at least this long (µs) are counted by :func:`blocking_calls`.
+SLOW_CALL_US = 2_000
+
+
+def blocking_calls(client: redis.Redis) -> str:
+    """How long single calls kept Redis from its other clients since the last RESETSTAT
+    and SLOWLOG RESET: the longest mean per command (INFO commandstats), and the longest
+    call and the number of calls over :data:`SLOW_CALL_US` (SLOWLOG)."""
+    stats: Any = client.info("commandstats")
+    ranked = sorted(stats.items(), key=lambda item: -float(item[1]["usec_per_call"]))[:2]
+    means = ", ".join(
+        f"{name.removeprefix('cmdstat_')} {float(entry['usec_per_call']) / 1000:.1f} ms"
+        for name, entry in ranked
+    )
+    slow: Any = client.slowlog_get(100_000)
+    longest = max(slow, key=lambda entry: entry["duration"], default=None)
+    worst = "none" if longest is None else f"{longest['duration'] / 1000:.1f} ms"
+    if longest is not None:
+        worst += f" ({longest['command'].split()[0].decode()})"
+    return (
+        f"mean per call {means}; longest call {worst}, "
+        f"{len(slow)} calls over {SLOW_CALL_US / 1000:g} ms"
+    )
+
+
 def redis_benchmark_ceiling(socket: Path) -> tuple[float, str]:
     """SET requests/s from ``redis-benchmark -P 64 -t set -n 1000000 -q`` on ``socket``."""
     binary = shutil.which("redis-benchmark")
@@ -359,6 +384,9 @@ async def bench_size(
             print(f"\n{count:,} items seeded in {time.perf_counter() - started:.1f} s")
             before = used_memory(client)
             before_info: Any = client.info("memory")
+            client.config_set("slowlog-log-slower-than", SLOW_CALL_US)
+            client.config_set("slowlog-max-len", 100_000)
+            client.slowlog_reset()
             client.config_resetstat()
             label = f"first/{workers}p"
             first = await timed_reprice(
@@ -380,6 +408,7 @@ async def bench_size(
                 print("  memory growth over it (INFO memory, B):", growth)
             print(f"{label}: {first.seconds:.1f} s, {first.counts.as_dict()}")
             print(f"  Redis's own time: {redis_seconds(client) / count * 1e6:.1f} µs per SKU")
+            print(f"  Redis busy for other clients: {blocking_calls(client)}")
             label = f"repeat/{workers}p"
             repeat = await timed_reprice(
                 server.url, rules_dir, compiled, label, count, False, workers

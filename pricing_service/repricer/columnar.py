@@ -82,8 +82,9 @@ from pricing_service.store.store import (
 
 logger = logging.getLogger(__name__)
 
-#: SKUs per read script call: one call blocks Redis for a few milliseconds at most.
-READ_BATCH = 500
+#: SKUs per read script call: one call keeps Redis from its other clients for a few
+#: milliseconds at most (500 took about 9 ms; 250 is as fast overall).
+READ_BATCH = 250
 
 #: Reads every input of many SKUs in one call. KEYS: per SKU its ``input_keys`` (item,
 #: offers, override, sales, elasticity, one schedule per segment). ARGV: keys per SKU.

@@ -277,9 +277,11 @@ _AUDIT_ZDICT_1 = (
 _AUDIT_COMPRESSOR_1 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_1)
 #: Schedules per round trip in :meth:`Store.publish_prepared` (one ``_PUBLISH_MANY`` call,
 #: or a pipeline on a cluster): bounds the memory of one round trip, and how long one
-#: script keeps Redis from other clients (about 10 ms for new schedules, 25 ms when each
-#: replaces one), while keeping it long enough to hide the latency.
-PUBLISH_PIPELINE = 1_000
+#: script keeps Redis from other clients (1,000 held it up to 22 ms; a full reprice was
+#: no faster with 1,000 than with 250, measured in ``bench/RESULTS.md``).
+PUBLISH_PIPELINE = 250
+#: SKU index members per ``SSCAN`` call in :meth:`Store.iter_skus`.
+SKU_SCAN_COUNT = 1_000
 #: Superseded audit records kept per SKU, besides the retention: hourly repricing of
 #: two segments for 35 days stays well inside it.
 HISTORY_MAXLEN = 2_000
@@ -1210,13 +1212,21 @@ class Store:
         return int(await self.redis.scard(keys.SKU_INDEX))
 
     async def iter_skus(self, batch: int = 10_000) -> AsyncIterator[list[str]]:
+        """Every SKU in the catalogue, ``batch`` at a time, each batch sorted. The index
+        is scanned :data:`SKU_SCAN_COUNT` at a time: one ``SSCAN`` of 10,000 members kept
+        Redis from its other clients for about 8 ms."""
         cursor = 0
+        pending: list[str] = []
         while True:
             chunk: Any
-            cursor, chunk = await self.redis.sscan(keys.SKU_INDEX, cursor, count=batch)
-            if chunk:
-                yield sorted(s.decode() for s in chunk)
+            cursor, chunk = await self.redis.sscan(keys.SKU_INDEX, cursor, count=SKU_SCAN_COUNT)
+            pending.extend(s.decode() for s in chunk)
+            while len(pending) >= batch:
+                yield sorted(pending[:batch])
+                del pending[:batch]
             if cursor == 0:
+                if pending:
+                    yield sorted(pending)
                 return
 
     # -- competitor offers --------------------------------------------------------------------
