@@ -277,8 +277,8 @@ _AUDIT_ZDICT_1 = (
 _AUDIT_COMPRESSOR_1 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_1)
 #: Schedules per round trip in :meth:`Store.publish_prepared` (one ``_PUBLISH_MANY`` call,
 #: or a pipeline on a cluster): bounds the memory of one round trip, and how long one
-#: script keeps Redis from other clients (1,000 held it up to 22 ms; a full reprice was
-#: no faster with 1,000 than with 250, measured in ``bench/RESULTS.md``).
+#: script keeps Redis from other clients (1,000 held it up to 22-30 ms; a full reprice
+#: was no faster with 1,000 than with 250, measured in ``bench/RESULTS.md``).
 PUBLISH_PIPELINE = 250
 #: SKU index members per ``SSCAN`` call in :meth:`Store.iter_skus`.
 SKU_SCAN_COUNT = 1_000
