@@ -236,11 +236,19 @@ def _solve_semidefinite(system: FloatArray, right: FloatArray) -> FloatArray:
     return solution
 
 
+def _mean_effect(m: _Moments, effects: FloatArray) -> FloatArray:
+    """Each item's (weighted) mean day effect over its rows; ``effects`` (n, 7)."""
+    mean: FloatArray = np.einsum("ij,ij->i", effects, m.cell_count) / np.where(
+        m.count > 0, m.count, 1.0
+    )
+    return mean
+
+
 def _slopes(m: _Moments, effects: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Each item's (weighted) least-squares slope of log units net of its day effects on
     log price, its residual variance and degrees of freedom (nan where not identifiable)."""
     sxr = m.sxy - np.einsum("ij,ij->i", effects, m.q)
-    mean_effect = np.einsum("ij,ij->i", effects, m.cell_count) / np.where(m.count > 0, m.count, 1.0)
+    mean_effect = _mean_effect(m, effects)
     srr = (
         m.syy
         - 2.0 * np.einsum("ij,ij->i", effects, m.t)
@@ -283,9 +291,7 @@ class _Pass:
         its own slope (none where it has no slope)."""
         m, item = self.moments, rows.item
         item_effects = self.effects[rows.item_category]
-        mean_effect = np.einsum("ij,ij->i", item_effects, m.cell_count) / np.where(
-            m.count > 0, m.count, 1.0
-        )
+        mean_effect = _mean_effect(m, item_effects)
         own_slope = np.where(np.isnan(self.slope), 0.0, self.slope)
         fitted: FloatArray = (
             m.y_mean[item]
