@@ -207,7 +207,7 @@ def _minor(text: Any, digits: int) -> int:
 
 
 #: The fields the single path's models accept; a stored value with any other field (written
-#: around the service) goes to the single path, which rejects it and says why.
+#: around the service) goes to the single path, whose models reject it and say why.
 _ITEM_FIELDS = frozenset(ItemFacts.model_fields)
 _OBSERVATION_FIELDS = frozenset(CompetitorObservation.model_fields)
 _CHANGE_FIELDS = frozenset(PriceChange.model_fields)
@@ -217,8 +217,9 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 def _check_item(item: dict[str, Any]) -> None:
     """:class:`_NotForThisLane` unless the item has only the fields, and the types, that
     :class:`ItemFacts` accepts for what this lane reads without a model (the amounts and
-    instants are checked as they are parsed). The service writes nothing else; the
-    single path's model says what is wrong with anything else."""
+    instants are checked as they are parsed). The service writes nothing else; anything
+    else is for the single path's model to judge (it reads a numeric string as a
+    number, say, and rejects an unknown field)."""
     if not item.keys() <= _ITEM_FIELDS:
         raise _NotForThisLane
     currency, inventory = item.get("currency"), item.get("inventory")
