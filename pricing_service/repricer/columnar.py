@@ -166,8 +166,8 @@ async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str])
                 row[3] = _flatten(row[3])
                 rows.append(row)
             continue
-        script_keys = [key for sku in batch for key in input_keys(sku, segments)]
-        reply = await _read_script(store)(keys=script_keys, args=[per])
+        script_keys = [key.encode() for sku in batch for key in input_keys(sku, segments)]
+        reply = await store.run_script(_read_script(store), script_keys, [b"%d" % per])
         rows.extend(cast(list[list[Any]], reply))
     return rows
 
