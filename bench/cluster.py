@@ -4,8 +4,11 @@
 
 Per process, what the deployment guide needs to say when shards pay: publishing
 prepared schedules (`Store.publish_many`, the repricer's write path, audit included),
-reading them back in batches of 1,000 (`Store.get_schedules`, the API's cache misses) and
-item writes through the queue (`Store.put_items`: data, index and work-queue entries).
+reading them back in batches of 1,000 (`Store.get_schedules`, the API's cache misses),
+item writes through the queue (`Store.put_items`: data, index and work-queue entries) and
+the full reprice end to end (`reprice_all` over the catalogue `bench/reprice.py` seeds:
+on one Redis its fast lane reads and publishes with one script call per 250 SKUs, on a
+cluster with a pipeline of per-SKU commands, every SKU being its own hash slot).
 Both servers are started here from the same redis-server, without persistence; the two
 set-ups alternate over the rounds and the best round of each is reported. On a 2-core
 machine the 3 shards share the cores with the benchmark itself, so the figures show what
@@ -29,9 +32,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from reprice import NOW, synthetic_requests  # noqa: E402
+import redis  # noqa: E402
+from redis.cluster import RedisCluster  # noqa: E402
+from reprice import BENCH_RULES, NOW, seed_catalogue, synthetic_requests  # noqa: E402
 
+from pricing_service.engine.compiled import CompiledRuleset  # noqa: E402
 from pricing_service.engine.inputs import ItemFacts  # noqa: E402
+from pricing_service.repricer.full import reprice_all  # noqa: E402
+from pricing_service.repricer.pricer import Pricer  # noqa: E402
+from pricing_service.repricer.worker import read_ruleset  # noqa: E402
 from pricing_service.store.embedded import EmbeddedCluster, EmbeddedRedis  # noqa: E402
 from pricing_service.store.store import Store  # noqa: E402
 
@@ -44,8 +53,11 @@ async def _timed(work: Callable[[], Awaitable[object]], count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def measure(store: Store, count: int) -> dict[str, float]:
-    """Operations per second of each path on ``store`` (emptied first)."""
+async def measure(
+    store: Store, url: str, count: int, compiled: CompiledRuleset
+) -> dict[str, float]:
+    """Operations per second of each path on ``store`` (emptied first; ``url`` is its
+    Redis, for the catalogue the full reprice prices)."""
     await store.redis.flushall()
     requests = synthetic_requests(count)
     pairs = [(request.sku, request.segment) for request in requests]
@@ -64,17 +76,31 @@ async def measure(store: Store, count: int) -> dict[str, float]:
         for start in range(0, count, CHUNK):
             await store.put_items(items[start : start + CHUNK])
 
-    return {
+    async def reprice() -> None:
+        counts = await reprice_all(Pricer(store, boundary_lead_seconds=60), compiled, NOW)
+        assert counts.published == count, counts.as_dict()
+
+    rates = {
         "publish_many schedules/s": await _timed(publish, count),
         "get_schedules schedules/s": await _timed(read, count),
         "put_items items/s": await _timed(write_items, count),
     }
+    await store.redis.flushall()
+    seeder = RedisCluster.from_url(url) if store.cluster else redis.Redis.from_url(url)
+    try:
+        seed_catalogue(seeder, count, seed=7)
+    finally:
+        seeder.close()
+    rates["reprice_all decisions/s"] = await _timed(reprice, count)
+    return rates
 
 
-async def run_round(url: str, cluster: bool, count: int) -> dict[str, float]:
+async def run_round(
+    url: str, cluster: bool, count: int, compiled: CompiledRuleset
+) -> dict[str, float]:
     store = Store.from_url(url, retention=timedelta(days=35), socket_timeout=60.0, cluster=cluster)
     try:
-        return await measure(store, count)
+        return await measure(store, url, count, compiled)
     finally:
         await store.close()
 
@@ -91,6 +117,13 @@ def main() -> int:
     print(f"machine at start: load average {os.getloadavg()[0]:.2f} (1 min)")
     best: dict[str, dict[str, float]] = {"one Redis": {}, "cluster, 3 masters": {}}
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as scratch:
+        rules_dir = Path(scratch) / "rules"
+        rules_dir.mkdir()
+        (rules_dir / "rules.yaml").write_text(BENCH_RULES)
+        loaded, diagnostics = read_ruleset(rules_dir)
+        if loaded is None:
+            print("bench ruleset does not load:", diagnostics)
+            return 1
         single = EmbeddedRedis(Path(scratch) / "single", persistent=False)
         cluster = EmbeddedCluster(Path(scratch) / "cluster")
         single_url = single.start()
@@ -101,7 +134,9 @@ def main() -> int:
                     ("one Redis", single_url, False),
                     ("cluster, 3 masters", cluster.url, True),
                 ):
-                    rates = asyncio.run(run_round(url, clustered, arguments.schedules))
+                    rates = asyncio.run(
+                        run_round(url, clustered, arguments.schedules, loaded.compiled)
+                    )
                     shown = ", ".join(f"{path} {rate:,.0f}" for path, rate in rates.items())
                     print(f"round {round_number}, {name}: {shown}")
                     for path, rate in rates.items():

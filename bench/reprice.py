@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
@@ -147,7 +148,7 @@ class Run:
         return self.items / self.seconds
 
 
-def seed_catalogue(client: redis.Redis, count: int, seed: int) -> None:
+def seed_catalogue(client: redis.Redis | RedisCluster, count: int, seed: int) -> None:
     """Items with 0-3 competitor offers and, for one in five, a few days of sales."""
     rng = random.Random(seed)
     received = NOW.isoformat()

@@ -26,11 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import orjson
-from redis.commands.core import AsyncScript
 
 from pricing_service.engine.batch import (
     HELD_NAMES,
@@ -66,7 +64,6 @@ from pricing_service.repricer.inputs import (
     elasticity_estimate,
     input_keys,
     inputs_digest,
-    queue_input_reads,
 )
 from pricing_service.repricer.pricer import Outcome, next_boundary
 from pricing_service.store.store import (
@@ -85,28 +82,6 @@ logger = logging.getLogger(__name__)
 #: SKUs per read script call: one call keeps Redis from its other clients for a few
 #: milliseconds at most (500 took about 9 ms; 250 is as fast overall).
 READ_BATCH = 250
-
-#: Reads every input of many SKUs in one call. KEYS: per SKU its ``input_keys`` (item,
-#: offers, override, sales, elasticity, one schedule per segment). ARGV: keys per SKU.
-#: Returns per SKU {item, offers (flat), override, sales (flat), elasticity, schedules...}.
-_READ_CHUNK = """
-local per = tonumber(ARGV[1])
-local out = {}
-for base = 0, #KEYS - 1, per do
-  local row = {
-    redis.call('GET', KEYS[base + 1]),
-    redis.call('HGETALL', KEYS[base + 2]),
-    redis.call('GET', KEYS[base + 3]),
-    redis.call('HGETALL', KEYS[base + 4]),
-    redis.call('GET', KEYS[base + 5]),
-  }
-  for i = base + 6, base + per do
-    row[#row + 1] = redis.call('GET', KEYS[i])
-  end
-  out[#out + 1] = row
-end
-return out
-"""
 
 
 class _NotForThisLane(Exception):
@@ -149,41 +124,12 @@ class ChunkPlan:
 
 
 async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
-    """Every input of ``skus`` as stored, per SKU in order (see ``_READ_CHUNK``)."""
-    per = 5 + len(segments)
+    """Every input of ``skus`` as stored, per SKU in order (see :meth:`Store.read_inputs`)."""
     rows: list[list[Any]] = []
     for start in range(0, len(skus), READ_BATCH):
         batch = skus[start : start + READ_BATCH]
-        if store.cluster:
-            # Every SKU is its own hash slot: one script cannot read several on a cluster.
-            async with store.redis.pipeline(transaction=False) as pipe:
-                for sku in batch:
-                    queue_input_reads(pipe, sku, segments)
-                flat: list[Any] = await pipe.execute()
-            for index in range(len(batch)):
-                row = flat[index * per : (index + 1) * per]
-                row[1] = _flatten(row[1])
-                row[3] = _flatten(row[3])
-                rows.append(row)
-            continue
-        script_keys = [key.encode() for sku in batch for key in input_keys(sku, segments)]
-        reply = await store.run_script(_read_script(store), script_keys, [b"%d" % per])
-        rows.extend(cast(list[list[Any]], reply))
+        rows += await store.read_inputs([input_keys(sku, segments) for sku in batch])
     return rows
-
-
-_READ_SCRIPTS: WeakKeyDictionary[Store, AsyncScript] = WeakKeyDictionary()
-
-
-def _read_script(store: Store) -> AsyncScript:
-    script = _READ_SCRIPTS.get(store)
-    if script is None:  # redis-py loads it again by itself after a Redis restart
-        script = _READ_SCRIPTS[store] = store.redis.register_script(_READ_CHUNK)
-    return script
-
-
-def _flatten(mapping: dict[bytes, bytes]) -> list[bytes]:
-    return [part for pair in mapping.items() for part in pair]
 
 
 #: A decimal as ``str(Decimal)`` writes it for a stored amount: no sign, no exponent, no

@@ -247,6 +247,29 @@ return replies
 """
 )
 
+#: Reads every input of many SKUs in one call (one SKU per call on a cluster). KEYS: per
+#: SKU its input keys, ``per`` of them: item, offers (a hash), override, sales (a hash),
+#: elasticity, then one schedule per segment. ARGV: ``per``. Returns per SKU {item,
+#: offers (flat), override, sales (flat), elasticity, schedules...}.
+_READ_INPUTS = """
+local per = tonumber(ARGV[1])
+local out = {}
+for base = 0, #KEYS - 1, per do
+  local row = {
+    redis.call('GET', KEYS[base + 1]),
+    redis.call('HGETALL', KEYS[base + 2]),
+    redis.call('GET', KEYS[base + 3]),
+    redis.call('HGETALL', KEYS[base + 4]),
+    redis.call('GET', KEYS[base + 5]),
+  }
+  for i = base + 6, base + per do
+    row[#row + 1] = redis.call('GET', KEYS[i])
+  end
+  out[#out + 1] = row
+end
+return out
+"""
+
 DECISION_SEPARATOR = "~"
 
 #: Audit payloads are small JSON documents that repeat the same keys and phrases, which
@@ -924,6 +947,7 @@ class Store:
         self._retire = client.register_script(_RETIRE)
         self._announce = client.register_script(_ANNOUNCE)
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
+        self._read_inputs = client.register_script(_READ_INPUTS)
         self._scripts_loaded = False
         #: The work queue's streams, one per partition (see ``keys.dirty_streams``).
         self.dirty_streams = keys.dirty_streams(queue_partitions)
@@ -1088,8 +1112,39 @@ class Store:
         finally:
             await pool.release(connection)
 
+    async def read_inputs(self, keys_per_sku: Sequence[Sequence[str]]) -> list[list[Any]]:
+        """The values of each SKU's input keys, in order (see ``_READ_INPUTS``: the same
+        number of keys per SKU, hashes second and fourth, as flat field/value lists).
+
+        On one Redis, one script call for them all; on a cluster, where each SKU is its own
+        hash slot, one call per SKU in one pipeline: one command to route per SKU rather
+        than one per key, which is what redis-py's cluster client spends its time on.
+        """
+        if not keys_per_sku:
+            return []
+        per = len(keys_per_sku[0])
+        if not self.cluster:
+            flat = [key.encode() for sku_keys in keys_per_sku for key in sku_keys]
+            rows: list[list[Any]] = await self.run_script(self._read_inputs, flat, [b"%d" % per])
+            return rows
+
+        async def send() -> list[Any]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sku_keys in keys_per_sku:
+                    await self._queue_script(pipe, self._read_inputs, sku_keys, [per])
+                replies: list[Any] = await pipe.execute()
+            return replies
+
+        return [reply[0] for reply in await self._scripted(send)]
+
     async def _load_scripts(self) -> None:
-        for script in (self._publish, self._retire, self._announce, self._record_buckets):
+        for script in (
+            self._publish,
+            self._retire,
+            self._announce,
+            self._record_buckets,
+            self._read_inputs,
+        ):
             await self.redis.script_load(script.script)
         self._scripts_loaded = True
 
