@@ -16,7 +16,11 @@ from pricing_service.logs import LogFormat
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PRICING_", env_file=".env", extra="ignore")
+    # populate_by_name: Settings(redis_url=...) sets the field even where an alias names its
+    # variable (pydantic-settings 2.4 ignores such a keyword without it; 2.16 does not)
+    model_config = SettingsConfigDict(
+        env_prefix="PRICING_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     # -- Redis ------------------------------------------------------------------------------
     redis_url: str | None = Field(
