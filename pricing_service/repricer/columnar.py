@@ -62,14 +62,13 @@ from pricing_service.repricer.inputs import (
     DigestParts,
     active_override,
     elasticity_estimate,
-    input_keys,
+    field_map,
     inputs_digest,
 )
 from pricing_service.repricer.pricer import Outcome, next_boundary
 from pricing_service.store.store import (
     OfferStatus,
     PreparedPublish,
-    Store,
     StoredSchedule,
     demand_from_sales,
     encode_audit_entries,
@@ -78,10 +77,6 @@ from pricing_service.store.store import (
 )
 
 logger = logging.getLogger(__name__)
-
-#: SKUs per read script call: one call keeps Redis from its other clients for a few
-#: milliseconds at most (500 took about 9 ms; 250 is as fast overall).
-READ_BATCH = 250
 
 
 class _NotForThisLane(Exception):
@@ -121,15 +116,6 @@ class ChunkPlan:
     single: list[str] = field(default_factory=list)
     #: SKUs listed but no longer in the catalogue: nothing to come back for.
     deleted: list[str] = field(default_factory=list)
-
-
-async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
-    """Every input of ``skus`` as stored, per SKU in order (see :meth:`Store.read_inputs`)."""
-    rows: list[list[Any]] = []
-    for start in range(0, len(skus), READ_BATCH):
-        batch = skus[start : start + READ_BATCH]
-        rows += await store.read_inputs([input_keys(sku, segments) for sku in batch])
-    return rows
 
 
 #: A decimal as ``str(Decimal)`` writes it for a stored amount: no sign, no exponent, no
@@ -212,8 +198,8 @@ def _epoch(text: str) -> int:
 
 
 def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: datetime) -> _Row:
-    """One SKU's raw inputs (a row of :func:`read_chunk`), before any published schedule
-    (see :func:`_in_segment`)."""
+    """One SKU's raw inputs (a row of :func:`~pricing_service.repricer.inputs.read_chunk`),
+    before any published schedule (see :func:`_in_segment`)."""
     raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = raw[:5]
     if raw_item is None:
         raise LookupError(sku)
@@ -284,7 +270,7 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
     inventory = item.get("inventory")
     velocity_ratio = days_of_supply = float("nan")
     demand = None
-    sales = dict(zip(raw_sales[::2], raw_sales[1::2], strict=True)) if raw_sales else {}
+    sales = field_map(raw_sales)
     if sales:
         stats = demand_from_sales(sales, now, inventory)
         if stats is not None:
@@ -464,7 +450,8 @@ def plan_chunk(
     read_at: int,
     boundary_lead_seconds: int,
 ) -> ChunkPlan:
-    """Price, explain and encode a chunk read by :func:`read_chunk` (pure: no I/O)."""
+    """Price, explain and encode a chunk read by
+    :func:`~pricing_service.repricer.inputs.read_chunk` (pure: no I/O)."""
     plan = ChunkPlan()
     epoch = int(now.timestamp())
     horizon_end = epoch + int(compiled.horizon.total_seconds())
@@ -672,4 +659,4 @@ def _plan_rows(
         plan.outcomes.append(outcome)
 
 
-__all__ = ["ChunkPlan", "plan_chunk", "read_chunk"]
+__all__ = ["ChunkPlan", "plan_chunk"]

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.segments import priced_segments
-from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
+from pricing_service.repricer.columnar import ChunkPlan, plan_chunk
+from pricing_service.repricer.inputs import read_chunk
 from pricing_service.repricer.pricer import (
     Pricer,
     RepriceCounts,

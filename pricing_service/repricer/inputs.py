@@ -39,6 +39,10 @@ from pricing_service.store.store import (
 
 logger = logging.getLogger(__name__)
 
+#: SKUs per read script call: one call keeps Redis from its other clients for a few
+#: milliseconds at most (500 took about 9 ms; 250 is as fast overall).
+READ_BATCH = 250
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedInputs:
@@ -106,22 +110,19 @@ async def load_segments(
     *,
     rejected: list[str] | None = None,
 ) -> dict[str, dict[str, LoadedInputs]]:
-    """Per segment, per SKU: the engine inputs and the published schedule, all read in
-    one pipelined round trip. The catalogue, offers, override, sales and elasticity are
-    read once for all segments; SKUs deleted since they were listed are left out.
+    """Per segment, per SKU: the engine inputs and the published schedule, read by
+    :func:`read_chunk` as the fast lane reads them. The catalogue, offers, override, sales
+    and elasticity are read once for all segments; SKUs deleted since they were listed
+    are left out.
 
     A stored value that does not validate (written around the service) raises, unless
     ``rejected`` is given: then the SKU is logged, appended to it and left out, so one
     SKU's bad data does not stop the others."""
-    per_sku = 5 + len(segments)
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for sku in skus:
-            queue_input_reads(pipe, sku, segments)
-        raw: list[Any] = await pipe.execute()
+    rows = await read_chunk(store, skus, segments)
     result: dict[str, dict[str, LoadedInputs]] = {segment: {} for segment in segments}
-    for index, sku in enumerate(skus):
-        row = raw[index * per_sku : (index + 1) * per_sku]
-        raw_item, raw_offers, raw_override, raw_sales, raw_elasticity = row[:5]
+    for sku, row in zip(skus, rows, strict=True):
+        raw_item, flat_offers, raw_override, flat_sales, raw_elasticity = row[:5]
+        raw_offers, raw_sales = field_map(flat_offers), field_map(flat_sales)
         if raw_item is None:
             continue
         try:
@@ -179,15 +180,20 @@ def input_keys(sku: str, segments: Sequence[str]) -> list[str]:
     ]
 
 
-def queue_input_reads(pipe: Any, sku: str, segments: Sequence[str]) -> None:
-    """Queue the reads of one SKU's :func:`input_keys`."""
-    item, offers, override, sales, *strings = input_keys(sku, segments)
-    pipe.get(item)
-    pipe.hgetall(offers)
-    pipe.get(override)
-    pipe.hgetall(sales)
-    for key in strings:
-        pipe.get(key)
+async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
+    """Every input of ``skus`` as stored, per SKU in order: the values of its
+    :func:`input_keys`, the two hashes as flat field/value lists (see
+    :meth:`Store.read_inputs`), :data:`READ_BATCH` SKUs per call."""
+    rows: list[list[Any]] = []
+    for start in range(0, len(skus), READ_BATCH):
+        batch = skus[start : start + READ_BATCH]
+        rows += await store.read_inputs([input_keys(sku, segments) for sku in batch])
+    return rows
+
+
+def field_map(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A hash as :func:`read_chunk` returns it (field, value, field, value...) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def elasticity_estimate(raw: bytes | None) -> ElasticityEstimate | None:

@@ -16,9 +16,9 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import priced_segments
-from pricing_service.repricer.columnar import ChunkPlan, plan_chunk, read_chunk
+from pricing_service.repricer.columnar import ChunkPlan, plan_chunk
 from pricing_service.repricer.full import Share, price_chunk, reprice_all
-from pricing_service.repricer.inputs import load_segments
+from pricing_service.repricer.inputs import load_segments, read_chunk
 from pricing_service.repricer.parallel import RulesChangedError, reprice_all_in_processes
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.model import Ruleset
