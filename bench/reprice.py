@@ -18,6 +18,10 @@ Redis memory per stored decision is the growth of ``used_memory`` over the first
 (of the first process count) divided by the schedules it published. In the same run,
 ``redis-benchmark -P 64 -t set`` against the same server gives the store's own ceiling,
 printed next to the reprice rate.
+
+How long the first reprice keeps Redis from its other clients is printed twice: from
+Redis's side (the mean per command, and SLOWLOG's calls over 2 ms), and from a client's
+(a PING every 2 ms from another process: the delay a lookup or a write would see).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 import cProfile
 import io
 import json
+import multiprocessing
 import os
 import platform
 import pstats
@@ -36,7 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -270,6 +276,55 @@ def blocking_calls(client: redis.Redis) -> str:
     )
 
 
+#: Seconds between two PINGs of :func:`ping_probe`.
+PING_INTERVAL = 0.002
+
+
+def _ping_until_told(url: str, stop: Any, results: Any) -> None:
+    """A client other than the repricer: PING every :data:`PING_INTERVAL` seconds until
+    ``stop`` is set, then send back each round trip's seconds."""
+    client = redis.Redis.from_url(url)
+    timings: list[float] = []
+    try:
+        while not stop.is_set():
+            start = time.perf_counter()
+            client.ping()
+            timings.append(time.perf_counter() - start)
+            time.sleep(PING_INTERVAL)
+    finally:
+        client.close()
+        results.send(timings)
+
+
+@contextmanager
+def ping_probe(url: str) -> Iterator[list[str]]:
+    """What another client of the same Redis sees while the block runs: the round trip of
+    a PING from its own process, every :data:`PING_INTERVAL` seconds. The list it yields
+    holds the summary once the block ends. On 2 cores the probe also waits for a core, so
+    this is a client's whole delay, Redis's share and the machine's."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_ping_until_told, args=(url, stop, send), daemon=True)
+    process.start()
+    summary: list[str] = []
+    try:
+        yield summary
+    finally:
+        stop.set()
+        timings = sorted(receive.recv())
+        process.join()
+    if timings:
+
+        def at(share: float) -> str:
+            return f"{timings[min(len(timings) - 1, int(share * len(timings)))] * 1000:.1f}"
+
+        summary.append(
+            f"p50 {at(0.5)} ms, p99 {at(0.99)} ms, p99.9 {at(0.999)} ms, "
+            f"max {timings[-1] * 1000:.1f} ms ({len(timings):,} PINGs)"
+        )
+
+
 def redis_benchmark_ceiling(socket: Path) -> tuple[float, str]:
     """SET requests/s from ``redis-benchmark -P 64 -t set -n 1000000 -q`` on ``socket``."""
     binary = shutil.which("redis-benchmark")
@@ -390,9 +445,10 @@ async def bench_size(
             client.slowlog_reset()
             client.config_resetstat()
             label = f"first/{workers}p"
-            first = await timed_reprice(
-                server.url, rules_dir, compiled, label, count, profile and workers == 1, workers
-            )
+            with ping_probe(server.url) as pings:
+                first = await timed_reprice(
+                    server.url, rules_dir, compiled, label, count, profile and workers == 1, workers
+                )
             if not memory_growth:
                 memory_growth = used_memory(client) - before
                 key_bytes = key_memory(client, count)
@@ -410,6 +466,7 @@ async def bench_size(
             print(f"{label}: {first.seconds:.1f} s, {first.counts.as_dict()}")
             print(f"  Redis's own time: {redis_seconds(client) / count * 1e6:.1f} µs per SKU")
             print(f"  Redis busy for other clients: {blocking_calls(client)}")
+            print(f"  a PING every {PING_INTERVAL * 1000:g} ms from another process: {pings[0]}")
             label = f"repeat/{workers}p"
             repeat = await timed_reprice(
                 server.url, rules_dir, compiled, label, count, False, workers

@@ -39,10 +39,6 @@ from pricing_service.store.store import (
 
 logger = logging.getLogger(__name__)
 
-#: SKUs per read script call: one call keeps Redis from its other clients for a few
-#: milliseconds at most (500 took about 9 ms; 250 is as fast overall).
-READ_BATCH = 250
-
 
 @dataclass(frozen=True, slots=True)
 class LoadedInputs:
@@ -183,12 +179,8 @@ def input_keys(sku: str, segments: Sequence[str]) -> list[str]:
 async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
     """Every input of ``skus`` as stored, per SKU in order: the values of its
     :func:`input_keys`, the two hashes as flat field/value lists (see
-    :meth:`Store.read_inputs`), :data:`READ_BATCH` SKUs per call."""
-    rows: list[list[Any]] = []
-    for start in range(0, len(skus), READ_BATCH):
-        batch = skus[start : start + READ_BATCH]
-        rows += await store.read_inputs([input_keys(sku, segments) for sku in batch])
-    return rows
+    :meth:`Store.read_inputs`, which batches the calls)."""
+    return await store.read_inputs([input_keys(sku, segments) for sku in skus])
 
 
 def field_map(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -298,10 +298,13 @@ _AUDIT_ZDICT_1 = (
 #: A 4 KiB window and a small state: a record is a few hundred bytes, and copying the
 #: default 256 KiB state cost more than compressing one (any raw-deflate reader decodes it).
 _AUDIT_COMPRESSOR_1 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_1)
-#: Schedules per round trip in :meth:`Store.publish_prepared` (one ``_PUBLISH_MANY`` call,
-#: or a pipeline on a cluster): bounds the memory of one round trip, and how long one
-#: script keeps Redis from other clients (1,000 held it up to 22-30 ms; a full reprice
-#: was no faster with 1,000 than with 250, measured in ``bench/RESULTS.md``).
+#: SKUs per script call on one Redis, for the full reprice's reads (:meth:`Store.read_inputs`)
+#: and publishes (:meth:`Store.publish_prepared`): a script keeps Redis from every other
+#: client while it runs. At 250 a call held Redis 4.7 ms on average and up to 15 ms; at 50,
+#: under 1 ms and up to 8 ms, for the same reprice rate; 25 was slower (``bench/RESULTS.md``).
+SCRIPT_BATCH = 50
+#: Commands per round trip where each command is small: the pipelines of per-SKU script
+#: calls on a Redis Cluster, and :meth:`Store.set_boundaries`. Bounds one round trip's memory.
 PUBLISH_PIPELINE = 250
 #: SKU index members per ``SSCAN`` call in :meth:`Store.iter_skus`.
 SKU_SCAN_COUNT = 1_000
@@ -1116,26 +1119,33 @@ class Store:
         """The values of each SKU's input keys, in order (see ``_READ_INPUTS``: the same
         number of keys per SKU, hashes second and fourth, as flat field/value lists).
 
-        On one Redis, one script call for them all; on a cluster, where each SKU is its own
-        hash slot, one call per SKU in one pipeline: one command to route per SKU rather
-        than one per key, which is what redis-py's cluster client spends its time on.
+        On one Redis, one script call per :data:`SCRIPT_BATCH` SKUs; on a cluster, where
+        each SKU is its own hash slot, one call per SKU, :data:`PUBLISH_PIPELINE` calls per
+        round trip: one command to route per SKU rather than one per key, which is what
+        redis-py's cluster client spends its time on.
         """
+        rows: list[list[Any]] = []
         if not keys_per_sku:
-            return []
+            return rows
         per = len(keys_per_sku[0])
         if not self.cluster:
-            flat = [key.encode() for sku_keys in keys_per_sku for key in sku_keys]
-            rows: list[list[Any]] = await self.run_script(self._read_inputs, flat, [b"%d" % per])
+            for start in range(0, len(keys_per_sku), SCRIPT_BATCH):
+                batch = keys_per_sku[start : start + SCRIPT_BATCH]
+                flat = [key.encode() for sku_keys in batch for key in sku_keys]
+                rows += await self.run_script(self._read_inputs, flat, [b"%d" % per])
             return rows
 
-        async def send() -> list[Any]:
+        async def send(batch: Sequence[Sequence[str]]) -> list[Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for sku_keys in keys_per_sku:
+                for sku_keys in batch:
                     await self._queue_script(pipe, self._read_inputs, sku_keys, [per])
                 replies: list[Any] = await pipe.execute()
             return replies
 
-        return [reply[0] for reply in await self._scripted(send)]
+        for start in range(0, len(keys_per_sku), PUBLISH_PIPELINE):
+            batch = keys_per_sku[start : start + PUBLISH_PIPELINE]
+            rows += [reply[0] for reply in await self._scripted(partial(send, batch))]
+        return rows
 
     async def _load_scripts(self) -> None:
         for script in (
@@ -1641,17 +1651,18 @@ class Store:
         """:meth:`publish` for many encoded schedules in few round trips, in order.
 
         Every schedule is written, skipped and announced exactly as :meth:`publish` would.
-        On one Redis each :data:`PUBLISH_PIPELINE` schedules are one ``_PUBLISH_MANY``
-        call, announcements included: the cost of a script call per schedule capped a
-        full reprice. On a Redis Cluster every SKU is its own hash slot, so each schedule
-        keeps its own ``_PUBLISH`` call on its own SKU's keys (only round trips are
-        shared), and the announcements follow per changes stream. Either way a failure
+        On one Redis each :data:`SCRIPT_BATCH` schedules are one ``_PUBLISH_MANY`` call,
+        announcements included: the cost of a script call per schedule capped a full
+        reprice. On a Redis Cluster every SKU is its own hash slot, so each schedule keeps
+        its own ``_PUBLISH`` call on its own SKU's keys, :data:`PUBLISH_PIPELINE` calls
+        per round trip, and the announcements follow per changes stream. Either way a failure
         part-way leaves the schedules before it published, as the same sequence of
         :meth:`publish` calls would; publishing again is idempotent.
         """
         results: list[PublishResult] = []
-        for start in range(0, len(prepared), PUBLISH_PIPELINE):
-            chunk = prepared[start : start + PUBLISH_PIPELINE]
+        size = PUBLISH_PIPELINE if self.cluster else SCRIPT_BATCH
+        for start in range(0, len(prepared), size):
+            chunk = prepared[start : start + size]
             if self.cluster:
                 results += await self._publish_each(chunk, now)
             else:

@@ -17,6 +17,7 @@ from pricing_service.engine.decision import decision_to_dict
 from pricing_service.store import keys
 from pricing_service.store.store import (
     PUBLISH_PIPELINE,
+    SCRIPT_BATCH,
     PreparedPublish,
     PublishRequest,
     PublishResult,
@@ -90,7 +91,7 @@ async def test_publish_many_is_idempotent_and_announces_what_it_wrote_or_just_re
 
 
 async def test_publish_many_spans_several_pipelines_in_order(store: Store) -> None:
-    count = PUBLISH_PIPELINE + 5
+    count = max(PUBLISH_PIPELINE, 2 * SCRIPT_BATCH) + 5
     requests = [_request(f"SKU-{n}", f"{10 + n % 50}.00") for n in range(count)]
     results = await store.publish_many(requests, now=AT)
     assert len(results) == count

@@ -7,7 +7,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ResponseError
 
-from pricing_service.store.store import Store, pack_command
+from pricing_service.repricer.inputs import input_keys
+from pricing_service.store import keys
+from pricing_service.store.store import SCRIPT_BATCH, Store, pack_command
 
 pytestmark = pytest.mark.anyio
 
@@ -52,3 +54,27 @@ async def test_run_script_reconnects_after_its_connection_is_dropped(
     finally:
         await other.aclose()
     assert await store.run_script(script, [], [b"after"]) == [[], [b"after"]]
+
+
+async def test_read_inputs_keeps_each_script_call_short_and_the_rows_in_order(
+    store: Store,
+) -> None:
+    skus = [f"SKU-{n}" for n in range(2 * SCRIPT_BATCH + 3)]
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for sku in skus:
+            pipe.set(keys.item(sku), sku)
+        pipe.hset(keys.sales(skus[-1]), "day", "4")
+        await pipe.execute()
+    await store.read_inputs([input_keys(skus[0], [""])])  # loads the script
+
+    def evalsha_calls(stats: dict[str, dict[str, int]]) -> int:
+        return stats["cmdstat_evalsha"]["calls"]
+
+    before = evalsha_calls(await store.redis.info("commandstats"))
+    rows = await store.read_inputs([input_keys(sku, [""]) for sku in skus])
+    after = evalsha_calls(await store.redis.info("commandstats"))
+    # A script keeps Redis from every other client while it runs: no call reads more
+    # than SCRIPT_BATCH SKUs.
+    assert after - before == 3
+    assert [row[0] for row in rows] == [sku.encode() for sku in skus]
+    assert rows[-1] == [skus[-1].encode(), [], None, [b"day", b"4"], None, None]
