@@ -300,8 +300,9 @@ _AUDIT_ZDICT_1 = (
 _AUDIT_COMPRESSOR_1 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_1)
 #: SKUs per script call on one Redis, for the full reprice's reads (:meth:`Store.read_inputs`)
 #: and publishes (:meth:`Store.publish_prepared`): a script keeps Redis from every other
-#: client while it runs. At 250 a call held Redis 4.7 ms on average and up to 15 ms; at 50,
-#: under 1 ms and up to 8 ms, for the same reprice rate; 25 was slower (``bench/RESULTS.md``).
+#: client while it runs. At 250 a call held Redis 3.7-5.4 ms on average, at 50 0.7-0.9 ms,
+#: and another client's PING p99 fell from 8-12 ms to 5-7 ms, for the same reprice rate
+#: within noise; 25 was slower (``bench/RESULTS.md``).
 SCRIPT_BATCH = 50
 #: Commands per round trip where each command is small: the pipelines of per-SKU script
 #: calls on a Redis Cluster, and :meth:`Store.set_boundaries`. Bounds one round trip's memory.
