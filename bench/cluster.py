@@ -7,8 +7,8 @@ prepared schedules (`Store.publish_many`, the repricer's write path, audit inclu
 reading them back in batches of 1,000 (`Store.get_schedules`, the API's cache misses),
 item writes through the queue (`Store.put_items`: data, index and work-queue entries) and
 the full reprice end to end (`reprice_all` over the catalogue `bench/reprice.py` seeds:
-on one Redis its fast lane reads and publishes with one script call per 250 SKUs, on a
-cluster with a pipeline of per-SKU commands, every SKU being its own hash slot).
+on one Redis its fast lane reads and publishes with one script call per 50 SKUs, on a
+cluster with pipelines of per-SKU script calls, every SKU being its own hash slot).
 Both servers are started here from the same redis-server, without persistence; the two
 set-ups alternate over the rounds and the best round of each is reported. On a 2-core
 machine the 3 shards share the cores with the benchmark itself, so the figures show what

@@ -22,7 +22,15 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -1129,12 +1137,6 @@ class Store:
         if not keys_per_sku:
             return rows
         per = len(keys_per_sku[0])
-        if not self.cluster:
-            for start in range(0, len(keys_per_sku), SCRIPT_BATCH):
-                batch = keys_per_sku[start : start + SCRIPT_BATCH]
-                flat = [key.encode() for sku_keys in batch for key in sku_keys]
-                rows += await self.run_script(self._read_inputs, flat, [b"%d" % per])
-            return rows
 
         async def send(batch: Sequence[Sequence[str]]) -> list[Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -1143,10 +1145,21 @@ class Store:
                 replies: list[Any] = await pipe.execute()
             return replies
 
-        for start in range(0, len(keys_per_sku), PUBLISH_PIPELINE):
-            batch = keys_per_sku[start : start + PUBLISH_PIPELINE]
-            rows += [reply[0] for reply in await self._scripted(partial(send, batch))]
+        for batch in self._batches(keys_per_sku):
+            if self.cluster:
+                rows += [reply[0] for reply in await self._scripted(partial(send, batch))]
+            else:
+                flat = [key.encode() for sku_keys in batch for key in sku_keys]
+                rows += await self.run_script(self._read_inputs, flat, [b"%d" % per])
         return rows
+
+    def _batches(self, items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+        """``items`` in the slices one round trip takes: :data:`SCRIPT_BATCH` SKUs per
+        script call on one Redis, :data:`PUBLISH_PIPELINE` per-SKU calls per pipeline on
+        a cluster."""
+        size = PUBLISH_PIPELINE if self.cluster else SCRIPT_BATCH
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
 
     async def _load_scripts(self) -> None:
         for script in (
@@ -1661,9 +1674,7 @@ class Store:
         :meth:`publish` calls would; publishing again is idempotent.
         """
         results: list[PublishResult] = []
-        size = PUBLISH_PIPELINE if self.cluster else SCRIPT_BATCH
-        for start in range(0, len(prepared), size):
-            chunk = prepared[start : start + size]
+        for chunk in self._batches(prepared):
             if self.cluster:
                 results += await self._publish_each(chunk, now)
             else:
