@@ -19,7 +19,7 @@ from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
 from pricing_service.store.store import Store
 from tests.crawlers.test_reliability import DEMO_COMPETITOR, RULES, list_skus
-from tests.reliability.conftest import PRICING_COMMAND, start_pricing, wait_for
+from tests.reliability.conftest import PRICING_COMMAND, start_pricing, stop_all, wait_for
 from tests.repricer.helpers import write_rules
 
 #: Long enough for a loaded 2-core machine; only there to catch a hang.
@@ -109,7 +109,7 @@ def rules_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def start(clean_redis: str, rules_dir: Path, tmp_path: Path) -> Iterator[StartPricing]:
     """``start(arguments, log_name, **env)``: ``pricing ARGUMENTS`` on the test Redis, its
-    output in ``tmp_path/log_name``; whatever still runs at the end is killed."""
+    output in ``tmp_path/log_name``; whatever still runs at the end is stopped."""
     if not PRICING_COMMAND.exists():
         pytest.skip("the pricing command is not installed")
     started: list[subprocess.Popen[bytes]] = []
@@ -123,7 +123,4 @@ def start(clean_redis: str, rules_dir: Path, tmp_path: Path) -> Iterator[StartPr
         return process
 
     yield run
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    stop_all(started, timeout=EXIT_TIMEOUT_SECONDS)

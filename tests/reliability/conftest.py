@@ -116,6 +116,21 @@ def store_catalogue(client: redis.Redis, items: Sequence[ItemFacts]) -> None:
         pipe.execute()
 
 
+def stop_all(processes: Sequence[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """SIGTERM whichever of ``processes`` still run, then SIGKILL any that outlive
+    ``timeout``. SIGTERM first: ``pricing serve --workers N`` stops its workers on it, where
+    SIGKILL would leave them running, orphaned."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def start_pricing(
     arguments: Sequence[str], redis_url: str, rules_dir: Path, log: Path, **env: str
 ) -> subprocess.Popen[bytes]:

@@ -32,7 +32,13 @@ from pricing_service.store import keys
 from pricing_service.store.embedded import EmbeddedRedis
 from pricing_service.store.store import Store, parse_decision_id
 from tests.api.conftest import API_KEYS, WRITE_KEY
-from tests.reliability.conftest import PRICING_COMMAND, start_pricing, store_catalogue, wait_for
+from tests.reliability.conftest import (
+    PRICING_COMMAND,
+    start_pricing,
+    stop_all,
+    store_catalogue,
+    wait_for,
+)
 from tests.repricer.helpers import compile_rules, item, write_rules
 
 #: The crawl queue with the default single partition.
@@ -317,14 +323,7 @@ def test_two_of_each_role_share_the_work_and_lose_or_duplicate_nothing(
                 "crawler": fetches,
             }
         finally:
-            for process in [*apis, *repricers, *crawl, scheduler]:
-                if process.poll() is None:
-                    process.terminate()
-            for process in [*apis, *repricers, *crawl, scheduler]:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_all([*apis, *repricers, *crawl, scheduler])
     assert not load.errors, load.errors[:5]
     assert load.writes > 50, load.writes
     assert len(load.seen) > 200, len(load.seen)
