@@ -9,6 +9,7 @@ price paid in a bucket is its revenue over its units.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -52,10 +53,19 @@ def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
     }
 
 
-def daily_units(buckets: dict[str, Bucket], last_day: date, days: int) -> list[int]:
-    """Units sold on each of the ``days`` days ending with ``last_day``, oldest first."""
-    empty = Bucket()
-    return [buckets.get(day, empty).units for day in _day_names(last_day, days)]
+def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[int] | None:
+    """Units sold on each of the ``days`` days ending with ``last_day``, oldest first,
+    from a day-bucket hash as read; None if no bucket records a unit. Only the days asked
+    for are parsed, and no :class:`Bucket` is built: a full reprice reads a million of
+    these hashes."""
+    if not any(int(value) for field, value in raw.items() if field[:2] == b"u:" and field[2:]):
+        return None
+    return [int(raw.get(field, 0)) for field in _unit_fields(last_day, days)]
+
+
+@lru_cache(maxsize=64)
+def _unit_fields(last_day: date, days: int) -> tuple[bytes, ...]:
+    return tuple(b"u:" + name.encode() for name in _day_names(last_day, days))
 
 
 @lru_cache(maxsize=64)

@@ -55,10 +55,9 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from pricing_service.demand.buckets import (
-    daily_units,
     day_bucket,
-    decode_buckets,
     hour_bucket,
+    units_by_day,
 )
 from pricing_service.demand.signals import BASELINE_DAYS, demand_stats
 from pricing_service.engine.decision import Decision, decision_to_dict
@@ -803,11 +802,8 @@ def demand_from_sales(
     raw: dict[bytes, bytes], now: datetime, inventory: int | None
 ) -> DemandStats | None:
     """Demand signals from the ``keys.sales`` hash as read; None if no sale is recorded."""
-    buckets = decode_buckets(raw)
-    if not any(bucket.units for bucket in buckets.values()):
-        return None
-    units = daily_units(buckets, now.astimezone(UTC).date(), BASELINE_DAYS)
-    return demand_stats(units, inventory, now)
+    units = units_by_day(raw, now.astimezone(UTC).date(), BASELINE_DAYS)
+    return None if units is None else demand_stats(units, inventory, now)
 
 
 def changes_from_moves(moves: bytes) -> list[PriceChange]:

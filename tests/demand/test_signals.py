@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from pricing_service.demand.buckets import Bucket, daily_units, decode_buckets
+from pricing_service.demand.buckets import Bucket, decode_buckets, units_by_day
 from pricing_service.demand.signals import (
     days_of_supply,
     demand_stats,
@@ -58,4 +58,8 @@ def test_buckets_decode_units_revenue_inventory_and_average_price() -> None:
     assert buckets == {"20261125": Bucket(units=4, revenue_minor=3996, inventory=17)}
     assert buckets["20261125"].average_price_minor == pytest.approx(999)
     assert Bucket(units=-1, revenue_minor=-999).average_price_minor is None
-    assert daily_units(buckets, date(2026, 11, 26), 3) == [0, 4, 0]
+    assert units_by_day(raw, date(2026, 11, 26), 3) == [0, 4, 0]
+    # Units only count on the days asked for; a hash without any is no demand at all.
+    assert units_by_day({b"u:20261001": b"2"}, date(2026, 11, 26), 2) == [0, 0]
+    assert units_by_day({b"u:20261125": b"0", b"r:20261125": b"5"}, date(2026, 11, 26), 2) is None
+    assert units_by_day({}, date(2026, 11, 26), 2) is None
