@@ -57,7 +57,9 @@ _SKIPPED = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class OfferFacts:
     """One competitor slot of the columns, as an explanation quotes it."""
 
@@ -66,7 +68,9 @@ class OfferFacts:
     source: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class RowFacts:
     """The texts an explanation quotes for one row of :class:`BatchInputs`."""
 

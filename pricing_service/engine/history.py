@@ -18,7 +18,9 @@ DAY_SECONDS = 86_400
 ELASTICITY_SCALE = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class MoveHistory:
     """The shape of an item's recent price moves, as of one instant."""
 

@@ -501,7 +501,9 @@ def plan_chunk(
     return plan
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class _Window:
     """One window of a row's schedule: where its decision sits in a batch result, and
     what its explanation quotes."""

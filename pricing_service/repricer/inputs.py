@@ -185,6 +185,8 @@ async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str])
 
 def field_map(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     """A hash as :func:`read_chunk` returns it (field, value, field, value...) as a dict."""
+    if not flat:
+        return {}  # most SKUs have no sales hash
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 

@@ -69,7 +69,9 @@ def next_boundary(ends: Iterable[int | None], epoch: int, lead_seconds: int) -> 
     return None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class Outcome:
     """What counting and metrics need of the decision for a schedule's window in force."""
 

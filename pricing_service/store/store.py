@@ -539,7 +539,9 @@ class PublishRequest:
     read_at: int = 0  # from Store.read_clock before the inputs were read; 0: unknown
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class PreparedPublish:
     """One schedule for :meth:`Store.publish_prepared`, already encoded as it is stored:
     plain strings, bytes and ints, so that a caller pricing many SKUs at once can build
@@ -642,7 +644,9 @@ def schedule_json(version: str, currency: str, windows: Sequence[Sequence[Any]])
     return orjson.dumps({"v": version, "c": currency, "w": windows}).decode()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed: a full reprice builds one or more per SKU, and a
+# frozen dataclass costs about five times as much to build.
+@dataclass(slots=True)
 class StoredSchedule:
     """The parts of a schedule key's value (see ``_PUBLISH``), undecoded."""
 
