@@ -347,7 +347,10 @@ class ScheduleCache:
 
     async def _stream_end(self, stream: str) -> str:
         newest: Any = await self._tail_client.xrevrange(stream, count=1)
-        return newest[0][0].decode() if newest else "0-0"
+        if not newest:
+            return "0-0"
+        entry_id: bytes = newest[0][0]
+        return entry_id.decode()
 
 
 def _decode_change(fields: dict[bytes, bytes]) -> tuple[str, str | None]:

@@ -154,7 +154,8 @@ def _check_item(item: dict[str, Any]) -> None:
     number, say, and rejects an unknown field)."""
     if not item.keys() <= _ITEM_FIELDS:
         raise _NotForThisLane
-    currency, inventory = item.get("currency"), item.get("inventory")
+    currency: Any = item.get("currency")
+    inventory = item.get("inventory")
     if currency.__class__ is not str or not _CURRENCY.fullmatch(currency):
         raise _NotForThisLane
     if inventory is not None and inventory.__class__ is not int:
@@ -177,7 +178,7 @@ def _check_observation(observation: dict[str, Any]) -> None:
     """As :func:`_check_item`, for a competitor observation."""
     if not observation.keys() <= _OBSERVATION_FIELDS:
         raise _NotForThisLane
-    currency = observation.get("currency")
+    currency: Any = observation.get("currency")
     if currency.__class__ is not str or not _CURRENCY.fullmatch(currency):
         raise _NotForThisLane
     if observation.get("in_stock", True).__class__ is not bool:
