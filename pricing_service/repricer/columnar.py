@@ -118,22 +118,22 @@ class ChunkPlan:
     deleted: list[str] = field(default_factory=list)
 
 
-#: A decimal as ``str(Decimal)`` writes it for a stored amount: no sign, no exponent, no
-#: leading zero (the explanation quotes the text, so anything else goes to the single path).
-_PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))?")
-
-
 def _minor(text: Any, digits: int) -> int:
-    """Minor units from a stored decimal string, or :class:`_NotForThisLane`."""
-    match = _PLAIN_DECIMAL.fullmatch(text) if text.__class__ is str else None
-    if match is None:
+    """Minor units from a stored decimal string, or :class:`_NotForThisLane`.
+
+    Only a decimal as ``str(Decimal)`` writes a stored amount: ASCII digits with no sign,
+    exponent or leading zero, and an optional fraction of at most ``digits`` (the
+    explanation quotes the text, so anything else goes to the single path). Parsed
+    without a regular expression: a full reprice parses millions of amounts.
+    """
+    if text.__class__ is not str:
         raise _NotForThisLane
-    whole: str = match[1]
-    fraction: str | None = match[2]
-    scale: int = 10**digits
-    if fraction is None:
-        return int(whole) * scale
-    if len(fraction) > digits:
+    whole, dot, fraction = text.partition(".")
+    if not (whole.isascii() and whole.isdigit()) or (whole[0] == "0" and len(whole) > 1):
+        raise _NotForThisLane
+    if not dot:
+        return int(whole) * 10**digits
+    if not (fraction.isascii() and fraction.isdigit()) or len(fraction) > digits:
         raise _NotForThisLane
     return int(whole + fraction.ljust(digits, "0"))
 

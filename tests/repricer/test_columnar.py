@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import priced_segments
-from pricing_service.repricer.columnar import ChunkPlan, plan_chunk
+from pricing_service.repricer.columnar import ChunkPlan, _minor, _NotForThisLane, plan_chunk
 from pricing_service.repricer.full import Share, price_chunk, reprice_all
 from pricing_service.repricer.inputs import load_segments, read_chunk
 from pricing_service.repricer.parallel import RulesChangedError, reprice_all_in_processes
@@ -467,3 +468,25 @@ async def test_values_written_around_the_service_are_left_to_the_single_path(
     for sku in written:
         published = await store.redis.get(keys.schedule(sku, ""))
         assert (published is None) == (sku in {"W-2", "W-3", "W-6"}), sku
+
+
+#: What the fast lane accepts as a stored amount: ``str(Decimal)`` of a non-negative
+#: amount, no exponent, no leading zero.
+_PLAIN_AMOUNT = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
+
+
+@given(
+    text=st.one_of(
+        st.text(alphabet="0123456789.-+e _\u0662\u00b2", max_size=8),
+        st.decimals(min_value=0, max_value=10**9, allow_nan=False, places=4).map(str),
+    ),
+    digits=st.sampled_from([0, 2, 3]),
+)
+def test_the_fast_lane_reads_plain_amounts_only_and_exactly(text: str, digits: int) -> None:
+    match = _PLAIN_AMOUNT.fullmatch(text)
+    fraction = "" if match is None or match[2] is None else match[2][1:]
+    if match is None or len(fraction) > digits:
+        with pytest.raises(_NotForThisLane):
+            _minor(text, digits)
+    else:
+        assert _minor(text, digits) == Decimal(text).scaleb(digits)
