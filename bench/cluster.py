@@ -34,13 +34,12 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import redis  # noqa: E402
 from redis.cluster import RedisCluster  # noqa: E402
-from reprice import BENCH_RULES, NOW, seed_catalogue, synthetic_requests  # noqa: E402
+from reprice import NOW, bench_rules, seed_catalogue, synthetic_requests  # noqa: E402
 
 from pricing_service.engine.compiled import CompiledRuleset  # noqa: E402
 from pricing_service.engine.inputs import ItemFacts  # noqa: E402
 from pricing_service.repricer.full import reprice_all  # noqa: E402
 from pricing_service.repricer.pricer import Pricer  # noqa: E402
-from pricing_service.repricer.worker import read_ruleset  # noqa: E402
 from pricing_service.store.embedded import EmbeddedCluster, EmbeddedRedis  # noqa: E402
 from pricing_service.store.store import Store  # noqa: E402
 
@@ -117,13 +116,7 @@ def main() -> int:
     print(f"machine at start: load average {os.getloadavg()[0]:.2f} (1 min)")
     best: dict[str, dict[str, float]] = {"one Redis": {}, "cluster, 3 masters": {}}
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as scratch:
-        rules_dir = Path(scratch) / "rules"
-        rules_dir.mkdir()
-        (rules_dir / "rules.yaml").write_text(BENCH_RULES)
-        loaded, diagnostics = read_ruleset(rules_dir)
-        if loaded is None:
-            print("bench ruleset does not load:", diagnostics)
-            return 1
+        _, compiled = bench_rules(Path(scratch))
         single = EmbeddedRedis(Path(scratch) / "single", persistent=False)
         cluster = EmbeddedCluster(Path(scratch) / "cluster")
         single_url = single.start()
@@ -134,9 +127,7 @@ def main() -> int:
                     ("one Redis", single_url, False),
                     ("cluster, 3 masters", cluster.url, True),
                 ):
-                    rates = asyncio.run(
-                        run_round(url, clustered, arguments.schedules, loaded.compiled)
-                    )
+                    rates = asyncio.run(run_round(url, clustered, arguments.schedules, compiled))
                     shown = ", ".join(f"{path} {rate:,.0f}" for path, rate in rates.items())
                     print(f"round {round_number}, {name}: {shown}")
                     for path, rate in rates.items():

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import redis  # noqa: E402
-from reprice import BENCH_RULES, NOW, seed_catalogue  # noqa: E402
+from reprice import NOW, bench_rules, seed_catalogue  # noqa: E402
 
 from pricing_service.engine.compiled import CompiledRuleset  # noqa: E402
 from pricing_service.engine.segments import priced_segments  # noqa: E402
@@ -42,7 +42,6 @@ from pricing_service.repricer.columnar import plan_chunk  # noqa: E402
 from pricing_service.repricer.full import CHUNK_SIZE, reprice_all  # noqa: E402
 from pricing_service.repricer.inputs import read_chunk  # noqa: E402
 from pricing_service.repricer.pricer import Pricer  # noqa: E402
-from pricing_service.repricer.worker import read_ruleset  # noqa: E402
 from pricing_service.store.embedded import EmbeddedRedis  # noqa: E402
 from pricing_service.store.store import Store  # noqa: E402
 
@@ -99,17 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--collector", nargs="+", choices=["on", "off"], default=["on", "off"])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="plan-bench-") as scratch:
-        rules_dir = Path(scratch) / "rules"
-        rules_dir.mkdir()
-        (rules_dir / "rules.yaml").write_text(BENCH_RULES)
-        loaded, diagnostics = read_ruleset(rules_dir)
-        if loaded is None:
-            print("bench ruleset does not load:", diagnostics)
-            return 1
+        _, compiled = bench_rules(Path(scratch))
         server = EmbeddedRedis(Path(scratch) / "redis", persistent=False)
         server.start()
         try:
-            skus, first, repeat = asyncio.run(read_rows(server.url, loaded.compiled, args.items))
+            skus, first, repeat = asyncio.run(read_rows(server.url, compiled, args.items))
         finally:
             server.stop()
     print(f"plan_chunk alone, {args.items:,} SKUs, best of {args.rounds} rounds")
@@ -119,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             gc.enable()
         for label, rows in (("first", first), ("repeat", repeat)):
-            seconds = best_seconds(loaded.compiled, skus, rows, args.rounds)
+            seconds = best_seconds(compiled, skus, rows, args.rounds)
             per_sku = seconds / len(skus) * 1e6
             print(f"  collector {collector:<3}  {label:<6}  {per_sku:6.1f} µs per SKU")
     gc.enable()

@@ -154,6 +154,18 @@ class Run:
         return self.items / self.seconds
 
 
+def bench_rules(scratch: Path, text: str = BENCH_RULES) -> tuple[Path, CompiledRuleset]:
+    """``text`` written as the rules folder ``scratch/rules``, and the ruleset compiled
+    from it; exits if it does not load."""
+    rules_dir = scratch / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "rules.yaml").write_text(text)
+    loaded, diagnostics = read_ruleset(rules_dir)
+    if loaded is None:
+        raise SystemExit(f"bench ruleset does not load: {diagnostics}")
+    return rules_dir, loaded.compiled
+
+
 def seed_catalogue(client: redis.Redis | RedisCluster, count: int, seed: int) -> None:
     """Items with 0-3 competitor offers and, for one in five, a few days of sales."""
     rng = random.Random(seed)
@@ -325,6 +337,8 @@ def ping_probe(url: str) -> Iterator[list[str]]:
             f"p50 {at(0.5)} ms, p99 {at(0.99)} ms, p99.9 {at(0.999)} ms, "
             f"max {timings[-1] * 1000:.1f} ms ({len(timings):,} PINGs)"
         )
+    else:
+        summary.append("none sent: the block ended before the probe's process started")
 
 
 def redis_benchmark_ceiling(socket: Path) -> tuple[float, str]:
@@ -519,13 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine at start: {_load()}")
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="reprice-bench-") as scratch:
-        rules_dir = Path(scratch) / "rules"
-        rules_dir.mkdir()
-        (rules_dir / "rules.yaml").write_text(WINDOWED_RULES if args.windowed else BENCH_RULES)
-        loaded, diagnostics = read_ruleset(rules_dir)
-        if loaded is None:
-            print("bench ruleset does not load:", diagnostics)
-            return 1
+        rules_dir, compiled = bench_rules(
+            Path(scratch), WINDOWED_RULES if args.windowed else BENCH_RULES
+        )
         server = EmbeddedRedis(Path(scratch) / "redis", persistent=False)
         server.start()
         try:
@@ -533,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 size = bench_size(
                     server,
                     rules_dir,
-                    loaded.compiled,
+                    compiled,
                     count,
                     args.seed,
                     args.profile,
