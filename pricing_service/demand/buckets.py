@@ -27,8 +27,7 @@ def hour_bucket(moment: datetime) -> str:
 
 
 class Bucket(NamedTuple):
-    """One day's or hour's sales of a SKU (a named tuple: a full reprice decodes
-    millions of them, and a frozen dataclass costs several times more to build)."""
+    """One day's or hour's sales of a SKU."""
 
     units: int = 0
     revenue_minor: int = 0

@@ -145,10 +145,10 @@ class _CollectorPause:
     """Keeps the cyclic garbage collector off while chunks are planned.
 
     Planning a chunk builds hundreds of thousands of short-lived objects that reference
-    counting frees (none sits in a reference cycle), and every collection they trigger
-    walks every object alive: about a quarter of the planning time (``bench/RESULTS.md``).
-    The collector is process-wide, so pauses from several threads nest, and it is back on,
-    if it was on, when the last one ends; a cycle made meanwhile is collected then.
+    counting frees, and every collection they set off walks every object alive: a fifth
+    to a quarter of the planning time (``bench/plan.py``). The collector is process-wide,
+    so pauses from several threads nest, and it is back on, if it was on, when the last
+    one ends; a reference cycle made meanwhile is collected then.
     """
 
     def __init__(self) -> None:
