@@ -132,7 +132,8 @@ def _minor(text: Any, digits: int) -> int:
     if not (whole.isascii() and whole.isdigit()) or (whole[0] == "0" and len(whole) > 1):
         raise _NotForThisLane
     if not dot:
-        return int(whole) * 10**digits
+        scale: int = 10**digits
+        return int(whole) * scale
     if not (fraction.isascii() and fraction.isdigit()) or len(fraction) > digits:
         raise _NotForThisLane
     return int(whole + fraction.ljust(digits, "0"))
