@@ -64,13 +64,9 @@ def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[
 
 @lru_cache(maxsize=64)
 def _unit_fields(last_day: date, days: int) -> tuple[bytes, ...]:
-    return tuple(b"u:" + name.encode() for name in _day_names(last_day, days))
-
-
-@lru_cache(maxsize=64)
-def _day_names(last_day: date, days: int) -> tuple[str, ...]:
-    # A full reprice asks for the same days for every SKU: format them once.
+    # A full reprice asks for the same days for every SKU: name them once.
     ordinal = last_day.toordinal()
     return tuple(
-        date.fromordinal(ordinal - back).strftime(DAY_FORMAT) for back in range(days - 1, -1, -1)
+        b"u:" + date.fromordinal(ordinal - back).strftime(DAY_FORMAT).encode()
+        for back in range(days - 1, -1, -1)
     )
