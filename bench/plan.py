@@ -89,12 +89,20 @@ def best_seconds(
     return best
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above zero."""
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--items", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--items", type=positive, default=20_000)
+    parser.add_argument("--rounds", type=positive, default=5)
     parser.add_argument("--collector", nargs="+", choices=["on", "off"], default=["on", "off"])
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="plan-bench-") as scratch:
