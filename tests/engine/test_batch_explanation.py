@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,3 +74,8 @@ def test_money_text_is_the_decimal_text() -> None:
         digits = {"USD": 2, "JPY": 0, "KWD": 3}[currency]
         for minor in (0, 1, 5, 99, 100, 101, 1999, 123_456_789_012, -1, -150):
             assert money_text(minor, digits) == str(from_minor(minor, currency))
+
+
+@given(minor=st.integers(min_value=-(10**15), max_value=10**15), digits=st.integers(0, 4))
+def test_money_text_is_the_decimal_text_for_any_amount(minor: int, digits: int) -> None:
+    assert money_text(minor, digits) == str(Decimal(minor).scaleb(-digits))
