@@ -84,6 +84,21 @@ class RowFacts:
     elasticity: str | None = None  # "-2.5000 ± 0.1000 (n=40)"
     elasticity_fitted_at: int | None = None  # epoch s, if known
 
+    def at_price(self, current_price: str | None, current_since: int | None) -> RowFacts:
+        """These facts with another price in force: built whole, in field order, where
+        ``dataclasses.replace`` costs seven times as much."""
+        return RowFacts(
+            current_price,
+            current_since,
+            self.cost,
+            self.list_price,
+            self.offers,
+            self.demand,
+            self.demand_as_of,
+            self.elasticity,
+            self.elasticity_fitted_at,
+        )
+
 
 def row_facts(ruleset: CompiledRuleset, inputs: PricingInputs) -> RowFacts:
     """:class:`RowFacts` for items given as objects (what ``encode_batch`` encodes)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -145,6 +145,8 @@ _ITEM_FIELDS = frozenset(ItemFacts.model_fields)
 _OBSERVATION_FIELDS = frozenset(CompetitorObservation.model_fields)
 _CHANGE_FIELDS = frozenset(PriceChange.model_fields)
 _CURRENCY = re.compile(r"[A-Z]{3}")
+#: An item's amounts, in the order of :attr:`_Row.numbers`.
+_AMOUNT_FIELDS = ("cost", "list_price", "map_price", "min_price", "max_price", "current_price")
 
 
 def _check_item(item: dict[str, Any]) -> None:
@@ -188,10 +190,6 @@ def _check_observation(observation: dict[str, Any]) -> None:
         raise _NotForThisLane
 
 
-def _optional_minor(text: Any, digits: int) -> int:
-    return int(MISSING) if text is None else _minor(text, digits)
-
-
 def _epoch(text: str) -> int:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
@@ -207,14 +205,14 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
         raise LookupError(sku)
     if raw_override is not None and active_override(raw_override, now) is not None:
         raise _NotForThisLane
-    epoch = int(now.timestamp())
     item = orjson.loads(raw_item)
     _check_item(item)
     currency = item["currency"]
     digits = minor_unit_digits(currency)
+    get = item.get
     numbers = [
-        _optional_minor(item.get(name), digits)
-        for name in ("cost", "list_price", "map_price", "min_price", "max_price", "current_price")
+        int(MISSING) if (text := get(name)) is None else _minor(text, digits)
+        for name in _AMOUNT_FIELDS
     ]
     current_text = item.get("current_price")
     changed_text = item.get("last_changed_at")
@@ -295,7 +293,7 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
         list_price=item.get("list_price"),
         offers=offer_facts,
         demand=demand,
-        demand_as_of=None if demand is None else epoch,
+        demand_as_of=None if demand is None else int(now.timestamp()),
         **estimate_facts(estimate),
     )
     digest = inputs_digest(
@@ -343,7 +341,7 @@ def _in_segment(row: _Row, raw_schedule: bytes | None, epoch: int) -> _Row:
             changed_at = moves[-1][0]
             numbers = [*numbers[:5], _minor(in_force, digits), changed_at]
             points = moves
-            facts = replace(facts, current_price=in_force, current_since=changed_at)
+            facts = facts.at_price(in_force, changed_at)
     # Built whole rather than by dataclasses.replace, which costs several times as much.
     return _Row(
         sku=row.sku,
@@ -532,15 +530,16 @@ class _Window:
     result: BatchDecisions
     index: int
     facts: RowFacts
+    price: int  # minor units, MISSING if unpriced
+    until: int | None  # epoch s, None if the window does not end
 
-    @property
-    def price(self) -> int:
-        return int(self.result.price[self.index])
 
-    @property
-    def until(self) -> int | None:
-        until = int(self.result.valid_until[self.index])
-        return None if until == MISSING else until
+def _window_ends(result: BatchDecisions) -> tuple[list[int], list[int | None]]:
+    """Each row's price and window end as Python ints (see :class:`_Window`): read once
+    per batch, where a numpy element costs several times a list item each time."""
+    missing = int(MISSING)
+    untils = [None if until == missing else until for until in result.valid_until.tolist()]
+    return result.price.tolist(), untils
 
 
 def _schedules(
@@ -556,8 +555,10 @@ def _schedules(
     epoch = int(now.timestamp())
     columns = encode_rows(compiled, rows, now)
     result = decide_batch(compiled, columns, now, segment=segment)
+    prices, untils = _window_ends(result)
     windows = [
-        [_Window(epoch, columns, result, index, row.facts)] for index, row in enumerate(rows)
+        [_Window(epoch, columns, result, index, row.facts, prices[index], untils[index])]
+        for index, row in enumerate(rows)
     ]
     # What the next window starts from: the recent changes, the price in force, its start.
     state = [(row.points, row.numbers[5], row.numbers[6], False) for row in rows]
@@ -590,17 +591,19 @@ def _schedules(
             at = datetime.fromtimestamp(moment, tz=UTC)
             later = decide_batch(compiled, subset, at, segment=segment)
             digits = minor_unit_digits(subset.currency)
+            prices, untils = _window_ends(later)
             for slot, position in enumerate(positions):
                 _, current, changed_at, moved = state[position]
                 facts = windows[position][-1].facts
-                facts = replace(
-                    facts,
+                facts = facts.at_price(
                     # A price our schedule set reads as the engine wrote it; one kept
                     # from the inputs, as they wrote it.
-                    current_price=money_text(current, digits) if moved else facts.current_price,
-                    current_since=None if changed_at == MISSING else changed_at,
+                    money_text(current, digits) if moved else facts.current_price,
+                    None if changed_at == MISSING else changed_at,
                 )
-                windows[position].append(_Window(moment, subset, later, slot, facts))
+                windows[position].append(
+                    _Window(moment, subset, later, slot, facts, prices[slot], untils[slot])
+                )
                 pending.append(position)
     return windows
 
