@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import NamedTuple
 
+from pricing_service.money import div_round_half_up
+
 DAY_FORMAT = "%Y%m%d"
 HOUR_FORMAT = "%Y%m%d%H"
 
@@ -34,9 +36,10 @@ class Bucket(NamedTuple):
     inventory: int | None = None
 
     @property
-    def average_price_minor(self) -> float | None:
-        """Revenue per unit sold (minor units), None without net units sold."""
-        return self.revenue_minor / self.units if self.units > 0 else None
+    def average_price_minor(self) -> int | None:
+        """Revenue per unit sold in minor units, rounded half away from zero; None
+        without net units sold."""
+        return div_round_half_up(self.revenue_minor, self.units) if self.units > 0 else None
 
 
 def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
@@ -50,6 +53,18 @@ def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
         bucket: Bucket(units=f.get("u", 0), revenue_minor=f.get("r", 0), inventory=f.get("i"))
         for bucket, f in fields.items()
     }
+
+
+def bucket_start(bucket: str) -> datetime | None:
+    """The first instant of a day (``YYYYMMDD``) or hour (``YYYYMMDDHH``) bucket, UTC;
+    None for a name that is neither (a field written around the service)."""
+    formats = {8: DAY_FORMAT, 10: HOUR_FORMAT}
+    if len(bucket) not in formats or not (bucket.isascii() and bucket.isdigit()):
+        return None
+    try:
+        return datetime.strptime(bucket, formats[len(bucket)]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[int] | None:

@@ -1477,10 +1477,6 @@ class Store:
         script_keys = [keys.sales(sku), keys.sales_hourly(sku), keys.sales_events(sku)]
         await self._queue_script(pipe, self._record_buckets, script_keys, arguments)
 
-    async def demand(self, sku: str, now: datetime, inventory: int | None) -> DemandStats | None:
-        raw: Any = await self.redis.hgetall(keys.sales(sku))
-        return demand_from_sales(raw, now, inventory)
-
     async def sales_buckets(self, skus: Sequence[str]) -> list[dict[bytes, bytes]]:
         """The day-bucket hashes of ``skus`` as read, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -131,6 +131,59 @@ def test_sales(api: httpx.Client) -> None:
     assert api.post("/v1/sales", json=floats, headers=WRITE).status_code == 422
 
 
+def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:
+    _put(api)
+    assert api.put("/v1/items/SKU-1/inventory", json={"inventory": 20}, headers=WRITE).is_success
+    now = datetime.now(UTC)
+    sales = [("a", 3, "1.00", now - timedelta(days=1))]
+    sales += [("b", 1, "0.05", now), ("c", 1, "0.20", now), ("c", 1, "0.20", now)]
+    events = [
+        {"id": id_, "sku": "SKU-1", "quantity": units, "unit_price": price, "ts": at.isoformat()}
+        for id_, units, price, at in sales
+    ]
+    assert api.post("/v1/sales", json=events, headers=WRITE).json()["duplicates"] == [3]
+
+    response = api.get("/v1/items/SKU-1/demand", headers=auth(READ_KEY))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["currency"], body["resolution"]) == ("USD", "day")
+    assert body["velocity_7d"] == pytest.approx(5 / 7)
+    assert body["velocity_28d"] == pytest.approx(5 / 28)
+    assert body["velocity_ratio"] == pytest.approx(4.0)
+    assert body["sell_through"] == pytest.approx(5 / 25)
+    assert body["days_of_supply"] > 0
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Money as exact strings; 0.25 over 2 units is 0.125, rounded half up to 0.13.
+    assert body["buckets"] == [
+        {
+            "start": (day_start - timedelta(days=1)).isoformat().replace("+00:00", "Z"),
+            "units": 3,
+            "revenue": "3.00",
+            "average_price": "1.00",
+            "inventory": None,
+        },
+        {
+            "start": day_start.isoformat().replace("+00:00", "Z"),
+            "units": 2,
+            "revenue": "0.25",
+            "average_price": "0.13",
+            "inventory": 20,
+        },
+    ]
+
+    hours = api.get("/v1/items/SKU-1/demand?resolution=hour", headers=auth(READ_KEY)).json()
+    assert [(b["units"], b["revenue"]) for b in hours["buckets"]] == [(3, "3.00"), (2, "0.25")]
+    assert hours["buckets"][-1]["start"].startswith(now.strftime("%Y-%m-%dT%H:00:00"))
+    assert hours["velocity_7d"] == body["velocity_7d"]  # the signals read the day buckets
+
+    bad = api.get("/v1/items/SKU-1/demand?resolution=week", headers=auth(READ_KEY))
+    assert bad.status_code == 422
+    missing = api.get("/v1/items/NONE/demand", headers=auth(READ_KEY))
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert api.get("/v1/items/SKU-1/demand").status_code == 401
+
+
 def test_observations_are_gated_and_listed(api: httpx.Client) -> None:
     _put(api)
     now = datetime.now(UTC)

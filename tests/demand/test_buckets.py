@@ -12,7 +12,7 @@ import pytest
 from pricing_service.demand.buckets import day_bucket, decode_buckets, hour_bucket
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.store import keys
-from pricing_service.store.store import Sale, Store
+from pricing_service.store.store import Sale, Store, demand_from_sales
 from tests.api.conftest import WRITE_KEY, auth
 
 pytestmark = pytest.mark.anyio
@@ -71,7 +71,7 @@ async def test_inventory_updates_are_bucketed_and_feed_sell_through(store: Store
     raw = (await store.sales_buckets(["A"]))[0]
     assert decode_buckets(raw)[day_bucket(datetime.now(UTC))].inventory == 20
     await store.add_sales("A", "USD", [Sale(NOW, 20, PRICE, "s")])
-    demand = await store.demand("A", NOW, inventory=20)
+    demand = demand_from_sales((await store.sales_buckets(["A"]))[0], NOW, inventory=20)
     assert demand is not None
     assert demand.sell_through == pytest.approx(0.5)
     assert demand.velocity_7d == pytest.approx(20 / 7)

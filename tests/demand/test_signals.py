@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from pricing_service.demand.buckets import Bucket, decode_buckets, units_by_day
+from pricing_service.demand.buckets import Bucket, bucket_start, decode_buckets, units_by_day
 from pricing_service.demand.signals import (
     days_of_supply,
     demand_stats,
@@ -63,3 +63,24 @@ def test_buckets_decode_units_revenue_inventory_and_average_price() -> None:
     assert units_by_day({b"u:20261001": b"2"}, date(2026, 11, 26), 2) == [0, 0]
     assert units_by_day({b"u:20261125": b"0", b"r:20261125": b"5"}, date(2026, 11, 26), 2) is None
     assert units_by_day({}, date(2026, 11, 26), 2) is None
+
+
+def test_bucket_start_reads_days_and_hours_and_nothing_else() -> None:
+    assert bucket_start("20261125") == datetime(2026, 11, 25, tzinfo=UTC)
+    assert bucket_start("2026112513") == datetime(2026, 11, 25, 13, tzinfo=UTC)
+    for name in (
+        "",
+        "2026112",
+        "202611251",
+        "20261325",
+        "2026112524",
+        "2026-1125",
+        "\uff12\uff10\uff12\uff16\uff11\uff11\uff12\uff15",
+    ):
+        assert bucket_start(name) is None, name
+
+
+def test_the_average_price_paid_is_exact_and_rounded_half_up() -> None:
+    assert Bucket(units=2, revenue_minor=25).average_price_minor == 13
+    assert Bucket(units=3, revenue_minor=1000).average_price_minor == 333
+    assert Bucket(units=0, revenue_minor=25).average_price_minor is None

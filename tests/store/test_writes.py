@@ -10,7 +10,7 @@ import pytest
 
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.store import keys
-from pricing_service.store.store import OfferStatus, Override, Store
+from pricing_service.store.store import OfferStatus, Override, Store, demand_from_sales
 
 pytestmark = pytest.mark.anyio
 NOW = datetime.now(UTC)
@@ -48,7 +48,7 @@ async def test_sales_of_several_skus_are_counted_and_queued_together(store: Stor
         reason="sales",
     )
     assert await _queued(store) == [("A", "sales"), ("B", "sales")]
-    demand = await store.demand("A", NOW, inventory=None)
+    demand = demand_from_sales((await store.sales_buckets(["A"]))[0], NOW, inventory=None)
     assert demand is not None
     assert demand.velocity_7d == pytest.approx(3 / 7)
     assert await store.redis.ttl(keys.sales("B")) > 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
 
 from pricing_service.api.deps import (
@@ -31,19 +31,22 @@ from pricing_service.catalogue import (
     describe_validation_error,
     is_exact_in,
 )
+from pricing_service.demand.buckets import bucket_start, decode_buckets
 from pricing_service.engine.inputs import AwareDatetime, CompetitorObservation, ItemFacts
+from pricing_service.money import from_minor
 from pricing_service.observations import (
     HISTORY_SCAN,
     MAX_CLOCK_SKEW,
     build_market,
     gate_in_market,
 )
-from pricing_service.store.store import OfferStatus, Sale
+from pricing_service.store.store import OfferStatus, Sale, demand_from_sales
 
 router = APIRouter(tags=["signals"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
 Sku = Annotated[str, Path(pattern=SKU_PATTERN, description="The item's SKU.")]
 SkuField = Annotated[str, Field(pattern=SKU_PATTERN)]
+Resolution = Literal["day", "hour"]
 
 
 class SaleIn(BaseModel):
@@ -127,6 +130,38 @@ class CompetitorOffer(BaseModel):
 class CompetitorsOut(BaseModel):
     sku: str
     offers: list[CompetitorOffer]
+
+
+class SalesBucketOut(BaseModel):
+    start: datetime = Field(description="The bucket's first instant (UTC).")
+    units: int = Field(description="Units sold, net of returns.")
+    revenue: Decimal = Field(description="Revenue in the item's currency, net of returns.")
+    average_price: Decimal | None = Field(
+        description="Revenue per unit sold, rounded half up to the currency's minor unit; "
+        "null without net units sold."
+    )
+    inventory: int | None = Field(description="The inventory level last reported in it.")
+
+
+class DemandOut(BaseModel):
+    """Money as exact decimal strings; the signals are statistics, plain JSON numbers."""
+
+    sku: str
+    currency: str
+    as_of: datetime
+    velocity_7d: float | None = Field(description="Units a day over the last 7 days.")
+    velocity_28d: float | None = Field(description="Units a day over the last 28 days.")
+    velocity_ratio: float | None = Field(description="velocity_7d over velocity_28d.")
+    days_of_supply: float | None = Field(
+        description="Inventory over the forecast daily demand; null if either is unknown."
+    )
+    sell_through: float | None = Field(
+        description="Units sold in 28 days over those units plus the inventory on hand."
+    )
+    resolution: Resolution
+    buckets: list[SalesBucketOut] = Field(
+        description="Oldest first; buckets with no sale and no inventory report are left out."
+    )
 
 
 def _items_by_sku(store_items: list[ItemFacts | None], skus: list[str]) -> dict[str, ItemFacts]:
@@ -280,4 +315,50 @@ async def get_competitors(sku: Sku, _: Reader, store: StoreDep) -> CompetitorsOu
             )
             for offer in await store.get_offers(sku)
         ],
+    )
+
+
+@router.get("/v1/items/{sku}/demand", responses={404: {"description": "No such item."}})
+async def get_demand(
+    sku: Sku,
+    _: Reader,
+    store: StoreDep,
+    resolution: Annotated[
+        Resolution, Query(description="Day buckets (the retention) or hour buckets (7 days).")
+    ] = "day",
+) -> DemandOut:
+    """The item's demand signals as the rules read them now, and its sales buckets."""
+    item = await store.get_item(sku)
+    if item is None:
+        raise not_found("item", f"no item {sku!r}")
+    now = datetime.now(UTC)
+    days = (await store.sales_buckets([sku]))[0]
+    stats = demand_from_sales(days, now, item.inventory)
+    raw = days if resolution == "day" else await store.hourly_buckets(sku)
+    buckets = []
+    for name, bucket in sorted(decode_buckets(raw).items()):
+        start = bucket_start(name)
+        if start is None:
+            continue
+        average = bucket.average_price_minor
+        buckets.append(
+            SalesBucketOut(
+                start=start,
+                units=bucket.units,
+                revenue=from_minor(bucket.revenue_minor, item.currency),
+                average_price=None if average is None else from_minor(average, item.currency),
+                inventory=bucket.inventory,
+            )
+        )
+    return DemandOut(
+        sku=sku,
+        currency=item.currency,
+        as_of=now,
+        velocity_7d=None if stats is None else stats.velocity_7d,
+        velocity_28d=None if stats is None else stats.velocity_28d,
+        velocity_ratio=None if stats is None else stats.velocity_ratio,
+        days_of_supply=None if stats is None else stats.days_of_supply,
+        sell_through=None if stats is None else stats.sell_through,
+        resolution=resolution,
+        buckets=buckets,
     )
