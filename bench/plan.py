@@ -1,6 +1,6 @@
 """Benchmark the full reprice's planning alone: ``plan_chunk`` on rows read beforehand.
 
-    python bench/plan.py [--items 20000] [--rounds 5] [--collector on off]
+    python bench/plan.py [--items 20000] [--rounds 5] [--collector on off] [--selling SHARE]
 
 ``plan_chunk`` is the fast lane's pure part (parse the stored inputs, price every window,
 explain, encode the audit records). Here it runs with no Redis traffic and no other
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 import redis  # noqa: E402
-from reprice import NOW, bench_rules, seed_catalogue  # noqa: E402
+from reprice import NOW, bench_rules, seed_catalogue, share_of_skus  # noqa: E402
 
 from pricing_service.engine.compiled import CompiledRuleset  # noqa: E402
 from pricing_service.engine.segments import priced_segments  # noqa: E402
@@ -47,12 +47,12 @@ from pricing_service.store.store import Store  # noqa: E402
 
 
 async def read_rows(
-    url: str, compiled: CompiledRuleset, count: int
+    url: str, compiled: CompiledRuleset, count: int, selling: float | None = None
 ) -> tuple[list[str], list[list[Any]], list[list[Any]]]:
     """The SKUs, and their stored inputs before and after a first reprice."""
     client = redis.Redis.from_url(url)
     try:
-        seed_catalogue(client, count, seed=7)
+        seed_catalogue(client, count, seed=7, selling=selling)
     finally:
         client.close()
     store = Store.from_url(url, retention=timedelta(days=35), socket_timeout=60.0)
@@ -104,13 +104,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", type=positive, default=20_000)
     parser.add_argument("--rounds", type=positive, default=5)
     parser.add_argument("--collector", nargs="+", choices=["on", "off"], default=["on", "off"])
+    parser.add_argument(
+        "--selling",
+        type=share_of_skus,
+        default=None,
+        metavar="SHARE",
+        help="this share of the SKUs sells every day (as bench/reprice.py --selling)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="plan-bench-") as scratch:
         _, compiled = bench_rules(Path(scratch))
         server = EmbeddedRedis(Path(scratch) / "redis", persistent=False)
         server.start()
         try:
-            skus, first, repeat = asyncio.run(read_rows(server.url, compiled, args.items))
+            skus, first, repeat = asyncio.run(
+                read_rows(server.url, compiled, args.items, args.selling)
+            )
         finally:
             server.stop()
     print(f"plan_chunk alone, {args.items:,} SKUs, best of {args.rounds} rounds")

@@ -1,12 +1,13 @@
 """Benchmark the full reprice end to end: load inputs from Redis, price, publish with audit.
 
     python bench/reprice.py [--items 100000 [1000000]] [--processes 1 2] [--windowed]
-                            [--profile] [--seed 7]
+                            [--profile] [--seed 7] [--selling SHARE]
 
 A dedicated ``redis-server`` child (no persistence, Unix socket) is started for the run and
 stopped at the end; the machine's shared Redis is never touched. For each size and each
 number of processes the script seeds the catalogue afresh (items, competitor offers, some
-sales) with raw pipelines, then times ``reprice_all`` (``reprice_all_in_processes`` for
+sales; ``--selling`` gives a share of the SKUs a full sales history) with raw pipelines,
+then times ``reprice_all`` (``reprice_all_in_processes`` for
 more than one process) twice:
 
 - *first*: nothing published yet, so every SKU gets a new schedule and audit record;
@@ -166,8 +167,18 @@ def bench_rules(scratch: Path, text: str = BENCH_RULES) -> tuple[Path, CompiledR
     return rules_dir, loaded.compiled
 
 
-def seed_catalogue(client: redis.Redis | RedisCluster, count: int, seed: int) -> None:
-    """Items with 0-3 competitor offers and, for one in five, a few days of sales."""
+#: Days of sales a selling SKU has with ``--selling``: the default retention.
+SELLING_DAYS = 35
+
+
+def seed_catalogue(
+    client: redis.Redis | RedisCluster, count: int, seed: int, selling: float | None = None
+) -> None:
+    """Items with 0-3 competitor offers and, for one in five, units sold on every third
+    day of four weeks. With ``selling``, that share of the SKUs instead has what a SKU
+    that sells every day accumulates: :data:`SELLING_DAYS` days of units, revenue and an
+    inventory level (the default keeps the catalogue every earlier figure was measured
+    on)."""
     rng = random.Random(seed)
     received = NOW.isoformat()
     pipe = client.pipeline(transaction=False)
@@ -204,11 +215,19 @@ def seed_catalogue(client: redis.Redis | RedisCluster, count: int, seed: int) ->
             )
         if offers:
             pipe.hset(keys.offers(sku), mapping=offers)
-        if rng.random() < 0.2:
-            sales: dict[Any, Any] = {}
+        sales: dict[Any, Any] = {}
+        if selling is None and rng.random() < 0.2:
             for days_ago in range(0, 28, 3):
                 day = (NOW - timedelta(days=days_ago)).strftime("%Y%m%d")
                 sales[f"u:{day}"] = rng.randint(1, 20)
+        elif selling is not None and rng.random() < selling:
+            for days_ago in range(SELLING_DAYS):
+                day = (NOW - timedelta(days=days_ago)).strftime("%Y%m%d")
+                units = rng.randint(0, 20)
+                sales[f"u:{day}"] = units
+                sales[f"r:{day}"] = units * list_price
+                sales[f"i:{day}"] = rng.randint(0, 500)
+        if sales:
             pipe.hset(keys.sales(sku), mapping=sales)
         if len(pipe) >= SEED_PIPELINE:
             pipe.execute()
@@ -443,6 +462,7 @@ async def bench_size(
     seed: int,
     profile: bool,
     processes: Sequence[int],
+    selling: float | None = None,
 ) -> SizeResult:
     client = redis.Redis.from_url(server.url)
     runs: list[Run] = []
@@ -452,7 +472,7 @@ async def bench_size(
         for workers in processes:
             client.flushall()  # our own server, started by this script
             started = time.perf_counter()
-            seed_catalogue(client, count, seed)
+            seed_catalogue(client, count, seed, selling)
             print(f"\n{count:,} items seeded in {time.perf_counter() - started:.1f} s")
             before = used_memory(client)
             before_info: Any = client.info("memory")
@@ -510,6 +530,14 @@ async def bench_size(
     )
 
 
+def share_of_skus(text: str) -> float:
+    """An argparse type: a share from 0 to 1."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, not {text}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -521,6 +549,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--windowed", action="store_true", help="rules with weekday-evening windows"
     )
     parser.add_argument(
+        "--selling",
+        type=share_of_skus,
+        default=None,
+        metavar="SHARE",
+        help=f"this share of the SKUs sells every day: {SELLING_DAYS} days of units, revenue "
+        "and inventory in its sales hash, about 105 fields (default: one in five SKUs with "
+        "10 days of units; a selling catalogue takes far more Redis memory: about 5 GB more "
+        "per 1,000,000 selling SKUs)",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         nargs="+",
@@ -530,6 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print("Full reprice benchmark (bench/reprice.py)")
     print(f"python {platform.python_version()}, cpus {os.cpu_count()}, seed {args.seed}")
+    if args.selling is not None:
+        print(f"sales: {args.selling:.0%} of the SKUs sell every day ({SELLING_DAYS} days)")
     print(f"machine at start: {_load()}")
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="reprice-bench-") as scratch:
@@ -548,6 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.seed,
                     args.profile,
                     args.processes,
+                    args.selling,
                 )
                 results.append(asyncio.run(size))
         finally:
