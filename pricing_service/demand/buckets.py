@@ -72,9 +72,13 @@ def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[
     from a day-bucket hash as read; None if no bucket records a unit. Only the days asked
     for are parsed, and no :class:`Bucket` is built: a full reprice reads a million of
     these hashes."""
+    units = [int(raw.get(field, 0)) for field in _unit_fields(last_day, days)]
+    if any(units):
+        return units
+    # Nothing sold in those days: the whole hash says whether anything ever sold.
     if not any(int(value) for field, value in raw.items() if field[:2] == b"u:" and field[2:]):
         return None
-    return [int(raw.get(field, 0)) for field in _unit_fields(last_day, days)]
+    return units
 
 
 @lru_cache(maxsize=64)

@@ -269,7 +269,7 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
 
     inventory = item.get("inventory")
     velocity_ratio = days_of_supply = float("nan")
-    demand = None
+    demand = stats = None
     sales = field_map(raw_sales)
     if sales:
         stats = demand_from_sales(sales, now, inventory)
@@ -301,7 +301,7 @@ def parse_row(compiled: CompiledRuleset, sku: str, raw: Sequence[Any], now: date
             item=raw_item,
             offers=[value for _, value in sorted(offer_values)],
             override=None,
-            sales=sales,
+            demand=stats,
             elasticity=raw_elasticity,
         )
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import (
     CompetitorObservation,
+    DemandStats,
     ElasticityEstimate,
     ItemFacts,
     PriceChange,
@@ -56,7 +57,7 @@ class DigestParts:
     item: bytes
     offers: Sequence[bytes]  # the offers in force, ordered by (competitor, value)
     override: bytes | None  # only while in force
-    sales: Mapping[bytes, bytes]
+    demand: DemandStats | None  # the signals computed from the sales hash
     elasticity: bytes | None
 
 
@@ -64,20 +65,29 @@ def inputs_digest(parts: DigestParts) -> str:
     """Identifies a SKU's pricing inputs for the schedule fingerprint, from the values as
     stored, so every path that prices the SKU agrees without building models.
 
+    Sales enter as the demand signals computed from them, which is all the engine reads
+    of them: a selling SKU's hash has about a hundred fields, and sorting and hashing
+    them took longer than computing the signals. A sale that leaves every signal as it
+    was changes no fingerprint.
+
     Left out: our own published schedule (its price in force and moves; otherwise every
     publish would change the next fingerprint and each SKU would be written twice: the
     decisions in the fingerprint still capture their effect), offers the engine does not
     use (quarantined, unknown competitors), an override no longer in force, and the
     elasticity's ``fitted_at``: a refit that finds the same estimate changes no price.
-    Sales buckets are sorted: a hash's field order can change between reads.
     """
     digest = hashlib.blake2b(parts.item, digest_size=16)
     for offer in parts.offers:
         digest.update(b"\0o" + offer)
     if parts.override is not None:
         digest.update(b"\0v" + parts.override)
-    for field_name, value in sorted(parts.sales.items()):
-        digest.update(b"\0s" + field_name + b"=" + value)
+    demand = parts.demand
+    if demand is not None:
+        # repr: a float's shortest text that reads back exactly, the same in any process
+        digest.update(
+            b"\0d%r,%r,%r,%r"
+            % (demand.velocity_7d, demand.velocity_28d, demand.days_of_supply, demand.sell_through)
+        )
     if parts.elasticity is not None:
         estimate = json.loads(parts.elasticity)
         estimate.pop("fitted_at", None)
@@ -132,16 +142,16 @@ async def load_segments(
             logger.exception("the stored inputs of %s do not validate: not priced", sku)
             rejected.append(sku)
             continue
+        demand = demand_from_sales(raw_sales, now, facts.inventory)
         digest = inputs_digest(
             DigestParts(
                 item=raw_item,
                 offers=in_force,
                 override=None if override is None else raw_override,
-                sales=raw_sales,
+                demand=demand,
                 elasticity=raw_elasticity,
             )
         )
-        demand = demand_from_sales(raw_sales, now, facts.inventory)
         for position, segment in enumerate(segments):
             raw_schedule = row[5 + position]
             published = None

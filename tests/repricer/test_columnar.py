@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pricing_service.demand.buckets import day_bucket
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts, PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
@@ -490,3 +491,31 @@ def test_the_fast_lane_reads_plain_amounts_only_and_exactly(text: str, digits: i
             _minor(text, digits)
     else:
         assert _minor(text, digits) == Decimal(text).scaleb(digits)
+
+
+@pytest.mark.anyio
+async def test_sales_change_a_fingerprint_only_through_the_demand_signals(
+    store: Store, tmp_path: Path
+) -> None:
+    compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
+    await store.put_items([ItemFacts(sku="S-1", currency="USD", list_price=Decimal("20.00"))])
+    sold = [Sale(NOW - timedelta(days=day, hours=1), 2, Decimal("19.00")) for day in range(10)]
+    await store.add_sales("S-1", "USD", sold)
+
+    async def digests() -> tuple[str, str]:
+        """The SKU's digest by the single path, and the fast lane's fingerprint."""
+        entry = (await load_segments(store, compiled, ["S-1"], NOW, [""]))[""]["S-1"]
+        plan = await _lanes_agree(store, compiled, ["S-1"], NOW)  # and the lanes agree
+        return entry.digest, next(p.fingerprint for p in plan.prepared if not p.segment)
+
+    before = await digests()
+    # Revenue and an inventory report in a bucket move no signal the engine reads.
+    day = day_bucket(NOW - timedelta(days=3))
+    await store.redis.hincrby(keys.sales("S-1"), f"r:{day}", 500)
+    await store.redis.hset(keys.sales("S-1"), f"i:{day}", 7)
+    assert await digests() == before
+    # One more unit sold moves the velocities.
+    await store.redis.hincrby(keys.sales("S-1"), f"u:{day}", 1)
+    after = await digests()
+    assert after[0] != before[0]
+    assert after[1] != before[1]
