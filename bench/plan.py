@@ -59,9 +59,9 @@ async def read_rows(
     try:
         skus = [f"SKU-{index:07d}" for index in range(count)]
         segments = [str(segment) for segment in priced_segments(compiled)]
-        first = await read_chunk(store, skus, segments)
+        first = await read_chunk(store, skus, segments, NOW)
         await reprice_all(Pricer(store, boundary_lead_seconds=60), compiled, NOW)
-        repeat = await read_chunk(store, skus, segments)
+        repeat = await read_chunk(store, skus, segments, NOW)
     finally:
         await store.close()
     return skus, first, repeat

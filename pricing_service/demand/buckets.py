@@ -72,7 +72,7 @@ def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[
     from a day-bucket hash as read; None if no bucket records a unit. Only the days asked
     for are parsed, and no :class:`Bucket` is built: a full reprice reads a million of
     these hashes."""
-    units = [int(raw.get(field, 0)) for field in _unit_fields(last_day, days)]
+    units = [int(raw.get(field, 0)) for field in unit_fields(last_day, days)]
     if any(units):
         return units
     # Nothing sold in those days: the whole hash says whether anything ever sold.
@@ -82,8 +82,9 @@ def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[
 
 
 @lru_cache(maxsize=64)
-def _unit_fields(last_day: date, days: int) -> tuple[bytes, ...]:
-    # A full reprice asks for the same days for every SKU: name them once.
+def unit_fields(last_day: date, days: int) -> tuple[bytes, ...]:
+    """The units fields of the ``days`` days ending with ``last_day``, oldest first
+    (cached: a full reprice asks for the same days for every SKU)."""
     ordinal = last_day.toordinal()
     return tuple(
         b"u:" + date.fromordinal(ordinal - back).strftime(DAY_FORMAT).encode()

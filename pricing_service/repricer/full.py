@@ -122,7 +122,7 @@ async def _plan_chunk(
     segments = priced_segments(compiled)
     store = pricer.store
     read_at = await store.read_clock()
-    raw_rows = await read_chunk(store, skus, [str(segment) for segment in segments])
+    raw_rows = await read_chunk(store, skus, [str(segment) for segment in segments], now)
     frozen = await store.is_frozen()
 
     def plan() -> ChunkPlan:

@@ -35,6 +35,7 @@ from pricing_service.store.store import (
     StoredSchedule,
     changes_from_moves,
     decode_schedule,
+    demand_fields,
     demand_from_sales,
 )
 
@@ -124,7 +125,7 @@ async def load_segments(
     A stored value that does not validate (written around the service) raises, unless
     ``rejected`` is given: then the SKU is logged, appended to it and left out, so one
     SKU's bad data does not stop the others."""
-    rows = await read_chunk(store, skus, segments)
+    rows = await read_chunk(store, skus, segments, now)
     result: dict[str, dict[str, LoadedInputs]] = {segment: {} for segment in segments}
     for sku, row in zip(skus, rows, strict=True):
         raw_item, flat_offers, raw_override, flat_sales, raw_elasticity = row[:5]
@@ -186,11 +187,15 @@ def input_keys(sku: str, segments: Sequence[str]) -> list[str]:
     ]
 
 
-async def read_chunk(store: Store, skus: Sequence[str], segments: Sequence[str]) -> list[list[Any]]:
+async def read_chunk(
+    store: Store, skus: Sequence[str], segments: Sequence[str], now: datetime
+) -> list[list[Any]]:
     """Every input of ``skus`` as stored, per SKU in order: the values of its
-    :func:`input_keys`, the two hashes as flat field/value lists (see
-    :meth:`Store.read_inputs`, which batches the calls)."""
-    return await store.read_inputs([input_keys(sku, segments) for sku in skus])
+    :func:`input_keys`, the two hashes as flat field/value lists, of the sales only what
+    :func:`demand_from_sales` reads at ``now`` (see :meth:`Store.read_inputs`, which
+    batches the calls)."""
+    keys_per_sku = [input_keys(sku, segments) for sku in skus]
+    return await store.read_inputs(keys_per_sku, demand_fields(now))
 
 
 def field_map(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -57,6 +57,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from pricing_service.demand.buckets import (
     day_bucket,
     hour_bucket,
+    unit_fields,
     units_by_day,
 )
 from pricing_service.demand.signals import BASELINE_DAYS, demand_stats
@@ -256,17 +257,38 @@ return replies
 
 #: Reads every input of many SKUs in one call (one SKU per call on a cluster). KEYS: per
 #: SKU its input keys, ``per`` of them: item, offers (a hash), override, sales (a hash),
-#: elasticity, then one schedule per segment. ARGV: ``per``. Returns per SKU {item,
-#: offers (flat), override, sales (flat), elasticity, schedules...}.
+#: elasticity, then one schedule per segment. ARGV: ``per``, then the sales fields wanted
+#: (none: the whole hash). Returns per SKU {item, offers (flat), override, sales (flat),
+#: elasticity, schedules...}. The sales are the wanted fields that exist, or the whole
+#: hash when none of them records a unit sold: a SKU that sells every day has about a
+#: hundred fields, and turning them into Lua values and back took Redis longer than the
+#: rest of the SKU's read.
 _READ_INPUTS = """
 local per = tonumber(ARGV[1])
+local wanted = {}
+for i = 2, #ARGV do wanted[#wanted + 1] = ARGV[i] end
+local function sales(key)
+  if #wanted == 0 then return redis.call('HGETALL', key) end
+  if redis.call('EXISTS', key) == 0 then return {} end
+  local values = redis.call('HMGET', key, unpack(wanted))
+  local found, sold = {}, false
+  for i = 1, #wanted do
+    if values[i] then
+      found[#found + 1] = wanted[i]
+      found[#found + 1] = values[i]
+      if values[i] ~= '0' then sold = true end
+    end
+  end
+  if sold then return found end
+  return redis.call('HGETALL', key)
+end
 local out = {}
 for base = 0, #KEYS - 1, per do
   local row = {
     redis.call('GET', KEYS[base + 1]),
     redis.call('HGETALL', KEYS[base + 2]),
     redis.call('GET', KEYS[base + 3]),
-    redis.call('HGETALL', KEYS[base + 4]),
+    sales(KEYS[base + 4]),
     redis.call('GET', KEYS[base + 5]),
   }
   for i = base + 6, base + per do
@@ -803,11 +825,20 @@ def _change_fields(sku: str, segment: str) -> dict[str, str]:
 
 
 def demand_from_sales(
-    raw: dict[bytes, bytes], now: datetime, inventory: int | None
+    raw: Mapping[bytes, bytes], now: datetime, inventory: int | None
 ) -> DemandStats | None:
-    """Demand signals from the ``keys.sales`` hash as read; None if no sale is recorded."""
+    """Demand signals from the ``keys.sales`` hash as read (whole, or as
+    :meth:`Store.read_inputs` reads it with :func:`demand_fields`); None if no sale is
+    recorded."""
     units = units_by_day(raw, now.astimezone(UTC).date(), BASELINE_DAYS)
     return None if units is None else demand_stats(units, inventory, now)
+
+
+def demand_fields(now: datetime) -> tuple[bytes, ...]:
+    """The sales-hash fields :func:`demand_from_sales` reads at ``now``: the units of
+    each day of the signals' baseline. It needs the rest of the hash only when none of
+    those days sold anything (to tell "sold before" from "never sold")."""
+    return unit_fields(now.astimezone(UTC).date(), BASELINE_DAYS)
 
 
 def changes_from_moves(moves: bytes) -> list[PriceChange]:
@@ -1124,9 +1155,13 @@ class Store:
         finally:
             await pool.release(connection)
 
-    async def read_inputs(self, keys_per_sku: Sequence[Sequence[str]]) -> list[list[Any]]:
+    async def read_inputs(
+        self, keys_per_sku: Sequence[Sequence[str]], sales_fields: Sequence[bytes] = ()
+    ) -> list[list[Any]]:
         """The values of each SKU's input keys, in order (see ``_READ_INPUTS``: the same
-        number of keys per SKU, hashes second and fourth, as flat field/value lists).
+        number of keys per SKU, hashes second and fourth, as flat field/value lists; of
+        the sales hash, with ``sales_fields``, those fields, or all when none of them
+        records a unit sold).
 
         On one Redis, one script call per :data:`SCRIPT_BATCH` SKUs; on a cluster, where
         each SKU is its own hash slot, one call per SKU, :data:`PUBLISH_PIPELINE` calls per
@@ -1137,11 +1172,12 @@ class Store:
         if not keys_per_sku:
             return rows
         per = len(keys_per_sku[0])
+        arguments = [b"%d" % per, *sales_fields]
 
         async def send(batch: Sequence[Sequence[str]]) -> list[Any]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for sku_keys in batch:
-                    await self._queue_script(pipe, self._read_inputs, sku_keys, [per])
+                    await self._queue_script(pipe, self._read_inputs, sku_keys, arguments)
                 replies: list[Any] = await pipe.execute()
             return replies
 
@@ -1150,7 +1186,7 @@ class Store:
                 rows += [reply[0] for reply in await self._scripted(partial(send, batch))]
             else:
                 flat = [key.encode() for sku_keys in batch for key in sku_keys]
-                rows += await self.run_script(self._read_inputs, flat, [b"%d" % per])
+                rows += await self.run_script(self._read_inputs, flat, arguments)
         return rows
 
     def _batches(self, items: Sequence[_T]) -> Iterator[Sequence[_T]]:

@@ -290,7 +290,7 @@ async def _lanes_agree(
     the single path's for the same stored inputs: same bytes, same fingerprint."""
     segments = priced_segments(compiled)
     names = [str(segment) for segment in segments]
-    raw = await read_chunk(store, skus, names)
+    raw = await read_chunk(store, skus, names, now)
     plan = plan_chunk(compiled, skus, raw, segments, now, read_at=7, boundary_lead_seconds=60)
     loaded = await load_segments(store, compiled, skus, now, names)
     for prepared in plan.prepared:
@@ -458,7 +458,7 @@ async def test_values_written_around_the_service_are_left_to_the_single_path(
 
     compiled = compile_rules(write_rules(tmp_path / "rules", RULES))
     segments = priced_segments(compiled)
-    raw = await read_chunk(store, every, [str(segment) for segment in segments])
+    raw = await read_chunk(store, every, [str(segment) for segment in segments], NOW)
     plan = plan_chunk(compiled, every, raw, segments, NOW, read_at=7, boundary_lead_seconds=60)
     assert plan.single == ["O-1", "W-2", "W-3", "W-4", "W-5", "W-6"]
     await _lanes_agree(store, compiled, sorted({*skus, "W-1"}), NOW)
