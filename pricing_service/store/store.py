@@ -260,16 +260,18 @@ return replies
 #: elasticity, then one schedule per segment. ARGV: ``per``, then the sales fields wanted
 #: (none: the whole hash). Returns per SKU {item, offers (flat), override, sales (flat),
 #: elasticity, schedules...}. The sales are the wanted fields that exist, or the whole
-#: hash when none of them records a unit sold: a SKU that sells every day has about a
-#: hundred fields, and turning them into Lua values and back took Redis longer than the
-#: rest of the SKU's read.
+#: hash when none of them records a unit sold or it holds no more fields than that: a SKU
+#: that sells every day has about a hundred fields, and turning them into Lua values and
+#: back took Redis longer than the rest of the SKU's read.
 _READ_INPUTS = """
 local per = tonumber(ARGV[1])
 local wanted = {}
 for i = 2, #ARGV do wanted[#wanted + 1] = ARGV[i] end
 local function sales(key)
   if #wanted == 0 then return redis.call('HGETALL', key) end
-  if redis.call('EXISTS', key) == 0 then return {} end
+  local size = redis.call('HLEN', key)
+  if size == 0 then return {} end
+  if size <= #wanted then return redis.call('HGETALL', key) end  -- no bigger than asked
   local values = redis.call('HMGET', key, unpack(wanted))
   local found, sold = {}, false
   for i = 1, #wanted do
@@ -1161,7 +1163,7 @@ class Store:
         """The values of each SKU's input keys, in order (see ``_READ_INPUTS``: the same
         number of keys per SKU, hashes second and fourth, as flat field/value lists; of
         the sales hash, with ``sales_fields``, those fields, or all when none of them
-        records a unit sold).
+        records a unit sold or the hash is no bigger).
 
         On one Redis, one script call per :data:`SCRIPT_BATCH` SKUs; on a cluster, where
         each SKU is its own hash slot, one call per SKU, :data:`PUBLISH_PIPELINE` calls per
