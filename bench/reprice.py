@@ -7,8 +7,7 @@ A dedicated ``redis-server`` child (no persistence, Unix socket) is started for 
 stopped at the end; the machine's shared Redis is never touched. For each size and each
 number of processes the script seeds the catalogue afresh (items, competitor offers, some
 sales; ``--selling`` gives a share of the SKUs a full sales history) with raw pipelines,
-then times ``reprice_all`` (``reprice_all_in_processes`` for
-more than one process) twice:
+then times ``reprice_all`` (``reprice_all_in_processes`` for more than one process) twice:
 
 - *first*: nothing published yet, so every SKU gets a new schedule and audit record;
 - *repeat*: the same inputs again, so every SKU's fingerprint matches and nothing is
@@ -168,7 +167,7 @@ def bench_rules(scratch: Path, text: str = BENCH_RULES) -> tuple[Path, CompiledR
 
 
 #: Days of sales a selling SKU has with ``--selling``: the default retention.
-SELLING_DAYS = 35
+SELLING_DAYS: int = Settings.model_fields["retention_days"].default
 
 
 def seed_catalogue(

@@ -18,6 +18,7 @@ from pricing_service.money import div_round_half_up
 
 DAY_FORMAT = "%Y%m%d"
 HOUR_FORMAT = "%Y%m%d%H"
+_FORMAT_BY_LENGTH = {8: DAY_FORMAT, 10: HOUR_FORMAT}
 
 
 def day_bucket(moment: datetime) -> str:
@@ -58,20 +59,19 @@ def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
 def bucket_start(bucket: str) -> datetime | None:
     """The first instant of a day (``YYYYMMDD``) or hour (``YYYYMMDDHH``) bucket, UTC;
     None for a name that is neither (a field written around the service)."""
-    formats = {8: DAY_FORMAT, 10: HOUR_FORMAT}
-    if len(bucket) not in formats or not (bucket.isascii() and bucket.isdigit()):
+    if len(bucket) not in _FORMAT_BY_LENGTH or not (bucket.isascii() and bucket.isdigit()):
         return None
     try:
-        return datetime.strptime(bucket, formats[len(bucket)]).replace(tzinfo=UTC)
+        return datetime.strptime(bucket, _FORMAT_BY_LENGTH[len(bucket)]).replace(tzinfo=UTC)
     except ValueError:
         return None
 
 
 def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[int] | None:
     """Units sold on each of the ``days`` days ending with ``last_day``, oldest first,
-    from a day-bucket hash as read; None if no bucket records a unit. Only the days asked
-    for are parsed, and no :class:`Bucket` is built: a full reprice reads a million of
-    these hashes."""
+    from a day-bucket hash as read; None if no bucket records a unit. The rest of the
+    hash is looked at only when none of those days sold anything, and no :class:`Bucket`
+    is built: a full reprice reads a million of these hashes."""
     units = [int(raw.get(field, 0)) for field in unit_fields(last_day, days)]
     if any(units):
         return units
