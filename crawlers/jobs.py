@@ -26,17 +26,17 @@ from crawlers import keys
 from crawlers.keys import CrawlQueue
 from crawlers.outcome import Outcome
 from pricing_service.store import keys as store_keys
+from pricing_service.store.offers import OfferStatus, history_entry
 from pricing_service.store.store import DIRTY_MAXLEN, Store
 
-#: How long a job's outcome is kept (seconds): long enough to spot a duplicate delivery.
-OUTCOME_TTL_SECONDS = 7 * 86_400
 OUTCOMES_STREAM_MAXLEN = 1_000_000
 
 #: Records the outcome once and, with an offer, stores it (latest and history, like
 #: ``Store.put_offers``) and, on one Redis, marks the SKU dirty when it was accepted (like
 #: ``Store.mark_dirty``): all only when this call records the outcome.
 #: KEYS: outcome key [, offers hash, offer history stream [, dirty stream]].
-#: ARGV: outcome JSON, TTL [, competitor, offer JSON, history MINID, history TTL (ms)
+#: ARGV: outcome JSON, TTL [, competitor, offer JSON, history MINID, history TTL (ms),
+#:   N, the history entry's N field names and values (``offers.history_entry``)
 #:   [, SKU to mark dirty or '', dirty reason, dirty time (epoch ms), dirty maxlen]].
 #: Returns 1 when this call recorded the outcome, 0 when an earlier delivery had.
 _RECORD_FUNCTION = """
@@ -44,11 +44,13 @@ local function record(KEYS, ARGV)
   if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
   if #KEYS > 1 then
     redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', 'o', ARGV[4])
+    local entry_end = 7 + tonumber(ARGV[7])
+    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[5], '*', unpack(ARGV, 8, entry_end))
     redis.call('PEXPIRE', KEYS[3], ARGV[6])
-    if #KEYS > 3 and ARGV[7] ~= '' then
-      redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*',
-                 'sku', ARGV[7], 'reason', ARGV[8], 'at', ARGV[9])
+    local dirty = entry_end + 1
+    if #KEYS > 3 and ARGV[dirty] ~= '' then
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[dirty + 3], '*',
+                 'sku', ARGV[dirty], 'reason', ARGV[dirty + 1], 'at', ARGV[dirty + 2])
     end
   end
   return 1
@@ -112,8 +114,7 @@ class OfferWrite:
     then ``Store.mark_dirty`` when ``dirty``), over the store's own keys."""
 
     sku: str
-    competitor: str
-    body: str  # OfferStatus JSON
+    offer: OfferStatus
     retention: timedelta
     dirty: bool
     reason: str = "crawl"
@@ -124,7 +125,15 @@ class OfferWrite:
     def args(self) -> list[str | int]:
         retention = self.retention.total_seconds()
         oldest_kept = int((time.time() - retention) * 1000)
-        return [self.competitor, self.body, f"{oldest_kept}-0", int(retention * 1000)]
+        entry = [part for pair in history_entry(self.offer).items() for part in pair]
+        return [
+            self.offer.observation.competitor,
+            self.offer.model_dump_json(),
+            f"{oldest_kept}-0",
+            int(retention * 1000),
+            len(entry),
+            *entry,
+        ]
 
     def dirty_args(self) -> list[str | int]:
         now_ms = int(time.time() * 1000)
@@ -160,8 +169,12 @@ class Job:
 
 
 class OutcomeRecorder:
-    def __init__(self, store: Store) -> None:
+    """Finishes jobs; each outcome, with its detail, is kept ``retention_seconds``: a
+    delivery of the job within it finds the outcome and is only acknowledged."""
+
+    def __init__(self, store: Store, retention_seconds: int) -> None:
         self._store = store
+        self._retention_seconds = retention_seconds
         self._record = store.redis.register_script(_RECORD)
         self._acknowledge = store.redis.register_script(_ACKNOWLEDGE)
         self._finish = store.redis.register_script(_FINISH)
@@ -182,7 +195,7 @@ class OutcomeRecorder:
         ``deliveries`` dead-letters the job."""
         body = json.dumps({"outcome": outcome, "at": time.time(), **detail}, default=str)
         record_keys = [keys.outcome(job.id)]
-        record_args: list[str | int] = [body, OUTCOME_TTL_SECONDS]
+        record_args: list[str | int] = [body, self._retention_seconds]
         if offer is not None:
             record_keys += offer.keys()
             record_args += offer.args()

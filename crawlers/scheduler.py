@@ -30,7 +30,7 @@ from crawlers import keys
 from crawlers.jobs import Job
 from crawlers.keys import CrawlQueue
 from crawlers.listings import ListingBody
-from crawlers.settings import CrawlerSettings
+from crawlers.settings import LOST_JOB_SECONDS, CrawlerSettings
 from pricing_service import metrics
 from pricing_service.store.streams import ensure_groups, group_backlog
 
@@ -52,8 +52,6 @@ redis.call('XADD', KEYS[3], '*', 'job', ARGV[4], 'sku', ARGV[5], 'competitor', A
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
 return 1
 """
-#: A job in flight for this long is taken as lost (its entry removed by hand, say).
-LOST_JOB_SECONDS = 86_400
 TICK_BATCH = 1000
 #: Due times moved per round trip when the partitions change.
 REBALANCE_BATCH = 1000

@@ -12,6 +12,10 @@ from ipaddress import IPv4Network, IPv6Network
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: A job in flight for this long is taken as lost (its entry removed by hand, say) and its
+#: listing is queued again.
+LOST_JOB_SECONDS = 86_400
+
 DEFAULT_USER_AGENT = "pricing-service-crawler/0.1 (+https://github.com/)"
 
 
@@ -55,6 +59,13 @@ class CrawlerSettings(BaseSettings):
     )
     max_deliveries: int = Field(default=5, ge=1, description="Then the job is dead-lettered.")
     claim_idle_seconds: float = Field(default=60.0, gt=0, description="Take over dead workers'.")
+    outcome_retention_seconds: int = Field(
+        default=LOST_JOB_SECONDS,
+        ge=3600,
+        description="How long each job's outcome and its detail are kept; a job redelivered "
+        "within it is only acknowledged. The scheduler takes a job in flight for a day as lost "
+        "and queues the listing again, so a day covers every redelivery that matters.",
+    )
     max_backlog: int = Field(
         default=10_000, ge=1, description="Scheduler pauses above this many pending jobs."
     )

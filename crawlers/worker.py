@@ -133,7 +133,7 @@ class CrawlWorker:
         self.consumer = consumer
         self.concurrency = concurrency
         self.block_ms = int(block_seconds * 1000)
-        self.recorder = OutcomeRecorder(store)
+        self.recorder = OutcomeRecorder(store, settings.outcome_retention_seconds)
         self._read_inputs = store.redis.register_script(_READ_INPUTS)
         self.queues = keys.queues(settings.queue_partitions)
         self._queue_of_stream = {queue.jobs: queue for queue in self.queues}
@@ -354,8 +354,7 @@ class CrawlWorker:
         )
         offer = OfferWrite(
             sku=job.sku,
-            competitor=verdict.offer.observation.competitor,
-            body=verdict.offer.model_dump_json(),
+            offer=verdict.offer,
             retention=self.store.retention,
             dirty=verdict.accepted,
         )

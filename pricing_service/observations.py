@@ -24,7 +24,7 @@ from typing import Any
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.money import MoneyError, from_minor, to_minor
 from pricing_service.rules.model import Competitor
-from pricing_service.store.store import OfferStatus
+from pricing_service.store.offers import OfferStatus, history_competitor, history_offer
 
 #: Older observations say little about today's market.
 FRESHNESS_TTL = timedelta(days=7)
@@ -275,7 +275,9 @@ def _own_history(
 ) -> list[Decimal]:
     prices: list[Decimal] = []
     for _, fields in entries:
-        offer = OfferStatus.model_validate_json(fields[b"o"])
+        if history_competitor(fields) not in (None, competitor):
+            continue  # another competitor's, not worth decoding
+        offer = history_offer(fields)
         if offer.status != ACCEPTED or offer.observation.competitor != competitor:
             continue
         converted = convert_currency(offer.observation, item.currency, fx_rates)

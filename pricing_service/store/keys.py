@@ -69,9 +69,16 @@ def sales_hourly(sku: str) -> str:
 
 
 def sales_events(sku: str) -> str:
-    """Sorted set: ids of the sales events counted, scored by the event's epoch second
-    (a duplicate id is not counted again)."""
+    """Sorted set written by earlier versions: ids of the sales events counted, scored by
+    the event's epoch second. Still read, so that an id counted before an upgrade is not
+    counted again, until it expires (no write renews its TTL)."""
     return f"{_tag(sku)}:sales:ids"
+
+
+def sales_ids(sku: str, week: str) -> str:
+    """Hash: the digests of the sales event ids counted whose events fall in the 7-day
+    period that starts on ``week`` (``YYYYMMDD``; see ``store.sales_week``)."""
+    return f"{_tag(sku)}:sales:ids:{week}"
 
 
 def elasticity(sku: str) -> str:

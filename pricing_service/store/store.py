@@ -53,6 +53,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import EncodableT, FieldT
 
 from pricing_service.demand.buckets import (
     day_bucket,
@@ -64,7 +65,6 @@ from pricing_service.demand.signals import BASELINE_DAYS, demand_stats
 from pricing_service.engine.decision import Decision, decision_to_dict
 from pricing_service.engine.inputs import (
     AwareDatetime,
-    CompetitorObservation,
     DemandStats,
     ElasticityEstimate,
     ItemFacts,
@@ -74,6 +74,8 @@ from pricing_service.engine.inputs import (
 from pricing_service.money import to_minor
 from pricing_service.settings import Settings
 from pricing_service.store import keys
+from pricing_service.store.offers import OfferStatus as OfferStatus
+from pricing_service.store.offers import history_entry
 from pricing_service.store.streams import group_backlog
 
 #: Shared by the scripts that replace schedule values: where a value's header fields end,
@@ -353,9 +355,12 @@ DIRTY_MAXLEN = 2_000_000
 
 #: Adds sales events and an inventory level to one SKU's hour and day buckets, counting
 #: each event id once, and prunes buckets past their retention (once per bucket period).
-#: KEYS: day buckets, hour buckets, event ids. ARGV: day TTL (s), hour TTL (s), oldest
-#: day kept, oldest hour kept, oldest event epoch kept, this day, this hour, inventory
-#: ('' if none), then per event: id ('' if none), epoch, day, hour, units, revenue.
+#: KEYS: day buckets, hour buckets, the event ids of earlier versions (a sorted set, read
+#: until it expires), then the id hashes of the weeks the events fall in.
+#: ARGV: day TTL (s), hour TTL (s), oldest day kept, oldest hour kept, oldest event epoch
+#: kept, this day, this hour, inventory ('' if none), how many id hashes, the epoch each
+#: expires at, then per event: id digest ('' if none), id, epoch, day, hour, units,
+#: revenue, the KEYS index of its week's id hash.
 #: Returns the 1-based positions of the events not counted (duplicates, or too old).
 _RECORD_BUCKETS = """
 local function prune(key, oldest, marker)
@@ -374,32 +379,57 @@ if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[1], 'i:' .. ARGV[6], ARGV[8])
   redis.call('HSET', KEYS[2], 'i:' .. ARGV[7], ARGV[8])
 end
+local legacy = redis.call('EXISTS', KEYS[3]) == 1
+local id_keys = tonumber(ARGV[9])
 local skipped = {}
 local position = 0
-for i = 9, #ARGV, 6 do
+for i = 10 + id_keys, #ARGV, 8 do
   position = position + 1
-  local day, hour = ARGV[i + 2], ARGV[i + 3]
+  local day, hour = ARGV[i + 3], ARGV[i + 4]
   local counted = day >= ARGV[3]
   if counted and ARGV[i] ~= '' then
-    counted = redis.call('ZADD', KEYS[3], 'NX', ARGV[i + 1], ARGV[i]) == 1
+    counted = not (legacy and redis.call('ZSCORE', KEYS[3], ARGV[i + 1]))
+      and redis.call('HSETNX', KEYS[tonumber(ARGV[i + 7])], ARGV[i], '') == 1
   end
   if counted then
-    redis.call('HINCRBY', KEYS[1], 'u:' .. day, ARGV[i + 4])
-    redis.call('HINCRBY', KEYS[1], 'r:' .. day, ARGV[i + 5])
+    redis.call('HINCRBY', KEYS[1], 'u:' .. day, ARGV[i + 5])
+    redis.call('HINCRBY', KEYS[1], 'r:' .. day, ARGV[i + 6])
     if hour >= ARGV[4] then
-      redis.call('HINCRBY', KEYS[2], 'u:' .. hour, ARGV[i + 4])
-      redis.call('HINCRBY', KEYS[2], 'r:' .. hour, ARGV[i + 5])
+      redis.call('HINCRBY', KEYS[2], 'u:' .. hour, ARGV[i + 5])
+      redis.call('HINCRBY', KEYS[2], 'r:' .. hour, ARGV[i + 6])
     end
   else
     skipped[#skipped + 1] = position
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
+for k = 1, id_keys do
+  if redis.call('EXISTS', KEYS[3 + k]) == 1 then
+    redis.call('EXPIREAT', KEYS[3 + k], ARGV[9 + k])
+  end
+end
+if legacy then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[1])
 return skipped
 """
+#: Sales event ids are kept in one hash per SKU and week, a field per id: 8 bytes of its
+#: BLAKE2b digest (an id can be long, and a week's ids stay a compact listpack up to about
+#: 70 sales a day). The weeks are 7-day periods from the Unix epoch.
+SALES_WEEK = timedelta(days=7)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def sales_week(moment: datetime) -> datetime:
+    """The first instant of the 7-day period of ``moment`` whose id hash holds its ids."""
+    return _EPOCH + (moment - _EPOCH) // SALES_WEEK * SALES_WEEK
+
+
+def sales_id_digest(event_id: str) -> bytes:
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
 #: Hour buckets are kept this long (day buckets: the retention).
 HOURLY_RETENTION = timedelta(days=7)
 #: Elasticity estimates written per MULTI/EXEC transaction.
@@ -447,34 +477,6 @@ class StoredElasticity(BaseModel):
             )
         except ValueError:
             return None
-
-
-class OfferStatus(BaseModel):
-    """A competitor observation as stored: accepted, or quarantined with a reason.
-
-    A quarantined observation does not replace what pricing uses for its competitor:
-    ``last_accepted`` carries the competitor's latest accepted observation forward (it
-    still ages out by the engine's freshness rules), so one bad crawl neither moves the
-    price nor drops the competitor from the market.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    observation: CompetitorObservation
-    status: str = "accepted"
-    reason: str | None = None
-    received_at: AwareDatetime
-    last_accepted: CompetitorObservation | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == "accepted"
-
-    @property
-    def in_force(self) -> CompetitorObservation | None:
-        """The observation pricing uses for this competitor: this one when accepted, else
-        the last accepted one, if any."""
-        return self.observation if self.accepted else self.last_accepted
 
 
 class Override(BaseModel):
@@ -1412,9 +1414,9 @@ class Store:
         async def write(pipe: Pipeline, entry: tuple[str, Sequence[OfferStatus]]) -> None:
             sku, statuses = entry
             for offer in statuses:
-                body = offer.model_dump_json()
-                pipe.hset(keys.offers(sku), offer.observation.competitor, body)
-                pipe.xadd(keys.offer_history(sku), {"o": body}, minid=minid, approximate=True)
+                pipe.hset(keys.offers(sku), offer.observation.competitor, offer.model_dump_json())
+                fields = cast("dict[FieldT, EncodableT]", history_entry(offer))
+                pipe.xadd(keys.offer_history(sku), fields, minid=minid, approximate=True)
             pipe.pexpire(keys.offer_history(sku), retention_ms)
 
         def tail(pipe: Pipeline) -> None:
@@ -1492,7 +1494,7 @@ class Store:
         """Add the bucket script's call for one SKU's events (and inventory) to ``pipe``."""
         now = datetime.now(UTC)
         oldest = now - self.retention
-        arguments: list[str | int] = [
+        arguments: list[bytes | str | int] = [
             int(self.retention.total_seconds()),
             int(HOURLY_RETENTION.total_seconds()),
             day_bucket(oldest),
@@ -1502,17 +1504,30 @@ class Store:
             hour_bucket(now),
             "" if inventory is None else inventory,
         ]
-        for event in events:
-            sale = event if isinstance(event, Sale) else Sale(*event)
+        sales = [event if isinstance(event, Sale) else Sale(*event) for event in events]
+        weeks = list(dict.fromkeys(sales_week(sale.at) for sale in sales if sale.event_id))
+        arguments.append(len(weeks))
+        arguments += [int((week + SALES_WEEK + self.retention).timestamp()) for week in weeks]
+        first_id_key = 4  # the KEYS index (1-based) of the first week's id hash
+        for sale in sales:
+            event_id = sale.event_id
+            week = weeks.index(sales_week(sale.at)) if event_id else 0
             arguments += [
-                sale.event_id or "",
+                sales_id_digest(event_id) if event_id else "",
+                event_id or "",
                 int(sale.at.timestamp()),
                 day_bucket(sale.at),
                 hour_bucket(sale.at),
                 sale.quantity,
                 sale.quantity * to_minor(sale.unit_price, currency),
+                first_id_key + week,
             ]
-        script_keys = [keys.sales(sku), keys.sales_hourly(sku), keys.sales_events(sku)]
+        script_keys = [
+            keys.sales(sku),
+            keys.sales_hourly(sku),
+            keys.sales_events(sku),
+            *(keys.sales_ids(sku, day_bucket(week)) for week in weeks),
+        ]
         await self._queue_script(pipe, self._record_buckets, script_keys, arguments)
 
     async def sales_buckets(self, skus: Sequence[str]) -> list[dict[bytes, bytes]]:

@@ -24,6 +24,7 @@ from crawlers.worker import CrawlWorker
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.rules.model import Competitor
 from pricing_service.store import keys as store_keys
+from pricing_service.store.offers import history_offer
 from pricing_service.store.store import Store
 
 #: The crawl queue with the default single partition.
@@ -324,3 +325,24 @@ async def test_a_worker_says_when_its_partition_count_is_not_the_queues(
     with caplog.at_level("ERROR", logger="crawlers.worker"):
         await make_worker().next_batch(1)  # configured for one partition
     assert "the crawl queue has 3 partitions and this worker reads 1" in caplog.text
+
+
+async def test_the_outcome_is_kept_as_configured_and_the_history_holds_the_offer(
+    site: DemoSiteServer,
+    store: Store,
+    fetcher: Fetcher,
+    competitors: dict[str, Competitor],
+    crawler_settings: CrawlerSettings,
+) -> None:
+    settings = crawler_settings.model_copy(update={"outcome_retention_seconds": 7_200})
+    site.state.fixed_prices["A-1"] = Decimal("42.50")
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, settings).tick()
+    worker = CrawlWorker(store, fetcher, competitors, settings, consumer="w1", block_seconds=0.05)
+
+    [job_id] = await work_once(worker)
+
+    assert 7_200 - 60 < await store.redis.ttl(keys.outcome(job_id)) <= 7_200
+    [(_, fields)] = await store.redis.xrange(store_keys.offer_history("A-1"))
+    [offer] = await store.get_offers("A-1")
+    assert history_offer(fields) == offer

@@ -12,7 +12,7 @@ import pytest
 from pricing_service.demand.buckets import day_bucket, decode_buckets, hour_bucket
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.store import keys
-from pricing_service.store.store import Sale, Store, demand_from_sales
+from pricing_service.store.store import SALES_WEEK, Sale, Store, demand_from_sales, sales_week
 from tests.api.conftest import WRITE_KEY, auth
 
 pytestmark = pytest.mark.anyio
@@ -101,3 +101,44 @@ def test_the_sales_api_takes_event_ids_and_reports_duplicates(api: httpx.Client)
     assert [r["index"] for r in first["rejected"]] == [3]
     again = api.post("/v1/sales", json=events[:1], headers=writer).json()
     assert again == {"accepted": 0, "duplicates": [0], "rejected": []}
+
+
+async def test_event_ids_are_kept_per_week_until_the_retention_has_passed(store: Store) -> None:
+    weeks_ago = NOW - timedelta(days=9)
+    events = [Sale(NOW, 1, PRICE, "now"), Sale(weeks_ago, 1, PRICE, "before")]
+    assert await store.add_sales("A", "USD", events) == []
+    # Resent in a later batch, in the other order, with a new one: only the new one counts.
+    resent = [*reversed(events), Sale(weeks_ago, 2, PRICE, "new")]
+    assert await store.add_sales("A", "USD", resent) == [0, 1]
+    assert sum(units for units, _ in (await _days(store, "A")).values()) == 4
+    for moment, ids in ((NOW, 1), (weeks_ago, 2)):
+        week = sales_week(moment)
+        key = keys.sales_ids("A", day_bucket(week))
+        assert await store.redis.hlen(key) == ids
+        expires_at = week + SALES_WEEK + store.retention
+        assert abs(await store.redis.expiretime(key) - expires_at.timestamp()) <= 1
+
+
+async def test_an_id_counted_by_an_earlier_version_is_not_counted_again(store: Store) -> None:
+    # Earlier versions kept the ids in one sorted set, scored by the event's epoch second.
+    legacy = keys.sales_events("A")
+    await store.redis.zadd(legacy, {"counted-before": NOW.timestamp()})
+    await store.redis.expire(legacy, 3600)
+    events = [Sale(NOW, 1, PRICE, "counted-before"), Sale(NOW, 1, PRICE, "new")]
+    assert await store.add_sales("A", "USD", events) == [0]
+    assert await _days(store, "A") == {day_bucket(NOW): (1, 999)}
+    assert await store.redis.ttl(legacy) <= 3600  # not renewed: it ages out
+
+
+async def test_a_months_event_ids_take_a_fraction_of_the_sorted_set(store: Store) -> None:
+    events = [
+        Sale(NOW - timedelta(days=day, minutes=minute), 1, PRICE, f"order-{day}-{minute}-line-1")
+        for day in range(34, -1, -1)
+        for minute in range(0, 24 * 60, 60)
+    ]
+    assert await store.add_sales("A", "USD", events) == []
+    weeks = {day_bucket(sales_week(sale.at)) for sale in events}
+    by_week = [await store.redis.memory_usage(keys.sales_ids("A", w), samples=0) for w in weeks]
+    await store.redis.zadd("earlier", {sale.event_id: sale.at.timestamp() for sale in events})
+    earlier = await store.redis.memory_usage("earlier", samples=0)
+    assert sum(by_week) * 4 < earlier, (sum(by_week), earlier)

@@ -40,7 +40,8 @@ from pricing_service.observations import (
     build_market,
     gate_in_market,
 )
-from pricing_service.store.store import OfferStatus, Sale, demand_from_sales
+from pricing_service.store.offers import OfferStatus, history_entry_as_read
+from pricing_service.store.store import Sale, demand_from_sales
 
 router = APIRouter(tags=["signals"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
@@ -275,7 +276,7 @@ async def post_observations(
         # A later observation in the same batch is judged against this one.
         stored = offer.model_dump_json().encode()
         raw_offers[entry.competitor.encode()] = stored
-        history.insert(0, (b"0-0", {b"o": stored}))
+        history.insert(0, (b"0-0", history_entry_as_read(offer)))
     await store.record_offers(offers, reason="observation")
     counts: dict[str, int] = defaultdict(int)
     for verdict in verdicts:

@@ -1,0 +1,198 @@
+"""Redis memory per SKU at steady state, by key family, for a stated activity profile.
+
+usage: .venv/bin/python bench/footprint.py [--skus 200] [--competitors 5]
+                                           [--crawls-per-day 24] [--sales-per-day 24]
+                                           [--seed 7]
+
+Capacity planning needs more than the bytes per stored decision (``bench/reprice.py``):
+what a SKU's inputs cost once the service has run for a retention period. This writes a
+sample of SKUs through the service's own write paths, on a Redis of its own:
+
+- the item (``Store.put_items``);
+- for each competitor, one crawl per ``--crawls-per-day`` slot: the job's outcome, the
+  latest offer and the offer history, through the crawler's ``OutcomeRecorder.finish``.
+  Outcomes are kept ``PRICING_CRAWL_OUTCOME_RETENTION_SECONDS`` and the history for the
+  retention, so the sample writes what each holds at steady state;
+- ``--sales-per-day`` sales events a day over the retention, each with an id, through
+  ``Store.record_sales``: day buckets, hour buckets (the last 7 days) and the event ids.
+
+It prints ``MEMORY USAGE`` summed per key family and divided by the SKUs, and the total.
+Decisions and their audit records are left out: ``bench/reprice.py`` measures them (bytes
+per stored decision), and their history is bounded by count and by the retention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from crawlers.jobs import Job, OfferWrite, OutcomeRecorder  # noqa: E402
+from crawlers.keys import CrawlQueue  # noqa: E402
+from crawlers.outcome import Outcome  # noqa: E402
+from crawlers.settings import CrawlerSettings  # noqa: E402
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts  # noqa: E402
+from pricing_service.settings import Settings  # noqa: E402
+from pricing_service.store.embedded import EmbeddedRedis  # noqa: E402
+from pricing_service.store.store import OfferStatus, Sale, Store  # noqa: E402
+
+#: Key families by the suffix after the SKU's hash tag (``p:{SKU}:<suffix>``).
+FAMILIES = (
+    ("item", "item"),
+    ("offers", "offers (latest per competitor)"),
+    ("offers:hist", "offer history"),
+    ("crawl", "crawl outcomes"),
+    ("sales", "sales day buckets"),
+    ("sales:h", "sales hour buckets"),
+    ("sales:ids", "sales event ids"),
+)
+
+
+def _family(key: str) -> str:
+    suffix = key.split("}:", 1)[1]
+    if suffix.startswith("crawl:"):
+        return "crawl"
+    if suffix.startswith("sales:ids"):
+        return "sales:ids"
+    return suffix
+
+
+async def write_sample(
+    store: Store, skus: int, competitors: int, crawls_per_day: int, sales_per_day: int, seed: int
+) -> None:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    retention_days = store.retention.days
+    outcome_retention = CrawlerSettings().outcome_retention_seconds
+    recorder = OutcomeRecorder(store, outcome_retention)
+    queue = CrawlQueue(0)
+    names = [f"competitor-{index}" for index in range(competitors)]
+    crawl_every = timedelta(days=1) / crawls_per_day
+    for number in range(skus):
+        sku = f"SKU-{number:06d}"
+        base = Decimal(rng.randint(1_000, 200_000)) / 100
+        await store.put_items(
+            [
+                ItemFacts(
+                    sku=sku,
+                    currency="USD",
+                    cost=(base * Decimal("0.6")).quantize(Decimal("0.01")),
+                    list_price=base,
+                    inventory=rng.randint(0, 500),
+                    category="electronics",
+                    brand="acme",
+                )
+            ]
+        )
+        for competitor in names:
+            history = retention_days * crawls_per_day
+            for crawl in range(history):
+                at = now - crawl_every * (history - 1 - crawl)
+                price = (base * Decimal(rng.uniform(0.9, 1.1))).quantize(Decimal("0.01"))
+                offer = OfferStatus(
+                    observation=CompetitorObservation(
+                        competitor=competitor,
+                        price=price,
+                        currency="USD",
+                        observed_at=at,
+                        shipping=Decimal("4.99"),
+                    ),
+                    received_at=at,
+                )
+                write = OfferWrite(sku, offer, store.retention, dirty=False)
+                job = Job.new(sku, competitor, at.timestamp(), queue)
+                detail = {"price": str(price), "method": "json-ld", "consumer": "bench-1"}
+                kept = at.timestamp() > now.timestamp() - outcome_retention
+                if kept:  # the job's outcome key, for the days it lives
+                    await recorder.finish(job, "0-1", Outcome.ACCEPTED, detail, write)
+                else:  # older: only the offer history still holds it
+                    await store.record_offers({sku: [offer]})
+        events = [
+            Sale(
+                now - timedelta(days=day, seconds=rng.randint(0, 86_399)),
+                1,
+                base,
+                f"order-{rng.getrandbits(48):012x}",
+            )
+            for day in range(retention_days - 1, -1, -1)
+            for _ in range(sales_per_day)
+        ]
+        events = [sale if sale.at <= now else Sale(now, 1, base, sale.event_id) for sale in events]
+        for start in range(0, len(events), 500):
+            await store.record_sales({sku: ("USD", events[start : start + 500])})
+
+
+async def measure(store: Store) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    async for raw in store.redis.scan_iter(match="p:{*", count=1_000):
+        key = raw.decode()
+        size = await store.redis.memory_usage(key, samples=0)
+        totals[_family(key)] += int(size or 0)
+    return totals
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
+    settings = Settings(redis_url=url)
+    store = Store.from_url(url, retention=timedelta(days=settings.retention_days))
+    started = time.perf_counter()
+    await write_sample(
+        store, args.skus, args.competitors, args.crawls_per_day, args.sales_per_day, args.seed
+    )
+    written = time.perf_counter() - started
+    totals = await measure(store)
+    await store.redis.aclose()
+    total = sum(totals.values())
+    print(f"wrote the sample in {written:.1f} s\n")
+    print(f"{'key family':<32} {'bytes per SKU':>14}")
+    for family, label in FAMILIES:
+        print(f"{label:<32} {totals.pop(family, 0) / args.skus:>14,.0f}")
+    for family, size in sorted(totals.items()):
+        print(f"{family:<32} {size / args.skus:>14,.0f}")
+    print(f"{'total':<32} {total / args.skus:>14,.0f}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--skus", type=_positive, default=200, help="SKUs in the sample")
+    parser.add_argument("--competitors", type=_positive, default=5)
+    parser.add_argument("--crawls-per-day", type=_positive, default=24, help="per competitor")
+    parser.add_argument("--sales-per-day", type=_positive, default=24, help="per SKU")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    print(
+        f"profile: {args.skus} SKUs, {args.competitors} competitors crawled "
+        f"{args.crawls_per_day} times a day, {args.sales_per_day} sales a day with ids, "
+        f"retention {Settings().retention_days} days"
+    )
+    with tempfile.TemporaryDirectory(prefix="footprint-bench-") as scratch:
+        server = EmbeddedRedis(Path(scratch) / "redis", persistent=False)
+        url = server.start()
+        try:
+            asyncio.run(run(args, url))
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

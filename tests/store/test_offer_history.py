@@ -1,0 +1,126 @@
+"""The offer history's compact entries: what they keep, that both forms are read, and
+what an entry costs in a real Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
+from pricing_service.observations import build_market
+from pricing_service.store import keys
+from pricing_service.store.offers import (
+    OfferStatus,
+    history_entry,
+    history_entry_as_read,
+    history_offer,
+)
+from pricing_service.store.store import Store
+
+NOW = datetime.now(UTC)
+ITEM = ItemFacts(sku="A", currency="USD")
+
+
+def _offer(
+    competitor: str = "rival",
+    price: str = "9.00",
+    *,
+    status: str = "accepted",
+    shipping: str | None = "4.99",
+    at: datetime = NOW,
+) -> OfferStatus:
+    observation = CompetitorObservation(
+        competitor=competitor,
+        price=Decimal(price),
+        currency="USD",
+        observed_at=at,
+        shipping=None if shipping is None else Decimal(shipping),
+    )
+    reason = None if status == "accepted" else "outlier: 60% under the median"
+    return OfferStatus(observation=observation, status=status, reason=reason, received_at=at)
+
+
+@given(
+    price=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999999.99"), places=2),
+    shipping=st.none() | st.decimals(min_value=0, max_value=Decimal("999.99"), places=2),
+    in_stock=st.booleans(),
+    quarantined=st.booleans(),
+    observed=st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    source=st.sampled_from(["crawler", "feed"]),
+)
+def test_an_entry_keeps_everything_but_the_last_accepted_offer(
+    price: Decimal,
+    shipping: Decimal | None,
+    in_stock: bool,
+    quarantined: bool,
+    observed: datetime,
+    source: str,
+) -> None:
+    observation = CompetitorObservation(
+        competitor="rival",
+        price=price,
+        currency="USD",
+        observed_at=observed,
+        shipping=shipping,
+        in_stock=in_stock,
+        source=source,
+    )
+    offer = OfferStatus(
+        observation=observation,
+        status="quarantined" if quarantined else "accepted",
+        reason="outlier" if quarantined else None,
+        received_at=observed + timedelta(microseconds=1_234),
+        last_accepted=observation if quarantined else None,
+    )
+    decoded = history_offer(history_entry_as_read(offer))
+    assert decoded == offer.model_copy(update={"last_accepted": None})
+
+
+def test_every_entry_has_the_same_fields_in_the_same_order() -> None:
+    # A stream node stores the field names once only for entries that repeat them.
+    assert list(history_entry(_offer())) == list(
+        history_entry(_offer(status="quarantined", shipping=None))
+    )
+
+
+def test_an_entry_of_the_earlier_form_is_read() -> None:
+    offer = _offer(status="quarantined").model_copy(update={"last_accepted": _offer().observation})
+    legacy = {b"o": offer.model_dump_json().encode()}
+    assert history_offer(legacy) == offer.model_copy(update={"last_accepted": None})
+
+
+@pytest.mark.anyio
+async def test_the_gate_reads_a_history_of_both_forms_newest_first(store: Store) -> None:
+    # Written by an earlier version: the offer's JSON in one field.
+    old = _offer(price="10.00", at=NOW - timedelta(hours=3))
+    await store.redis.xadd(keys.offer_history("A"), {"o": old.model_dump_json()})
+    await store.record_offers(
+        {
+            "A": [
+                _offer(price="11.00", at=NOW - timedelta(hours=2)),
+                _offer("other", price="50.00", at=NOW - timedelta(hours=2)),
+                _offer(price="3.00", status="quarantined", at=NOW - timedelta(hours=1)),
+                _offer(price="12.00"),
+            ]
+        }
+    )
+    raw_offers, history = (await store.market_reads(["A"], 200))["A"]
+    market = build_market(raw_offers, history, ITEM, "rival", {}, NOW, {})
+    assert market.own_history == [Decimal("12.00"), Decimal("11.00"), Decimal("10.00")]
+
+
+@pytest.mark.anyio
+async def test_an_entry_costs_under_a_third_of_the_offers_json(store: Store) -> None:
+    offers = [_offer(f"competitor-{n % 5}", f"{100 + n}.99") for n in range(500)]
+    await store.record_offers({"A": offers})
+    for offer in offers:
+        await store.redis.xadd("legacy", {"o": offer.model_dump_json()})
+    compact = await store.redis.memory_usage(keys.offer_history("A"), samples=0)
+    legacy = await store.redis.memory_usage("legacy", samples=0)
+    assert compact * 3 < legacy, (compact / 500, legacy / 500)
