@@ -58,7 +58,8 @@ class SaleIn(BaseModel):
         min_length=1,
         max_length=128,
         description="The event's id: an event sent again with the same id (for the same "
-        "SKU) is counted once. Events without one cannot be told from a resend.",
+        "SKU and a ts in the same 7-day period, as a resend has) is counted once. Events "
+        "without one cannot be told from a resend.",
     )
     sku: SkuField
     quantity: int = Field(ge=-1_000_000, le=1_000_000)
