@@ -5,11 +5,17 @@ A SKU's day buckets are one hash (``keys.sales``), its hour buckets another
 in the currency's minor units, ``i:BUCKET`` the inventory level last reported in the
 bucket. ``BUCKET`` is ``YYYYMMDD`` (UTC day) or ``YYYYMMDDHH`` (UTC hour). The average
 price paid in a bucket is its revenue over its units.
+
+Revenue is recorded in the item's currency at the time, which can change: ``cur`` says
+from which bucket on which currency applies (``=USD``, ``=USD,20261203=EUR``; a hash
+written before it existed has none), and ``m:BUCKET`` marks a bucket whose revenue is in
+two currencies, so has no meaningful total (``*``), or names the currency of a bucket
+that the timeline would get wrong (late sales after a change, alone in their bucket).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -35,6 +41,9 @@ class Bucket(NamedTuple):
     units: int = 0
     revenue_minor: int = 0
     inventory: int | None = None
+    #: The currency of the revenue; None when it is in two (or, from a hash that does not
+    #: say, when no currency was given to :func:`decode_buckets`).
+    currency: str | None = None
 
     @property
     def average_price_minor(self) -> int | None:
@@ -43,17 +52,57 @@ class Bucket(NamedTuple):
         return div_round_half_up(self.revenue_minor, self.units) if self.units > 0 else None
 
 
-def decode_buckets(raw: dict[bytes, bytes]) -> dict[str, Bucket]:
-    """``{BUCKET: Bucket}`` from a bucket hash as read (other fields are ignored)."""
+def decode_buckets(raw: Mapping[bytes, bytes], currency: str | None = None) -> dict[str, Bucket]:
+    """``{BUCKET: Bucket}`` from a bucket hash as read (other fields are ignored). A hash
+    that does not say its revenue's currency (written before it did) is taken to be in
+    ``currency``."""
     fields: dict[str, dict[str, int]] = {}
+    marked: dict[str, str] = {}
     for field, value in raw.items():
         kind, _, bucket = field.decode().partition(":")
         if kind in ("u", "r", "i") and bucket:
             fields.setdefault(bucket, {})[kind] = int(value)
+        elif kind == "m" and bucket:
+            marked[bucket] = value.decode()
+    timeline = revenue_currencies(raw.get(b"cur"), currency)
     return {
-        bucket: Bucket(units=f.get("u", 0), revenue_minor=f.get("r", 0), inventory=f.get("i"))
+        bucket: Bucket(
+            units=f.get("u", 0),
+            revenue_minor=f.get("r", 0),
+            inventory=f.get("i"),
+            currency=_currency_of(bucket, marked.get(bucket), timeline),
+        )
         for bucket, f in fields.items()
     }
+
+
+def _currency_of(
+    bucket: str, marked: str | None, timeline: Sequence[tuple[str, str | None]]
+) -> str | None:
+    if marked == "*":
+        return None  # revenue in two currencies
+    return marked or currency_in_force(timeline, bucket)
+
+
+def revenue_currencies(raw: bytes | None, currency: str | None) -> list[tuple[str, str | None]]:
+    """``[(first bucket, currency)]`` from a hash's ``cur`` field, oldest first (the first
+    from ``""``, every bucket); ``[("", currency)]`` without one."""
+    if raw is None:
+        return [("", currency)]
+    timeline: list[tuple[str, str | None]] = []
+    for entry in raw.decode().split(","):
+        start, _, named = entry.partition("=")
+        timeline.append((start, named))
+    return timeline
+
+
+def currency_in_force(timeline: Sequence[tuple[str, str | None]], bucket: str) -> str | None:
+    """The currency of ``bucket``'s revenue by the timeline of :func:`revenue_currencies`."""
+    found = timeline[0][1] if timeline else None
+    for start, currency in timeline:
+        if start <= bucket:
+            found = currency
+    return found
 
 
 def bucket_start(bucket: str) -> datetime | None:

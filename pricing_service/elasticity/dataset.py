@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from pricing_service.demand.buckets import DAY_FORMAT
+from pricing_service.demand.buckets import DAY_FORMAT, decode_buckets
 from pricing_service.elasticity.fit import FloatArray, IntArray
 
 #: A day bucket's field: a kind letter, a colon and ``YYYYMMDD``.
@@ -38,12 +38,14 @@ def fit_rows(
     raws: Sequence[Mapping[bytes, bytes]],
     days: Sequence[date],
     categories: Sequence[str | None],
+    currencies: Sequence[str],
 ) -> FitRows:
     """Rows from each item's day-bucket hash as read (``Store.sales_buckets``), for
     ``days`` only. The fields of all items are parsed at once as fixed-width bytes
     (``u:YYYYMMDD``), not one by one. Days without units sold or without positive
-    revenue carry no price paid and give no row. Items without a category share one
-    category of their own."""
+    revenue carry no price paid and give no row, and so do days whose revenue is not in
+    the item's currency (``currencies``: it changed since). Items without a category
+    share one category of their own."""
     names = tuple(sorted({category or "" for category in categories}))
     index = {name: position for position, name in enumerate(names)}
     fields: list[bytes] = []
@@ -70,6 +72,14 @@ def fit_rows(
         target[owner[picked], position[picked]] = amounts[picked].astype(np.int64)
 
     sold = (units > 0) & (revenue > 0)
+    marked = np.unique(owner[is_day & (chars[:, 0] == ord("m"))]).tolist()
+    changed = [i for i, raw in enumerate(raws) if b"," in raw.get(b"cur", b"")]
+    for i in sorted({*marked, *changed}):  # a currency change: rare, so one by one
+        buckets = decode_buckets(raws[i], currencies[i])
+        for column, held_day in enumerate(days):
+            bucket = buckets.get(held_day.strftime(DAY_FORMAT))
+            if bucket is not None and bucket.currency != currencies[i]:
+                sold[i, column] = False
     item, day = np.nonzero(sold)
     weekdays = np.array([d.weekday() for d in days], dtype=np.int64)
     return FitRows(

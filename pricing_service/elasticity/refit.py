@@ -85,10 +85,11 @@ def _fit(
     raws: list[dict[bytes, bytes]],
     days: list[date],
     categories: list[str | None],
+    currencies: list[str],
     fitted_at: datetime,
 ) -> _Fitted:
     """The CPU part of a refit, run in a worker thread."""
-    rows = fit_rows(raws, days, categories)
+    rows = fit_rows(raws, days, categories, currencies)
     fit = fit_elasticities(
         rows.item,
         rows.price,
@@ -110,6 +111,7 @@ async def refit(store: Store, now: datetime | None = None) -> FitSummary:
     days = fit_days(fitted_at.date(), store.retention)
     skus: list[str] = []
     categories: list[str | None] = []
+    currencies: list[str] = []
     raws: list[dict[bytes, bytes]] = []
     previous: list[StoredElasticity | None] = []
     async for chunk in store.iter_skus():
@@ -121,9 +123,10 @@ async def refit(store: Store, now: datetime | None = None) -> FitSummary:
                 continue
             skus.append(sku)
             categories.append(item.category)
+            currencies.append(item.currency)
             raws.append(raw)
             previous.append(old)
-    fitted = await asyncio.to_thread(_fit, raws, days, categories, fitted_at)
+    fitted = await asyncio.to_thread(_fit, raws, days, categories, currencies, fitted_at)
     estimates = fitted.estimates
     writes = {
         sku: new

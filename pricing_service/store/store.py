@@ -358,11 +358,56 @@ DIRTY_MAXLEN = 2_000_000
 #: KEYS: day buckets, hour buckets, the event ids of earlier versions (a sorted set, read
 #: until it expires), then the id hashes of the weeks the events fall in.
 #: ARGV: day TTL (s), hour TTL (s), oldest day kept, oldest hour kept, oldest event epoch
-#: kept, this day, this hour, inventory ('' if none), how many id hashes, the epoch each
-#: expires at, then per event: id digest ('' if none), id, epoch, day, hour, units,
-#: revenue, the KEYS index of its week's id hash.
+#: kept, this day, this hour, inventory ('' if none), the revenue's currency, how many id
+#: hashes, the epoch each expires at, then per event: id digest ('' if none), id, epoch,
+#: day, hour, units, revenue, the KEYS index of its week's id hash.
 #: Returns the 1-based positions of the events not counted (duplicates, or too old).
+#:
+#: Revenue is in the item's currency when it is recorded, which can change. Each bucket
+#: hash's field ``cur`` says from which bucket on which currency applies (``=USD``, then
+#: ``=USD,20261203=EUR`` after a change; see ``buckets.decode_buckets``). ``m:BUCKET`` is
+#: ``*`` for a bucket with revenue in two currencies (the change fell within it, or a late
+#: sale landed in a bucket of the earlier currency), or the currency of a bucket of the
+#: earlier currency whose only sales came late, in the new one.
 _RECORD_BUCKETS = """
+local function currencies(key)
+  local entries = {}
+  local raw = redis.call('HGET', key, 'cur')
+  if raw then
+    for from, currency in string.gmatch(raw, '([^,=]*)=([^,]*)') do
+      entries[#entries + 1] = {from, currency}
+    end
+  end
+  return entries
+end
+local function note_currency(key, entries, bucket, currency)
+  if #entries == 0 then
+    entries[1] = {'', currency}
+    redis.call('HSET', key, 'cur', '=' .. currency)
+    return
+  end
+  local in_force = entries[1][2]
+  for _, entry in ipairs(entries) do
+    if entry[1] <= bucket then in_force = entry[2] end
+  end
+  local latest = entries[#entries][1]
+  local marked = bucket < latest and redis.call('HGET', key, 'm:' .. bucket)
+  if (marked or in_force) == currency or marked == '*' then return end
+  if redis.call('HEXISTS', key, 'r:' .. bucket) == 1 then
+    redis.call('HSET', key, 'm:' .. bucket, '*')
+  elseif bucket < latest then
+    redis.call('HSET', key, 'm:' .. bucket, currency)
+  end
+  if bucket < latest then return end
+  if bucket == latest then
+    entries[#entries][2] = currency
+  else
+    entries[#entries + 1] = {bucket, currency}
+  end
+  local parts = {}
+  for _, entry in ipairs(entries) do parts[#parts + 1] = entry[1] .. '=' .. entry[2] end
+  redis.call('HSET', key, 'cur', table.concat(parts, ','))
+end
 local function prune(key, oldest, marker)
   if redis.call('HGET', key, 'pruned') == marker then return end
   for _, field in ipairs(redis.call('HKEYS', key)) do
@@ -380,10 +425,12 @@ if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[2], 'i:' .. ARGV[7], ARGV[8])
 end
 local legacy = redis.call('EXISTS', KEYS[3]) == 1
-local id_keys = tonumber(ARGV[9])
+local currency = ARGV[9]
+local day_currencies, hour_currencies = currencies(KEYS[1]), currencies(KEYS[2])
+local id_keys = tonumber(ARGV[10])
 local skipped = {}
 local position = 0
-for i = 10 + id_keys, #ARGV, 8 do
+for i = 11 + id_keys, #ARGV, 8 do
   position = position + 1
   local day, hour = ARGV[i + 3], ARGV[i + 4]
   local counted = day >= ARGV[3]
@@ -392,9 +439,11 @@ for i = 10 + id_keys, #ARGV, 8 do
       and redis.call('HSETNX', KEYS[tonumber(ARGV[i + 7])], ARGV[i], '') == 1
   end
   if counted then
+    note_currency(KEYS[1], day_currencies, day, currency)
     redis.call('HINCRBY', KEYS[1], 'u:' .. day, ARGV[i + 5])
     redis.call('HINCRBY', KEYS[1], 'r:' .. day, ARGV[i + 6])
     if hour >= ARGV[4] then
+      note_currency(KEYS[2], hour_currencies, hour, currency)
       redis.call('HINCRBY', KEYS[2], 'u:' .. hour, ARGV[i + 5])
       redis.call('HINCRBY', KEYS[2], 'r:' .. hour, ARGV[i + 6])
     end
@@ -404,7 +453,7 @@ for i = 10 + id_keys, #ARGV, 8 do
 end
 for k = 1, id_keys do
   if redis.call('EXISTS', KEYS[3 + k]) == 1 then
-    redis.call('EXPIREAT', KEYS[3 + k], ARGV[9 + k])
+    redis.call('EXPIREAT', KEYS[3 + k], ARGV[10 + k])
   end
 end
 if legacy then
@@ -1506,7 +1555,7 @@ class Store:
         ]
         sales = [event if isinstance(event, Sale) else Sale(*event) for event in events]
         weeks = list(dict.fromkeys(sales_week(sale.at) for sale in sales if sale.event_id))
-        arguments.append(len(weeks))
+        arguments += [currency, len(weeks)]
         arguments += [int((week + SALES_WEEK + self.retention).timestamp()) for week in weeks]
         first_id_key = 4  # the KEYS index (1-based) of the first week's id hash
         for sale in sales:

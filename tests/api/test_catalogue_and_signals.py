@@ -158,6 +158,7 @@ def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:
         {
             "start": (day_start - timedelta(days=1)).isoformat().replace("+00:00", "Z"),
             "units": 3,
+            "currency": "USD",
             "revenue": "3.00",
             "average_price": "1.00",
             "inventory": None,
@@ -165,6 +166,7 @@ def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:
         {
             "start": day_start.isoformat().replace("+00:00", "Z"),
             "units": 2,
+            "currency": "USD",
             "revenue": "0.25",
             "average_price": "0.13",
             "inventory": 20,
@@ -182,6 +184,32 @@ def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert api.get("/v1/items/SKU-1/demand").status_code == 401
+
+
+def test_demand_buckets_say_the_currency_their_revenue_was_recorded_in(api: httpx.Client) -> None:
+    _put(api, currency="USD")
+    now = datetime.now(UTC)
+    two_days_ago, yesterday = now - timedelta(days=2), now - timedelta(days=1)
+
+    def sell(id_: str, price: str, at: datetime) -> None:
+        event = {"id": id_, "sku": "SKU-1", "quantity": 1, "unit_price": price}
+        event["ts"] = at.isoformat()
+        assert api.post("/v1/sales", json=[event], headers=WRITE).json()["accepted"] == 1
+
+    sell("usd-1", "10.00", two_days_ago)
+    sell("usd-2", "10.00", now)
+    _put(api, currency="EUR")
+    sell("eur-1", "9.00", now)  # today now holds dollars and euros
+    sell("eur-2", "9.00", yesterday)  # a late event: yesterday had no dollars, so euros
+    sell("eur-3", "9.00", two_days_ago)  # a late event in a day of dollars
+
+    body = api.get("/v1/items/SKU-1/demand", headers=auth(READ_KEY)).json()
+    assert body["currency"] == "EUR"
+    assert [(b["units"], b["currency"], b["revenue"]) for b in body["buckets"]] == [
+        (2, None, None),  # two days ago: dollars, then a late sale in euros
+        (1, "EUR", "9.00"),  # yesterday: only a late sale, in euros
+        (2, None, None),  # today: the change fell within it
+    ]
 
 
 def test_observations_are_gated_and_listed(api: httpx.Client) -> None:

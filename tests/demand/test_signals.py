@@ -84,3 +84,29 @@ def test_the_average_price_paid_is_exact_and_rounded_half_up() -> None:
     assert Bucket(units=2, revenue_minor=25).average_price_minor == 13
     assert Bucket(units=3, revenue_minor=1000).average_price_minor == 333
     assert Bucket(units=0, revenue_minor=25).average_price_minor is None
+
+
+def test_each_bucket_has_the_currency_its_revenue_was_recorded_in() -> None:
+    raw = {
+        b"cur": b"=USD,20261203=EUR",
+        b"u:20261201": b"1",
+        b"r:20261201": b"1000",
+        b"u:20261202": b"1",  # a late sale in euros, after the change, alone in its day
+        b"r:20261202": b"900",
+        b"m:20261202": b"EUR",
+        b"u:20261203": b"2",  # the change fell within this day
+        b"r:20261203": b"1900",
+        b"m:20261203": b"*",
+        b"u:20261204": b"1",
+        b"r:20261204": b"900",
+    }
+    currencies = {day: bucket.currency for day, bucket in decode_buckets(raw, "JPY").items()}
+    assert currencies == {
+        "20261201": "USD",
+        "20261202": "EUR",
+        "20261203": None,
+        "20261204": "EUR",
+    }
+    # Written before the hash said its currency: the item's currency is assumed.
+    legacy = {b"u:20261201": b"1", b"r:20261201": b"1000"}
+    assert decode_buckets(legacy, "USD")["20261201"].currency == "USD"

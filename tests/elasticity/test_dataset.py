@@ -36,7 +36,7 @@ def test_rows_are_the_days_with_units_and_revenue() -> None:
         {},
         {b"u:20261122": b"2", b"r:20261122": b"3000"},
     ]
-    rows = fit_rows(raws, DAYS, ["tv", None, "tv"])
+    rows = fit_rows(raws, DAYS, ["tv", None, "tv"], ["USD", "USD", "USD"])
     assert rows.item.tolist() == [0, 2]
     assert rows.price.tolist() == [999.0, 1500.0]
     assert rows.units.tolist() == [4.0, 2.0]
@@ -46,6 +46,29 @@ def test_rows_are_the_days_with_units_and_revenue() -> None:
 
 
 def test_no_items_give_no_rows() -> None:
-    rows = fit_rows([], DAYS, [])
+    rows = fit_rows([], DAYS, [], [])
     assert rows.item.shape == (0,)
     assert rows.item_category.dtype == np.int64
+
+
+def test_days_whose_revenue_is_in_another_currency_give_no_row() -> None:
+    changed = {
+        b"cur": b"=USD,20261120=EUR",  # the item moved from dollars to euros
+        b"u:20261118": b"2",  # in dollars
+        b"r:20261118": b"2000",
+        b"u:20261119": b"1",  # a late sale after the change, alone in a day of dollars
+        b"r:20261119": b"900",
+        b"m:20261119": b"EUR",
+        b"u:20261120": b"2",  # the change fell within the day
+        b"r:20261120": b"1900",
+        b"m:20261120": b"*",
+        b"u:20261121": b"1",
+        b"r:20261121": b"900",
+    }
+    legacy = {b"u:20261121": b"1", b"r:20261121": b"1000"}  # written before `cur` existed
+    rows = fit_rows([changed, legacy], DAYS, [None, None], ["EUR", "USD"])
+    assert list(zip(rows.item.tolist(), rows.price.tolist(), strict=True)) == [
+        (0, 900.0),  # 2026-11-19
+        (0, 900.0),  # 2026-11-21
+        (1, 1000.0),
+    ]

@@ -137,7 +137,12 @@ class CompetitorsOut(BaseModel):
 class SalesBucketOut(BaseModel):
     start: datetime = Field(description="The bucket's first instant (UTC).")
     units: int = Field(description="Units sold, net of returns.")
-    revenue: Decimal = Field(description="Revenue in the item's currency, net of returns.")
+    currency: str | None = Field(
+        description="The currency of revenue and average_price: the item's when the sales "
+        "were recorded. Null when the bucket holds revenue in two currencies (the item's "
+        "currency changed within it): then revenue and average_price are null too."
+    )
+    revenue: Decimal | None = Field(description="Revenue, net of returns.")
     average_price: Decimal | None = Field(
         description="Revenue per unit sold, rounded half up to the currency's minor unit; "
         "null without net units sold."
@@ -338,17 +343,21 @@ async def get_demand(
     stats = demand_from_sales(days, now, item.inventory)
     raw = days if resolution == "day" else await store.hourly_buckets(sku)
     buckets = []
-    for name, bucket in sorted(decode_buckets(raw).items()):
+    for name, bucket in sorted(decode_buckets(raw, item.currency).items()):
         start = bucket_start(name)
         if start is None:
             continue
+        currency = bucket.currency
         average = bucket.average_price_minor
         buckets.append(
             SalesBucketOut(
                 start=start,
                 units=bucket.units,
-                revenue=from_minor(bucket.revenue_minor, item.currency),
-                average_price=None if average is None else from_minor(average, item.currency),
+                currency=currency,
+                revenue=None if currency is None else from_minor(bucket.revenue_minor, currency),
+                average_price=(
+                    None if currency is None or average is None else from_minor(average, currency)
+                ),
                 inventory=bucket.inventory,
             )
         )
