@@ -16,9 +16,14 @@ sample of SKUs through the service's own write paths, on a Redis of its own:
 - ``--sales-per-day`` sales events a day over the retention, each with an id, through
   ``Store.record_sales``: day buckets, hour buckets (the last 7 days) and the event ids.
 
+- ``--reprices-per-day`` new decisions a day over the retention, through the repricer's
+  ``Pricer`` with the rules of ``--rules`` (the repository's by default), in every
+  segment they price: each round gives every item a new cost, so every schedule is
+  published with a new audit record, and the one it replaces joins the audit trail
+  (kept for the retention). The repricers' sweep packing superseded records into blocks
+  runs after each round, as it does hourly by default, unless ``--no-compaction``.
+
 It prints ``MEMORY USAGE`` summed per key family and divided by the SKUs, and the total.
-Decisions and their audit records are left out: ``bench/reprice.py`` measures them (bytes
-per stored decision), and their history is bounded by count and by the retention.
 """
 
 from __future__ import annotations
@@ -42,7 +47,11 @@ from crawlers.jobs import Job, OfferWrite, OutcomeRecorder  # noqa: E402
 from crawlers.keys import CrawlQueue  # noqa: E402
 from crawlers.outcome import Outcome  # noqa: E402
 from crawlers.settings import CrawlerSettings  # noqa: E402
+from pricing_service.engine.compiled import CompiledRuleset  # noqa: E402
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts  # noqa: E402
+from pricing_service.engine.segments import priced_segments  # noqa: E402
+from pricing_service.repricer.pricer import Pricer  # noqa: E402
+from pricing_service.repricer.worker import read_ruleset  # noqa: E402
 from pricing_service.settings import Settings  # noqa: E402
 from pricing_service.store.embedded import EmbeddedRedis  # noqa: E402
 from pricing_service.store.store import OfferStatus, Sale, Store  # noqa: E402
@@ -56,6 +65,8 @@ FAMILIES = (
     ("sales", "sales day buckets"),
     ("sales:h", "sales hour buckets"),
     ("sales:ids", "sales event ids"),
+    ("sched", "schedules (current decision)"),
+    ("audit", "audit trail (superseded)"),
 )
 
 
@@ -65,6 +76,8 @@ def _family(key: str) -> str:
         return "crawl"
     if suffix.startswith("sales:ids"):
         return "sales:ids"
+    if suffix.startswith("sched:"):
+        return "sched"
     return suffix
 
 
@@ -133,6 +146,28 @@ async def write_sample(
             await store.record_sales({sku: ("USD", events[start : start + 500])})
 
 
+async def reprice_sample(
+    store: Store, compiled: CompiledRuleset, reprices: int, compaction: bool
+) -> tuple[int, float]:
+    """Reprice ``reprices`` times; the blocks the sweeps wrote and their seconds."""
+    skus = [sku async for chunk in store.iter_skus() for sku in chunk]
+    items = [item for item in await store.get_items(skus) if item is not None]
+    pricer = Pricer(store, boundary_lead_seconds=60)
+    blocks, sweeping = 0, 0.0
+    for round_number in range(reprices):
+        # A new cost: new inputs, so a new decision and audit record in every segment.
+        step = Decimal(round_number % 50) / 100
+        await store.put_items(
+            [item.model_copy(update={"cost": (item.cost or Decimal(1)) + step}) for item in items]
+        )
+        await pricer.price(compiled, skus, datetime.now(UTC))
+        if compaction:  # the repricers' sweep, once per reprice (hourly by default)
+            started = time.perf_counter()
+            blocks += await store.compact_all_audit()
+            sweeping += time.perf_counter() - started
+    return blocks, sweeping
+
+
 async def measure(store: Store) -> dict[str, int]:
     totals: dict[str, int] = defaultdict(int)
     async for raw in store.redis.scan_iter(match="p:{*", count=1_000):
@@ -149,11 +184,28 @@ async def run(args: argparse.Namespace, url: str) -> None:
     await write_sample(
         store, args.skus, args.competitors, args.crawls_per_day, args.sales_per_day, args.seed
     )
-    written = time.perf_counter() - started
+    print(f"wrote the inputs in {time.perf_counter() - started:.1f} s")
+    reprices = store.retention.days * args.reprices_per_day
+    if reprices:
+        loaded, diagnostics = read_ruleset(args.rules)
+        if loaded is None:
+            raise SystemExit(f"the rules in {args.rules} do not load: {diagnostics}")
+        segments = len(priced_segments(loaded.compiled))
+        print(f"repricing {reprices} times in {segments} segments (rules: {args.rules})")
+        started = time.perf_counter()
+        compaction = not args.no_compaction
+        blocks, sweeping = await reprice_sample(store, loaded.compiled, reprices, compaction)
+        print(f"repriced the sample in {time.perf_counter() - started:.1f} s")
+        if compaction:
+            per_block = f", {sweeping / blocks * 1000:.2f} ms a block" if blocks else ""
+            print(
+                f"audit sweeps: {reprices} of them wrote {blocks} blocks in {sweeping:.2f} s"
+                f"{per_block}, {sweeping / reprices / args.skus * 1e6:.0f} us per SKU a sweep"
+            )
     totals = await measure(store)
     await store.redis.aclose()
     total = sum(totals.values())
-    print(f"wrote the sample in {written:.1f} s\n")
+    print()
     print(f"{'key family':<32} {'bytes per SKU':>14}")
     for family, label in FAMILIES:
         print(f"{label:<32} {totals.pop(family, 0) / args.skus:>14,.0f}")
@@ -177,11 +229,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--competitors", type=_positive, default=5)
     parser.add_argument("--crawls-per-day", type=_positive, default=24, help="per competitor")
     parser.add_argument("--sales-per-day", type=_positive, default=24, help="per SKU")
+    parser.add_argument(
+        "--reprices-per-day", type=int, default=24, help="new decisions a day (0: none)"
+    )
+    parser.add_argument("--rules", type=Path, default=REPO_ROOT / "rules", help="rules folder")
+    parser.add_argument(
+        "--no-compaction",
+        action="store_true",
+        help="without the sweep that packs superseded audit records into blocks",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     print(
         f"profile: {args.skus} SKUs, {args.competitors} competitors crawled "
         f"{args.crawls_per_day} times a day, {args.sales_per_day} sales a day with ids, "
+        f"{args.reprices_per_day} new decisions a day, "
         f"retention {Settings().retention_days} days"
     )
     with tempfile.TemporaryDirectory(prefix="footprint-bench-") as scratch:

@@ -35,6 +35,10 @@ ELASTICITY_FIT = "pricing:elasticity:fit"
 #: scheduled fit: one fit per interval across the fleet.
 ELASTICITY_FIT_DUE = "pricing:elasticity:due"
 
+#: String set (NX, with a TTL of the sweep interval) by the repricer that runs the next
+#: sweep packing superseded audit records into blocks: one sweep per interval.
+AUDIT_COMPACTION_DUE = "pricing:audit:due"
+
 DEFAULT_SEGMENT_KEY = "-"
 
 

@@ -74,6 +74,7 @@ from pricing_service.engine.inputs import (
 from pricing_service.money import to_minor
 from pricing_service.settings import Settings
 from pricing_service.store import keys
+from pricing_service.store.audit_blocks import BLOCK_RECORDS, is_block, pack_block, unpack_block
 from pricing_service.store.offers import OfferStatus as OfferStatus
 from pricing_service.store.offers import history_entry
 from pricing_service.store.streams import group_backlog
@@ -342,9 +343,12 @@ SCRIPT_BATCH = 50
 PUBLISH_PIPELINE = 250
 #: SKU index members per ``SSCAN`` call in :meth:`Store.iter_skus`.
 SKU_SCAN_COUNT = 1_000
-#: Superseded audit records kept per SKU, besides the retention: hourly repricing of
-#: two segments for 35 days stays well inside it.
+#: Entries of a SKU's audit list kept besides the retention, a block of superseded
+#: records counting as one (see ``audit_blocks``): hourly repricing of two segments for
+#: 35 days stays well inside it even before the records are packed.
 HISTORY_MAXLEN = 2_000
+#: SKUs whose audit lists one round trip of the compaction sweep looks at.
+AUDIT_SWEEP_BATCH = 1_000
 #: Published current-price changes kept per SKU and segment (loop protection and the
 #: daily change limit look back 24 hours).
 MOVES_MAXLEN = 32
@@ -763,6 +767,28 @@ def decode_schedule(sku: str, segment: str, raw: bytes) -> Schedule:
     )
 
 
+#: How an audit payload kept as plain JSON starts (a deflated one never does).
+_PLAIN_JSON_STARTS = (b"{", b"[")
+
+#: Packs ``ARGV[3]`` audit-list entries, from the one equal to ``ARGV[1]`` to the one equal
+#: to ``ARGV[2]``, into the block ``ARGV[4]`` in their place, unless the list changed
+#: around them (another sweep packed them, the retention trimmed them): 1 if packed.
+#: KEYS: the audit list.
+_COMPACT_AUDIT = """
+local at = redis.call('LPOS', KEYS[1], ARGV[1])
+if not at or at == 0 then return 0 end
+local last = at + tonumber(ARGV[3]) - 1
+if redis.call('LINDEX', KEYS[1], last) ~= ARGV[2] then return 0 end
+local after = redis.call('LRANGE', KEYS[1], last + 1, -1)
+redis.call('LTRIM', KEYS[1], 0, at - 1)
+redis.call('RPUSH', KEYS[1], ARGV[4])
+for i = 1, #after, 500 do
+  redis.call('RPUSH', KEYS[1], unpack(after, i, math.min(i + 499, #after)))
+end
+return 1
+"""
+
+
 #: Decision fields left out of an audit payload when they hold these values (most do).
 _AUDIT_DEFAULTS: dict[str, Any] = {
     "held_by": None,
@@ -823,11 +849,20 @@ def encode_audit_entries(
 
 
 def audit_json(raw: bytes) -> bytes:
-    """The JSON of an audit payload in any stored format."""
+    """The JSON of an audit payload in any stored format (plain JSON: from a block of
+    superseded records, see ``audit_blocks``)."""
+    if raw[:1] in _PLAIN_JSON_STARTS:
+        return raw
     if raw[:1] == _AUDIT_FORMAT_ZDICT_1:
         decompressor = zlib.decompressobj(-15, zdict=_AUDIT_ZDICT_1)
         return decompressor.decompress(raw[1:]) + decompressor.flush()
     return zlib.decompress(raw)  # the first format: a zlib stream, no dictionary
+
+
+def _plain_entry(entry: bytes) -> bytes:
+    """An audit-list entry with its payload as plain JSON, as a block keeps it."""
+    head, _, payload = entry.partition(b"\n")
+    return head + b"\n" + audit_json(payload)
 
 
 def decode_audit(
@@ -1044,6 +1079,7 @@ class Store:
         self._announce = client.register_script(_ANNOUNCE)
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
         self._read_inputs = client.register_script(_READ_INPUTS)
+        self._compact_audit = client.register_script(_COMPACT_AUDIT)
         self._scripts_loaded = False
         #: The work queue's streams, one per partition (see ``keys.dirty_streams``).
         self.dirty_streams = keys.dirty_streams(queue_partitions)
@@ -1928,14 +1964,53 @@ class Store:
                     )
                 )
         for entry in superseded:
-            head, _, payload = entry.partition(b"\n")
-            record_id, _replaced_at, fingerprint_value, schedule_json = head.split(b" ", 3)
-            records.append(
-                _StoredRecord(
-                    record_id.decode(), payload, schedule_json, fingerprint_value.decode()
+            for single in unpack_block(entry) if is_block(entry) else (entry,):
+                head, _, payload = single.partition(b"\n")
+                record_id, _replaced_at, fingerprint_value, schedule_json = head.split(b" ", 3)
+                records.append(
+                    _StoredRecord(
+                        record_id.decode(), payload, schedule_json, fingerprint_value.decode()
+                    )
                 )
-            )
         return records
+
+    async def compact_audit(self, skus: Sequence[str]) -> int:
+        """Pack superseded audit records into blocks (see ``audit_blocks``) in the audit
+        lists of ``skus`` whose newest ``2 * BLOCK_RECORDS`` entries are single records;
+        the number of blocks written."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.lindex(keys.audit(sku), 2 * BLOCK_RECORDS - 1)
+            probes: list[bytes | None] = await pipe.execute()
+        due = [sku for sku, seen in zip(skus, probes, strict=True) if seen and not is_block(seen)]
+        if not due:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in due:
+                pipe.lrange(keys.audit(sku), BLOCK_RECORDS, 2 * BLOCK_RECORDS - 1)
+            runs: list[list[bytes]] = await pipe.execute()
+        packed = 0
+        for sku, run in zip(due, runs, strict=True):
+            if len(run) < BLOCK_RECORDS or any(is_block(entry) for entry in run):
+                continue  # the list changed since the probe; the next sweep sees it
+            block = pack_block([_plain_entry(entry) for entry in run])
+            arguments: list[EncodableT] = [run[0], run[-1], len(run), block]
+            packed += int(await self._compact_audit(keys=[keys.audit(sku)], args=arguments))
+        return packed
+
+    async def compact_all_audit(self) -> int:
+        """:meth:`compact_audit` over the whole catalogue; the number of blocks written."""
+        packed = 0
+        async for chunk in self.iter_skus(batch=AUDIT_SWEEP_BATCH):
+            packed += await self.compact_audit(chunk)
+        return packed
+
+    async def claim_audit_compaction(self, interval: timedelta) -> bool:
+        """True for the one caller per ``interval`` that should sweep the audit lists."""
+        claimed = await self.redis.set(
+            keys.AUDIT_COMPACTION_DUE, str(int(time.time())), nx=True, px=int(interval / _MS)
+        )
+        return bool(claimed)
 
     async def history(
         self,

@@ -14,6 +14,7 @@ import pytest
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import RulesetError
 from pricing_service.store import keys
+from pricing_service.store.audit_blocks import BLOCK_RECORDS, is_block
 from pricing_service.store.store import Store
 from tests.repricer.helpers import WEEKEND_RULES, compile_rules, item, worker, write_rules
 
@@ -200,3 +201,29 @@ async def test_a_repricer_does_not_start_on_invalid_rules(store: Store, tmp_path
     with pytest.raises(RulesetError):
         await worker(store, rules).load_rules()
     assert (await store.ruleset_status())["last_error"]
+
+
+async def test_the_running_worker_packs_superseded_audit_records(
+    store: Store, tmp_path: Path
+) -> None:
+    repricer = worker(store, write_rules(tmp_path / "rules"), audit_compaction_seconds=3600)
+    await repricer.load_rules()
+    for index in range(2 * BLOCK_RECORDS + 1):
+        await store.put_items([item("SKU-1", f"{50 + index}.00")])
+        await repricer.pricer.price(repricer.compiled, ["SKU-1"], FRIDAY_NOON)
+    before, _ = await store.history("SKU-1", limit=10_000)
+    stop = asyncio.Event()
+    running = asyncio.create_task(repricer.run(stop))
+    try:
+        for _ in range(200):
+            entries = await store.redis.lrange(keys.audit("SKU-1"), 0, -1)
+            if any(is_block(entry) for entry in entries):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 5)
+    assert any(is_block(entry) for entry in entries)
+    after, _ = await store.history("SKU-1", limit=10_000)
+    assert [r.stream_id for r in after] == [r.stream_id for r in before]
+    assert not await store.claim_audit_compaction(timedelta(hours=1))  # claimed for the hour
