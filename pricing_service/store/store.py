@@ -76,7 +76,7 @@ from pricing_service.settings import Settings
 from pricing_service.store import keys
 from pricing_service.store.audit_blocks import BLOCK_RECORDS, is_block, pack_block, unpack_block
 from pricing_service.store.offers import OfferStatus as OfferStatus
-from pricing_service.store.offers import history_entry
+from pricing_service.store.offers import history_competitor, history_entry, history_offer
 from pricing_service.store.streams import group_backlog
 
 #: Shared by the scripts that replace schedule values: where a value's header fields end,
@@ -347,6 +347,10 @@ SKU_SCAN_COUNT = 1_000
 #: records counting as one (see ``audit_blocks``): hourly repricing of two segments for
 #: 35 days stays well inside it even before the records are packed.
 HISTORY_MAXLEN = 2_000
+#: Offer-history entries read per round trip, and looked at per page at most, by
+#: :meth:`Store.offer_history`.
+OFFER_HISTORY_PAGE = 500
+OFFER_HISTORY_SCAN = 20_000
 #: SKUs whose audit lists one round trip of the compaction sweep looks at.
 AUDIT_SWEEP_BATCH = 1_000
 #: Published current-price changes kept per SKU and segment (loop protection and the
@@ -857,6 +861,21 @@ def audit_json(raw: bytes) -> bytes:
         decompressor = zlib.decompressobj(-15, zdict=_AUDIT_ZDICT_1)
         return decompressor.decompress(raw[1:]) + decompressor.flush()
     return zlib.decompress(raw)  # the first format: a zlib stream, no dictionary
+
+
+_MAX_ID_PART = 2**64 - 1
+
+
+def _entry_before(entry_id: str) -> str | None:
+    """The stream entry id just before ``entry_id`` (``MS-SEQ``), None before the first
+    possible one; ``ValueError`` for an id that is not one."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    ms, seq = int(milliseconds), int(sequence)
+    if not (0 <= ms <= _MAX_ID_PART and 0 <= seq <= _MAX_ID_PART):
+        raise ValueError(f"not a stream entry id: {entry_id!r}")
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return None if ms == 0 else f"{ms - 1}-{_MAX_ID_PART}"
 
 
 def _plain_entry(entry: bytes) -> bytes:
@@ -1524,6 +1543,51 @@ class Store:
                 pipe.xrevrange(keys.offer_history(sku), count=history)
             replies: list[Any] = await pipe.execute()
         return {sku: (replies[2 * i], replies[2 * i + 1]) for i, sku in enumerate(skus)}
+
+    async def offer_history(
+        self,
+        sku: str,
+        *,
+        competitor: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[tuple[str, OfferStatus]], str | None]:
+        """Observations received for ``sku`` (of ``competitor`` only, if given), newest
+        first, each with its history entry id, received between ``since`` and ``until``,
+        and the cursor of the next page (the entry id to continue after), if there may be
+        more. A page looks at no more than :data:`OFFER_HISTORY_SCAN` entries: a page cut
+        short by that has fewer observations and a cursor."""
+        key = keys.offer_history(sku)
+        newest = "+" if until is None else str(int(until.timestamp() * 1000))
+        if cursor is not None:
+            before = _entry_before(cursor)
+            if before is None:
+                return [], None
+            newest = before
+        if newest.startswith("-"):
+            return [], None  # until before 1970: nothing was received then
+        oldest = "-" if since is None else str(max(0, int(since.timestamp() * 1000)))
+        found: list[tuple[str, OfferStatus]] = []
+        scanned = 0
+        while True:
+            want = min(OFFER_HISTORY_PAGE, OFFER_HISTORY_SCAN - scanned)
+            entries: Any = await self.redis.xrevrange(key, max=newest, min=oldest, count=want)
+            for entry_id, fields in entries:
+                if competitor is not None and history_competitor(fields) not in (None, competitor):
+                    continue  # another competitor's, not worth decoding
+                offer = history_offer(fields)
+                if competitor is None or offer.observation.competitor == competitor:
+                    found.append((entry_id.decode(), offer))
+            scanned += len(entries)
+            if len(found) > limit:
+                return found[:limit], found[limit - 1][0]
+            if len(entries) < want:
+                return found, None
+            newest = f"({entries[-1][0].decode()}"  # an id Redis wrote: never 0-0
+            if scanned >= OFFER_HISTORY_SCAN:
+                return found, entries[-1][0].decode()
 
     async def get_offers(self, sku: str) -> list[OfferStatus]:
         raw = await self.redis.hgetall(keys.offers(sku))

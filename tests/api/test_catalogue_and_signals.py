@@ -291,3 +291,53 @@ class TestTheMarketGate:
         own = post("our_outlet", "44.00")
         assert own["status"] == "quarantined"
         assert "own" in str(own["reason"])
+
+    def test_every_observation_received_can_be_read_back_page_by_page(
+        self, api: httpx.Client
+    ) -> None:
+        _put(api)
+        now = datetime.now(UTC)
+        sent = [("megamart", "45.00"), ("megamart", "4.50"), ("acme", "44.00")]
+        sent += [("megamart", "4.50")]
+        for competitor, price in sent:
+            entry = {"sku": "SKU-1", "competitor": competitor, "price": price, "currency": "USD"}
+            entry["observed_at"] = now.isoformat()
+            assert api.post("/v1/observations", json=[entry], headers=WRITE).is_success
+
+        url = "/v1/items/SKU-1/competitors/history"
+        body = api.get(url, headers=auth(READ_KEY)).json()
+        seen = [(o["competitor"], o["price"], o["status"]) for o in body["observations"]]
+        assert seen == [
+            ("megamart", "4.50", "accepted"),  # confirmed
+            ("acme", "44.00", "accepted"),
+            ("megamart", "4.50", "quarantined"),
+            ("megamart", "45.00", "accepted"),
+        ]
+        assert body["next_cursor"] is None
+        assert body["observations"][2]["reason"].startswith("outlier: ")
+        assert body["observations"][0]["source"] == "feed"
+
+        first = api.get(url, params={"competitor": "megamart", "limit": 2}, headers=auth(READ_KEY))
+        page = first.json()
+        assert [o["price"] for o in page["observations"]] == ["4.50", "4.50"]
+        rest = api.get(
+            url,
+            params={"competitor": "megamart", "limit": 2, "cursor": page["next_cursor"]},
+            headers=auth(READ_KEY),
+        ).json()
+        assert [o["price"] for o in rest["observations"]] == ["45.00"]
+        assert rest["next_cursor"] is None
+
+        later = (now + timedelta(minutes=5)).isoformat()
+        empty = api.get(url, params={"since": later}, headers=auth(READ_KEY)).json()
+        assert empty["observations"] == []
+        unknown = api.get("/v1/items/NO-SUCH/competitors/history", headers=auth(READ_KEY))
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"] == "application/problem+json"
+        for cursor in ("abc", f"{2**64}-0"):
+            bad = api.get(url, params={"cursor": cursor}, headers=auth(READ_KEY))
+            assert bad.status_code == 422
+        first_ever = api.get(url, params={"cursor": "0-0"}, headers=auth(READ_KEY)).json()
+        assert first_ever["observations"] == []
+        naive = api.get(url, params={"since": "2026-11-27T00:00:00"}, headers=auth(READ_KEY))
+        assert naive.status_code == 422

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.observations import build_market
 from pricing_service.store import keys
+from pricing_service.store import store as store_module
 from pricing_service.store.offers import (
     OfferStatus,
     history_entry,
@@ -124,3 +125,31 @@ async def test_an_entry_costs_under_a_third_of_the_offers_json(store: Store) -> 
     compact = await store.redis.memory_usage(keys.offer_history("A"), samples=0)
     legacy = await store.redis.memory_usage("legacy", samples=0)
     assert compact * 3 < legacy, (compact / 500, legacy / 500)
+
+
+@pytest.mark.anyio
+async def test_the_history_reads_back_newest_first_by_competitor_and_page(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = _offer(price="10.00", at=NOW - timedelta(hours=9))
+    await store.redis.xadd(keys.offer_history("A"), {"o": old.model_dump_json()})
+    others = [_offer("other", f"{20 + n}.00", at=NOW - timedelta(hours=8 - n)) for n in range(5)]
+    await store.record_offers({"A": [*others, _offer(price="11.00")]})
+
+    found, cursor = await store.offer_history("A", competitor="rival")
+    assert [offer.observation.price for _, offer in found] == [Decimal("11.00"), Decimal("10.00")]
+    assert cursor is None
+    everything, _ = await store.offer_history("A", limit=3)
+    assert [o.observation.competitor for _, o in everything] == ["rival", "other", "other"]
+
+    # A page looks at so many entries at most: cut short, it says where to go on.
+    monkeypatch.setattr(store_module, "OFFER_HISTORY_PAGE", 2)
+    monkeypatch.setattr(store_module, "OFFER_HISTORY_SCAN", 3)
+    pages = []
+    cursor = None
+    while True:
+        found, cursor = await store.offer_history("A", competitor="rival", limit=5, cursor=cursor)
+        pages.append([str(offer.observation.price) for _, offer in found])
+        if cursor is None:
+            break
+    assert pages == [["11.00"], [], ["10.00"]]

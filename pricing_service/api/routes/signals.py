@@ -134,6 +134,30 @@ class CompetitorsOut(BaseModel):
     offers: list[CompetitorOffer]
 
 
+class ObservationOut(BaseModel):
+    """One observation as received, with the quality gate's verdict on it."""
+
+    observation_id: str = Field(description="Its offer-history entry id; pages continue after it.")
+    competitor: str
+    price: Decimal
+    currency: str
+    shipping: Decimal | None
+    in_stock: bool
+    observed_at: datetime
+    received_at: datetime
+    source: str = Field(description="crawler, or feed (POST /v1/observations).")
+    status: str = Field(description="accepted, or quarantined (pricing kept the earlier one).")
+    reason: str | None
+
+
+class ObservationHistoryPage(BaseModel):
+    sku: str
+    observations: list[ObservationOut] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as cursor for the next page; null when there is no more."
+    )
+
+
 class SalesBucketOut(BaseModel):
     start: datetime = Field(description="The bucket's first instant (UTC).")
     units: int = Field(description="Units sold, net of returns.")
@@ -322,6 +346,53 @@ async def get_competitors(sku: Sku, _: Reader, store: StoreDep) -> CompetitorsOu
             )
             for offer in await store.get_offers(sku)
         ],
+    )
+
+
+@router.get(
+    "/v1/items/{sku}/competitors/history", responses={404: {"description": "No such item."}}
+)
+async def get_competitor_history(
+    sku: Sku,
+    _: Reader,
+    store: StoreDep,
+    competitor: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="Received at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Received at or before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,20}-\d{1,20}$")] = None,
+) -> ObservationHistoryPage:
+    """Every competitor observation received for the item over the retention, newest
+    first, paginated: accepted and quarantined alike."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise invalid(f"{name}: give a timezone, e.g. 2026-11-27T00:00:00Z")
+    if cursor is not None and any(int(part) >= 2**64 for part in cursor.split("-")):
+        raise invalid("cursor: use the next_cursor of a previous page")
+    found, next_cursor = await store.offer_history(
+        sku, competitor=competitor, since=since, until=until, limit=limit, cursor=cursor
+    )
+    if not found and cursor is None and await store.get_item(sku) is None:
+        raise not_found("item", f"no item {sku!r}")
+    return ObservationHistoryPage(
+        sku=sku,
+        observations=[
+            ObservationOut(
+                observation_id=entry_id,
+                competitor=offer.observation.competitor,
+                price=offer.observation.price,
+                currency=offer.observation.currency,
+                shipping=offer.observation.shipping,
+                in_stock=offer.observation.in_stock,
+                observed_at=offer.observation.observed_at,
+                received_at=offer.received_at,
+                source=offer.observation.source,
+                status=offer.status,
+                reason=offer.reason,
+            )
+            for entry_id, offer in found
+        ],
+        next_cursor=next_cursor,
     )
 
 
