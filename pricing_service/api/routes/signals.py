@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
@@ -110,17 +110,37 @@ class ObservationsResult(BaseModel):
     results: list[ObservationVerdict]
 
 
-class CompetitorOffer(BaseModel):
+class _Seen(BaseModel):
+    """What an observation says, and the quality gate's verdict on it."""
+
     competitor: str
     price: Decimal
     currency: str
     shipping: Decimal | None
     in_stock: bool
     observed_at: datetime
-    age_seconds: int
-    status: str
+    status: str = Field(description="accepted, or quarantined (pricing kept the earlier one).")
     reason: str | None
     received_at: datetime
+
+    @classmethod
+    def fields_of(cls, offer: OfferStatus) -> dict[str, Any]:
+        observation = offer.observation
+        return {
+            "competitor": observation.competitor,
+            "price": observation.price,
+            "currency": observation.currency,
+            "shipping": observation.shipping,
+            "in_stock": observation.in_stock,
+            "observed_at": observation.observed_at,
+            "status": offer.status,
+            "reason": offer.reason,
+            "received_at": offer.received_at,
+        }
+
+
+class CompetitorOffer(_Seen):
+    age_seconds: int
     last_accepted_price: Decimal | None = Field(
         default=None,
         description="For a quarantined observation: the competitor's last accepted price, "
@@ -134,20 +154,11 @@ class CompetitorsOut(BaseModel):
     offers: list[CompetitorOffer]
 
 
-class ObservationOut(BaseModel):
+class ObservationOut(_Seen):
     """One observation as received, with the quality gate's verdict on it."""
 
     observation_id: str = Field(description="Its offer-history entry id; pages continue after it.")
-    competitor: str
-    price: Decimal
-    currency: str
-    shipping: Decimal | None
-    in_stock: bool
-    observed_at: datetime
-    received_at: datetime
     source: str = Field(description="crawler, or feed (POST /v1/observations).")
-    status: str = Field(description="accepted, or quarantined (pricing kept the earlier one).")
-    reason: str | None
 
 
 class ObservationHistoryPage(BaseModel):
@@ -329,16 +340,8 @@ async def get_competitors(sku: Sku, _: Reader, store: StoreDep) -> CompetitorsOu
         sku=sku,
         offers=[
             CompetitorOffer(
-                competitor=offer.observation.competitor,
-                price=offer.observation.price,
-                currency=offer.observation.currency,
-                shipping=offer.observation.shipping,
-                in_stock=offer.observation.in_stock,
-                observed_at=offer.observation.observed_at,
+                **CompetitorOffer.fields_of(offer),
                 age_seconds=max(0, int((now - offer.observation.observed_at).total_seconds())),
-                status=offer.status,
-                reason=offer.reason,
-                received_at=offer.received_at,
                 last_accepted_price=offer.last_accepted.price if offer.last_accepted else None,
                 last_accepted_observed_at=(
                     offer.last_accepted.observed_at if offer.last_accepted else None
@@ -378,17 +381,9 @@ async def get_competitor_history(
         sku=sku,
         observations=[
             ObservationOut(
+                **ObservationOut.fields_of(offer),
                 observation_id=entry_id,
-                competitor=offer.observation.competitor,
-                price=offer.observation.price,
-                currency=offer.observation.currency,
-                shipping=offer.observation.shipping,
-                in_stock=offer.observation.in_stock,
-                observed_at=offer.observation.observed_at,
-                received_at=offer.received_at,
                 source=offer.observation.source,
-                status=offer.status,
-                reason=offer.reason,
             )
             for entry_id, offer in found
         ],
