@@ -10,12 +10,13 @@ sample of SKUs through the service's own write paths, on a Redis of its own:
 
 - the item (``Store.put_items``);
 - for each competitor, one crawl per ``--crawls-per-day`` slot: the job's outcome, the
-  latest offer and the offer history, through the crawler's ``OutcomeRecorder.finish``.
+  latest offer and the offer history, through the crawler's ``OutcomeRecorder.finish``;
+  each crawl draws a new price (the worst case for packing the history into blocks),
+  and the repricers' sweep moves old history entries into blocks between crawl rounds.
   Outcomes are kept ``PRICING_CRAWL_OUTCOME_RETENTION_SECONDS`` and the history for the
   retention, so the sample writes what each holds at steady state;
 - ``--sales-per-day`` sales events a day over the retention, each with an id, through
-  ``Store.record_sales``: day buckets, hour buckets (the last 7 days) and the event ids.
-
+  ``Store.record_sales``: day buckets, hour buckets (the last 7 days) and the event ids;
 - ``--reprices-per-day`` new decisions a day over the retention, through the repricer's
   ``Pricer`` with the rules of ``--rules`` (the repository's by default), in every
   segment they price: each round gives every item a new cost, so every schedule is
@@ -60,7 +61,8 @@ from pricing_service.store.store import OfferStatus, Sale, Store  # noqa: E402
 FAMILIES = (
     ("item", "item"),
     ("offers", "offers (latest per competitor)"),
-    ("offers:hist", "offer history"),
+    ("offers:hist", "offer history (stream)"),
+    ("offers:old", "offer history (blocks)"),
     ("crawl", "crawl outcomes"),
     ("sales", "sales day buckets"),
     ("sales:h", "sales hour buckets"),
@@ -82,8 +84,16 @@ def _family(key: str) -> str:
 
 
 async def write_sample(
-    store: Store, skus: int, competitors: int, crawls_per_day: int, sales_per_day: int, seed: int
-) -> None:
+    store: Store,
+    skus: int,
+    competitors: int,
+    crawls_per_day: int,
+    sales_per_day: int,
+    seed: int,
+    compaction: bool,
+) -> int:
+    """Write the inputs; the offer-history blocks the sweeps wrote."""
+    history_blocks = 0
     rng = random.Random(seed)
     now = datetime.now(UTC)
     retention_days = store.retention.days
@@ -108,10 +118,10 @@ async def write_sample(
                 )
             ]
         )
-        for competitor in names:
-            history = retention_days * crawls_per_day
-            for crawl in range(history):
-                at = now - crawl_every * (history - 1 - crawl)
+        history = retention_days * crawls_per_day
+        for crawl in range(history):
+            at = now - crawl_every * (history - 1 - crawl)
+            for competitor in names:
                 price = (base * Decimal(rng.uniform(0.9, 1.1))).quantize(Decimal("0.01"))
                 offer = OfferStatus(
                     observation=CompetitorObservation(
@@ -131,6 +141,8 @@ async def write_sample(
                     await recorder.finish(job, "0-1", Outcome.ACCEPTED, detail, write)
                 else:  # older: only the offer history still holds it
                     await store.record_offers({sku: [offer]})
+            if compaction:  # the repricers' sweep, between crawl rounds as it runs hourly
+                history_blocks += await store.archive_offer_history([sku])
         events = [
             Sale(
                 now - timedelta(days=day, seconds=rng.randint(0, 86_399)),
@@ -144,6 +156,7 @@ async def write_sample(
         events = [sale if sale.at <= now else Sale(now, 1, base, sale.event_id) for sale in events]
         for start in range(0, len(events), 500):
             await store.record_sales({sku: ("USD", events[start : start + 500])})
+    return history_blocks
 
 
 async def reprice_sample(
@@ -163,7 +176,7 @@ async def reprice_sample(
         await pricer.price(compiled, skus, datetime.now(UTC))
         if compaction:  # the repricers' sweep, once per reprice (hourly by default)
             started = time.perf_counter()
-            blocks += await store.compact_all_audit()
+            blocks += (await store.compact_all()).audit_blocks
             sweeping += time.perf_counter() - started
     return blocks, sweeping
 
@@ -181,10 +194,19 @@ async def run(args: argparse.Namespace, url: str) -> None:
     settings = Settings(redis_url=url)
     store = Store.from_url(url, retention=timedelta(days=settings.retention_days))
     started = time.perf_counter()
-    await write_sample(
-        store, args.skus, args.competitors, args.crawls_per_day, args.sales_per_day, args.seed
+    compaction = not args.no_compaction
+    history_blocks = await write_sample(
+        store,
+        args.skus,
+        args.competitors,
+        args.crawls_per_day,
+        args.sales_per_day,
+        args.seed,
+        compaction,
     )
     print(f"wrote the inputs in {time.perf_counter() - started:.1f} s")
+    if compaction:
+        print(f"offer-history sweeps wrote {history_blocks} blocks")
     reprices = store.retention.days * args.reprices_per_day
     if reprices:
         loaded, diagnostics = read_ruleset(args.rules)
@@ -193,13 +215,12 @@ async def run(args: argparse.Namespace, url: str) -> None:
         segments = len(priced_segments(loaded.compiled))
         print(f"repricing {reprices} times in {segments} segments (rules: {args.rules})")
         started = time.perf_counter()
-        compaction = not args.no_compaction
         blocks, sweeping = await reprice_sample(store, loaded.compiled, reprices, compaction)
         print(f"repriced the sample in {time.perf_counter() - started:.1f} s")
         if compaction:
             per_block = f", {sweeping / blocks * 1000:.2f} ms a block" if blocks else ""
             print(
-                f"audit sweeps: {reprices} of them wrote {blocks} blocks in {sweeping:.2f} s"
+                f"sweeps: {reprices} of them wrote {blocks} audit blocks in {sweeping:.2f} s"
                 f"{per_block}, {sweeping / reprices / args.skus * 1e6:.0f} us per SKU a sweep"
             )
     totals = await measure(store)
@@ -236,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-compaction",
         action="store_true",
-        help="without the sweep that packs superseded audit records into blocks",
+        help="without the sweep that packs superseded audit records and old offer-history "
+        "entries into blocks",
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

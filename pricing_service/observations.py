@@ -24,7 +24,12 @@ from typing import Any
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
 from pricing_service.money import MoneyError, from_minor, to_minor
 from pricing_service.rules.model import Competitor
-from pricing_service.store.offers import OfferStatus, history_competitor, history_offer
+from pricing_service.store.offers import (
+    HISTORY_STREAM_KEPT,
+    OfferStatus,
+    history_competitor,
+    history_offer,
+)
 
 #: Older observations say little about today's market.
 FRESHNESS_TTL = timedelta(days=7)
@@ -226,8 +231,9 @@ def _days(ttl: timedelta) -> str:
 
 #: How many of the listing's latest accepted prices make its own reference.
 OWN_HISTORY_LENGTH = 10
-#: History entries read to find them (the stream holds every competitor's offers).
-HISTORY_SCAN = 200
+#: History entries read to find them (the stream holds every competitor's offers, and
+#: always its newest ones).
+HISTORY_SCAN = HISTORY_STREAM_KEPT
 
 
 def build_market(

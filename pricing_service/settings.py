@@ -92,11 +92,11 @@ class Settings(BaseSettings):
     elasticity_fit_interval_seconds: float = Field(
         default=86_400.0, ge=0, description="The repricers refit elasticities this often; 0: off."
     )
-    audit_compaction_interval_seconds: float = Field(
+    compaction_interval_seconds: float = Field(
         default=3_600.0,
         ge=0,
-        description="The repricers pack superseded audit records into blocks this often, "
-        "about 5x less Redis memory; 0: off.",
+        description="The repricers pack superseded audit records and old offer-history "
+        "entries into blocks this often, about 5x and 8x less Redis memory; 0: off.",
     )
 
     # -- crawlers (the fleet's own limits are in crawlers/settings.py) --------------------------

@@ -125,7 +125,7 @@ class Repricer:
         block_seconds: float = 0.5,
         tick_seconds: float = 1.0,
         elasticity_fit_seconds: float = 0.0,
-        audit_compaction_seconds: float = 0.0,
+        compaction_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.rules_dir = rules_dir
@@ -137,7 +137,7 @@ class Repricer:
         self.block_ms = int(block_seconds * 1000)
         self.tick_seconds = tick_seconds
         self.elasticity_fit_seconds = elasticity_fit_seconds
-        self.audit_compaction_seconds = audit_compaction_seconds
+        self.compaction_seconds = compaction_seconds
         self.pricer = Pricer(store, boundary_lead_seconds=boundary_lead_seconds)
         self.ruleset: LoadedRuleset | None = None
         self._rules_digest: str | None = None
@@ -158,7 +158,7 @@ class Repricer:
             rules_poll_seconds=settings.rules_poll_seconds,
             block_seconds=min(0.5, settings.redis_socket_timeout / 2),
             elasticity_fit_seconds=settings.elasticity_fit_interval_seconds,
-            audit_compaction_seconds=settings.audit_compaction_interval_seconds,
+            compaction_seconds=settings.compaction_interval_seconds,
         )
 
     @property
@@ -294,8 +294,8 @@ class Repricer:
             tasks.create_task(self._loop(stop, "rules", self._rules_step))
             if self.elasticity_fit_seconds > 0:
                 tasks.create_task(self._loop(stop, "elasticity", self._elasticity_step))
-            if self.audit_compaction_seconds > 0:
-                tasks.create_task(self._loop(stop, "audit", self._audit_step))
+            if self.compaction_seconds > 0:
+                tasks.create_task(self._loop(stop, "compaction", self._compaction_step))
 
     async def _consume_step(self, stop: asyncio.Event) -> None:
         await self.consume_once()
@@ -323,15 +323,19 @@ class Repricer:
             )
         await _sleep_unless_stopped(stop, min(60.0, self.elasticity_fit_seconds))
 
-    async def _audit_step(self, stop: asyncio.Event) -> None:
-        """Pack superseded audit records into blocks once per interval across the fleet."""
-        interval = timedelta(seconds=self.audit_compaction_seconds)
-        if await self.store.claim_audit_compaction(interval):
+    async def _compaction_step(self, stop: asyncio.Event) -> None:
+        """Pack superseded audit records and old offer-history entries into blocks once
+        per interval across the fleet."""
+        if await self.store.claim_compaction(timedelta(seconds=self.compaction_seconds)):
             started = time.perf_counter()
-            packed = await self.store.compact_all_audit()
-            seconds = time.perf_counter() - started
-            logger.info("audit compaction: %d blocks written, %.1f s", packed, seconds)
-        await _sleep_unless_stopped(stop, min(60.0, self.audit_compaction_seconds))
+            done = await self.store.compact_all()
+            logger.info(
+                "compaction: %d audit blocks and %d offer-history blocks written, %.1f s",
+                done.audit_blocks,
+                done.history_blocks,
+                time.perf_counter() - started,
+            )
+        await _sleep_unless_stopped(stop, min(60.0, self.compaction_seconds))
 
     async def _loop(
         self, stop: asyncio.Event, name: str, step: Callable[[asyncio.Event], Awaitable[None]]

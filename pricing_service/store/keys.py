@@ -36,8 +36,9 @@ ELASTICITY_FIT = "pricing:elasticity:fit"
 ELASTICITY_FIT_DUE = "pricing:elasticity:due"
 
 #: String set (NX, with a TTL of the sweep interval) by the repricer that runs the next
-#: sweep packing superseded audit records into blocks: one sweep per interval.
-AUDIT_COMPACTION_DUE = "pricing:audit:due"
+#: compaction sweep (superseded audit records and old offer-history entries packed into
+#: blocks): one sweep per interval.
+COMPACTION_DUE = "pricing:compaction:due"
 
 DEFAULT_SEGMENT_KEY = "-"
 
@@ -59,6 +60,12 @@ def offers(sku: str) -> str:
 def offer_history(sku: str) -> str:
     """Stream: every observation received, trimmed to the retention."""
     return f"{_tag(sku)}:offers:hist"
+
+
+def offer_history_blocks(sku: str) -> str:
+    """List: the offer history's older entries, packed into blocks, newest block first
+    (``offers.pack_history``)."""
+    return f"{_tag(sku)}:offers:old"
 
 
 def sales(sku: str) -> str:

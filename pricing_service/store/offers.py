@@ -10,14 +10,21 @@ JSON in one field (what earlier versions wrote) cost about 330-390. What it
 leaves out is ``last_accepted``: the history's own earlier entries hold it.
 
 Both forms are read; entries of the earlier one age out with the retention.
+
+The stream itself keeps only the newest few hundred entries, which the quality gate
+reads: a sweep (``Store.archive_offer_history``) moves older ones, a hundred or more at a
+time, into deflated blocks of a list, where an entry takes about an eighth of its bytes in
+the stream. ``Store.offer_history`` reads both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from pricing_service.engine.inputs import AwareDatetime, CompetitorObservation
@@ -111,3 +118,44 @@ def history_competitor(fields: Mapping[bytes, bytes]) -> str | None:
     for an entry of the earlier form."""
     competitor = fields.get(b"c")
     return None if competitor is None else competitor.decode()
+
+
+# -- the history's older entries, packed into blocks ----------------------------------------
+
+#: The stream keeps the newest entries, which the quality gate reads...
+HISTORY_STREAM_KEPT = 200
+#: ...and up to this many more; a sweep then moves the older ones into one block of a list
+#: (``keys.offer_history_blocks``), newest block first.
+HISTORY_BLOCK_MIN = 100
+#: At most this many entries go into one block.
+HISTORY_BLOCK_MAX = 2_000
+
+HistoryEntry = tuple[str, dict[bytes, bytes]]
+
+
+def pack_history(entries: Sequence[HistoryEntry]) -> bytes:
+    """One block of history entries (``(entry id, fields)``, newest first):
+    ``<newest entry's ms> <count>``, a newline, the deflated JSON of the entries. Entries
+    of one SKU repeat each other, so a block takes about an eighth of the stream's bytes."""
+    rows = [
+        [entry_id, {name.decode(): value.decode() for name, value in fields.items()}]
+        for entry_id, fields in entries
+    ]
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = compressor.compress(orjson.dumps(rows)) + compressor.flush()
+    newest_ms = entries[0][0].partition("-")[0]
+    return b"%s %d\n%s" % (newest_ms.encode(), len(entries), body)
+
+
+def block_newest_ms(block: bytes) -> int:
+    return int(block.partition(b" ")[0])
+
+
+def unpack_history(block: bytes) -> list[HistoryEntry]:
+    """The entries of a block, newest first, as the stream gave them."""
+    _, _, body = block.partition(b"\n")
+    rows = orjson.loads(zlib.decompress(body, -15))
+    return [
+        (entry_id, {name.encode(): value.encode() for name, value in fields.items()})
+        for entry_id, fields in rows
+    ]

@@ -75,8 +75,19 @@ from pricing_service.money import to_minor
 from pricing_service.settings import Settings
 from pricing_service.store import keys
 from pricing_service.store.audit_blocks import BLOCK_RECORDS, is_block, pack_block, unpack_block
+from pricing_service.store.offers import (
+    HISTORY_BLOCK_MAX,
+    HISTORY_BLOCK_MIN,
+    HISTORY_STREAM_KEPT,
+    HistoryEntry,
+    block_newest_ms,
+    history_competitor,
+    history_entry,
+    history_offer,
+    pack_history,
+    unpack_history,
+)
 from pricing_service.store.offers import OfferStatus as OfferStatus
-from pricing_service.store.offers import history_competitor, history_entry, history_offer
 from pricing_service.store.streams import group_backlog
 
 #: Shared by the scripts that replace schedule values: where a value's header fields end,
@@ -351,8 +362,18 @@ HISTORY_MAXLEN = 2_000
 #: :meth:`Store.offer_history`.
 OFFER_HISTORY_PAGE = 500
 OFFER_HISTORY_SCAN = 20_000
-#: SKUs whose audit lists one round trip of the compaction sweep looks at.
-AUDIT_SWEEP_BATCH = 1_000
+#: SKUs one round trip of the compaction sweep looks at.
+COMPACTION_BATCH = 1_000
+
+
+@dataclass(slots=True)
+class Compaction:
+    """Blocks written by a compaction sweep."""
+
+    audit_blocks: int = 0
+    history_blocks: int = 0
+
+
 #: Published current-price changes kept per SKU and segment (loop protection and the
 #: daily change limit look back 24 hours).
 MOVES_MAXLEN = 32
@@ -793,6 +814,29 @@ return 1
 """
 
 
+#: Moves the oldest offer-history entries, ``ARGV[1]`` to ``ARGV[2]`` (``ARGV[3]`` of them,
+#: the stream's first ones), into the block ``ARGV[4]`` at the head of the blocks list,
+#: unless the stream changed at its old end (another sweep moved them); drops blocks whose
+#: newest entry is older than ``ARGV[6]`` (ms) and keeps the list for the retention
+#: (``ARGV[5]``, ms). ``ARGV[7]``: the id just after ``ARGV[2]``. 1 if moved.
+#: KEYS: the history stream, the blocks list.
+_ARCHIVE_HISTORY = """
+local entries = redis.call('XRANGE', KEYS[1], '-', ARGV[2])
+if #entries ~= tonumber(ARGV[3]) or entries[1][1] ~= ARGV[1] then return 0 end
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[7])
+redis.call('LPUSH', KEYS[2], ARGV[4])
+while true do
+  local oldest = redis.call('LINDEX', KEYS[2], -1)
+  if not oldest then break end
+  local newest_ms = tonumber(string.sub(oldest, 1, string.find(oldest, ' ', 1, true) - 1))
+  if newest_ms >= tonumber(ARGV[6]) then break end
+  redis.call('RPOP', KEYS[2])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
+
+
 #: Decision fields left out of an audit payload when they hold these values (most do).
 _AUDIT_DEFAULTS: dict[str, Any] = {
     "held_by": None,
@@ -876,6 +920,17 @@ def _entry_before(entry_id: str) -> str | None:
     if seq > 0:
         return f"{ms}-{seq - 1}"
     return None if ms == 0 else f"{ms - 1}-{_MAX_ID_PART}"
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence)
+
+
+def _entry_after(entry_id: str) -> str:
+    """The stream entry id just after ``entry_id``."""
+    ms, seq = _id_order(entry_id)
+    return f"{ms}-{seq + 1}" if seq < _MAX_ID_PART else f"{ms + 1}-0"
 
 
 def _plain_entry(entry: bytes) -> bytes:
@@ -1099,6 +1154,7 @@ class Store:
         self._record_buckets = client.register_script(_RECORD_BUCKETS)
         self._read_inputs = client.register_script(_READ_INPUTS)
         self._compact_audit = client.register_script(_COMPACT_AUDIT)
+        self._archive_history = client.register_script(_ARCHIVE_HISTORY)
         self._scripts_loaded = False
         #: The work queue's streams, one per partition (see ``keys.dirty_streams``).
         self.dirty_streams = keys.dirty_streams(queue_partitions)
@@ -1557,37 +1613,91 @@ class Store:
         """Observations received for ``sku`` (of ``competitor`` only, if given), newest
         first, each with its history entry id, received between ``since`` and ``until``,
         and the cursor of the next page (the entry id to continue after), if there may be
-        more. A page looks at no more than :data:`OFFER_HISTORY_SCAN` entries: a page cut
-        short by that has fewer observations and a cursor."""
-        key = keys.offer_history(sku)
-        newest = "+" if until is None else str(int(until.timestamp() * 1000))
+        more. The stream is read first, then the blocks of older entries. A page looks at
+        no more than :data:`OFFER_HISTORY_SCAN` entries: a page cut short by that has
+        fewer observations and a cursor."""
+        newest = None if until is None else f"{int(until.timestamp() * 1000)}-{_MAX_ID_PART}"
         if cursor is not None:
-            before = _entry_before(cursor)
-            if before is None:
+            newest = _entry_before(cursor)
+            if newest is None:
                 return [], None
-            newest = before
-        if newest.startswith("-"):
+        if newest is not None and newest.startswith("-"):
             return [], None  # until before 1970: nothing was received then
-        oldest = "-" if since is None else str(max(0, int(since.timestamp() * 1000)))
+        oldest = None if since is None else f"{max(0, int(since.timestamp() * 1000))}-0"
         found: list[tuple[str, OfferStatus]] = []
         scanned = 0
-        while True:
-            want = min(OFFER_HISTORY_PAGE, OFFER_HISTORY_SCAN - scanned)
-            entries: Any = await self.redis.xrevrange(key, max=newest, min=oldest, count=want)
-            for entry_id, fields in entries:
-                if competitor is not None and history_competitor(fields) not in (None, competitor):
-                    continue  # another competitor's, not worth decoding
+        async for entry_id, fields in self._history_newest_first(sku, newest, oldest):
+            scanned += 1
+            if competitor is None or history_competitor(fields) in (None, competitor):
                 offer = history_offer(fields)
                 if competitor is None or offer.observation.competitor == competitor:
-                    found.append((entry_id.decode(), offer))
-            scanned += len(entries)
+                    found.append((entry_id, offer))
             if len(found) > limit:
                 return found[:limit], found[limit - 1][0]
-            if len(entries) < want:
-                return found, None
-            newest = f"({entries[-1][0].decode()}"  # an id Redis wrote: never 0-0
             if scanned >= OFFER_HISTORY_SCAN:
-                return found, entries[-1][0].decode()
+                return found, entry_id
+        return found, None
+
+    async def _history_newest_first(
+        self, sku: str, newest: str | None, oldest: str | None
+    ) -> AsyncIterator[HistoryEntry]:
+        """The history entries from ``newest`` down to ``oldest`` (ids, inclusive; None:
+        no bound): the stream's, then the blocks'."""
+        key = keys.offer_history(sku)
+        high = newest or "+"
+        while True:
+            entries: Any = await self.redis.xrevrange(
+                key, max=high, min=oldest or "-", count=OFFER_HISTORY_PAGE
+            )
+            for entry_id, fields in entries:
+                yield entry_id.decode(), fields
+            if len(entries) < OFFER_HISTORY_PAGE:
+                break
+            high = f"({entries[-1][0].decode()}"
+        upper = None if newest is None else _id_order(newest)
+        lower = None if oldest is None else _id_order(oldest)
+        blocks: Any = await self.redis.lrange(keys.offer_history_blocks(sku), 0, -1)
+        for block in blocks:
+            if lower is not None and block_newest_ms(block) < lower[0]:
+                return
+            for entry_id, fields in unpack_history(block):
+                order = _id_order(entry_id)
+                if lower is not None and order < lower:
+                    return
+                if upper is None or order <= upper:
+                    yield entry_id, fields
+
+    async def archive_offer_history(self, skus: Sequence[str]) -> int:
+        """Move the offer-history entries of ``skus`` older than the newest
+        ``HISTORY_STREAM_KEPT`` into a block (see ``offers``), where there are
+        at least ``HISTORY_BLOCK_MIN`` of them; the number of blocks written."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku in skus:
+                pipe.xlen(keys.offer_history(sku))
+            lengths: list[int] = await pipe.execute()
+        due = {
+            sku: min(length - HISTORY_STREAM_KEPT, HISTORY_BLOCK_MAX)
+            for sku, length in zip(skus, lengths, strict=True)
+            if length >= HISTORY_STREAM_KEPT + HISTORY_BLOCK_MIN
+        }
+        if not due:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku, count in due.items():
+                pipe.xrange(keys.offer_history(sku), count=count)
+            runs: list[Any] = await pipe.execute()
+        retention_ms = int(self.retention.total_seconds() * 1000)
+        oldest_kept = int(time.time() * 1000) - retention_ms
+        packed = 0
+        for sku, run in zip(due, runs, strict=True):
+            entries = [(entry_id.decode(), fields) for entry_id, fields in reversed(run)]
+            first, last = entries[-1][0], entries[0][0]
+            after_last = _entry_after(last)
+            arguments: list[EncodableT] = [first, last, len(entries), pack_history(entries)]
+            arguments += [retention_ms, oldest_kept, after_last]
+            script_keys = [keys.offer_history(sku), keys.offer_history_blocks(sku)]
+            packed += int(await self._archive_history(keys=script_keys, args=arguments))
+        return packed
 
     async def get_offers(self, sku: str) -> list[OfferStatus]:
         raw = await self.redis.hgetall(keys.offers(sku))
@@ -2062,17 +2172,19 @@ class Store:
             packed += int(await self._compact_audit(keys=[keys.audit(sku)], args=arguments))
         return packed
 
-    async def compact_all_audit(self) -> int:
-        """:meth:`compact_audit` over the whole catalogue; the number of blocks written."""
-        packed = 0
-        async for chunk in self.iter_skus(batch=AUDIT_SWEEP_BATCH):
-            packed += await self.compact_audit(chunk)
-        return packed
+    async def compact_all(self) -> Compaction:
+        """:meth:`compact_audit` and :meth:`archive_offer_history` over the whole
+        catalogue: the blocks written."""
+        done = Compaction()
+        async for chunk in self.iter_skus(batch=COMPACTION_BATCH):
+            done.audit_blocks += await self.compact_audit(chunk)
+            done.history_blocks += await self.archive_offer_history(chunk)
+        return done
 
-    async def claim_audit_compaction(self, interval: timedelta) -> bool:
-        """True for the one caller per ``interval`` that should sweep the audit lists."""
+    async def claim_compaction(self, interval: timedelta) -> bool:
+        """True for the one caller per ``interval`` that should run the compaction sweep."""
         claimed = await self.redis.set(
-            keys.AUDIT_COMPACTION_DUE, str(int(time.time())), nx=True, px=int(interval / _MS)
+            keys.COMPACTION_DUE, str(int(time.time())), nx=True, px=int(interval / _MS)
         )
         return bool(claimed)
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from pricing_service.engine.inputs import CompetitorObservation
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import RulesetError
 from pricing_service.store import keys
 from pricing_service.store.audit_blocks import BLOCK_RECORDS, is_block
+from pricing_service.store.offers import HISTORY_BLOCK_MIN, HISTORY_STREAM_KEPT, OfferStatus
 from pricing_service.store.store import Store
 from tests.repricer.helpers import WEEKEND_RULES, compile_rules, item, worker, write_rules
 
@@ -203,11 +205,20 @@ async def test_a_repricer_does_not_start_on_invalid_rules(store: Store, tmp_path
     assert (await store.ruleset_status())["last_error"]
 
 
-async def test_the_running_worker_packs_superseded_audit_records(
+async def test_the_running_worker_packs_audit_records_and_old_offer_history(
     store: Store, tmp_path: Path
 ) -> None:
-    repricer = worker(store, write_rules(tmp_path / "rules"), audit_compaction_seconds=3600)
+    repricer = worker(store, write_rules(tmp_path / "rules"), compaction_seconds=3600)
     await repricer.load_rules()
+    observed = [
+        OfferStatus(
+            observation=CompetitorObservation(
+                competitor="rival", price=Decimal("45.00"), currency="USD", observed_at=FRIDAY_NOON
+            ),
+            received_at=FRIDAY_NOON,
+        )
+    ] * (HISTORY_STREAM_KEPT + HISTORY_BLOCK_MIN)
+    await store.record_offers({"SKU-1": observed})
     for index in range(2 * BLOCK_RECORDS + 1):
         await store.put_items([item("SKU-1", f"{50 + index}.00")])
         await repricer.pricer.price(repricer.compiled, ["SKU-1"], FRIDAY_NOON)
@@ -217,13 +228,16 @@ async def test_the_running_worker_packs_superseded_audit_records(
     try:
         for _ in range(200):
             entries = await store.redis.lrange(keys.audit("SKU-1"), 0, -1)
-            if any(is_block(entry) for entry in entries):
+            old_offers = await store.redis.llen(keys.offer_history_blocks("SKU-1"))
+            if any(is_block(entry) for entry in entries) and old_offers:
                 break
             await asyncio.sleep(0.02)
     finally:
         stop.set()
         await asyncio.wait_for(running, 5)
     assert any(is_block(entry) for entry in entries)
+    assert old_offers == 1
+    assert await store.redis.xlen(keys.offer_history("SKU-1")) == HISTORY_STREAM_KEPT
     after, _ = await store.history("SKU-1", limit=10_000)
     assert [r.stream_id for r in after] == [r.stream_id for r in before]
-    assert not await store.claim_audit_compaction(timedelta(hours=1))  # claimed for the hour
+    assert not await store.claim_compaction(timedelta(hours=1))  # claimed for the hour

@@ -59,7 +59,7 @@ async def test_a_sweep_packs_the_older_half_of_the_newest_records(store: Store) 
     assert await store.compact_audit(["SKU-1"]) == 0
     await _publish(store, BLOCK_RECORDS, first=2 * BLOCK_RECORDS + 5)
     assert await store.compact_audit(["SKU-1"]) == 1
-    assert await store.compact_all_audit() == 0
+    assert (await store.compact_all()).audit_blocks == 0
 
 
 async def test_the_retention_drops_a_block_once_its_newest_record_is_past_it(
@@ -109,5 +109,5 @@ def test_a_block_keeps_its_records_and_the_newest_replacement_time() -> None:
 
 
 async def test_one_repricer_per_interval_runs_the_sweep(store: Store) -> None:
-    assert await store.claim_audit_compaction(timedelta(hours=1))
-    assert not await store.claim_audit_compaction(timedelta(hours=1))
+    assert await store.claim_compaction(timedelta(hours=1))
+    assert not await store.claim_compaction(timedelta(hours=1))

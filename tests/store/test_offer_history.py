@@ -15,10 +15,13 @@ from pricing_service.observations import build_market
 from pricing_service.store import keys
 from pricing_service.store import store as store_module
 from pricing_service.store.offers import (
+    HISTORY_STREAM_KEPT,
     OfferStatus,
     history_entry,
     history_entry_as_read,
     history_offer,
+    pack_history,
+    unpack_history,
 )
 from pricing_service.store.store import Store
 
@@ -153,3 +156,67 @@ async def test_the_history_reads_back_newest_first_by_competitor_and_page(
         if cursor is None:
             break
     assert pages == [["11.00"], [], ["10.00"]]
+
+
+async def _history(store: Store, until: datetime | None = None) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    cursor = None
+    while True:
+        page, cursor = await store.offer_history("A", until=until, limit=7, cursor=cursor)
+        found += [(entry_id, str(offer.observation.price)) for entry_id, offer in page]
+        if cursor is None:
+            return found
+
+
+@pytest.mark.anyio
+async def test_older_entries_move_into_blocks_and_still_read_back(store: Store) -> None:
+    offers = [
+        _offer(f"competitor-{n % 3}", f"{100 + n}.00", at=NOW - timedelta(minutes=400 - n))
+        for n in range(HISTORY_STREAM_KEPT + 150)
+    ]
+    for start in range(0, len(offers), 50):
+        await store.record_offers({"A": offers[start : start + 50]})
+    before = await _history(store)
+    gate_reads = (await store.market_reads(["A"], HISTORY_STREAM_KEPT))["A"][1]
+
+    assert await store.archive_offer_history(["A", "NO-SUCH-SKU"]) == 1
+    assert await store.redis.xlen(keys.offer_history("A")) == HISTORY_STREAM_KEPT
+    [block] = await store.redis.lrange(keys.offer_history_blocks("A"), 0, -1)
+    assert len(unpack_history(block)) == 150
+    assert await _history(store) == before  # newest first, across the stream and the block
+    assert (await store.market_reads(["A"], HISTORY_STREAM_KEPT))["A"][1] == gate_reads
+    assert 0 < await store.redis.ttl(keys.offer_history_blocks("A")) <= 35 * 86_400
+    # Filters and bounds reach into the block.
+    first_ids = [entry_id for entry_id, _ in before]
+    mine, _ = await store.offer_history("A", competitor="competitor-1", limit=1000)
+    assert [str(o.observation.price) for _, o in mine] == [
+        price for _, price in before if (int(price.split(".")[0]) - 100) % 3 == 1
+    ]
+    assert len(await _history(store, until=datetime.max.replace(tzinfo=UTC))) == len(before)
+    # Nothing more to move until another HISTORY_BLOCK_MIN entries have come.
+    assert await store.archive_offer_history(["A"]) == 0
+    assert first_ids == [entry_id for entry_id, _ in await _history(store)]
+
+
+@pytest.mark.anyio
+async def test_a_stale_move_changes_nothing_and_old_blocks_go_with_the_retention(
+    store: Store,
+) -> None:
+    offers = [_offer(price=f"{100 + n}.00") for n in range(HISTORY_STREAM_KEPT + 120)]
+    await store.record_offers({"A": offers})
+    run = await store.redis.xrange(keys.offer_history("A"), count=120)
+    entries = [(entry_id.decode(), fields) for entry_id, fields in reversed(run)]
+    expired = b"1000 1\n" + b"x"  # a block whose newest entry is from 1970
+    await store.redis.rpush(keys.offer_history_blocks("A"), expired)
+    assert await store.archive_offer_history(["A"]) == 1
+    blocks = await store.redis.lrange(keys.offer_history_blocks("A"), 0, -1)
+    assert expired not in blocks
+    assert len(blocks) == 1
+    # The same entries again, as a second sweep that read them before the first moved them.
+    retention_ms = int(store.retention.total_seconds() * 1000)
+    stale = [entries[-1][0], entries[0][0], len(entries), pack_history(entries)]
+    stale += [retention_ms, 0, f"{entries[0][0].split('-')[0]}-99999"]
+    script_keys = [keys.offer_history("A"), keys.offer_history_blocks("A")]
+    assert await store._archive_history(keys=script_keys, args=stale) == 0
+    assert await store.redis.xlen(keys.offer_history("A")) == HISTORY_STREAM_KEPT
+    assert await store.redis.llen(keys.offer_history_blocks("A")) == 1
