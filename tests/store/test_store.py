@@ -104,7 +104,11 @@ def test_keys_of_one_sku_share_a_cluster_hash_slot() -> None:
         keys.segments(sku),
         keys.override(sku),
         keys.sales(sku),
+        keys.sales_hourly(sku),
+        keys.sales_events(sku),
+        keys.sales_ids(sku, "20261203"),
         keys.offer_history(sku),
+        keys.offer_history_blocks(sku),
     ]
     assert len({key_slot(name.encode()) for name in names}) == 1
 
