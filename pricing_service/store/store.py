@@ -1680,8 +1680,19 @@ class Store:
             for sku, length in zip(skus, lengths, strict=True)
             if length >= HISTORY_STREAM_KEPT + HISTORY_BLOCK_MIN
         }
-        if not due:
-            return 0
+        packed = 0
+        group: dict[str, int] = {}
+        for sku, count in due.items():
+            group[sku] = count
+            # A group's entries are read in one reply: a bounded one (the first sweep
+            # after an upgrade finds up to HISTORY_BLOCK_MAX entries to move per SKU).
+            if sum(group.values()) >= HISTORY_BLOCK_MAX * 5:
+                packed += await self._archive_group(group)
+                group = {}
+        return packed + (await self._archive_group(group) if group else 0)
+
+    async def _archive_group(self, due: Mapping[str, int]) -> int:
+        """Move the ``due[sku]`` oldest offer-history entries of each SKU into a block."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for sku, count in due.items():
                 pipe.xrange(keys.offer_history(sku), count=count)

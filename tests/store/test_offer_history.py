@@ -220,3 +220,26 @@ async def test_a_stale_move_changes_nothing_and_old_blocks_go_with_the_retention
     assert await store._archive_history(keys=script_keys, args=stale) == 0
     assert await store.redis.xlen(keys.offer_history("A")) == HISTORY_STREAM_KEPT
     assert await store.redis.llen(keys.offer_history_blocks("A")) == 1
+
+
+@pytest.mark.anyio
+async def test_long_histories_move_at_most_a_block_at_a_time_in_bounded_reads(
+    store: Store,
+) -> None:
+    # As the first sweep after an upgrade finds them: 2,300 entries per SKU, 6 SKUs, more
+    # than one read's worth together.
+    skus = [f"S{n}" for n in range(6)]
+    offers = [_offer(price=f"{100 + n}.00") for n in range(HISTORY_STREAM_KEPT + 2_100)]
+    for sku in skus:
+        for start in range(0, len(offers), 500):
+            await store.record_offers({sku: offers[start : start + 500]})
+    assert await store.archive_offer_history(skus) == 6
+    assert {await store.redis.xlen(keys.offer_history(sku)) for sku in skus} == {300}
+    assert await store.archive_offer_history(skus) == 6
+    for sku in skus:
+        assert await store.redis.xlen(keys.offer_history(sku)) == HISTORY_STREAM_KEPT
+        sizes = [
+            len(unpack_history(block))
+            for block in await store.redis.lrange(keys.offer_history_blocks(sku), 0, -1)
+        ]
+        assert sizes == [100, 2_000]  # newest block first
