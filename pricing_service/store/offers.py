@@ -1,12 +1,12 @@
 """Competitor offers as stored: the latest per competitor (``keys.offers``), and the
 entries of the offer history (``keys.offer_history``), every observation received.
 
-The history is kept for the retention, so it is most of what a crawled SKU costs in
-Redis (``bench/footprint.py``). An entry holds the offer as short fields, the same names
-in the same order every time, with the instants as integer microseconds (when it was
-received as an offset from when it was observed, mostly 0): a stream node stores the
-names once and integers as integers, so an entry costs about 90 bytes, where the offer's
-JSON in one field (what earlier versions wrote) cost about 330-390. What it
+The history is kept for the retention, so its encoding decides much of what a crawled
+SKU costs in Redis (``bench/footprint.py``). An entry holds the offer as short fields,
+the same names in the same order every time, with the instants as integer microseconds
+(when it was received as an offset from when it was observed, mostly 0): a stream node
+stores the names once and integers as integers, so an entry costs about 90 bytes, where
+the offer's JSON in one field (what earlier versions wrote) cost about 330-390. What it
 leaves out is ``last_accepted``: the history's own earlier entries hold it.
 
 Both forms are read; entries of the earlier one age out with the retention.
