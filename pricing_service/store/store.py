@@ -913,8 +913,7 @@ _MAX_ID_PART = 2**64 - 1
 def _entry_before(entry_id: str) -> str | None:
     """The stream entry id just before ``entry_id`` (``MS-SEQ``), None before the first
     possible one; ``ValueError`` for an id that is not one."""
-    milliseconds, _, sequence = entry_id.partition("-")
-    ms, seq = int(milliseconds), int(sequence)
+    ms, seq = _record_order(entry_id)
     if not (0 <= ms <= _MAX_ID_PART and 0 <= seq <= _MAX_ID_PART):
         raise ValueError(f"not a stream entry id: {entry_id!r}")
     if seq > 0:
@@ -922,14 +921,9 @@ def _entry_before(entry_id: str) -> str | None:
     return None if ms == 0 else f"{ms - 1}-{_MAX_ID_PART}"
 
 
-def _id_order(entry_id: str) -> tuple[int, int]:
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence)
-
-
 def _entry_after(entry_id: str) -> str:
     """The stream entry id just after ``entry_id``."""
-    ms, seq = _id_order(entry_id)
+    ms, seq = _record_order(entry_id)
     return f"{ms}-{seq + 1}" if seq < _MAX_ID_PART else f"{ms + 1}-0"
 
 
@@ -1654,14 +1648,14 @@ class Store:
             if len(entries) < OFFER_HISTORY_PAGE:
                 break
             high = f"({entries[-1][0].decode()}"
-        upper = None if newest is None else _id_order(newest)
-        lower = None if oldest is None else _id_order(oldest)
+        upper = None if newest is None else _record_order(newest)
+        lower = None if oldest is None else _record_order(oldest)
         blocks: Any = await self.redis.lrange(keys.offer_history_blocks(sku), 0, -1)
         for block in blocks:
             if lower is not None and block_newest_ms(block) < lower[0]:
                 return
             for entry_id, fields in unpack_history(block):
-                order = _id_order(entry_id)
+                order = _record_order(entry_id)
                 if lower is not None and order < lower:
                     return
                 if upper is None or order <= upper:
@@ -1680,15 +1674,16 @@ class Store:
             for sku, length in zip(skus, lengths, strict=True)
             if length >= HISTORY_STREAM_KEPT + HISTORY_BLOCK_MIN
         }
-        packed = 0
+        packed = grouped = 0
         group: dict[str, int] = {}
         for sku, count in due.items():
             group[sku] = count
+            grouped += count
             # A group's entries are read in one reply: a bounded one (the first sweep
             # after an upgrade finds up to HISTORY_BLOCK_MAX entries to move per SKU).
-            if sum(group.values()) >= HISTORY_BLOCK_MAX * 5:
+            if grouped >= HISTORY_BLOCK_MAX * 5:
                 packed += await self._archive_group(group)
-                group = {}
+                group, grouped = {}, 0
         return packed + (await self._archive_group(group) if group else 0)
 
     async def _archive_group(self, due: Mapping[str, int]) -> int:
@@ -1775,13 +1770,14 @@ class Store:
             "" if inventory is None else inventory,
         ]
         sales = [event if isinstance(event, Sale) else Sale(*event) for event in events]
-        weeks = list(dict.fromkeys(sales_week(sale.at) for sale in sales if sale.event_id))
+        week_of = [sales_week(sale.at) if sale.event_id else None for sale in sales]
+        weeks = list(dict.fromkeys(week for week in week_of if week is not None))
         arguments += [currency, len(weeks)]
         arguments += [int((week + SALES_WEEK + self.retention).timestamp()) for week in weeks]
-        first_id_key = 4  # the KEYS index (1-based) of the first week's id hash
-        for sale in sales:
+        # The KEYS index (1-based) of each week's id hash: after the three bucket keys.
+        id_key = {week: 4 + position for position, week in enumerate(weeks)}
+        for sale, sale_week in zip(sales, week_of, strict=True):
             event_id = sale.event_id
-            week = weeks.index(sales_week(sale.at)) if event_id else 0
             arguments += [
                 sales_id_digest(event_id) if event_id else "",
                 event_id or "",
@@ -1790,7 +1786,7 @@ class Store:
                 hour_bucket(sale.at),
                 sale.quantity,
                 sale.quantity * to_minor(sale.unit_price, currency),
-                first_id_key + week,
+                0 if sale_week is None else id_key[sale_week],
             ]
         script_keys = [
             keys.sales(sku),
@@ -1863,9 +1859,11 @@ class Store:
 
     async def claim_elasticity_fit(self, interval: timedelta) -> bool:
         """True for the one caller per ``interval`` that should run the scheduled fit."""
-        claimed = await self.redis.set(
-            keys.ELASTICITY_FIT_DUE, str(int(time.time())), nx=True, px=int(interval / _MS)
-        )
+        return await self._claim_interval(keys.ELASTICITY_FIT_DUE, interval)
+
+    async def _claim_interval(self, key: str, interval: timedelta) -> bool:
+        """True for the one caller per ``interval`` that sets ``key`` (NX, with that TTL)."""
+        claimed = await self.redis.set(key, str(int(time.time())), nx=True, px=int(interval / _MS))
         return bool(claimed)
 
     # -- overrides and the kill switch ------------------------------------------------------------
@@ -2194,10 +2192,7 @@ class Store:
 
     async def claim_compaction(self, interval: timedelta) -> bool:
         """True for the one caller per ``interval`` that should run the compaction sweep."""
-        claimed = await self.redis.set(
-            keys.COMPACTION_DUE, str(int(time.time())), nx=True, px=int(interval / _MS)
-        )
-        return bool(claimed)
+        return await self._claim_interval(keys.COMPACTION_DUE, interval)
 
     async def history(
         self,
