@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -235,11 +235,17 @@ async def run(args: argparse.Namespace, url: str) -> None:
     print(f"{'total':<32} {total / args.skus:>14,.0f}")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return value
+def _at_least(lowest: int) -> Callable[[str], int]:
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, not {text}")
+        return value
+
+    return integer
+
+
+_positive = _at_least(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crawls-per-day", type=_positive, default=24, help="per competitor")
     parser.add_argument("--sales-per-day", type=_positive, default=24, help="per SKU")
     parser.add_argument(
-        "--reprices-per-day", type=int, default=24, help="new decisions a day (0: none)"
+        "--reprices-per-day", type=_at_least(0), default=24, help="new decisions a day (0: none)"
     )
     parser.add_argument("--rules", type=Path, default=REPO_ROOT / "rules", help="rules folder")
     parser.add_argument(
