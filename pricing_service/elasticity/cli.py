@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pricing_service.elasticity.refit import FitSummary, refit
-from pricing_service.repricer.cli import _with_store
+from pricing_service.repricer.cli import run_with_store
 from pricing_service.settings import get_settings
 
 app = typer.Typer(help="Price elasticity estimates.", no_args_is_help=True)
@@ -17,7 +17,7 @@ app = typer.Typer(help="Price elasticity estimates.", no_args_is_help=True)
 def fit() -> None:
     """Fit every SKU's elasticity from its sales buckets, store the estimates and queue the
     SKUs whose estimate changed for repricing."""
-    summary: FitSummary = _with_store(get_settings(), refit)
+    summary: FitSummary = run_with_store(get_settings(), refit)
     table = Table(title="Elasticity fit", show_header=False)
     table.add_row("fitted at", summary.fitted_at.isoformat())
     table.add_row("items", f"{summary.items:,}")

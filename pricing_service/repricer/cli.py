@@ -50,7 +50,7 @@ def _ruleset(settings: Settings, rules: Path | None) -> CompiledRuleset:
         raise typer.Exit(code=1) from None
 
 
-def _with_store(
+def run_with_store(
     settings: Settings, work: Callable[[Store], Awaitable[_T]], url: str | None = None
 ) -> _T:
     """Run ``work`` with a store on ``url``, by default the configured (or embedded) Redis."""
@@ -130,7 +130,7 @@ def reprice(
             )
 
     try:
-        counts = _with_store(settings, work, url)
+        counts = run_with_store(settings, work, url)
     except RulesChangedError as exc:
         Console(stderr=True).print(f"{exc}; run the reprice again", markup=False)
         raise typer.Exit(code=1) from None
@@ -164,7 +164,7 @@ def explain_sku(
         loaded = await load_inputs(store, compiled, [sku], moment, str(wanted))
         return loaded.get(sku)
 
-    inputs = _with_store(settings, work)
+    inputs = run_with_store(settings, work)
     if inputs is None:
         Console(stderr=True).print(f"{sku}: no such SKU in the catalogue", markup=False)
         raise typer.Exit(code=1)

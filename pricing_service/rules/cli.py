@@ -1,18 +1,39 @@
-"""`pricing rules …`: validate rule files and emit their JSON Schema."""
+"""`pricing rules …`: validate rule files, preview what they would change, and emit their
+JSON Schema."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from dataclasses import asdict
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
 
+from pricing_service.engine.cli import AtOption, parse_instant
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.repricer.cli import run_with_store
 from pricing_service.rules.diagnostics import has_errors
 from pricing_service.rules.loader import check_ruleset
 from pricing_service.rules.model import RuleFile, Ruleset
+from pricing_service.rules.preview import CataloguePreview, PriceChangePreview, preview_catalogue
+from pricing_service.settings import get_settings
+from pricing_service.store.store import Store
 
-app = typer.Typer(help="Validate the pricing team's rule files and emit their JSON Schema.")
+app = typer.Typer(
+    help="Validate the pricing team's rule files, preview their effect, emit their JSON Schema."
+)
+
+#: Exit status of ``pricing rules preview`` when a change exceeds ``--fail-above``: 1 is
+#: taken by invalid rules, 2 by usage errors.
+EXIT_CHANGE_TOO_LARGE = 3
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -50,6 +71,165 @@ def validate(
         _print_summary(path, errors, warnings, ruleset)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def preview(
+    path: Annotated[
+        Path, typer.Argument(help="The candidate rule files: a folder or a single rule file.")
+    ] = Path("rules"),
+    sku: Annotated[
+        list[str] | None,
+        typer.Option("--sku", help="Preview this SKU (repeat the option); default every SKU."),
+    ] = None,
+    at: AtOption = None,
+    top: Annotated[int, typer.Option(min=0, help="Largest changes to list.")] = 20,
+    fail_above: Annotated[
+        Decimal | None,
+        typer.Option(
+            min=0,
+            metavar="PERCENT",
+            help=f"Exit with {EXIT_CHANGE_TOO_LARGE} when a price would move by more than "
+            "this many per cent: a gate for the rule files' own CI.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with every change.")
+    ] = False,
+) -> None:
+    """Show which prices in force the candidate rules would change, per SKU and segment.
+
+    Reads the store (REDIS_URL, or the embedded Redis) and publishes nothing. Each SKU is
+    priced from its stored inputs in every segment the candidate distinguishes, at the
+    instant given (default now), and compared with the price published for that instant.
+    """
+    ruleset, diagnostics = check_ruleset(path)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for diagnostic in diagnostics:
+        err.print(str(diagnostic), markup=False)
+    if ruleset is None:
+        err.print(f"[bold red]✗[/] {path}: the candidate rules have errors; nothing previewed")
+        raise typer.Exit(1)
+    compiled = CompiledRuleset(ruleset)
+    moment = parse_instant(at)
+
+    async def work(store: Store) -> CataloguePreview:
+        if sku:
+            return await preview_catalogue(store, compiled, moment, sku)
+        columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(
+            *Progress.get_default_columns()[:1], *columns, console=err, transient=True
+        ) as progress:
+            task = progress.add_task("previewing", total=await store.count_items())
+            return await preview_catalogue(
+                store, compiled, moment, on_progress=lambda done: progress.advance(task, done)
+            )
+
+    result = run_with_store(get_settings(), work)
+    if result.missing:
+        err.print(f"not in the catalogue: {', '.join(result.missing)}", markup=False)
+    too_large = [
+        change
+        for change in result.changes
+        if fail_above is not None and abs(change.change_percent) > fail_above
+    ]
+    if as_json:
+        typer.echo(json.dumps(_preview_document(compiled, moment, result), indent=2))
+    else:
+        _print_preview(compiled, moment, result, top)
+    if too_large:
+        err.print(
+            f"[bold red]✗[/] {_plural(len(too_large), 'price')} would move by more than "
+            f"{fail_above}% (largest {max(abs(c.change_percent) for c in too_large)}%)"
+        )
+        raise typer.Exit(EXIT_CHANGE_TOO_LARGE)
+
+
+def _change_document(change: PriceChangePreview) -> dict[str, Any]:
+    return {
+        "sku": change.sku,
+        "segment": change.segment,
+        "currency": change.currency,
+        "current": str(change.current),
+        "proposed": str(change.proposed),
+        "change": str(change.change),
+        "change_percent": str(change.change_percent),
+        "rule_id": change.rule_id,
+        "guardrails_fired": list(change.guardrails_fired),
+    }
+
+
+def _preview_document(compiled: CompiledRuleset, at: datetime, result: CataloguePreview) -> Any:
+    summary = {
+        name: str(value) if isinstance(value, Decimal) else value
+        for name, value in asdict(result.summary).items()
+    }
+    return {
+        "version": compiled.version,
+        "at": at.isoformat(),
+        "summary": summary,
+        "changes": [_change_document(change) for change in result.changes],
+        "missing": result.missing,
+    }
+
+
+def _print_preview(
+    compiled: CompiledRuleset, at: datetime, result: CataloguePreview, top: int
+) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    summary = result.summary
+    zone = ZoneInfo(compiled.ruleset.timezone)
+    local = f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    console.print(
+        f"Preview of ruleset [bold]{compiled.version}[/] at {local} against the prices in "
+        f"force: {_plural(summary.evaluated, 'SKU and segment')} priced, "
+        f"[bold]{summary.changed} would change[/] ({summary.up} up, {summary.down} down), "
+        f"{summary.unpriced} without a price to compare."
+    )
+    if summary.held:
+        reasons = ", ".join(f"{name} {count}" for name, count in summary.held.items())
+        console.print(f"Unchanged while a guardrail fired: {reasons}.")
+    if not result.changes:
+        return
+    console.print(
+        f"Size of the changes: mean {summary.mean_abs_change_percent}%, median "
+        f"{summary.median_abs_change_percent}%, largest {summary.max_abs_change_percent}%."
+    )
+    by_rule: dict[str, list[PriceChangePreview]] = defaultdict(list)
+    for change in result.changes:
+        by_rule[change.rule_id].append(change)
+    rules = Table(title="Changes by rule")
+    for heading in ("rule", "changes", "up", "down", "largest %"):
+        rules.add_column(heading, justify="left" if heading == "rule" else "right")
+    for rule_id, changes in sorted(by_rule.items(), key=lambda item: (-len(item[1]), item[0])):
+        rules.add_row(
+            rule_id,
+            str(len(changes)),
+            str(sum(c.change > 0 for c in changes)),
+            str(sum(c.change < 0 for c in changes)),
+            str(max(abs(c.change_percent) for c in changes)),
+        )
+    console.print(rules)
+    if top == 0:
+        return
+    largest = sorted(result.changes, key=lambda c: (-abs(c.change_percent), c.sku, c.segment))[:top]
+    table = Table(title=f"Largest changes ({len(largest)} of {len(result.changes)})")
+    headings = ("SKU", "segment", "currency", "current", "proposed", "change %", "rule")
+    for heading in (*headings, "guardrails"):
+        numeric = heading in ("current", "proposed", "change %")
+        table.add_column(heading, justify="right" if numeric else "left")
+    for change in largest:
+        table.add_row(
+            change.sku,
+            change.segment or "default",
+            change.currency,
+            str(change.current),
+            str(change.proposed),
+            f"{change.change_percent:+}",
+            change.rule_id,
+            ", ".join(change.guardrails_fired),
+        )
+    console.print(table)
 
 
 def _print_summary(path: Path, errors: int, warnings: int, ruleset: Ruleset | None) -> None:

@@ -173,7 +173,9 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
         "change": "5.00",
         "change_percent": "10.00",
         "rule_id": "default",
+        "guardrails_fired": [],
     }
+    assert body["summary"]["held"] == {}
     client = redis.Redis.from_url(clean_redis)
     try:
         assert client.get(keys.schedule("A", "")) is None
@@ -184,3 +186,11 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
     )
     assert broken.status_code == 422
     assert broken.json()["errors"][0]["location"][0] == "rules.yaml"
+    naive = api.post(
+        "/v1/rules/preview",
+        json={"files": {"rules.yaml": candidate}, "at": "2026-11-27T00:00:00"},
+        headers=auth(WRITE_KEY),
+    )
+    assert naive.status_code == 422
+    assert naive.headers["content-type"] == "application/problem+json"
+    assert "timezone" in naive.json()["detail"]

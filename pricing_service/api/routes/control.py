@@ -12,7 +12,6 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
 
 from pricing_service.api.deps import Admin, Reader, RulesDep, SettingsDep, StoreDep, Writer
-from pricing_service.api.preview import preview_changes
 from pricing_service.api.problems import (
     FORBIDDEN,
     UNAUTHORIZED,
@@ -22,9 +21,8 @@ from pricing_service.api.problems import (
 )
 from pricing_service.catalogue import SKU_PATTERN, ExactMoney, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
-from pricing_service.engine.segments import priced_segments
-from pricing_service.repricer.inputs import load_inputs
 from pricing_service.rules.loader import check_texts
+from pricing_service.rules.preview import preview_changes, read_preview_inputs
 from pricing_service.store.store import Override, Store
 
 router = APIRouter(tags=["control"], responses={**UNAUTHORIZED, **UNAVAILABLE})
@@ -90,6 +88,13 @@ class PreviewIn(RuleFilesIn):
         max_length=10_000,
         description="SKUs to preview; all (up to 10,000) when empty.",
     )
+    at: datetime | None = Field(
+        default=None,
+        description=(
+            "Price at this instant (ISO 8601 with a timezone), e.g. during a coming event, "
+            "against the prices published for it; default now. Inputs are as stored now."
+        ),
+    )
 
 
 class PriceChangeOut(BaseModel):
@@ -101,6 +106,7 @@ class PriceChangeOut(BaseModel):
     change: Decimal
     change_percent: Decimal
     rule_id: str
+    guardrails_fired: list[str] = Field(description="Guardrails that shaped the proposed price.")
 
 
 class PreviewSummaryOut(BaseModel):
@@ -109,6 +115,12 @@ class PreviewSummaryOut(BaseModel):
     up: int
     down: int
     unpriced: int
+    held: dict[str, int] = Field(
+        description=(
+            "Prices that stay as they are while a guardrail or the loop protection fired, "
+            "by name (a price with two firing counts under both)."
+        )
+    )
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
@@ -261,17 +273,13 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
             if len(skus) > MAX_PREVIEW_SKUS:
                 skus, truncated = sorted(skus)[:MAX_PREVIEW_SKUS], True
                 break
-    now = datetime.now(UTC)
-    inputs = await load_inputs(store, compiled, skus, now)
-    pairs = [(sku, str(segment)) for sku in inputs for segment in priced_segments(compiled)]
-    in_force = {
-        pair: window.price
-        for pair, schedule in zip(pairs, await store.get_schedules(pairs), strict=True)
-        if schedule is not None
-        and (window := schedule.window_at(int(now.timestamp()))) is not None
-        and window.price is not None
-    }
-    changes, summary = await asyncio.to_thread(preview_changes, compiled, inputs, in_force, now)
+    if body.at is not None and body.at.tzinfo is None:
+        raise invalid("at: give a timezone, e.g. 2026-11-27T00:00:00Z")
+    at = datetime.now(UTC) if body.at is None else body.at
+    stored = await read_preview_inputs(store, compiled, skus, at)
+    changes, summary = await asyncio.to_thread(
+        preview_changes, compiled, stored.inputs, stored.in_force, at
+    )
     return PreviewOut(
         version=ruleset.version,
         truncated=truncated,
@@ -286,6 +294,7 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
                 change=change.change,
                 change_percent=change.change_percent,
                 rule_id=change.rule_id,
+                guardrails_fired=list(change.guardrails_fired),
             )
             for change in changes
         ],

@@ -1,0 +1,239 @@
+"""What a candidate ruleset would do to the prices in force, without publishing anything.
+
+Every SKU is priced in every segment the candidate distinguishes, and compared with the
+price in force for that segment at the same instant: the published schedule's, or the
+item's current price where nothing is published for the segment. The API's
+``POST /v1/rules/preview`` and ``pricing rules preview`` both use it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.inputs import PricingInputs
+from pricing_service.engine.segments import priced_segments
+from pricing_service.engine.single import decide
+from pricing_service.repricer.inputs import load_segments
+from pricing_service.store.store import Store
+
+_PERCENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChangePreview:
+    sku: str
+    segment: str  # canonical; '' is the default segment
+    currency: str
+    current: Decimal
+    proposed: Decimal
+    rule_id: str
+    guardrails_fired: tuple[str, ...] = ()
+
+    @property
+    def change(self) -> Decimal:
+        return self.proposed - self.current
+
+    @property
+    def change_percent(self) -> Decimal:
+        return (self.change * 100 / self.current).quantize(_PERCENT)
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewSummary:
+    evaluated: int
+    changed: int
+    up: int
+    down: int
+    unpriced: int  # no price in force to compare with, or no proposed price
+    #: Prices that stay as they are while a guardrail or the loop protection fired, by
+    #: name (a price with two firing counts under both): where a candidate that "changes
+    #: nothing" is being held back, e.g. by a cooldown after the last change.
+    held: dict[str, int]
+    mean_abs_change_percent: Decimal | None
+    median_abs_change_percent: Decimal | None
+    max_abs_change_percent: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPreviewInputs:
+    """What a preview reads from the store for some SKUs: per segment, each SKU's inputs as
+    the repricer would see them (its current price and recent moves are the segment's own;
+    SKUs not in the catalogue are absent), and the price in force at the instant by SKU
+    and segment."""
+
+    inputs: dict[str, dict[str, PricingInputs]]
+    in_force: dict[tuple[str, str], Decimal]
+
+    @property
+    def skus(self) -> set[str]:
+        return {sku for by_sku in self.inputs.values() for sku in by_sku}
+
+
+async def read_preview_inputs(
+    store: Store, compiled: CompiledRuleset, skus: Sequence[str], at: datetime
+) -> StoredPreviewInputs:
+    """Read ``skus``' inputs in each of ``compiled``'s segments, and the prices their
+    published schedules give at ``at``."""
+    segments = [str(segment) for segment in priced_segments(compiled)]
+    loaded = await load_segments(store, compiled, skus, at, segments)
+    instant = int(at.timestamp())
+    in_force = {
+        (sku, segment): window.price
+        for segment, by_sku in loaded.items()
+        for sku, entry in by_sku.items()
+        if entry.published is not None
+        and (window := entry.published.window_at(instant)) is not None
+        and window.price is not None
+    }
+    inputs = {
+        segment: {sku: entry.inputs for sku, entry in by_sku.items()}
+        for segment, by_sku in loaded.items()
+    }
+    return StoredPreviewInputs(inputs, in_force)
+
+
+@dataclass(frozen=True, slots=True)
+class CataloguePreview:
+    """A preview over many SKUs: the changes, their summary, and the SKUs asked for that
+    are not in the catalogue."""
+
+    changes: list[PriceChangePreview]
+    summary: PreviewSummary
+    missing: list[str]
+
+
+#: SKUs read and priced at a time by :func:`preview_catalogue`.
+PREVIEW_CHUNK = 2_000
+
+
+async def preview_catalogue(
+    store: Store,
+    compiled: CompiledRuleset,
+    at: datetime,
+    skus: Sequence[str] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> CataloguePreview:
+    """Preview ``skus`` (default: the whole catalogue) a chunk at a time. It prices on the
+    calling thread: for a command line, not for a server's event loop."""
+    changes: list[PriceChangePreview] = []
+    evaluated = unpriced = 0
+    held: Counter[str] = Counter()
+    missing: list[str] = []
+
+    async def chunks() -> AsyncIterator[list[str]]:
+        if skus is None:
+            async for chunk in store.iter_skus(PREVIEW_CHUNK):
+                yield chunk
+            return
+        wanted = list(dict.fromkeys(skus))
+        for start in range(0, len(wanted), PREVIEW_CHUNK):
+            yield wanted[start : start + PREVIEW_CHUNK]
+
+    async for chunk in chunks():
+        stored = await read_preview_inputs(store, compiled, chunk, at)
+        found_skus = stored.skus
+        missing += [sku for sku in chunk if sku not in found_skus]
+        found, summary = preview_changes(compiled, stored.inputs, stored.in_force, at)
+        changes += found
+        evaluated += summary.evaluated
+        unpriced += summary.unpriced
+        held.update(summary.held)
+        if on_progress is not None:
+            on_progress(len(chunk))
+    summary = summarize(changes, evaluated=evaluated, unpriced=unpriced, held=held)
+    return CataloguePreview(changes, summary, missing)
+
+
+def preview_changes(
+    compiled: CompiledRuleset,
+    inputs: Mapping[str, Mapping[str, PricingInputs]],
+    in_force: Mapping[tuple[str, str], Decimal],
+    now: datetime,
+) -> tuple[list[PriceChangePreview], PreviewSummary]:
+    """Each SKU's price in each of ``compiled``'s segments (``inputs`` by segment, then
+    SKU) against the price in force (``in_force`` by SKU and segment, else the item's
+    current price), ordered by SKU, then segment. CPU-bound: call it off the event loop."""
+    changes: list[PriceChangePreview] = []
+    unpriced = evaluated = 0
+    held: Counter[str] = Counter()
+    segments = priced_segments(compiled)
+    skus = sorted({sku for by_sku in inputs.values() for sku in by_sku})
+    for sku in skus:
+        for segment in segments:
+            name = str(segment)
+            entry = inputs.get(name, {}).get(sku)
+            if entry is None:
+                continue
+            evaluated += 1
+            current = in_force.get((sku, name), entry.item.current_price)
+            decision = decide(
+                compiled,
+                entry.item,
+                now,
+                segment=segment,
+                observations=entry.observations,
+                demand=entry.demand,
+                elasticity=entry.elasticity,
+                override=entry.override,
+            )
+            if current is None or current == 0 or decision.price is None:
+                unpriced += 1
+                continue
+            if decision.price == current:
+                reasons = decision.guardrails_fired
+                held.update(reasons + ((decision.held_by,) if decision.held_by else ()))
+            else:
+                changes.append(
+                    PriceChangePreview(
+                        sku=sku,
+                        segment=name,
+                        currency=entry.item.currency,
+                        current=current,
+                        proposed=decision.price,
+                        rule_id=decision.rule_id,
+                        guardrails_fired=decision.guardrails_fired,
+                    )
+                )
+    return changes, summarize(changes, evaluated=evaluated, unpriced=unpriced, held=held)
+
+
+def summarize(
+    changes: Sequence[PriceChangePreview],
+    *,
+    evaluated: int,
+    unpriced: int,
+    held: Mapping[str, int],
+) -> PreviewSummary:
+    """The summary of ``changes`` among ``evaluated`` SKU and segment pairs, for a preview
+    computed in parts."""
+    magnitudes = [abs(change.change_percent) for change in changes]
+    return PreviewSummary(
+        evaluated=evaluated,
+        changed=len(changes),
+        up=sum(change.change > 0 for change in changes),
+        down=sum(change.change < 0 for change in changes),
+        unpriced=unpriced,
+        held=dict(sorted(held.items())),
+        mean_abs_change_percent=(
+            (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
+            if magnitudes
+            else None
+        ),
+        median_abs_change_percent=_median(magnitudes),
+        max_abs_change_percent=max(magnitudes) if magnitudes else None,
+    )
+
+
+def _median(values: list[Decimal]) -> Decimal | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return ((ordered[middle - 1] + ordered[middle]) / 2).quantize(_PERCENT)

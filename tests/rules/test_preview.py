@@ -1,0 +1,154 @@
+"""Rule previews read the store as the repricer does: what they predict is what a reprice
+with the candidate publishes, segment by segment; and ``pricing rules preview``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pricing_service.repricer.full import reprice_all
+from pricing_service.repricer.pricer import Pricer
+from pricing_service.rules.cli import EXIT_CHANGE_TOO_LARGE, app
+from pricing_service.rules.preview import preview_catalogue
+from pricing_service.settings import get_settings
+from pricing_service.store.store import Store
+from tests.repricer.helpers import PLAIN_RULES, compile_rules, item, write_rules
+
+FRIDAY_NOON = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
+#: The app's discount grows from 5% to 30%, and no price may move by more than 10% at once:
+#: the app segment's step is bounded by its own price in force (47.50), not the default
+#: segment's (50.00).
+CANDIDATE = PLAIN_RULES.replace('discount: "5%"', 'discount: "30%"').replace(
+    "default:\n", 'guardrails:\n  max_change: "10%"\ndefault:\n', 1
+)
+
+
+async def _seed(store: Store, rules: Path, count: int = 3) -> None:
+    await store.put_items([item(f"SKU-{n}", current_price=Decimal("50.00")) for n in range(count)])
+    published = await reprice_all(
+        Pricer(store, boundary_lead_seconds=60), compile_rules(rules), FRIDAY_NOON
+    )
+    assert published.published == 2 * count
+
+
+@pytest.mark.anyio
+async def test_a_preview_predicts_what_a_reprice_with_the_candidate_publishes(
+    store: Store, tmp_path: Path
+) -> None:
+    await _seed(store, write_rules(tmp_path / "live"))
+    candidate = compile_rules(write_rules(tmp_path / "candidate", CANDIDATE))
+    at = FRIDAY_NOON + timedelta(minutes=1)
+
+    preview = await preview_catalogue(store, candidate, at)
+
+    assert preview.missing == []
+    assert (preview.summary.evaluated, preview.summary.changed) == (6, 3)
+    assert {(c.sku, c.segment) for c in preview.changes} == {
+        (f"SKU-{n}", "channel:app") for n in range(3)
+    }
+    for change in preview.changes:
+        assert (change.current, change.proposed) == (Decimal("47.50"), Decimal("42.75"))
+        assert change.guardrails_fired == ("max_change",)
+        assert change.change_percent == Decimal("-10.00")
+    before = {
+        (sku, segment): (await store.get_schedule(sku, segment))
+        for sku in ("SKU-0", "SKU-1", "SKU-2")
+        for segment in ("", "channel:app")
+    }
+    await reprice_all(Pricer(store, boundary_lead_seconds=60), candidate, at)
+    predicted = {(c.sku, c.segment): c.proposed for c in preview.changes}
+    for (sku, segment), old in before.items():
+        published = await store.get_schedule(sku, segment)
+        assert old is not None
+        assert published is not None
+        price_then = old.window_at(int(at.timestamp()))
+        price_now = published.window_at(int(at.timestamp()))
+        assert price_then is not None
+        assert price_now is not None
+        assert price_now.price == predicted.get((sku, segment), price_then.price)
+
+
+@pytest.mark.anyio
+async def test_a_preview_counts_prices_a_guardrail_keeps_and_names_unknown_skus(
+    store: Store, tmp_path: Path
+) -> None:
+    await _seed(store, write_rules(tmp_path / "live"), count=1)
+    held_back = PLAIN_RULES.replace('discount: "5%"', 'discount: "30%"').replace(
+        "default:\n", "guardrails:\n  cooldown: 6h\ndefault:\n", 1
+    )
+    candidate = compile_rules(write_rules(tmp_path / "candidate", held_back))
+
+    preview = await preview_catalogue(
+        store, candidate, FRIDAY_NOON + timedelta(minutes=1), ["SKU-0", "NOPE", "SKU-0"]
+    )
+
+    assert preview.changes == []
+    assert preview.missing == ["NOPE"]
+    # The app price was published a minute before: the cooldown holds it there.
+    assert preview.summary.held == {"cooldown": 1}
+    assert preview.summary.evaluated == 2
+
+
+def test_the_cli_previews_gates_and_refuses_invalid_rules(
+    clean_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = write_rules(tmp_path / "live")
+    candidate = write_rules(tmp_path / "candidate", CANDIDATE)
+
+    async def seed() -> None:
+        store = Store.from_url(clean_redis, retention=timedelta(days=35))
+        try:
+            await _seed(store, live, count=2)
+        finally:
+            await store.close()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("REDIS_URL", clean_redis)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    at = (FRIDAY_NOON + timedelta(minutes=1)).isoformat()
+    try:
+        shown = runner.invoke(app, ["preview", str(candidate), "--at", at, "--top", "1"])
+        assert shown.exit_code == 0, shown.output
+        assert "4 SKU and segments priced, 2 would change (0 up, 2 down)" in shown.stdout
+        assert "Largest changes (1 of 2)" in shown.stdout
+
+        as_json = runner.invoke(
+            app, ["preview", str(candidate), "--at", at, "--json", "--sku", "SKU-1"]
+        )
+        assert as_json.exit_code == 0, as_json.output
+        document = json.loads(as_json.stdout)
+        assert document["summary"]["changed"] == 1
+        assert document["changes"] == [
+            {
+                "sku": "SKU-1",
+                "segment": "channel:app",
+                "currency": "USD",
+                "current": "47.50",
+                "proposed": "42.75",
+                "change": "-4.75",
+                "change_percent": "-10.00",
+                "rule_id": "app-discount",
+                "guardrails_fired": ["max_change"],
+            }
+        ]
+
+        gated = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "9.5"])
+        assert gated.exit_code == EXIT_CHANGE_TOO_LARGE
+        assert "2 prices would move by more than 9.5% (largest 10.00%)" in gated.output
+        within = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "10"])
+        assert within.exit_code == 0, within.output
+
+        (candidate / "rules.yaml").write_text(CANDIDATE.replace("priority: 20", "priority: x"))
+        broken = runner.invoke(app, ["preview", str(candidate), "--at", at])
+        assert broken.exit_code == 1
+        assert f"{candidate / 'rules.yaml'}:" in broken.output
+        assert "nothing previewed" in broken.output
+    finally:
+        get_settings.cache_clear()
