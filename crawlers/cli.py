@@ -37,6 +37,7 @@ from pricing_service.metrics import serve_metrics
 from pricing_service.rules.diagnostics import RulesetError
 from pricing_service.rules.loader import load_ruleset
 from pricing_service.rules.model import Competitor
+from pricing_service.rules.watch import LoadedRules, RulesState
 from pricing_service.settings import get_settings
 from pricing_service.shutdown import run_until_stopped, stop_on_signals
 from pricing_service.store.embedded import resolve_redis_url
@@ -131,6 +132,7 @@ RulesDirOption = Annotated[
 ]
 listings_app = typer.Typer(help="Competitor listings: which page to crawl for which SKU.")
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 #: Listings written per Redis pipeline.
 LISTINGS_CHUNK = 1000
 
@@ -291,7 +293,11 @@ def _worker_process(url: str, rules_dir: Path, concurrency: int, metrics_port: i
 async def _work(url: str, rules_dir: Path, concurrency: int) -> None:
     settings = get_settings()
     crawler_settings = CrawlerSettings()
-    competitors = dict(load_ruleset(rules_dir).competitors)
+    rules = RulesState(rules_dir)
+    await asyncio.to_thread(rules.reload)
+    if rules.current is None:  # edited into errors since the command checked them
+        raise RuntimeError(f"the rules in {rules_dir} have errors:\n{rules.last_error}")
+    competitors = dict(rules.current.compiled.ruleset.competitors)
     store = Store.from_settings(url, settings)
     fetcher = Fetcher(crawler_settings, store.redis, competitors)
     worker = CrawlWorker(
@@ -303,10 +309,17 @@ async def _work(url: str, rules_dir: Path, concurrency: int) -> None:
         concurrency=concurrency,
         block_seconds=min(0.5, settings.redis_socket_timeout / 2),
     )
+
+    def use_rules(loaded: LoadedRules) -> None:
+        worker.use_competitors(dict(loaded.compiled.ruleset.competitors))
+        logger.info("competitors of ruleset %s in use", loaded.compiled.version)
+
+    watcher = asyncio.create_task(rules.watch(settings.rules_poll_seconds, use_rules))
     stop = stop_on_signals()
     try:
         await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
     finally:
+        watcher.cancel()
         await fetcher.close()
         await store.close()
 

@@ -106,6 +106,19 @@ class Fetcher:
         )
         self._extensions = {"timeout": timeout.as_dict()}
 
+    def use_competitors(self, competitors: Mapping[str, Competitor]) -> None:
+        """Fetch with ``competitors`` from now on (an edit of the rule files). Requests in
+        flight finish as they started; a competitor whose definition changed reads its
+        robots.txt again, with its new identity."""
+        for competitor_id, competitor in self.competitors.items():
+            if competitors.get(competitor_id) != competitor:
+                self._robots.pop(competitor_id, None)
+        kept = {id(competitor) for competitor in competitors.values()}
+        self._route_identities = {
+            key: known for key, known in self._route_identities.items() if key in kept
+        }
+        self.competitors = competitors
+
     async def close(self) -> None:
         await self.gate.close()
         for route in self._routes.values():

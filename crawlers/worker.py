@@ -152,6 +152,12 @@ class CrawlWorker:
         # round trip, and a quarter of the slots idle for a moment costs less than that.
         self._refill_at = max(1, concurrency // 4)
 
+    def use_competitors(self, competitors: Mapping[str, Competitor]) -> None:
+        """Crawl, extract and gate with ``competitors`` from now on (an edit of the rule
+        files): jobs in hand finish with the definitions they started with."""
+        self.fetcher.use_competitors(competitors)
+        self.competitors = competitors
+
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish the jobs in hand. Cancelled, it
         releases the jobs still running (they stay pending, claimable at once)."""

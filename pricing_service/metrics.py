@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 from prometheus_client import (
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -64,12 +66,17 @@ DIRTY_QUEUE_LENGTH = Gauge(
     multiprocess_mode="mostrecent",
 )
 RULE_RELOADS = Counter("pricing_rule_reloads_total", "Rule reloads, by outcome.", ["outcome"])
+#: Registered by :func:`record_rule_reload`, so that only processes that load rules export
+#: it: a scheduler's default 0 would fire ``PricingRuleReloadFailed`` for ever.
 RULE_LAST_RELOAD_SUCCESSFUL = Gauge(
     "pricing_rule_last_reload_successful",
     "1 while the rule files on disk are in force; 0 while an edit is rejected and the last "
     "good ruleset serves (a failed reload is not retried until the files change again).",
     multiprocess_mode="livemin",
+    registry=None,
 )
+_RULE_GAUGE_LOCK = threading.Lock()
+_rule_gauge_registered = False
 RULESET = Info("pricing_ruleset", "The ruleset in force.")
 ELASTICITY_FIT_SECONDS = Histogram(
     "pricing_elasticity_fit_duration_seconds",
@@ -173,6 +180,17 @@ def exposition() -> bytes:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
+
+
+def record_rule_reload(ok: bool) -> None:
+    """Count a load of the rule files, and export whether the files on disk are in force."""
+    global _rule_gauge_registered
+    RULE_RELOADS.labels(outcome="ok" if ok else "error").inc()
+    with _RULE_GAUGE_LOCK:  # reloads run in worker threads
+        if not _rule_gauge_registered:
+            REGISTRY.register(RULE_LAST_RELOAD_SUCCESSFUL)
+            _rule_gauge_registered = True
+    RULE_LAST_RELOAD_SUCCESSFUL.set(1 if ok else 0)
 
 
 def serve_metrics(port: int) -> None:

@@ -32,9 +32,9 @@ from pricing_service.api.routes.listings import router as listings_router
 from pricing_service.api.routes.ops import router as ops_router
 from pricing_service.api.routes.prices import router as prices_router
 from pricing_service.api.routes.signals import router as signals_router
-from pricing_service.api.ruleset import RulesState
 from pricing_service.logs import configure_logging
 from pricing_service.metrics import MULTIPROCESS_DIR_VARIABLE, forget_this_process
+from pricing_service.rules.watch import RulesState
 from pricing_service.settings import Settings
 from pricing_service.store.embedded import resolve_redis_url
 from pricing_service.store.store import ClusterClient, Store

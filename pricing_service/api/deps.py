@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from crawlers.settings import CrawlerSettings
 from pricing_service.api.auth import Authenticator, Principal, Scope
 from pricing_service.api.cache import ScheduleCache
-from pricing_service.api.ruleset import RulesState
+from pricing_service.rules.watch import RulesState
 from pricing_service.settings import Settings
 from pricing_service.store.store import Store
 

@@ -196,8 +196,7 @@ class Repricer:
             logger.error("%s", diagnostic)
         kept = "none" if self.ruleset is None else self.ruleset.compiled.version
         logger.error("rules in %s rejected; still serving ruleset %s", self.rules_dir, kept)
-        metrics.RULE_RELOADS.labels(outcome="error").inc()
-        metrics.RULE_LAST_RELOAD_SUCCESSFUL.set(0)
+        metrics.record_rule_reload(ok=False)
         status = {} if self.ruleset is None else self._status(self.ruleset)
         status["last_error"] = "\n".join(str(d) for d in diagnostics)
         await self.store.set_ruleset_status(status)
@@ -206,8 +205,7 @@ class Repricer:
         version = loaded.compiled.version
         previous = (await self.store.ruleset_status()).get("version")
         self.ruleset = loaded
-        metrics.RULE_RELOADS.labels(outcome="ok").inc()
-        metrics.RULE_LAST_RELOAD_SUCCESSFUL.set(1)
+        metrics.record_rule_reload(ok=True)
         metrics.RULESET.info({"version": version, "files": ",".join(loaded.files)})
         logger.info("ruleset %s loaded from %s", version, self.rules_dir)
         # Another repricer that loaded this version first has already queued everything.

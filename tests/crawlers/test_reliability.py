@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from crawlers import keys
@@ -173,3 +175,71 @@ async def test_a_worker_carries_on_after_a_redis_restart(
         await fetcher.close()
         await store.close()
         server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_running_crawler_takes_up_an_edit_of_the_competitors(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    tmp_path: Path,
+    clean_redis: str,
+) -> None:
+    rules = rules_with_demo(tmp_path)
+    port = _free_port()
+    command = "import typer; from crawlers import cli; typer.run(cli.crawl)"
+    worker_process = subprocess.Popen(
+        [sys.executable, "-c", command, "--rules", str(rules), "--metrics-port", str(port)],
+        env={
+            **os.environ,
+            "REDIS_URL": clean_redis,
+            "PRICING_CRAWL_ALLOWED_PRIVATE_NETWORKS": '["127.0.0.0/8"]',
+            "PRICING_RULES_POLL_SECONDS": "0.1",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    async def metric(line: str) -> bool:
+        try:
+            async with httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        except httpx.TransportError:
+            return False
+        return line in text.splitlines()
+
+    async def outcomes(count: int) -> bool:
+        return int(await store.redis.xlen(QUEUE.outcomes)) >= count
+
+    async def crawl(sku: str) -> str:
+        await list_skus(store, site, [sku], "/jsonld/")
+        assert (await Scheduler(store.redis, crawler_settings).tick()).queued == 1
+        done = int(await store.redis.xlen(QUEUE.outcomes)) + 1
+        await eventually(lambda: outcomes(done), 20)
+        entries: Any = await store.redis.xrevrange(QUEUE.outcomes, count=1)
+        return str(entries[0][1][b"outcome"].decode())
+
+    try:
+        await eventually(lambda: metric("pricing_rule_last_reload_successful 1.0"), 20)
+        assert await crawl("R-1") == Outcome.ACCEPTED
+
+        competitors = rules / "competitors.yaml"
+        competitors.write_text(
+            competitors.read_text().replace(
+                DEMO_COMPETITOR, DEMO_COMPETITOR.replace("[127.0.0.1]", "[demoshop.invalid]")
+            )
+        )
+        await eventually(lambda: metric('pricing_rule_reloads_total{outcome="ok"} 2.0'), 20)
+        assert await crawl("R-2") == Outcome.OFF_DOMAIN
+
+        competitors.write_text(competitors.read_text() + "\n  broken: [\n")
+        await eventually(lambda: metric("pricing_rule_last_reload_successful 0.0"), 20)
+        assert await crawl("R-3") == Outcome.OFF_DOMAIN  # the last good competitors serve
+    finally:
+        worker_process.terminate()
+        assert worker_process.wait(timeout=30) == 0

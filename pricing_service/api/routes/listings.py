@@ -32,9 +32,9 @@ from pricing_service.api.problems import (
     invalid,
     not_found,
 )
-from pricing_service.api.ruleset import RulesState
 from pricing_service.catalogue import SKU_PATTERN
 from pricing_service.rules.model import Competitor
+from pricing_service.rules.watch import RulesState
 
 router = APIRouter(tags=["listings"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 

@@ -1,10 +1,12 @@
-"""The API process's own copy of the ruleset: it maps lookup segments to the stored ones
-and backs validation and preview. An invalid edit keeps the last good ruleset."""
+"""A process's own copy of the ruleset, kept up to date with the rule files: the API maps
+lookup segments with it and the crawler workers read their competitors from it. An invalid
+edit keeps the last good ruleset."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import DEFAULT_SEGMENT, Segment
 from pricing_service.engine.segments import canonical_segment
-from pricing_service.metrics import RULE_LAST_RELOAD_SUCCESSFUL, RULE_RELOADS
+from pricing_service.metrics import record_rule_reload
 from pricing_service.rules.diagnostics import Diagnostic
 from pricing_service.rules.loader import RULE_FILE_SUFFIXES, check_ruleset
 
@@ -64,32 +66,42 @@ class RulesState:
         if ruleset is None:
             self.last_error = _summary(diagnostics)
             self.last_error_at = datetime.now(UTC)
-            RULE_RELOADS.labels(outcome="error").inc()
-            RULE_LAST_RELOAD_SUCCESSFUL.set(0)
+            record_rule_reload(ok=False)
             _log.error(
                 "rules in %s rejected, keeping the last good ones:\n%s", self.path, self.last_error
             )
             return False
         if self.current is not None and self.current.compiled.version == ruleset.version:
+            # A revert to the ruleset in force: nothing to swap, but the error is over.
+            if self.last_error is not None:
+                self._loaded_fine()
+                _log.info("rules in %s valid again: %s stays in force", self.path, ruleset.version)
             return False
         self.current = LoadedRules(
             compiled=CompiledRuleset(ruleset),
             files=tuple(name for name, _, _ in seen),
             loaded_at=datetime.now(UTC),
         )
-        self.last_error = None
-        self.last_error_at = None
-        RULE_RELOADS.labels(outcome="ok").inc()
-        RULE_LAST_RELOAD_SUCCESSFUL.set(1)
+        self._loaded_fine()
         _log.info("rules %s loaded from %s", ruleset.version, self.path)
         return True
 
-    async def watch(self, interval: float) -> None:
-        """Poll the rule files until cancelled; parsing runs off the event loop."""
+    def _loaded_fine(self) -> None:
+        self.last_error = None
+        self.last_error_at = None
+        record_rule_reload(ok=True)
+
+    async def watch(
+        self, interval: float, on_change: Callable[[LoadedRules], None] | None = None
+    ) -> None:
+        """Poll the rule files until cancelled, calling ``on_change`` with each new ruleset
+        put in force; parsing runs off the event loop."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(self.reload)
+                changed = await asyncio.to_thread(self.reload)
+                if changed and on_change is not None and self.current is not None:
+                    on_change(self.current)
             except Exception:  # a watcher that dies silently would freeze the rules
                 _log.exception("rules reload failed")
 
