@@ -98,7 +98,8 @@ def extract(
         typer.Option(
             "--jsonl",
             help='One JSON object per input: {"file", "price", "currency", "availability", '
-            '"sku", "gtin", "method", "confidence"}; prices are decimal strings.',
+            '"sku", "gtin", "shipping", "method", "confidence", "blocked", '
+            '"price_is_lowest"}; money is a decimal string.',
         ),
     ] = False,
     url: Annotated[

@@ -186,7 +186,7 @@ def demo(
             "repricer_metrics_port": 0,
         }
     )
-    console = Console()
+    console = Console(soft_wrap=True)  # the curl lines must stay whole to be copied
     if embedded is not None:
         console.print(f"embedded Redis, data in {embedded.data_dir} (kept across restarts)")
     try:

@@ -28,6 +28,9 @@ def test_jsonl_one_object_per_file(tmp_path: Path) -> None:
     expected_keys = {"file", "price", "currency", "availability", "sku", "gtin", "method"}
     assert expected_keys | {"confidence"} <= set(records[0])
     assert records[1]["file"] == str(gz)
+    # The option's help names every field a record has.
+    helped = runner.invoke(app, ["extract", "--help"], terminal_width=400).output
+    assert all(f'"{key}"' in " ".join(helped.split()) for key in records[0]), helped
 
 
 def test_readable_output() -> None:
