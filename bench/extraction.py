@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.passes < 1:
         parser.error("--passes must be at least 1")
+    if not (arguments.data / "ground-truth.json").is_file():
+        parser.error(
+            f"no dataset at {arguments.data} (ground-truth.json and html/<id>.html.gz): "
+            "pass its folder with --data (README.md, Benchmarks)"
+        )
     truth: dict[str, dict[str, Any]] = json.loads(
         (arguments.data / "ground-truth.json").read_text(encoding="utf-8")
     )
