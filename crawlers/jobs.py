@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from crawlers import keys
 from crawlers.keys import CrawlQueue
-from crawlers.outcome import Outcome
+from crawlers.outcome import RETRYABLE, Outcome
 from pricing_service.store import keys as store_keys
 from pricing_service.store.offers import OfferStatus, history_entry
 from pricing_service.store.store import DIRTY_MAXLEN, Store
@@ -59,10 +59,15 @@ end
 
 #: Acknowledges and removes the job and frees its listing; when this acknowledgement is
 #: the one that took the job off the pending entries, streams its outcome (and, for a
-#: job given up, its dead letter): once per job, however often it was delivered.
-#: KEYS: jobs stream, in-flight hash, outcomes stream, dead-letter stream.
+#: job given up, its dead letter), and counts the listing's failures in a row: after one
+#: worth retrying soon, its next crawl moves to ``now + base * 2^(failures - 1)`` if that
+#: is sooner than the one scheduled, at most a period on; any other outcome ends the
+#: streak. All once per job, however often it was delivered.
+#: KEYS: jobs stream, in-flight hash, outcomes stream, dead-letter stream, due set,
+#:   failures hash.
 #: ARGV: group, message id, due member, job id, outcome, outcomes maxlen,
-#:   deliveries ('' unless dead-lettered), sku, competitor.
+#:   deliveries ('' unless dead-lettered), sku, competitor, '1' if worth retrying soon
+#:   (else '0'), now (s), base delay (s), the listing's period (s).
 #: Returns 1 when this call acknowledged the job.
 _ACKNOWLEDGE_FUNCTION = """
 local function acknowledge(KEYS, ARGV)
@@ -76,6 +81,14 @@ local function acknowledge(KEYS, ARGV)
     if ARGV[7] ~= '' then
       redis.call('XADD', KEYS[4], '*', 'job', ARGV[4], 'sku', ARGV[8],
                  'competitor', ARGV[9], 'deliveries', ARGV[7])
+    end
+    if ARGV[10] == '1' then
+      local failures = redis.call('HINCRBY', KEYS[6], ARGV[3], 1)
+      local delay = math.min(tonumber(ARGV[12]) * 2 ^ math.min(failures - 1, 40),
+                             tonumber(ARGV[13]))
+      redis.call('ZADD', KEYS[5], 'XX', 'LT', tonumber(ARGV[11]) + delay, ARGV[3])
+    else
+      redis.call('HDEL', KEYS[6], ARGV[3])
     end
   end
   return acknowledged
@@ -172,9 +185,12 @@ class OutcomeRecorder:
     """Finishes jobs; each outcome, with its detail, is kept ``retention_seconds``: a
     delivery of the job within it finds the outcome and is only acknowledged."""
 
-    def __init__(self, store: Store, retention_seconds: int) -> None:
+    def __init__(
+        self, store: Store, retention_seconds: int, retry_after_failure_seconds: float = 0.0
+    ) -> None:
         self._store = store
         self._retention_seconds = retention_seconds
+        self._retry_after_failure_seconds = retry_after_failure_seconds
         self._record = store.redis.register_script(_RECORD)
         self._acknowledge = store.redis.register_script(_ACKNOWLEDGE)
         self._finish = store.redis.register_script(_FINISH)
@@ -188,11 +204,13 @@ class OutcomeRecorder:
         offer: OfferWrite | None = None,
         *,
         deliveries: int | None = None,
+        period: timedelta | None = None,
     ) -> bool:
         """Record the job's outcome unless one is recorded, and acknowledge the job; True
         when this call recorded it. With ``offer``, the offer is stored (and the SKU
         marked dirty when the offer says so) only when this call records the outcome.
-        ``deliveries`` dead-letters the job."""
+        ``deliveries`` dead-letters the job. With the listing's ``period``, an outcome
+        in ``RETRYABLE`` brings its next crawl forward (see ``_ACKNOWLEDGE_FUNCTION``)."""
         body = json.dumps({"outcome": outcome, "at": time.time(), **detail}, default=str)
         record_keys = [keys.outcome(job.id)]
         record_args: list[str | int] = [body, self._retention_seconds]
@@ -203,7 +221,17 @@ class OutcomeRecorder:
                 record_keys.append(self._store.dirty_stream(offer.sku))
                 record_args += offer.dirty_args()
         queue = job.queue
-        acknowledge_keys = [queue.jobs, queue.in_flight, queue.outcomes, queue.dead_letters]
+        acknowledge_keys = [
+            queue.jobs,
+            queue.in_flight,
+            queue.outcomes,
+            queue.dead_letters,
+            queue.due,
+            queue.failures,
+        ]
+        retry_soon = (
+            outcome in RETRYABLE and period is not None and self._retry_after_failure_seconds > 0
+        )
         acknowledge_args: list[str | int] = [
             keys.JOBS_GROUP,
             message_id,
@@ -214,6 +242,10 @@ class OutcomeRecorder:
             "" if deliveries is None else deliveries,
             job.sku,
             job.competitor,
+            "1" if retry_soon else "0",
+            repr(time.time()),
+            repr(self._retry_after_failure_seconds),
+            repr(period.total_seconds() if period is not None else 0.0),
         ]
         if not self._store.cluster:
             recorded = await self._finish(

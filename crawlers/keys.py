@@ -52,6 +52,12 @@ class CrawlQueue:
         return f"{self._tag}:inflight"
 
     @property
+    def failures(self) -> str:
+        """Hash: ``sku|competitor`` -> crawls in a row that failed in a way worth retrying
+        soon (see ``OutcomeRecorder``); gone with the next crawl that does not."""
+        return f"{self._tag}:failures"
+
+    @property
     def dead_letters(self) -> str:
         """Stream of jobs given up after too many deliveries."""
         return f"{self._tag}:dead"

@@ -176,9 +176,11 @@ async def delete_listing(
     # On a Redis Cluster the two keys live on different shards: no transaction there; a
     # due entry left behind alone is dropped by the scheduler when next due.
     async with redis.pipeline(transaction=not isinstance(redis, RedisCluster)) as pipe:
+        queue = keys.queue_of(sku, partitions)
         pipe.hdel(keys.listings(sku), competitor)
-        pipe.zrem(keys.queue_of(sku, partitions).due, keys.due_member(sku, competitor))
-        removed, _ = await pipe.execute()
+        pipe.zrem(queue.due, keys.due_member(sku, competitor))
+        pipe.hdel(queue.failures, keys.due_member(sku, competitor))
+        removed, _, _ = await pipe.execute()
     return bool(removed)
 
 

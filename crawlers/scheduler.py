@@ -138,7 +138,8 @@ class Scheduler:
         changed since the last run, from every old partition to the one each listing now
         belongs to (ZADD NX there, then ZREM: a retry after a failure converges). Jobs
         still queued in a partition beyond the new count are dropped with its stream:
-        their listings are crawled again when next due."""
+        their listings are crawled again when next due. Counts of failures in a row
+        start again from zero."""
         raw: Any = await self.redis.get(keys.PARTITIONS)
         previous = int(raw) if raw is not None else 1
         configured = len(self.queues)
@@ -148,6 +149,7 @@ class Scheduler:
         if previous != configured:
             for old in keys.queues(previous):
                 moved += await self._move_due(old.due)
+                await self.redis.delete(old.failures)
                 if old.index >= configured:
                     await self.redis.delete(old.jobs)
                     await self.redis.delete(old.in_flight)

@@ -72,6 +72,14 @@ class CrawlerSettings(BaseSettings):
     schedule_jitter: float = Field(
         default=0.1, ge=0, le=0.5, description="Next crawl moves by up to this share of the period."
     )
+    retry_after_failure_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="After a crawl that timed out, could not connect, got 5xx or stayed "
+        "rate-limited through its attempts, the listing is crawled again this much later, "
+        "twice that after a second such failure in a row, and so on, never later than its "
+        "regular next crawl; 0: only at its regular next crawl.",
+    )
     # -- the quality gate -------------------------------------------------------------------
     fx_rates: dict[str, Decimal] = Field(
         default_factory=dict,

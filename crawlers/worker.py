@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -133,7 +133,9 @@ class CrawlWorker:
         self.consumer = consumer
         self.concurrency = concurrency
         self.block_ms = int(block_seconds * 1000)
-        self.recorder = OutcomeRecorder(store, settings.outcome_retention_seconds)
+        self.recorder = OutcomeRecorder(
+            store, settings.outcome_retention_seconds, settings.retry_after_failure_seconds
+        )
         self._read_inputs = store.redis.register_script(_READ_INPUTS)
         self.queues = keys.queues(settings.queue_partitions)
         self._queue_of_stream = {queue.jobs: queue for queue in self.queues}
@@ -249,6 +251,7 @@ class CrawlWorker:
         claimed again (and dead-lettered if it keeps failing)."""
         try:
             offer: OfferWrite | None = None
+            period: timedelta | None = None
             dead = deliveries > self.settings.max_deliveries
             if dead:
                 metrics.CRAWL_DEAD_LETTERS.inc()
@@ -264,6 +267,7 @@ class CrawlWorker:
                 else:
                     report = await self._crawl(job, inputs)
                     offer = report.offer
+                    period = None if inputs.listing is None else inputs.listing.frequency
             await self.recorder.finish(
                 job,
                 message_id,
@@ -271,6 +275,7 @@ class CrawlWorker:
                 {**report.detail, "consumer": self.consumer},
                 offer,
                 deliveries=deliveries if dead else None,
+                period=period,
             )
             if offer is not None and report.outcome is Outcome.ACCEPTED:
                 metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(job.competitor).set_to_current_time()

@@ -4,11 +4,14 @@ variable and what is wrong with it, exit code 2, nothing started."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
+from crawlers.settings import CrawlerSettings
 from pricing_service import cli
-from pricing_service.settings import get_settings
+from pricing_service.settings import Settings, get_settings
 
 
 @pytest.mark.parametrize(
@@ -42,3 +45,20 @@ def test_a_bad_setting_is_named_not_a_traceback(
     assert message in error
     if "fx_rates" not in message:
         assert f"invalid setting {variable}={value!r}" in error
+
+
+@pytest.mark.parametrize("settings_class", [Settings, CrawlerSettings])
+def test_every_setting_is_in_the_readme(settings_class: type[BaseSettings]) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    undocumented = []
+    for name, field in settings_class.model_fields.items():
+        alias = field.validation_alias
+        variables = (
+            [f"{prefix}{name}".upper()]
+            if alias is None
+            else [str(choice) for choice in getattr(alias, "choices", [alias])]
+        )
+        if not any(f"`{variable.upper()}`" in readme for variable in variables):
+            undocumented.append(variables[0])
+    assert undocumented == []

@@ -16,7 +16,7 @@ from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher
 from crawlers.jobs import Job, read_outcome
-from crawlers.listings import Listing, ListingBody, put_listings
+from crawlers.listings import Listing, ListingBody, delete_listing, put_listings
 from crawlers.outcome import Outcome
 from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
@@ -346,3 +346,93 @@ async def test_the_outcome_is_kept_as_configured_and_the_history_holds_the_offer
     [(_, fields)] = await store.redis.xrange(store_keys.offer_history("A-1"))
     [offer] = await store.get_offers("A-1")
     assert history_offer(fields) == offer
+
+
+async def test_a_failing_page_is_crawled_again_sooner_each_time_less_soon(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    competitors: dict[str, Competitor],
+) -> None:
+    # One attempt per job, so that each job meets one of the page's 503s.
+    settings = crawler_settings.model_copy(
+        update={"max_attempts": 1, "retry_after_failure_seconds": 3000.0}
+    )
+    fetcher = Fetcher(settings, store.redis, competitors)
+    worker = CrawlWorker(store, fetcher, competitors, settings, consumer="w1", block_seconds=0.05)
+    scheduler = Scheduler(store.redis, settings)
+    member = keys.due_member("A-1", "demo")
+    period = EVERY.total_seconds()
+    await listed(store, f"{site.url}/flaky/4/A-1")
+
+    async def crawl_when_due(moment: float) -> tuple[str, float, float, float]:
+        """Queue the listing at ``moment`` and crawl it: its outcome, the (real) times
+        the crawl began and ended, and the listing's next due time."""
+        assert (await scheduler.tick(moment)).queued == 1
+        began = time.time()
+        [job_id] = await work_once(worker)
+        ended = time.time()
+        due = await store.redis.zscore(QUEUE.due, member)
+        assert due is not None
+        return await outcome_of(store.redis, job_id), began, ended, float(due)
+
+    try:
+        moment = time.time()
+        for failures, delay in enumerate([3000, 6000, 12000], start=1):
+            outcome, began, ended, due = await crawl_when_due(moment)
+            assert outcome == Outcome.SERVER_ERROR
+            assert began + delay <= due <= ended + delay  # not a period (6 h) later
+            assert await store.redis.hget(QUEUE.failures, member) == str(failures).encode()
+            moment = due
+        # The fourth would be 24,000 s on: a period (6 h) at most.
+        outcome, began, ended, due = await crawl_when_due(moment)
+        assert outcome == Outcome.SERVER_ERROR
+        assert began + period <= due <= ended + period
+        # The page is back: the streak ends, and the regular next crawl stands.
+        queued_at = due
+        outcome, began, ended, due = await crawl_when_due(queued_at)
+        assert outcome == Outcome.ACCEPTED
+        assert await store.redis.hget(QUEUE.failures, member) is None
+        assert queued_at + period * 0.9 <= due <= queued_at + period * 1.1
+    finally:
+        await fetcher.close()
+
+
+async def test_a_page_without_a_price_waits_for_its_regular_crawl(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    make_worker: Any,
+) -> None:
+    await listed(store, f"{site.url}/garbage")
+    moment = time.time()
+    await Scheduler(store.redis, crawler_settings).tick(moment)
+    [job_id] = await work_once(make_worker())
+    assert await outcome_of(store.redis, job_id) == Outcome.NO_PRICE
+    due = await store.redis.zscore(QUEUE.due, keys.due_member("A-1", "demo"))
+    assert due is not None
+    assert due >= moment + EVERY.total_seconds() * 0.9  # retrying would not help
+    assert await store.redis.hlen(QUEUE.failures) == 0
+
+
+async def test_deleting_a_listing_forgets_its_failures(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    competitors: dict[str, Competitor],
+) -> None:
+    settings = crawler_settings.model_copy(update={"max_attempts": 1})
+    fetcher = Fetcher(settings, store.redis, competitors)
+    worker = CrawlWorker(store, fetcher, competitors, settings, consumer="w1", block_seconds=0.05)
+    try:
+        await listed(store, f"{site.url}/flaky/1/A-1")
+        await Scheduler(store.redis, settings).tick()
+        [job_id] = await work_once(worker)
+        assert await outcome_of(store.redis, job_id) == Outcome.SERVER_ERROR
+        assert await store.redis.hlen(QUEUE.failures) == 1
+
+        assert await delete_listing(store.redis, "A-1", "demo") is True
+        assert await store.redis.hlen(QUEUE.failures) == 0
+        assert await store.redis.zcard(QUEUE.due) == 0
+    finally:
+        await fetcher.close()
