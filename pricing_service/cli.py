@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import redis
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -89,3 +90,11 @@ def main() -> None:
     except SettingsError as exc:  # a value that is not the JSON a list or table needs
         typer.echo(f"invalid setting: {exc} (expected JSON)", err=True)
         raise SystemExit(2) from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Long-running roles ride out outages; a command that cannot start says why.
+        typer.echo(
+            f"cannot reach Redis: {exc} (REDIS_URL or REDIS_CLUSTER_URL; neither set: the "
+            "embedded Redis in PRICING_DATA_DIR)",
+            err=True,
+        )
+        raise SystemExit(1) from None

@@ -47,6 +47,29 @@ def test_a_bad_setting_is_named_not_a_traceback(
         assert f"invalid setting {variable}={value!r}" in error
 
 
+@pytest.mark.parametrize(
+    "arguments", [["explain", "TV-55-OLED"], ["rules", "preview", "rules"], ["reprice", "--all"]]
+)
+def test_a_redis_out_of_reach_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], arguments: list[str]
+) -> None:
+    monkeypatch.chdir(Path(__file__).parents[1])
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    monkeypatch.setattr(sys, "argv", ["pricing", *arguments])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+    finally:
+        get_settings.cache_clear()
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    [line] = error.strip().splitlines()
+    assert line.startswith("cannot reach Redis: ")
+    assert "127.0.0.1:1" in line
+
+
 @pytest.mark.parametrize("settings_class", [Settings, CrawlerSettings])
 def test_every_setting_is_in_the_readme(settings_class: type[BaseSettings]) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
