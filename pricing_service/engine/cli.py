@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +18,7 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision, decision_to_dict
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.schedule import schedule
+from pricing_service.engine.segments import undeclared_parts
 from pricing_service.rules.loader import RulesetError, load_ruleset
 
 RulesOption = Annotated[Path, typer.Option(help="Rule files folder (or one file).")]
@@ -36,6 +38,15 @@ def parse_instant(text: str | None) -> datetime:
     if moment.tzinfo is None:
         raise typer.BadParameter("give a timezone, e.g. 2026-11-27T00:00:00-05:00 or ...Z")
     return moment
+
+
+def check_segment(declared: Mapping[str, Sequence[str]], segment: Segment) -> None:
+    """Refuse a segment with a typo; say which of its dimensions no rule can match."""
+    errors, notes = undeclared_parts(declared, segment)
+    if errors:
+        raise typer.BadParameter("; ".join(errors), param_hint="--segment")
+    for note in notes:
+        Console(stderr=True).print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_diagnostics(error: RulesetError) -> None:
@@ -134,6 +145,7 @@ def explain_item(
     except (OSError, ValidationError, ValueError) as exc:
         Console(stderr=True).print(f"{item}: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
+    check_segment(ruleset.segments, wanted)
     compiled = CompiledRuleset(ruleset)
     decisions = schedule(compiled, inputs, parse_instant(at), segment=wanted)
     print_decisions(decisions, ZoneInfo(ruleset.timezone), as_json=as_json)

@@ -8,6 +8,9 @@ segment the rules can produce; a lookup maps its segment to the canonical one fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from difflib import get_close_matches
+
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import DEFAULT_SEGMENT, Segment
 
@@ -20,6 +23,33 @@ def _conditions(ruleset: CompiledRuleset) -> list[frozenset[tuple[str, str]]]:
         {frozenset(rule.segment) for rule in ruleset.rules if rule.segment},
         key=lambda condition: sorted(condition),
     )
+
+
+def undeclared_parts(
+    declared: Mapping[str, Sequence[str]], segment: Segment
+) -> tuple[list[str], list[str]]:
+    """What of ``segment`` the ruleset's ``segments:`` (``declared``) does not name: the
+    errors (a value of a declared dimension, or a dimension name close to a declared one:
+    typos, which would otherwise get the default price) and the notes (other dimensions,
+    which no rule can match, as a storefront may send)."""
+    errors, notes = [], []
+    for dimension, value in segment.values:
+        if dimension in declared:
+            known = list(declared[dimension])
+            if value not in known:
+                errors.append(_unknown(f"{dimension} value {value!r}", value, known))
+        elif get_close_matches(dimension, list(declared), n=1):
+            errors.append(_unknown(f"dimension {dimension!r}", dimension, list(declared)))
+        else:
+            notes.append(f"segment dimension {dimension!r} is not in the ruleset: ignored")
+    return errors, notes
+
+
+def _unknown(what: str, name: str, known: list[str]) -> str:
+    close = get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listed = ", ".join(known) if known else "none"
+    return f"unknown segment {what}{hint}; the ruleset declares: {listed}"
 
 
 def canonical_segment(ruleset: CompiledRuleset, segment: Segment) -> Segment:

@@ -17,6 +17,7 @@ from rich.table import Table
 from pricing_service.engine.cli import (
     AtOption,
     SegmentOption,
+    check_segment,
     parse_instant,
     print_decisions,
     print_diagnostics,
@@ -155,9 +156,11 @@ def explain_sku(
     settings = get_settings()
     compiled = _ruleset(settings, rules)
     try:
-        wanted = canonical_segment(compiled, Segment.parse(segment))
+        asked = Segment.parse(segment)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    check_segment(compiled.ruleset.segments, asked)
+    wanted = canonical_segment(compiled, asked)
     moment = parse_instant(at)
 
     async def work(store: Store) -> PricingInputs | None:

@@ -47,6 +47,25 @@ def test_explain_reports_a_bad_item_file_without_a_traceback(tmp_path: Path) -> 
     assert "more decimals than USD allows" in result.output
 
 
+def _text(output: str) -> str:
+    """An error panel's words on one line, without its box."""
+    return " ".join(output.replace("│", " ").split())
+
+
+def test_explain_refuses_a_segment_the_rules_do_not_declare() -> None:
+    # A typo would otherwise be explained as the default price, under the typo's name.
+    base = ["explain", "--rules", str(ROOT / "rules"), "--item", str(ROOT / "examples/item.json")]
+    typo = runner.invoke(app, [*base, "--segment", "chanel:app"])
+    assert typo.exit_code == 2
+    assert "unknown segment dimension 'chanel' (did you mean 'channel'?)" in _text(typo.output)
+    value = runner.invoke(app, [*base, "--segment", "channel:ap"])
+    assert value.exit_code == 2
+    assert "unknown segment channel value 'ap' (did you mean 'app'?)" in _text(value.output)
+    declared = runner.invoke(app, [*base, "--segment", "channel:app,tier:member", "--json"])
+    assert declared.exit_code == 0, declared.output
+    assert json.loads(declared.output)["segment"] == "channel:app,tier:member"
+
+
 def test_explain_reports_rule_errors_with_positions(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("timezone: Mars/Olympus\n")
     result = runner.invoke(
