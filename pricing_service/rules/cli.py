@@ -73,6 +73,16 @@ def validate(
         raise typer.Exit(1)
 
 
+def _percent(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise typer.BadParameter(f"not a number: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise typer.BadParameter(f"give a percentage of 0 or more, not {text!r}")
+    return value
+
+
 @app.command()
 def preview(
     path: Annotated[
@@ -87,7 +97,7 @@ def preview(
     fail_above: Annotated[
         Decimal | None,
         typer.Option(
-            min=0,
+            parser=_percent,
             metavar="PERCENT",
             help=f"Exit with {EXIT_CHANGE_TOO_LARGE} when a price would move by more than "
             "this many per cent: a gate for the rule files' own CI.",

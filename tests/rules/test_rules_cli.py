@@ -93,3 +93,12 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("threshold", ["ten", "-1", "NaN"])
+def test_preview_refuses_a_threshold_that_is_not_a_percentage(
+    good_folder: Path, threshold: str
+) -> None:
+    result = runner.invoke(app, ["preview", str(good_folder), "--fail-above", threshold])
+    assert result.exit_code == 2
+    assert "--fail-above" in result.output
