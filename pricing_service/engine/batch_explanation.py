@@ -303,7 +303,7 @@ def explain_row(
                 adjustment.id,
                 money_text(before, digits),
                 money_text(price_minor, digits),
-                adjustment.description,
+                adjustment.detail(columns.currency),
             )
         )
     if price_minor != int(result.adjusted_price[index]):

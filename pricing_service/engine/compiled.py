@@ -103,9 +103,18 @@ class CompiledAdjustment:
     inventory: CompiledThreshold | None
     change_ppm: int | None
     change_amount: Decimal | None
-    description: str
+    change_text: str  # as written: "+5%", "-2.00"
+    description: str  # the rule file's, or ''
     #: The thresholds above that are set, by signal name: what the single path checks.
     signal_checks: tuple[tuple[str, CompiledThreshold], ...]
+
+    def detail(self, currency: str) -> str:
+        """The explanation's detail of this step: the change applied, then why. An amount
+        names its currency, so "-20" written for "-20%" shows as "-20 USD"."""
+        change = (
+            self.change_text if self.change_ppm is not None else f"{self.change_text} {currency}"
+        )
+        return f"{change}: {self.description}" if self.description else f"{self.id}: {change}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +298,7 @@ def _compile_adjustment(adjustment: Adjustment) -> CompiledAdjustment:
     signals = adjustment.signals
     change = adjustment.change
     if change.percent is not None:
-        text = f"{'+' if change.percent >= 0 else ''}{change.percent * 100:f}%"
+        text = f"{'+' if change.percent >= 0 else ''}{(change.percent * 100).normalize():f}%"
     else:
         text = f"{'+' if (change.amount or 0) >= 0 else ''}{change.amount}"
     return CompiledAdjustment(
@@ -300,7 +309,8 @@ def _compile_adjustment(adjustment: Adjustment) -> CompiledAdjustment:
         inventory=_threshold(signals.inventory) if signals else None,
         change_ppm=None if change.percent is None else RATIO_SCALE + ratio_to_ppm(change.percent),
         change_amount=change.amount,
-        description=adjustment.description or f"{adjustment.id}: {text}",
+        change_text=text,
+        description=adjustment.description or "",
         signal_checks=tuple(
             (name, threshold)
             for name, threshold in (

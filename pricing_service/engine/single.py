@@ -555,7 +555,7 @@ def decide(
                 adjustment.id,
                 context.amount(before),
                 context.amount(price),
-                adjustment.description,
+                adjustment.detail(currency),
             )
         )
     if rule.exploration is not None and context.draw is not None:

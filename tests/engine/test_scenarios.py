@@ -289,6 +289,27 @@ def test_demand_adjustment_applies_only_when_signals_hold() -> None:
     assert decide(engine, item(), AT).price == Decimal("100.00")
 
 
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ("-20%", "-20%: Slow stock, 20% off."),
+        # A bare number is an amount: the explanation says so, next to the text that
+        # meant a percentage, rather than repeating the description alone.
+        (-20, "-20 JPY: Slow stock, 20% off."),
+        ("+2.5%", "+2.5%: Slow stock, 20% off."),
+    ],
+)
+def test_an_adjustment_step_says_what_it_applied_then_why(change: Any, detail: str) -> None:
+    adjustment = {"id": "slow", "description": "Slow stock, 20% off.", "change": change}
+    engine = ruleset([rule({"fixed": "1000"}, adjustments=[adjustment])])
+    decision = decide(engine, item(currency="JPY"), AT)
+    [step] = [step for step in decision.steps if step.stage == "adjustment"]
+    assert step.detail == detail
+    without = {"id": "slow", "change": change}
+    bare = decide(ruleset([rule({"fixed": "1000"}, adjustments=[without])]), item(), AT)
+    assert bare.steps[1].detail == "slow: " + detail.split(":")[0].replace("JPY", "USD")
+
+
 def test_schedule_switches_exactly_at_the_window_boundary() -> None:
     engine = ruleset(
         [rule({"discount": "20%"}, when={"days": ["sat", "sun"]})],
