@@ -76,10 +76,11 @@ def check_ruleset(path: Path) -> tuple[Ruleset | None, list[Diagnostic]]:
     """Every error and warning in the rule files at ``path``; the ruleset if it has no
     errors. The version is a content hash, plus ``+g<commit>`` inside a git work tree."""
     texts, diagnostics = _read_rule_files(path)
-    if diagnostics:
+    if has_errors(diagnostics):
         return None, diagnostics
     folder = path if path.is_dir() else path.parent
-    return _check(texts, version_suffix=lambda: _git_suffix(folder))
+    ruleset, found = _check(texts, version_suffix=lambda: _git_suffix(folder))
+    return ruleset, sorted(diagnostics + found)
 
 
 def check_texts(files: Mapping[str, str]) -> tuple[Ruleset | None, list[Diagnostic]]:
@@ -105,6 +106,8 @@ class _RuleText:
 
 
 def _read_rule_files(path: Path) -> tuple[list[_RuleText], list[Diagnostic]]:
+    """The rule files at ``path``, and warnings for what looks like one but is skipped."""
+    skipped: list[Diagnostic] = []
     if path.is_dir():
         paths = sorted(
             (p for p in path.iterdir() if p.is_file() and p.name.endswith(RULE_FILE_SUFFIXES)),
@@ -112,11 +115,32 @@ def _read_rule_files(path: Path) -> tuple[list[_RuleText], list[Diagnostic]]:
         )
         if not paths:
             return [], [_error_at_start(str(path), "no rule files (*.yaml) in this folder")]
+        skipped = [
+            Diagnostic(str(entry), 1, 1, "warning", why)
+            for entry in sorted(path.iterdir())
+            if (why := _why_skipped(entry)) is not None
+        ]
     elif path.is_file():
         paths = [path]
     else:
         return [], [_error_at_start(str(path), "no such file or folder")]
-    return [_RuleText(str(p), p.name, p.read_bytes()) for p in paths], []
+    return [_RuleText(str(p), p.name, p.read_bytes()) for p in paths], skipped
+
+
+def _why_skipped(entry: Path) -> str | None:
+    """Why a folder entry that looks like rules is not read, if it looks like rules."""
+    name = entry.name.lower()
+    if entry.is_dir():
+        if any(child.name.lower().endswith(RULE_FILE_SUFFIXES) for child in entry.iterdir()):
+            return "skipped: rule files in a subfolder are not read; move them up a level"
+        return None
+    if entry.name.endswith(RULE_FILE_SUFFIXES) or name.startswith("."):
+        return None
+    if name.endswith(RULE_FILE_SUFFIXES):
+        return "skipped: only names ending in lower-case .yaml or .yml are read"
+    if ".yaml." in name or ".yml." in name:
+        return "skipped: not a rule file name (*.yaml, *.yml)"
+    return None
 
 
 def _content_hash(texts: Iterable[_RuleText]) -> str:
@@ -698,6 +722,24 @@ def _band_contains(wide: PriceBand | None, narrow: PriceBand) -> bool:
     return low_ok and high_ok
 
 
+#: Zones with neither a region nor a fixed offset on purpose: "EST" is UTC-5 all year.
+_REGIONLESS_ZONES_OK = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT"})
+
+
+def _check_timezone_has_a_region(merged: _Merged) -> Iterator[Diagnostic]:
+    zone = merged.timezone
+    if zone is None or zone.value in _REGIONLESS_ZONES_OK:
+        return
+    if "/" not in zone.value or zone.value.startswith("Etc/"):
+        yield zone.report(
+            (),
+            f"timezone {zone.value!r} is a fixed or legacy zone, not a place: local windows "
+            "follow no daylight-saving rules of a region; name one such as "
+            "America/New_York or Europe/Berlin",
+            "warning",
+        )
+
+
 _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] = (
     _check_competitor_references,
     _check_event_references,
@@ -706,4 +748,5 @@ _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] =
     _check_guardrails_against_ruleset,
     _check_event_calendar,
     _check_shadowed_rules,
+    _check_timezone_has_a_region,
 )

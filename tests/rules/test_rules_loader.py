@@ -97,6 +97,52 @@ def test_files_merge_in_name_order_and_other_files_are_ignored(good_folder: Path
     (good_folder / "README.md").write_text("# notes: [")
     ruleset = load_ruleset(good_folder)
     assert [rule.id for rule in ruleset.rules] == ["first", "follow-megamart", "last"]
+    # schema.json and README.md do not look like rule files: no word of them.
+    assert not any("skipped" in d.message for d in check_ruleset(good_folder)[1])
+
+
+def test_what_looks_like_rules_but_is_not_read_gets_a_warning(good_folder: Path) -> None:
+    (good_folder / "promos").mkdir()
+    (good_folder / "promos" / "xmas.yaml").write_text("rules: []\n")
+    (good_folder / "events.YAML").write_text("events: {}\n")
+    (good_folder / "xmas.yml.txt").write_text("rules: []\n")
+    (good_folder / "empty_folder").mkdir()
+    ruleset, diagnostics = check_ruleset(good_folder)
+    assert ruleset is not None
+    assert [(Path(d.file).name, d.severity, d.message) for d in diagnostics] == [
+        (
+            "events.YAML",
+            "warning",
+            "skipped: only names ending in lower-case .yaml or .yml are read",
+        ),
+        (
+            "promos",
+            "warning",
+            "skipped: rule files in a subfolder are not read; move them up a level",
+        ),
+        ("xmas.yml.txt", "warning", "skipped: not a rule file name (*.yaml, *.yml)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "warned"),
+    [("EST", True), ("Etc/GMT+5", True), ("UTC", False), ("Europe/Berlin", False)],
+)
+def test_a_timezone_without_a_region_gets_a_warning(
+    good_files: dict[str, str], zone: str, warned: bool
+) -> None:
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace("Europe/Berlin", zone)
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    found = [str(d) for d in diagnostics if "timezone" in d.message]
+    if warned:
+        assert found == [
+            f"pricing.yaml:1:11: warning: timezone {zone!r} is a fixed or legacy zone, not a "
+            "place: local windows follow no daylight-saving rules of a region; name one such "
+            "as America/New_York or Europe/Berlin"
+        ]
+    else:
+        assert found == []
 
 
 def test_maps_and_single_settings_may_not_repeat_across_files(good_folder: Path) -> None:
