@@ -103,6 +103,15 @@ def preview(
             "this many per cent: a gate for the rule files' own CI.",
         ),
     ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="Compare with the prices these rule files give the same inputs at the same "
+            "instant (e.g. main's rules/), not with the prices in force: the edit's own effect, "
+            "without the moves already under way.",
+            exists=True,
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with every change.")
     ] = False,
@@ -111,28 +120,28 @@ def preview(
 
     Reads the store (REDIS_URL, or the embedded Redis) and publishes nothing. Each SKU is
     priced from its stored inputs in every segment the candidate distinguishes, at the
-    instant given (default now), and compared with the price published for that instant.
+    instant given (default now), and compared with the price published for that instant
+    (or, with --against, with the price the other rules give).
     """
-    ruleset, diagnostics = check_ruleset(path)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    for diagnostic in diagnostics:
-        err.print(str(diagnostic), markup=False)
-    if ruleset is None:
-        err.print(f"[bold red]✗[/] {path}: the candidate rules have errors; nothing previewed")
-        raise typer.Exit(1)
-    compiled = CompiledRuleset(ruleset)
+    compiled = _checked(path, err, "the candidate rules")
+    baseline = None if against is None else _checked(against, err, "the rules to compare with")
     moment = parse_instant(at)
 
     async def work(store: Store) -> CataloguePreview:
         if sku:
-            return await preview_catalogue(store, compiled, moment, sku)
+            return await preview_catalogue(store, compiled, moment, sku, baseline=baseline)
         columns = (BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(
             *Progress.get_default_columns()[:1], *columns, console=err, transient=True
         ) as progress:
             task = progress.add_task("previewing", total=await store.count_items())
             return await preview_catalogue(
-                store, compiled, moment, on_progress=lambda done: progress.advance(task, done)
+                store,
+                compiled,
+                moment,
+                on_progress=lambda done: progress.advance(task, done),
+                baseline=baseline,
             )
 
     result = run_with_store(get_settings(), work)
@@ -144,15 +153,38 @@ def preview(
         if fail_above is not None and abs(change.change_percent) > fail_above
     ]
     if as_json:
-        typer.echo(json.dumps(_preview_document(compiled, moment, result), indent=2))
+        document = _preview_document(compiled, moment, result, baseline)
+        typer.echo(json.dumps(document, indent=2))
     else:
-        _print_preview(compiled, moment, result, top)
+        _print_preview(compiled, moment, result, top, baseline)
+    raising = [change for change in result.changes if change.discount_raises]
+    if raising:
+        examples = ", ".join(
+            f"{change.sku} {change.segment or 'default'} {change.change_percent:+}% "
+            f"({change.rule_id})"
+            for change in raising[:5]
+        )
+        err.print(
+            f"[bold yellow]![/] {_plural(len(raising), 'price')} would go UP under a discount "
+            f"(off a list price above the price compared with): {examples}"
+            + (" ..." if len(raising) > 5 else "")
+        )
     if too_large:
         err.print(
             f"[bold red]✗[/] {_plural(len(too_large), 'price')} would move by more than "
             f"{fail_above}% (largest {max(abs(c.change_percent) for c in too_large)}%)"
         )
         raise typer.Exit(EXIT_CHANGE_TOO_LARGE)
+
+
+def _checked(path: Path, err: Console, what: str) -> CompiledRuleset:
+    ruleset, diagnostics = check_ruleset(path)
+    for diagnostic in diagnostics:
+        err.print(str(diagnostic), markup=False)
+    if ruleset is None:
+        err.print(f"[bold red]✗[/] {path}: {what} have errors; nothing previewed")
+        raise typer.Exit(1)
+    return CompiledRuleset(ruleset)
 
 
 def _change_document(change: PriceChangePreview) -> dict[str, Any]:
@@ -165,17 +197,24 @@ def _change_document(change: PriceChangePreview) -> dict[str, Any]:
         "change": str(change.change),
         "change_percent": str(change.change_percent),
         "rule_id": change.rule_id,
+        "strategy": change.strategy,
         "guardrails_fired": list(change.guardrails_fired),
     }
 
 
-def _preview_document(compiled: CompiledRuleset, at: datetime, result: CataloguePreview) -> Any:
+def _preview_document(
+    compiled: CompiledRuleset,
+    at: datetime,
+    result: CataloguePreview,
+    baseline: CompiledRuleset | None,
+) -> Any:
     summary = {
         name: str(value) if isinstance(value, Decimal) else value
         for name, value in asdict(result.summary).items()
     }
     return {
         "version": compiled.version,
+        "against": "prices in force" if baseline is None else baseline.version,
         "at": at.isoformat(),
         "summary": summary,
         "changes": [_change_document(change) for change in result.changes],
@@ -184,15 +223,20 @@ def _preview_document(compiled: CompiledRuleset, at: datetime, result: Catalogue
 
 
 def _print_preview(
-    compiled: CompiledRuleset, at: datetime, result: CataloguePreview, top: int
+    compiled: CompiledRuleset,
+    at: datetime,
+    result: CataloguePreview,
+    top: int,
+    baseline: CompiledRuleset | None,
 ) -> None:
     console = Console(highlight=False, soft_wrap=True)
     summary = result.summary
     zone = ZoneInfo(compiled.ruleset.timezone)
     local = f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+    compared = "the prices in force" if baseline is None else f"ruleset {baseline.version}"
     console.print(
-        f"Preview of ruleset [bold]{compiled.version}[/] at {local} against the prices in "
-        f"force: {_plural(summary.evaluated, 'SKU and segment')} priced, "
+        f"Preview of ruleset [bold]{compiled.version}[/] at {local} against {compared}: "
+        f"{_plural(summary.evaluated, 'SKU and segment')} priced, "
         f"[bold]{summary.changed} would change[/] ({summary.up} up, {summary.down} down), "
         f"{summary.unpriced} without a price to compare."
     )

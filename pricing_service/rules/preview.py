@@ -15,7 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from pricing_service.engine.compiled import CompiledRuleset
-from pricing_service.engine.inputs import PricingInputs
+from pricing_service.engine.decision import Decision
+from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.segments import priced_segments
 from pricing_service.engine.single import decide
 from pricing_service.repricer.inputs import load_segments
@@ -32,7 +33,14 @@ class PriceChangePreview:
     current: Decimal
     proposed: Decimal
     rule_id: str
+    strategy: str = ""  # as the decision says: "discount", "fallback:list_price", ...
     guardrails_fired: tuple[str, ...] = ()
+
+    @property
+    def discount_raises(self) -> bool:
+        """A discount that would put the price up: off a list price above the price in
+        force, a promotion that charges more."""
+        return self.strategy == "discount" and self.change > 0
 
     @property
     def change(self) -> Decimal:
@@ -54,6 +62,8 @@ class PreviewSummary:
     #: name (a price with two firing counts under both): where a candidate that "changes
     #: nothing" is being held back, e.g. by a cooldown after the last change.
     held: dict[str, int]
+    #: Changes up under a discount (see :attr:`PriceChangePreview.discount_raises`).
+    discounts_up: int
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
@@ -117,9 +127,12 @@ async def preview_catalogue(
     at: datetime,
     skus: Sequence[str] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    baseline: CompiledRuleset | None = None,
 ) -> CataloguePreview:
-    """Preview ``skus`` (default: the whole catalogue) a chunk at a time. It prices on the
-    calling thread: for a command line, not for a server's event loop."""
+    """Preview ``skus`` (default: the whole catalogue) a chunk at a time, against the
+    prices in force or, given a ``baseline`` ruleset, against the prices it gives the same
+    inputs at the same instant. It prices on the calling thread: for a command line, not
+    for a server's event loop."""
     changes: list[PriceChangePreview] = []
     evaluated = unpriced = 0
     held: Counter[str] = Counter()
@@ -138,7 +151,9 @@ async def preview_catalogue(
         stored = await read_preview_inputs(store, compiled, chunk, at)
         found_skus = stored.skus
         missing += [sku for sku in chunk if sku not in found_skus]
-        found, summary = preview_changes(compiled, stored.inputs, stored.in_force, at)
+        found, summary = preview_changes(
+            compiled, stored.inputs, stored.in_force, at, baseline=baseline
+        )
         changes += found
         evaluated += summary.evaluated
         unpriced += summary.unpriced
@@ -154,10 +169,13 @@ def preview_changes(
     inputs: Mapping[str, Mapping[str, PricingInputs]],
     in_force: Mapping[tuple[str, str], Decimal],
     now: datetime,
+    *,
+    baseline: CompiledRuleset | None = None,
 ) -> tuple[list[PriceChangePreview], PreviewSummary]:
     """Each SKU's price in each of ``compiled``'s segments (``inputs`` by segment, then
     SKU) against the price in force (``in_force`` by SKU and segment, else the item's
-    current price), ordered by SKU, then segment. CPU-bound: call it off the event loop."""
+    current price), or against the price ``baseline`` gives the same inputs; ordered by
+    SKU, then segment. CPU-bound: call it off the event loop."""
     changes: list[PriceChangePreview] = []
     unpriced = evaluated = 0
     held: Counter[str] = Counter()
@@ -170,17 +188,11 @@ def preview_changes(
             if entry is None:
                 continue
             evaluated += 1
-            current = in_force.get((sku, name), entry.item.current_price)
-            decision = decide(
-                compiled,
-                entry.item,
-                now,
-                segment=segment,
-                observations=entry.observations,
-                demand=entry.demand,
-                elasticity=entry.elasticity,
-                override=entry.override,
-            )
+            decision = _decide(compiled, entry, now, segment)
+            if baseline is None:
+                current = in_force.get((sku, name), entry.item.current_price)
+            else:
+                current = _decide(baseline, entry, now, segment).price
             if current is None or current == 0 or decision.price is None:
                 unpriced += 1
                 continue
@@ -196,6 +208,7 @@ def preview_changes(
                         current=current,
                         proposed=decision.price,
                         rule_id=decision.rule_id,
+                        strategy=decision.strategy,
                         guardrails_fired=decision.guardrails_fired,
                     )
                 )
@@ -219,6 +232,7 @@ def summarize(
         down=sum(change.change < 0 for change in changes),
         unpriced=unpriced,
         held=dict(sorted(held.items())),
+        discounts_up=sum(change.discount_raises for change in changes),
         mean_abs_change_percent=(
             (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
             if magnitudes
@@ -226,6 +240,21 @@ def summarize(
         ),
         median_abs_change_percent=_median(magnitudes),
         max_abs_change_percent=max(magnitudes) if magnitudes else None,
+    )
+
+
+def _decide(
+    ruleset: CompiledRuleset, entry: PricingInputs, at: datetime, segment: Segment
+) -> Decision:
+    return decide(
+        ruleset,
+        entry.item,
+        at,
+        segment=segment,
+        observations=entry.observations,
+        demand=entry.demand,
+        elasticity=entry.elasticity,
+        override=entry.override,
     )
 
 

@@ -173,9 +173,10 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
         "change": "5.00",
         "change_percent": "10.00",
         "rule_id": "default",
+        "strategy": "fixed",
         "guardrails_fired": [],
     }
-    assert body["summary"]["held"] == {}
+    assert (body["summary"]["held"], body["summary"]["discounts_up"]) == ({}, 0)
     client = redis.Redis.from_url(clean_redis)
     try:
         assert client.get(keys.schedule("A", "")) is None

@@ -135,9 +135,16 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
                 "change": "-4.75",
                 "change_percent": "-10.00",
                 "rule_id": "app-discount",
+                "strategy": "discount",
                 "guardrails_fired": ["max_change"],
             }
         ]
+        assert document["against"] == "prices in force"
+        against = runner.invoke(
+            app, ["preview", str(candidate), "--at", at, "--json", "--against", str(live)]
+        )
+        assert against.exit_code == 0, against.output
+        assert json.loads(against.stdout)["against"] == compile_rules(live).version
 
         gated = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "9.5"])
         assert gated.exit_code == EXIT_CHANGE_TOO_LARGE
@@ -152,3 +159,47 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
         assert "nothing previewed" in broken.output
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.anyio
+async def test_against_another_ruleset_only_the_edit_shows(store: Store, tmp_path: Path) -> None:
+    live = write_rules(tmp_path / "live")
+    await _seed(store, live, count=2)
+    # Prices already moving (an hour on, every SKU's list price went up) show against
+    # the prices in force, not against the live rules.
+    await store.put_items(
+        [item(f"SKU-{n}", "60.00", current_price=Decimal("50.00")) for n in range(2)]
+    )
+    at = FRIDAY_NOON + timedelta(hours=1)
+    baseline = compile_rules(live)
+    assert (await preview_catalogue(store, baseline, at)).summary.changed == 4
+    assert (await preview_catalogue(store, baseline, at, baseline=baseline)).changes == []
+
+    candidate = compile_rules(write_rules(tmp_path / "candidate", CANDIDATE))
+    preview = await preview_catalogue(store, candidate, at, baseline=baseline)
+    # Live: 60.00 by default, 57.00 in the app. The candidate's app price: 30% off, but
+    # at most 10% from the price the repricer starts from (its own, 47.50).
+    assert [(c.sku, c.segment, c.current, c.proposed) for c in preview.changes] == [
+        ("SKU-0", "", Decimal("60.00"), Decimal("55.00")),
+        ("SKU-0", "channel:app", Decimal("57.00"), Decimal("42.75")),
+        ("SKU-1", "", Decimal("60.00"), Decimal("55.00")),
+        ("SKU-1", "channel:app", Decimal("57.00"), Decimal("42.75")),
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_discount_that_would_raise_a_price_is_counted(store: Store, tmp_path: Path) -> None:
+    await store.put_items([item("SKU-0", "50.00", current_price=Decimal("40.00"))])
+    everyday = PLAIN_RULES.replace("list_price: true", "fixed: 40")
+    candidate = compile_rules(write_rules(tmp_path / "candidate", everyday))
+    baseline = compile_rules(write_rules(tmp_path / "live", everyday[: everyday.index("rules:")]))
+    preview = await preview_catalogue(store, candidate, FRIDAY_NOON, baseline=baseline)
+    [app] = preview.changes
+    # 5% off the list price (47.50) is above the everyday 40.00.
+    assert (app.segment, app.strategy, app.proposed) == (
+        "channel:app",
+        "discount",
+        Decimal("47.50"),
+    )
+    assert app.discount_raises
+    assert preview.summary.discounts_up == 1

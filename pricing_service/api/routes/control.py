@@ -106,6 +106,7 @@ class PriceChangeOut(BaseModel):
     change: Decimal
     change_percent: Decimal
     rule_id: str
+    strategy: str = Field(description='What set the price: "discount", "fallback:list_price"...')
     guardrails_fired: list[str] = Field(description="Guardrails that shaped the proposed price.")
 
 
@@ -120,6 +121,9 @@ class PreviewSummaryOut(BaseModel):
             "Prices that stay as they are while a guardrail or the loop protection fired, "
             "by name (a price with two firing counts under both)."
         )
+    )
+    discounts_up: int = Field(
+        description="Changes up under a discount: off a list price above the price in force."
     )
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
@@ -294,6 +298,7 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
                 change=change.change,
                 change_percent=change.change_percent,
                 rule_id=change.rule_id,
+                strategy=change.strategy,
                 guardrails_fired=list(change.guardrails_fired),
             )
             for change in changes
