@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import importlib
 import logging
+import re
 import shutil
 import subprocess
 import types
@@ -266,7 +267,6 @@ _CONSTRAINTS = {
     "too_long": "takes at most {max_length} item(s)",
     "string_too_short": "must not be empty",
     "string_too_long": "must be at most {max_length} characters",
-    "enum": "expected one of {expected}",
 }
 _PATTERNS = {
     r"^[a-z0-9][a-z0-9_\-]*$": (
@@ -301,6 +301,12 @@ def _message(kind: str, context: dict[str, Any], details: ErrorDetails) -> str:
     if kind == "string_pattern_mismatch":
         expected = _PATTERNS.get(context["pattern"], f"expected text matching {context['pattern']}")
         return f"{expected}, got {_describe(details['input'])}"
+    if kind == "enum":
+        found = details["input"]
+        message = f"expected one of {context['expected']}, got {_describe(found)}"
+        choices = re.findall(r"'([^']*)'", str(context["expected"]))
+        close = difflib.get_close_matches(str(found), choices, n=1)
+        return f"{message} (did you mean '{close[0]}'?)" if close else message
     if kind in _CONSTRAINTS:
         return _CONSTRAINTS[kind].format(**context)
     if kind in _EXPECTED:

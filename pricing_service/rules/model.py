@@ -95,10 +95,17 @@ def _positive(value: Decimal) -> Decimal:
     return value
 
 
+def _written(value: Any) -> str:
+    """A value as the rule file had it: 0.08, not Decimal('0.08')."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def _parse_percent(value: Any) -> Decimal:
     """``"5%"`` -> ``Decimal("0.05")``; signed forms ``"+5%"`` and ``"-10%"`` too."""
     if not isinstance(value, str):
-        raise ValueError(f'write a percentage as a string such as "5%", got {value!r}')
+        raise ValueError(f'write a percentage as a string such as "5%", got {_written(value)}')
     match = _PERCENT.match(value.strip())
     if match is None:
         raise ValueError(f'expected a percentage such as "5%" or "-2.5%", got {value!r}')
@@ -115,7 +122,9 @@ def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if not isinstance(value, str):
-        raise ValueError(f'write a duration as a string such as "6h", "30m" or "1d", got {value!r}')
+        raise ValueError(
+            f'write a duration as a string such as "6h", "30m" or "1d", got {_written(value)}'
+        )
     match = _DURATION.match(value.strip())
     if match is None or not any(match.groups()):
         raise ValueError(f'expected a duration such as "6h", "30m", "1d12h", got {value!r}')

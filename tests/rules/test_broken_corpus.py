@@ -42,7 +42,8 @@ EXPECTED: dict[str, list[str]] = {
     "wrong_types.yaml": [
         "wrong_types.yaml:8:15: error: expected a whole number, got 'high'",
         "wrong_types.yaml:10:14: error: expected text, got 12345; put it in quotes",
-        "wrong_types.yaml:12:14: error: expected one of 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'",
+        "wrong_types.yaml:12:14: error: expected one of 'mon', 'tue', 'wed', 'thu', 'fri', 'sat' "
+        "or 'sun', got 'monday' (did you mean 'mon'?)",
         "wrong_types.yaml:15:24: error: expected true or false, got 'maybe'",
     ],
     "bad_ids.yaml": [

@@ -294,6 +294,19 @@ def test_a_price_delta_written_as_a_mapping_reads_percentages_as_percentages() -
         PriceDelta.model_validate({"percent": 5})
 
 
+def test_a_number_where_a_percentage_belongs_is_quoted_as_written(
+    good_files: dict[str, str],
+) -> None:
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(
+        "  cooldown: 6h\n", "  cooldown: 6h\n  min_margin: 0.08\n"
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert [d.message for d in diagnostics] == [
+        'write a percentage as a string such as "5%", got 0.08'
+    ]
+
+
 def test_diagnostic_renders_for_editors() -> None:
     diagnostic = Diagnostic("rules/a.yaml", 3, 7, "warning", "look here")
     assert str(diagnostic) == "rules/a.yaml:3:7: warning: look here"
