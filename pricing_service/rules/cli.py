@@ -157,6 +157,14 @@ def preview(
         typer.echo(json.dumps(document, indent=2))
     else:
         _print_preview(compiled, moment, result, top, baseline)
+    if result.summary.unmatched_rules:
+        err.print(
+            f"[bold yellow]![/] {_plural(len(result.summary.unmatched_rules), 'rule')} "
+            f"{'covers' if len(result.summary.unmatched_rules) == 1 else 'cover'} none of the "
+            "SKUs previewed (names are case-sensitive): "
+            + ", ".join(result.summary.unmatched_rules),
+            markup=True,
+        )
     raising = [change for change in result.changes if change.discount_raises]
     if raising:
         examples = ", ".join(

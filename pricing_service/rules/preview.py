@@ -9,7 +9,7 @@ item's current price where nothing is published for the segment. The API's
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +18,7 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.segments import priced_segments
-from pricing_service.engine.single import decide
+from pricing_service.engine.single import decide, rule_matches_item
 from pricing_service.repricer.inputs import load_segments
 from pricing_service.store.store import Store
 
@@ -64,6 +64,9 @@ class PreviewSummary:
     held: dict[str, int]
     #: Changes up under a discount (see :attr:`PriceChangePreview.discount_raises`).
     discounts_up: int
+    #: Rules whose scope (SKUs, categories, brands, tags, price band, segment) covers
+    #: none of the SKUs previewed in any segment: a typo, or a category's other spelling.
+    unmatched_rules: list[str]
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
@@ -136,6 +139,7 @@ async def preview_catalogue(
     changes: list[PriceChangePreview] = []
     evaluated = unpriced = 0
     held: Counter[str] = Counter()
+    unmatched = {rule.id for rule in compiled.rules}
     missing: list[str] = []
 
     async def chunks() -> AsyncIterator[list[str]]:
@@ -158,9 +162,13 @@ async def preview_catalogue(
         evaluated += summary.evaluated
         unpriced += summary.unpriced
         held.update(summary.held)
+        if summary.evaluated:
+            unmatched &= set(summary.unmatched_rules)
         if on_progress is not None:
             on_progress(len(chunk))
-    summary = summarize(changes, evaluated=evaluated, unpriced=unpriced, held=held)
+    summary = summarize(
+        changes, evaluated=evaluated, unpriced=unpriced, held=held, unmatched=unmatched
+    )
     return CataloguePreview(changes, summary, missing)
 
 
@@ -179,6 +187,7 @@ def preview_changes(
     changes: list[PriceChangePreview] = []
     unpriced = evaluated = 0
     held: Counter[str] = Counter()
+    unmatched = {rule.id: rule for rule in compiled.rules}
     segments = priced_segments(compiled)
     skus = sorted({sku for by_sku in inputs.values() for sku in by_sku})
     for sku in skus:
@@ -188,6 +197,13 @@ def preview_changes(
             if entry is None:
                 continue
             evaluated += 1
+            covering = [
+                rule_id
+                for rule_id, rule in unmatched.items()
+                if rule_matches_item(rule, entry.item, segment)
+            ]
+            for rule_id in covering:
+                del unmatched[rule_id]
             decision = _decide(compiled, entry, now, segment)
             if baseline is None:
                 current = in_force.get((sku, name), entry.item.current_price)
@@ -212,7 +228,10 @@ def preview_changes(
                         guardrails_fired=decision.guardrails_fired,
                     )
                 )
-    return changes, summarize(changes, evaluated=evaluated, unpriced=unpriced, held=held)
+    summary = summarize(
+        changes, evaluated=evaluated, unpriced=unpriced, held=held, unmatched=unmatched
+    )
+    return changes, summary
 
 
 def summarize(
@@ -221,6 +240,7 @@ def summarize(
     evaluated: int,
     unpriced: int,
     held: Mapping[str, int],
+    unmatched: Iterable[str] = (),
 ) -> PreviewSummary:
     """The summary of ``changes`` among ``evaluated`` SKU and segment pairs, for a preview
     computed in parts."""
@@ -233,6 +253,7 @@ def summarize(
         unpriced=unpriced,
         held=dict(sorted(held.items())),
         discounts_up=sum(change.discount_raises for change in changes),
+        unmatched_rules=sorted(unmatched) if evaluated else [],
         mean_abs_change_percent=(
             (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
             if magnitudes

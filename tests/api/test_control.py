@@ -177,6 +177,7 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
         "guardrails_fired": [],
     }
     assert (body["summary"]["held"], body["summary"]["discounts_up"]) == ({}, 0)
+    assert body["summary"]["unmatched_rules"] == []
     client = redis.Redis.from_url(clean_redis)
     try:
         assert client.get(keys.schedule("A", "")) is None

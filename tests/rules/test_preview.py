@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from pricing_service.repricer.full import reprice_all
 from pricing_service.repricer.pricer import Pricer
+from pricing_service.rules import preview as preview_module
 from pricing_service.rules.cli import EXIT_CHANGE_TOO_LARGE, app
 from pricing_service.rules.preview import preview_catalogue
 from pricing_service.settings import get_settings
@@ -210,3 +211,30 @@ async def test_a_discount_that_would_raise_a_price_is_counted(store: Store, tmp_
     )
     assert app.discount_raises
     assert preview.summary.discounts_up == 1
+
+
+@pytest.mark.anyio
+async def test_a_rule_that_covers_no_sku_previewed_is_named(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.put_items(
+        [item("HOSE", category="garden"), item("CHAIR", category="garden"), item("LAMP")]
+    )
+    typo = PLAIN_RULES + (
+        "  - id: weekend-garden\n"
+        "    description: Garden items 10% off.\n"
+        "    owner: test@example.com\n"
+        "    priority: 30\n"
+        "    match: { categories: [Garden] }\n"  # the catalogue says garden
+        '    strategy: { discount: "10%" }\n'
+    )
+    candidate = compile_rules(write_rules(tmp_path / "typo", typo))
+    preview = await preview_catalogue(store, candidate, FRIDAY_NOON)
+    assert preview.summary.unmatched_rules == ["weekend-garden"]
+    fixed = compile_rules(write_rules(tmp_path / "fixed", typo.replace("[Garden]", "[garden]")))
+    # Counted over every chunk: each SKU in a chunk of its own.
+    monkeypatch.setattr(preview_module, "PREVIEW_CHUNK", 1)
+    one_by_one = await preview_catalogue(store, fixed, FRIDAY_NOON, ["LAMP", "NOPE", "HOSE"])
+    assert one_by_one.summary.unmatched_rules == []
+    lamp_only = await preview_catalogue(store, fixed, FRIDAY_NOON, ["LAMP"])
+    assert lamp_only.summary.unmatched_rules == ["weekend-garden"]

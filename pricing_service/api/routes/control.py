@@ -125,6 +125,10 @@ class PreviewSummaryOut(BaseModel):
     discounts_up: int = Field(
         description="Changes up under a discount: off a list price above the price in force."
     )
+    unmatched_rules: list[str] = Field(
+        description="Rules whose scope covers none of the SKUs previewed: a typo, or a "
+        "category spelled another way (names are case-sensitive)."
+    )
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
