@@ -128,9 +128,9 @@ def _offline_table(rules: Path, at: str | None, segment: str | None) -> None:
         print_diagnostics(exc)
         raise typer.Exit(code=1) from None
     compiled = CompiledRuleset(ruleset)
-    moment = parse_instant(at)
-    wanted = Segment.parse(segment)
     zone = ZoneInfo(ruleset.timezone)
+    moment = parse_instant(at, zone)
+    wanted = Segment.parse(segment)
     table = Table(title=f"Demo catalogue at {moment.astimezone(zone):%Y-%m-%d %H:%M %Z}")
     table.add_column("sku", no_wrap=True)
     for column in ("current", "price", "rule", "strategy", "guardrails", "next change"):

@@ -23,12 +23,18 @@ from pricing_service.rules.loader import RulesetError, load_ruleset
 
 RulesOption = Annotated[Path, typer.Option(help="Rule files folder (or one file).")]
 AtOption = Annotated[
-    str | None, typer.Option(help="Instant to price at, ISO 8601 with offset; default now.")
+    str | None,
+    typer.Option(
+        help="Instant to price at, ISO 8601 (2026-11-27T09:00:00-05:00); without an offset, "
+        "in the ruleset's timezone; default now."
+    ),
 ]
 SegmentOption = Annotated[str | None, typer.Option(help="Segment such as channel:app,tier:member.")]
 
 
-def parse_instant(text: str | None) -> datetime:
+def parse_instant(text: str | None, zone: ZoneInfo | None = None) -> datetime:
+    """``--at``: now when not given; a date or time without an offset is in ``zone`` (the
+    ruleset's timezone: where the pricing team's windows are)."""
     if text is None:
         return datetime.now(UTC).replace(microsecond=0)
     try:
@@ -36,7 +42,9 @@ def parse_instant(text: str | None) -> datetime:
     except ValueError:
         raise typer.BadParameter(f"not an ISO 8601 instant: {text!r}") from None
     if moment.tzinfo is None:
-        raise typer.BadParameter("give a timezone, e.g. 2026-11-27T00:00:00-05:00 or ...Z")
+        if zone is None:
+            raise typer.BadParameter("give a timezone, e.g. 2026-11-27T00:00:00-05:00 or ...Z")
+        moment = moment.replace(tzinfo=zone)
     return moment
 
 
@@ -60,6 +68,20 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     if moment is None:
         return "open-ended"
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}"
+
+
+def _age(seconds: int) -> str:
+    """An input's age for people: 45s, 12m 5s, 5h 1m, 353d 12h."""
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
 
 
 def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None:
@@ -89,7 +111,7 @@ def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None
         for column in ("input", "value", "source", "age"):
             inputs.add_column(column)
         for used in decision.inputs:
-            age = "" if used.age_seconds is None else f"{used.age_seconds}s"
+            age = "" if used.age_seconds is None else _age(used.age_seconds)
             inputs.add_row(used.name, used.value, used.source, age)
         console.print(inputs)
     fired = ", ".join(decision.guardrails_fired) or "none"
@@ -147,5 +169,6 @@ def explain_item(
         raise typer.Exit(code=1) from None
     check_segment(ruleset.segments, wanted)
     compiled = CompiledRuleset(ruleset)
-    decisions = schedule(compiled, inputs, parse_instant(at), segment=wanted)
+    moment = parse_instant(at, ZoneInfo(ruleset.timezone))
+    decisions = schedule(compiled, inputs, moment, segment=wanted)
     print_decisions(decisions, ZoneInfo(ruleset.timezone), as_json=as_json)

@@ -161,7 +161,7 @@ def explain_sku(
         raise typer.BadParameter(str(exc)) from None
     check_segment(compiled.ruleset.segments, asked)
     wanted = canonical_segment(compiled, asked)
-    moment = parse_instant(at)
+    moment = parse_instant(at, ZoneInfo(compiled.ruleset.timezone))
 
     async def work(store: Store) -> PricingInputs | None:
         loaded = await load_inputs(store, compiled, [sku], moment, str(wanted))

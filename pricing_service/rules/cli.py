@@ -126,7 +126,7 @@ def preview(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     compiled = _checked(path, err, "the candidate rules")
     baseline = None if against is None else _checked(against, err, "the rules to compare with")
-    moment = parse_instant(at)
+    moment = parse_instant(at, ZoneInfo(compiled.ruleset.timezone))
 
     async def work(store: Store) -> CataloguePreview:
         if sku:

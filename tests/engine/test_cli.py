@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pricing_service.cli import app
+from pricing_service.engine import cli as engine_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -84,3 +86,28 @@ def test_demo_prices_the_whole_catalogue() -> None:
     assert result.exit_code == 0, result.output
     assert "TV-55-OLED" in result.output
     assert "black-friday" in result.output
+
+
+def test_an_instant_without_an_offset_is_in_the_rulesets_timezone() -> None:
+    base = ["explain", "--rules", str(ROOT / "rules"), "--item", str(ROOT / "examples/item.json")]
+    result = runner.invoke(app, [*base, "--at", "2026-11-27", "--json"])
+    assert result.exit_code == 0, result.output
+    decision = json.loads(result.output)
+    # Midnight in New York, where the rules' windows are: Black Friday has just begun.
+    assert decision["valid_from"] == "2026-11-27T05:00:00+00:00"
+    assert decision["rule_id"] == "black-friday-electronics"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (60, "1m 0s"),
+        (3599, "59m 59s"),
+        (18085, "5h 1m"),
+        (30544935, "353d 12h"),
+    ],
+)
+def test_input_ages_read_as_durations(seconds: int, shown: str) -> None:
+    assert engine_cli._age(seconds) == shown
