@@ -661,6 +661,54 @@ def _check_guardrails_against_ruleset(merged: _Merged) -> Iterator[Diagnostic]:
                 f"min_price {outer.value.min_price} ({where})"
             )
             yield located.error(("guardrails", "max_price"), message)
+        yield from _looser_guardrails(located, inner, outer)
+
+
+#: Rule guardrails that a looser value leaves without effect, and which way is looser:
+#: -1 where a lower value is looser (a floor, a margin, a pause), +1 where higher is.
+_LOOSER_WHEN = {
+    "min_price": -1,
+    "max_price": +1,
+    "min_margin": -1,
+    "max_change": +1,
+    "max_change_per_day": +1,
+    "cooldown": -1,
+}
+
+
+def _looser_guardrails(
+    located: _Located[Any], inner: Guardrails, outer: _Located[Guardrails]
+) -> Iterator[Diagnostic]:
+    """A rule's guardrail no stricter than the ruleset's: it does nothing, which its
+    author is unlikely to have meant."""
+    for name, looser in _LOOSER_WHEN.items():
+        mine, theirs = getattr(inner, name), getattr(outer.value, name)
+        if mine is None or theirs is None:
+            continue
+        if (mine <= theirs) if looser < 0 else (mine >= theirs):
+            where = _at(outer, outer.position(name))
+            message = (
+                f"has no effect: {name} {_shown(name, mine)} is no stricter than the "
+                f"ruleset's {_shown(name, theirs)} ({where}), which applies to every rule"
+            )
+            yield located.report(("guardrails", name), message, "warning")
+
+
+def _shown(name: str, value: Any) -> str:
+    """A guardrail's value as the rule files write it: "8%", "6h", 19.99."""
+    if isinstance(value, timedelta):
+        minutes = int(value.total_seconds()) // 60
+        days, minutes = divmod(minutes, 24 * 60)
+        hours, minutes = divmod(minutes, 60)
+        parts = [
+            f"{days}d" if days else "",
+            f"{hours}h" if hours else "",
+            f"{minutes}m" if minutes else "",
+        ]
+        return "".join(parts) or f"{int(value.total_seconds())}s"
+    if name in ("min_margin", "max_change", "max_change_per_day"):
+        return f'"{(value * 100).normalize():f}%"'
+    return str(value)
 
 
 def _check_event_calendar(merged: _Merged) -> Iterator[Diagnostic]:

@@ -385,3 +385,30 @@ def test_shadowing_needs_an_earlier_rule_at_least_as_broad(
 def test_the_committed_ruleset_is_valid() -> None:
     _, diagnostics = check_ruleset(REPO_RULES)
     assert messages(diagnostics) == []
+
+
+def test_a_rule_guardrail_no_stricter_than_the_rulesets_is_flagged(
+    good_files: dict[str, str],
+) -> None:
+    # The ruleset's: min_price 1.00, max_price 5000, cooldown 6h (pricing.yaml).
+    good_files["rules.yaml"] += (
+        "    guardrails:\n"
+        "      min_price: 0.50\n"  # looser: the ruleset's 1.00 floor holds anyway
+        "      max_price: 4000\n"  # stricter: fine
+        "      cooldown: 1h\n"  # looser than 6h
+        '      max_change: "10%"\n'  # the ruleset sets none: fine
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert [(d.severity, d.message) for d in diagnostics] == [
+        (
+            "warning",
+            "has no effect: min_price 0.50 is no stricter than the ruleset's 1.00 "
+            "(pricing.yaml:5:14), which applies to every rule",
+        ),
+        (
+            "warning",
+            "has no effect: cooldown 1h is no stricter than the ruleset's 6h "
+            "(pricing.yaml:7:13), which applies to every rule",
+        ),
+    ]
