@@ -27,19 +27,26 @@ def simulate_command(
     out: Annotated[Path, typer.Option(help="Folder for summary.json and the PNG charts.")] = Path(
         "var/simulate"
     ),
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rule files to simulate instead of the scenario's own `rules:` (an edited "
+            "copy, say), against the same market and seed."
+        ),
+    ] = None,
 ) -> None:
     """Price a synthetic market with the real engine for DAYS simulated days; compare the
     rules with the oracle, a static list price and "beat the lowest by 1%"."""
     try:
         spec = load_scenario(scenario)
-        rules = load_ruleset(rules_path(scenario, spec))
+        ruleset = load_ruleset(rules or rules_path(scenario, spec))
     except (ScenarioError, RulesetError) as error:
         for diagnostic in error.diagnostics:
             typer.echo(str(diagnostic), err=True)
         raise typer.Exit(1) from None
     started = time.perf_counter()
     market = build_market(spec, seed)
-    simulation = simulate(spec, rules, market, days, seed)
+    simulation = simulate(spec, ruleset, market, days, seed)
     elapsed = time.perf_counter() - started
     summary = write_report(simulation, out)
     console = Console(highlight=False)

@@ -166,6 +166,20 @@ def test_the_examples_are_valid(name: str) -> None:
     assert load_ruleset(rules_path(EXAMPLES / name, scenario)) is not None
 
 
+def test_the_command_simulates_other_rules_on_the_same_market(small: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "pricing.yaml").write_text(
+        "timezone: America/New_York\ndefault:\n  strategy: {list_price: true}\n"
+    )
+    arguments = ["simulate", "--scenario", str(small), "--days", "8", "--seed", "3"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path), "--rules", str(rules)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    # Rules that only ever charge the list price earn what the list-price baseline earns.
+    assert _profit(summary, RULES) == _profit(summary, LIST_PRICE)
+
+
 def test_the_command_writes_a_summary_and_charts(small: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["simulate", "--scenario", str(small), "--days", "8", "--out", str(tmp_path)]
