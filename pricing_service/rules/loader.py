@@ -44,6 +44,7 @@ from pricing_service.rules.model import (
     RuleFile,
     Ruleset,
     Strategy,
+    Window,
 )
 from pricing_service.rules.yaml_source import (
     Position,
@@ -794,6 +795,30 @@ def _check_timezone_has_a_region(merged: _Merged) -> Iterator[Diagnostic]:
         )
 
 
+def _check_days_with_overnight_hours(merged: _Merged) -> Iterator[Diagnostic]:
+    """``days`` tests each instant's own date, which surprises with hours past midnight."""
+    for located in merged.rules:
+        rule = located.value
+        windows: list[tuple[ValuePath, Window | None]] = [(("when",), rule.when)]
+        windows += [
+            (("adjustments", index, "when"), adjustment.when)
+            for index, adjustment in enumerate(rule.adjustments)
+        ]
+        for path, window in windows:
+            if window is None or window.days is None or window.hours is None:
+                continue
+            start, end = window.hours.start, window.hours.end
+            if end > start:
+                continue
+            day = window.days[0].value
+            message = (
+                f"hours {start:%H:%M}-{end:%H:%M} run past midnight, and days test the date of "
+                f"each instant: '{day}' covers {day} 00:00-{end:%H:%M} and "
+                f"{start:%H:%M}-24:00, not the night into the next day"
+            )
+            yield located.report((*path, "hours"), message, "warning")
+
+
 _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] = (
     _check_competitor_references,
     _check_event_references,
@@ -803,4 +828,5 @@ _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] =
     _check_event_calendar,
     _check_shadowed_rules,
     _check_timezone_has_a_region,
+    _check_days_with_overnight_hours,
 )

@@ -412,3 +412,20 @@ def test_a_rule_guardrail_no_stricter_than_the_rulesets_is_flagged(
             "(pricing.yaml:7:13), which applies to every rule",
         ),
     ]
+
+
+def test_days_with_hours_past_midnight_get_a_warning_saying_what_they_cover(
+    good_files: dict[str, str],
+) -> None:
+    good_files["rules.yaml"] = good_files["rules.yaml"].replace(
+        'hours: "09:00-17:30"', 'hours: "22:00-02:00", days: [fri]'
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert [(d.severity, d.message) for d in diagnostics] == [
+        (
+            "warning",
+            "hours 22:00-02:00 run past midnight, and days test the date of each instant: "
+            "'fri' covers fri 00:00-02:00 and 22:00-24:00, not the night into the next day",
+        )
+    ]
