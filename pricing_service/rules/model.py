@@ -39,7 +39,9 @@ _HOURS = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 class _Strict(BaseModel):
     """Base of every rule-file object: unknown or misspelled fields are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
 
 def _also_written_as_text(
@@ -211,6 +213,7 @@ class DateRange(_Strict):
 
     from_: date = Field(alias="from")
     to: date
+    """The last date, included."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -224,9 +227,13 @@ class Window(_Strict):
     ``events`` holds when any listed event is on."""
 
     days: list[Weekday] | None = Field(default=None, min_length=1)
+    """Local days of the week, such as [sat, sun]; each instant's own date counts."""
     hours: HourRange | None = None
+    """Local clock hours, such as "18:00-21:00" (may run past midnight)."""
     dates: DateRange | None = None
+    """Local dates, from and to, both included."""
     events: list[Identifier] | None = Field(default=None, min_length=1)
+    """Any of these named events (see events:)."""
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -239,7 +246,9 @@ class PriceBand(_Strict):
     """Items whose list price lies in ``[min, max]``."""
 
     min: Amount | None = None
+    """The lowest list price included."""
     max: Amount | None = None
+    """The highest list price included."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -253,11 +262,17 @@ class Scope(_Strict):
     inside a list, any value matches."""
 
     skus: list[str] | None = Field(default=None, min_length=1)
+    """Only these SKUs."""
     categories: list[str] | None = Field(default=None, min_length=1)
+    """Items in any of these categories (exact, case-sensitive)."""
     brands: list[str] | None = Field(default=None, min_length=1)
+    """Items of any of these brands (exact, case-sensitive)."""
     tags: list[str] | None = Field(default=None, min_length=1)
+    """Items with any of these tags."""
     price_band: PriceBand | None = None
+    """Items whose list price is within this band."""
     segment: dict[Identifier, Identifier] | None = None
+    """Lookups whose segment has all these values, such as { channel: app }."""
 
 
 # -- strategies -------------------------------------------------------------------------
@@ -309,17 +324,22 @@ class PriceDelta(_Strict):
 
 class CompetitorStrategy(_Strict):
     reference: Reference = Reference.lowest
+    """Which price to follow: lowest, median, a named competitor, or lowest_landed_in_stock."""
     competitor: Identifier | None = Field(
         default=None, description="The competitor to follow when reference is `competitor`."
     )
     action: Action = Action.match
+    """match the reference, beat it (go under) or stay_above it, by `by`."""
     by: PriceDelta | None = Field(default=None, description='"5%" or an amount such as 1.00')
     competitors: list[Identifier] | None = Field(
         default=None, min_length=1, description="Only these competitors count (default: all)."
     )
     max_age: Duration = Field(default=timedelta(hours=24))
+    """Offers older than this do not count, such as "12h"."""
     in_stock_only: bool = True
+    """Out-of-stock offers do not count."""
     include_shipping: bool = False
+    """Compare prices with their shipping added."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -342,10 +362,12 @@ class Objective(StrEnum):
 
 class ElasticityStrategy(_Strict):
     objective: Objective = Objective.profit
+    """What the price maximises: profit."""
     max_standard_error: Decimal = Field(
         default=Decimal("0.5"), gt=0, description="Above this uncertainty, fall back."
     )
     min_observations: int = Field(default=30, ge=1)
+    """Fewer days of sales than this: the estimate is not used (falls back)."""
 
 
 class Strategy(_Strict):
@@ -356,7 +378,9 @@ class Strategy(_Strict):
     discount: UnsignedPercent | None = Field(default=None, description='Off the list price: "10%".')
     list_price: Literal[True] | None = Field(default=None, description="The item's list price.")
     competitor: CompetitorStrategy | None = None
+    """Follow competitors' offers: match, beat or stay above a reference."""
     elasticity: ElasticityStrategy | None = None
+    """The profit-optimal price from the item's estimated price elasticity."""
     keep_current: Literal[True] | None = Field(default=None, description="Keep the current price.")
 
     @model_validator(mode="after")
@@ -380,7 +404,9 @@ class Strategy(_Strict):
 
 class Threshold(_Strict):
     above: SignedAmount | None = None
+    """Holds when the signal is above this."""
     below: SignedAmount | None = None
+    """Holds when the signal is below this."""
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -402,6 +428,7 @@ class DemandCondition(_Strict):
         default=None, description="Inventory divided by forecast daily demand."
     )
     inventory: Threshold | None = None
+    """Units on hand."""
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -414,9 +441,13 @@ class Adjustment(_Strict):
     """A multiplier or offset applied after the strategy, when its window and signals hold."""
 
     id: Identifier
+    """A unique id within the rule, shown in explanations."""
     description: str | None = None
+    """Why the change: shown in explanations after the change applied."""
     when: Window | None = None
+    """When the change applies (local days, hours, dates, events); always when left out."""
     signals: DemandCondition | None = None
+    """Demand conditions that must all hold for the change to apply."""
     change: PriceDelta = Field(description='"+5%", "-10%" or a signed amount such as -2.00')
 
     @model_validator(mode="after")
@@ -449,7 +480,9 @@ class Rounding(_Strict):
         default=None, pattern=r"^\.\d{1,3}$|^\d*9$", description='".99", ".95" or "9"'
     )
     price_points: list[PositiveAmount] | None = Field(default=None, min_length=1)
+    """Round to the nearest of these prices instead."""
     mode: RoundingMode = RoundingMode.nearest
+    """Which way to round: nearest, up or down."""
 
     @model_validator(mode="after")
     def _one(self) -> Self:
@@ -462,14 +495,19 @@ class Guardrails(_Strict):
     """Hard limits that run last. A rule's guardrails can only tighten the ruleset's."""
 
     min_price: PositiveAmount | None = None
+    """Never below this price."""
     max_price: PositiveAmount | None = None
+    """Never above this price."""
     min_margin: Percent | None = Field(default=None, description='Over cost: "10%".')
     enforce_map: bool | None = Field(default=None, description="Never below MAP (default on).")
     max_change: UnsignedPercent | None = Field(default=None, description="Per repricing.")
     max_change_per_day: UnsignedPercent | None = Field(default=None, description="Over 24 hours.")
     direction: Direction | None = None
+    """up_only or down_only: the price may move only that way from the current one."""
     cooldown: Duration | None = None
+    """After a change, no other change for this long, such as "6h"."""
     rounding: Rounding | None = None
+    """Price endings (.99) or price points; within the other limits."""
 
     @model_validator(mode="after")
     def _possible(self) -> Self:
@@ -485,9 +523,11 @@ class LoopProtection(_Strict):
     """Hold a price that keeps escalating one way or flipping back and forth."""
 
     enabled: bool = True
+    """Turn loop protection off with false."""
     max_same_direction: int = Field(default=4, ge=2, description="Changes the same way in a row.")
     max_flips: int = Field(default=4, ge=2, description="Direction reversals in the window.")
     window: Duration = Field(default=timedelta(hours=24))
+    """The period the changes are counted over, such as "24h"."""
 
 
 # -- exploration ------------------------------------------------------------------------
@@ -541,16 +581,26 @@ def _thompson_needs_elasticity(exploration: Exploration | None, strategies: list
 
 class Rule(_Strict):
     id: Identifier
+    """A unique id (lowercase letters, digits, - and _), shown in every price's audit trail."""
     description: str = Field(min_length=1)
+    """What the rule is for, in words: shown in explanations."""
     owner: str = Field(min_length=1)
+    """Who to ask about the rule, such as an e-mail address."""
     priority: int = Field(description="Higher priorities are tried first; the first match wins.")
     match: Scope = Field(default_factory=Scope)
+    """Which items (and segment) the rule applies to; all the given conditions must hold."""
     when: Window | None = None
+    """When the rule applies (local days, hours, dates, events); always when left out."""
     strategy: Strategy
+    """How the rule sets the price: exactly one strategy."""
     fallback: list[Strategy] = Field(default_factory=list)
+    """Strategies to try in order when the strategy's inputs are missing or stale."""
     adjustments: list[Adjustment] = Field(default_factory=list)
+    """Changes on top of the strategy's price, each with an optional window and signals."""
     guardrails: Guardrails | None = None
+    """Stricter limits for this rule only (the ruleset's still apply)."""
     exploration: Exploration | None = None
+    """Optional price moves to learn demand; off by default."""
 
     @model_validator(mode="after")
     def _exploration_fits(self) -> Self:
@@ -565,10 +615,15 @@ class DefaultRule(_Strict):
     description: str = "Default pricing"
     owner: str = "pricing-team"
     strategy: Strategy
+    """How the default rule sets the price: exactly one strategy."""
     fallback: list[Strategy] = Field(default_factory=list)
+    """Strategies to try in order when the strategy's inputs are missing or stale."""
     adjustments: list[Adjustment] = Field(default_factory=list)
+    """Changes on top of the strategy's price, each with an optional window and signals."""
     guardrails: Guardrails | None = None
+    """Stricter limits for this rule only (the ruleset's still apply)."""
     exploration: Exploration | None = None
+    """Optional price moves to learn demand; off by default."""
 
     @model_validator(mode="after")
     def _exploration_fits(self) -> Self:
@@ -580,7 +635,9 @@ class HolidayAnchor(_Strict):
     """A public holiday from the ``holidays`` library, e.g. US ``Thanksgiving``."""
 
     country: str = Field(pattern=r"^[A-Z]{2}$")
+    """Two-letter country code, such as US."""
     subdivision: str | None = None
+    """A state or region code, such as CA, where holidays differ by region."""
     name: str = Field(min_length=1, description="Substring of the holiday's English name.")
 
 
@@ -588,8 +645,11 @@ class NthWeekday(_Strict):
     """The n-th weekday of a month, e.g. the 4th Thursday of November; -1 is the last."""
 
     month: int = Field(ge=1, le=12)
+    """1 to 12."""
     weekday: Weekday
+    """mon to sun."""
     n: int = Field(ge=-5, le=5)
+    """1 for the first, -1 for the last."""
 
     @model_validator(mode="after")
     def _nonzero(self) -> Self:
@@ -603,12 +663,18 @@ class Event(_Strict):
     ``holiday``, ``nth_weekday``, ``month_day`` ("12-24"), or explicit ``dates``."""
 
     name: str = Field(min_length=1)
+    """The event's name, for people."""
     holiday: HolidayAnchor | None = None
+    """On a public holiday of a country (the holidays library)."""
     nth_weekday: NthWeekday | None = None
+    """On the nth weekday of a month, such as the 4th Thursday of November."""
     month_day: str | None = Field(default=None, pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    """On the same date every year, such as "12-24"."""
     dates: list[DateRange] | None = Field(default=None, min_length=1)
+    """On these dates (from, to), for one-off events."""
     offset_days: int = Field(default=0, ge=-60, le=60, description="Days after the anchor.")
     duration_days: int = Field(default=1, ge=1, le=60)
+    """How many local days the event lasts."""
     starts_at: time = Field(default=time(0, 0), description="Local start time on the first day.")
 
     @model_validator(mode="after")
@@ -632,9 +698,13 @@ class PageField(_Strict):
     an attribute (such as ``content``) instead of the element's text."""
 
     css: SelectorText | None = None
+    """A CSS selector for the element."""
     xpath: SelectorText | None = None
+    """An XPath expression for the element."""
     json_path: SelectorText | None = None
+    """A path into the page's JSON (JSON-LD or a JSON response), such as offers.price."""
     attribute: str | None = Field(default=None, min_length=1, max_length=100)
+    """Read this attribute of the element instead of its text."""
 
     @model_validator(mode="after")
     def _compiles(self) -> Self:
@@ -653,9 +723,13 @@ class PageFields(_Strict):
     finds nothing, comes from the generic extraction chain."""
 
     price: PageField | None = None
+    """Where the price is."""
     currency: PageField | None = None
+    """Where the currency is."""
     availability: PageField | None = None
+    """Where the availability is."""
     sku: PageField | None = None
+    """Where the SKU is."""
 
     @model_validator(mode="after")
     def _something(self) -> Self:
@@ -668,6 +742,7 @@ class Competitor(_Strict):
     """A store whose prices we watch, and how politely its sites are crawled."""
 
     name: str = Field(min_length=1)
+    """The competitor's name, for people."""
     ours: bool = Field(default=False, description="Our own store or a sister store: never counted.")
     domains: list[Annotated[str, Field(pattern=_DOMAIN_PATTERN)]] = Field(
         default_factory=list,
@@ -725,14 +800,23 @@ class RuleFile(_Strict):
 
     schema_: str | None = Field(default=None, alias="$schema")
     timezone: TimezoneName | None = None
+    """The IANA timezone every window is in, such as America/New_York (one file sets it)."""
     segments: dict[Identifier, list[Identifier]] | None = None
+    """Segment dimensions and their values, such as channel: [web, app]; rules may match them."""
     guardrails: Guardrails | None = None
+    """Limits on every price, run last; a rule's own guardrails can only tighten them."""
     loop_protection: LoopProtection | None = None
+    """Holds a price chasing a competitor up or down, or flipping back and forth."""
     horizon: Duration | None = None
+    """How far ahead prices are scheduled, such as "7d"."""
     default: DefaultRule | None = None
+    """The rule for items no other rule matches."""
     rules: list[Rule] | None = None
+    """The rules, tried from the highest priority down; the first that matches sets the price."""
     events: dict[Identifier, Event] | None = None
+    """Named sales events (Black Friday, Prime Day...) that rules' windows can name."""
     competitors: dict[Identifier, Competitor] | None = None
+    """The competitors offers come from, and our own or sister stores (never counted)."""
 
 
 class Ruleset(_Strict):
