@@ -350,7 +350,7 @@ def explain_row(
                     "rounding",
                     money_text(clamped, digits),
                     money_text(final, digits),
-                    "price ending / price point",
+                    rule.guardrails.rounding.detail,
                 )
             )
     decision["price"] = money_text(final, digits)

@@ -124,6 +124,16 @@ class CompiledRounding:
     price_points: tuple[Decimal, ...]
     mode: RoundingMode
 
+    @property
+    def detail(self) -> str:
+        """The explanation's detail of a rounding step: which ending or points, which way."""
+        if self.price_points:
+            return f"to a price point ({self.mode})"
+        if self.ending is None:
+            return f"to the minor unit ({self.mode})"
+        text = f"{self.ending:f}" if self.ending_is_major else f"{self.ending:f}"[1:]
+        return f"price ending {text} ({self.mode})"
+
 
 @dataclass(frozen=True, slots=True)
 class EffectiveGuardrails:

@@ -624,7 +624,7 @@ def decide(
                     "rounding",
                     context.amount(price),
                     context.amount(rounded),
-                    "price ending / price point",
+                    guardrails.rounding.detail,
                 )
             )
         elif not ok:
