@@ -78,6 +78,8 @@ def simulate_command(
         for key, label in (("identified", "identified by their own prices"), ("spread", "")):
             subset = accuracy[key]
             share = subset["share_within_tolerance"]
+            if not subset["items"]:
+                continue  # e.g. rules whose prices never move: nothing was identified
             console.print(
                 f"elasticity within ±10% of the truth: "
                 f"{'-' if share is None else f'{100 * share:.0f}%'} of the "

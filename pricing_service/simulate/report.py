@@ -124,10 +124,17 @@ def elasticity_accuracy(simulation: Simulation) -> dict[str, Any]:
         "identified": subset(identified, IDENTIFIED),
         "spread": subset(varied, SPREAD),
         "share_within_tolerance_of_all": round(float(near.mean()), 4),
-        "median_relative_error": round(float(np.nanmedian(error)), 4),
-        "median_standard_error": round(float(np.nanmedian(fit.standard_error)), 4),
-        "median_own_standard_error": round(float(np.nanmedian(fit.raw_standard_error)), 4),
+        "median_relative_error": _median(error),
+        "median_standard_error": _median(fit.standard_error),
+        "median_own_standard_error": _median(fit.raw_standard_error),
     }
+
+
+def _median(values: Floats) -> float | None:
+    """The median of the values fitted; None when none was (prices that never moved), as
+    JSON has no NaN."""
+    fitted = values[~np.isnan(values)]
+    return round(float(np.median(fitted)), 4) if fitted.size else None
 
 
 def identified_items(own_standard_error: Floats, truth: Floats) -> npt.NDArray[np.bool_]:

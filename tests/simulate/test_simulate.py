@@ -178,6 +178,10 @@ def test_the_command_simulates_other_rules_on_the_same_market(small: Path, tmp_p
     summary = json.loads((tmp_path / "summary.json").read_text())
     # Rules that only ever charge the list price earn what the list-price baseline earns.
     assert _profit(summary, RULES) == _profit(summary, LIST_PRICE)
+    # Prices that never move fit no elasticity: nothing to take a median of, and no NaN,
+    # which is not JSON.
+    text = (tmp_path / "summary.json").read_text()
+    assert "NaN" not in text
 
 
 def test_the_command_writes_a_summary_and_charts(small: Path, tmp_path: Path) -> None:
