@@ -123,16 +123,8 @@ class CompiledRounding:
     ending_is_major: bool
     price_points: tuple[Decimal, ...]
     mode: RoundingMode
-
-    @property
-    def detail(self) -> str:
-        """The explanation's detail of a rounding step: which ending or points, which way."""
-        if self.price_points:
-            return f"to a price point ({self.mode})"
-        if self.ending is None:
-            return f"to the minor unit ({self.mode})"
-        text = f"{self.ending:f}" if self.ending_is_major else f"{self.ending:f}"[1:]
-        return f"price ending {text} ({self.mode})"
+    #: The explanation's detail of a rounding step: which ending or points, which way.
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +198,18 @@ def _compile_rounding(rounding: Rounding | None) -> CompiledRounding | None:
     if rounding.ending is not None:
         major = not rounding.ending.startswith(".")
         ending = Decimal(rounding.ending) if major else Decimal("0" + rounding.ending)
+    if rounding.price_points:
+        detail = f"to a price point ({rounding.mode})"
+    elif rounding.ending is None:
+        detail = f"to the minor unit ({rounding.mode})"
+    else:
+        detail = f"price ending {rounding.ending} ({rounding.mode})"
     return CompiledRounding(
         ending=ending,
         ending_is_major=major,
         price_points=tuple(sorted(rounding.price_points or ())),
         mode=rounding.mode,
+        detail=detail,
     )
 
 

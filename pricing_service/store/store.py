@@ -340,9 +340,20 @@ _AUDIT_ZDICT_1 = (
     b'{"seg":"","v":"","c":"USD","c":"EUR","sku":"","d":[{"price":"'
     b'{"stage":"rounding","name":"rounding","input":"","output":"'
 )
+#: The second format: the first's dictionary, then the phrases explanations gained since
+#: (the change an adjustment applied, a rounding step's ending and direction). Deflate
+#: reaches back 4 KiB here, so the dictionary's last 4 KiB are what counts; it is 1.5 KiB.
+_AUDIT_FORMAT_ZDICT_2 = b"\x02"
+_AUDIT_ZDICT_2 = _AUDIT_ZDICT_1 + (
+    b'"detail":"price ending .95 (nearest)"},{"stage":"rounding","name":"rounding","input":"'
+    b'"detail":"price ending .99 (nearest)"},{"stage":"adjustment","name":"'
+    b'","detail":"+5%: ","detail":"-10%: ","detail":"-20%: ","detail":"-5.00 USD: '
+)
 #: A 4 KiB window and a small state: a record is a few hundred bytes, and copying the
 #: default 256 KiB state cost more than compressing one (any raw-deflate reader decodes it).
-_AUDIT_COMPRESSOR_1 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_1)
+_AUDIT_COMPRESSOR_2 = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=_AUDIT_ZDICT_2)
+#: Decompression dictionaries by format byte: every format ever written stays readable.
+_AUDIT_ZDICTS = {_AUDIT_FORMAT_ZDICT_1: _AUDIT_ZDICT_1, _AUDIT_FORMAT_ZDICT_2: _AUDIT_ZDICT_2}
 #: SKUs per script call on one Redis, for the full reprice's reads (:meth:`Store.read_inputs`)
 #: and publishes (:meth:`Store.publish_prepared`): a script keeps Redis from every other
 #: client while it runs. At 250 a call held Redis 3.7-5.4 ms on average, at 50 0.7-0.9 ms,
@@ -888,12 +899,12 @@ def encode_audit_entries(
                 del entry[name]
         compact.append(entry)
     payload = {"seg": segment, "d": compact}
-    compressor = _AUDIT_COMPRESSOR_1.copy()  # cheaper than loading the dictionary again
+    compressor = _AUDIT_COMPRESSOR_2.copy()  # cheaper than loading the dictionary again
     # orjson writes what json.dumps(separators=(",", ":")) writes, but non-ASCII characters
     # as UTF-8, not \u escapes, and about 15 times faster: it is most of a full reprice's
     # encoding time otherwise. Records of either kind decode the same.
     body = orjson.dumps(payload)
-    return _AUDIT_FORMAT_ZDICT_1 + compressor.compress(body) + compressor.flush()
+    return _AUDIT_FORMAT_ZDICT_2 + compressor.compress(body) + compressor.flush()
 
 
 def audit_json(raw: bytes) -> bytes:
@@ -901,8 +912,9 @@ def audit_json(raw: bytes) -> bytes:
     superseded records, see ``audit_blocks``)."""
     if raw[:1] in _PLAIN_JSON_STARTS:
         return raw
-    if raw[:1] == _AUDIT_FORMAT_ZDICT_1:
-        decompressor = zlib.decompressobj(-15, zdict=_AUDIT_ZDICT_1)
+    dictionary = _AUDIT_ZDICTS.get(raw[:1])
+    if dictionary is not None:
+        decompressor = zlib.decompressobj(-15, zdict=dictionary)
         return decompressor.decompress(raw[1:]) + decompressor.flush()
     return zlib.decompress(raw)  # the first format: a zlib stream, no dictionary
 

@@ -15,6 +15,7 @@ import pytest
 from pricing_service.engine import ItemFacts, PricingInputs, schedule
 from pricing_service.engine.decision import decision_to_dict
 from pricing_service.store import keys
+from pricing_service.store import store as store_module
 from pricing_service.store.store import (
     PUBLISH_PIPELINE,
     SCRIPT_BATCH,
@@ -318,6 +319,12 @@ def test_audit_records_of_the_first_format_still_decode() -> None:
     assert new_record == old_record
     assert new_record.segment == "tier:member"
     assert new_record.decisions[0]["decision_id"] == "SKU-1~1-0~0"
+    # The first dictionary's records (format byte 1), written before the second, too.
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -12, 4, zdict=store_module._AUDIT_ZDICT_1)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    first_dictionary = b"\x01" + compressor.compress(body) + compressor.flush()
+    assert compact[:1] == b"\x02"
+    assert decode_audit("SKU-1", "1-0", first_dictionary, schedule_json=beside) == new_record
 
 
 def test_an_audit_record_reads_back_every_field_of_every_decision() -> None:
