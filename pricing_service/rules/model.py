@@ -22,7 +22,9 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -509,11 +511,17 @@ class Guardrails(_Strict):
     rounding: Rounding | None = None
     """Price endings (.99) or price points; within the other limits."""
 
-    @model_validator(mode="after")
-    def _possible(self) -> Self:
-        low, high = self.min_price, self.max_price
+    @field_validator("max_price")
+    @classmethod
+    def _not_below_min_price(cls, high: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        # A field check, so the error points at max_price, not at the mapping's first key.
+        low = info.data.get("min_price")
         if low is not None and high is not None and low > high:
             raise ValueError(f"impossible guardrails: min_price {low} > max_price {high}")
+        return high
+
+    @model_validator(mode="after")
+    def _possible(self) -> Self:
         if self.min_margin is not None and self.min_margin <= -1:
             raise ValueError("min_margin must be above -100%")
         return self

@@ -111,3 +111,13 @@ def test_an_instant_without_an_offset_is_in_the_rulesets_timezone() -> None:
 )
 def test_input_ages_read_as_durations(seconds: int, shown: str) -> None:
     assert engine_cli._age(seconds) == shown
+
+
+def test_long_fractions_are_shortened_in_the_table_only() -> None:
+    value = "velocity_ratio=1.7142857142857142 days_of_supply=8.823529411764707"
+    assert engine_cli._LONG_FRACTION.sub(r"\1", value) == (
+        "velocity_ratio=1.714 days_of_supply=8.823"
+    )
+    assert engine_cli._LONG_FRACTION.sub(r"\1", "1079.000 KWD + 15.00 shipping") == (
+        "1079.000 KWD + 15.00 shipping"  # money keeps its minor units
+    )

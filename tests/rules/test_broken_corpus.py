@@ -56,7 +56,7 @@ EXPECTED: dict[str, list[str]] = {
     ],
     # 19.990000000000001 and 19.99 are the same binary float: only exact decimals see it.
     "exact_money.yaml": [
-        "exact_money.yaml:4:3: error: impossible guardrails: min_price 19.990000000000001 > "
+        "exact_money.yaml:5:14: error: impossible guardrails: min_price 19.990000000000001 > "
         "max_price 19.99",
         "exact_money.yaml:7:21: error: expected a finite amount, got 'Infinity'",
     ],
