@@ -219,12 +219,16 @@ def _parse_file(text: _RuleText, diagnostics: list[Diagnostic]) -> _ParsedFile |
         return None
     for problem in parsed.problems:
         diagnostics.append(_diagnostic(name, problem.position, "error", problem.message))
+    # A value the YAML reader already refused (a date that does not exist) fails the model
+    # too: one message for it is enough.
+    reported = {problem.position for problem in parsed.problems}
     try:
         model = RuleFile.model_validate({} if parsed.value is None else parsed.value)
     except ValidationError as error:
         for details in error.errors(include_url=False):
             position, message = _explain(details, parsed.source)
-            diagnostics.append(_diagnostic(name, position, "error", message))
+            if position not in reported:
+                diagnostics.append(_diagnostic(name, position, "error", message))
         return None
     return _ParsedFile(name, model, parsed.source)
 

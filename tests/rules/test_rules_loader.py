@@ -429,3 +429,14 @@ def test_days_with_hours_past_midnight_get_a_warning_saying_what_they_cover(
             "'fri' covers fri 00:00-02:00 and 22:00-24:00, not the night into the next day",
         )
     ]
+
+
+def test_a_date_that_does_not_exist_is_reported_once(good_files: dict[str, str]) -> None:
+    good_files["market.yaml"] = good_files["market.yaml"].replace(
+        'month_day: "07-01"', "dates: [{from: 2026-02-30, to: 2026-03-02}]"
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert [str(d) for d in diagnostics if d.severity == "error"] == [
+        "market.yaml:6:20: error: '2026-02-30' is not a valid date"
+    ]
