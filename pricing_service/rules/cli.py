@@ -46,13 +46,19 @@ def validate(
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object with every diagnostic, for machines."
     ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Fail on warnings too (a shadowed rule, a guardrail that does nothing...): "
+        "for the rule files' own CI.",
+    ),
 ) -> None:
     """Check rule files and print every problem as file:line:column: severity: message.
 
-    Exits with 1 when there is any error, 0 when there are only warnings or none.
+    Exits with 1 when there is any error (with --strict, any warning), else 0.
     """
     ruleset, diagnostics = check_ruleset(path)
-    failed = has_errors(diagnostics)
+    failed = has_errors(diagnostics) or (strict and bool(diagnostics))
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
     if as_json:
@@ -68,7 +74,7 @@ def validate(
         # Plain echo: messages quote YAML such as [a, b], which rich would take as markup.
         for diagnostic in diagnostics:
             typer.echo(str(diagnostic))
-        _print_summary(path, errors, warnings, ruleset)
+        _print_summary(path, errors, warnings, None if failed else ruleset)
     if failed:
         raise typer.Exit(1)
 

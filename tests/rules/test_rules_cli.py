@@ -102,3 +102,18 @@ def test_preview_refuses_a_threshold_that_is_not_a_percentage(
     result = runner.invoke(app, ["preview", str(good_folder), "--fail-above", threshold])
     assert result.exit_code == 2
     assert "--fail-above" in result.output
+
+
+def test_validate_strict_fails_on_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(BROKEN)
+    result = runner.invoke(app, ["validate", "--strict", "shadowed_rule.yaml"])
+    assert result.exit_code == 1
+    assert result.output.startswith("shadowed_rule.yaml:11:9: warning: rule 'cheap-shoes'")
+    assert "✗ shadowed_rule.yaml: 0 errors, 1 warning" in result.output
+    as_json = runner.invoke(app, ["validate", "--strict", "--json", "shadowed_rule.yaml"])
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.output)["valid"] is False
+
+
+def test_validate_strict_passes_a_clean_ruleset(good_folder: Path) -> None:
+    assert runner.invoke(app, ["validate", "--strict", str(good_folder)]).exit_code == 0
