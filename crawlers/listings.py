@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from redis.asyncio.cluster import RedisCluster
 
 from crawlers import keys
-from pricing_service.rules.model import Competitor, Duration
+from pricing_service.rules.model import Competitor, Duration, format_duration
 
 #: Crawling a page more often than this is neither polite nor useful for pricing.
 MIN_FREQUENCY = timedelta(minutes=1)
@@ -83,12 +83,7 @@ def parse_listing(
 
 def format_frequency(frequency: timedelta) -> str:
     """A frequency the way listings are written: "6h", "1d12h", "90s"."""
-    total = int(frequency.total_seconds())
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
-    return "".join(f"{amount}{unit}" for amount, unit in parts if amount) or "0s"
+    return format_duration(frequency)
 
 
 async def put_listings(

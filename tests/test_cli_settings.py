@@ -14,6 +14,19 @@ from pricing_service import cli
 from pricing_service.settings import Settings, get_settings
 
 
+def _exit_code_of_pricing(monkeypatch: pytest.MonkeyPatch, arguments: list[str]) -> object:
+    """Run ``pricing ARGUMENTS`` as the console script does, settings read afresh; the
+    code it exits with."""
+    monkeypatch.setattr(sys, "argv", ["pricing", *arguments])
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main()
+    finally:
+        get_settings.cache_clear()
+    return stopped.value.code
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "command", "message"),
     [
@@ -32,14 +45,7 @@ def test_a_bad_setting_is_named_not_a_traceback(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # never reached
     monkeypatch.setenv(variable, value)
-    monkeypatch.setattr(sys, "argv", ["pricing", command])
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            cli.main()
-    finally:
-        get_settings.cache_clear()
-    assert stopped.value.code == 2
+    assert _exit_code_of_pricing(monkeypatch, [command]) == 2
     error = capsys.readouterr().err
     assert "Traceback" not in error
     assert message in error
@@ -55,14 +61,7 @@ def test_a_redis_out_of_reach_is_one_line_not_a_traceback(
 ) -> None:
     monkeypatch.chdir(Path(__file__).parents[1])
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
-    monkeypatch.setattr(sys, "argv", ["pricing", *arguments])
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SystemExit) as stopped:
-            cli.main()
-    finally:
-        get_settings.cache_clear()
-    assert stopped.value.code == 1
+    assert _exit_code_of_pricing(monkeypatch, arguments) == 1
     error = capsys.readouterr().err
     assert "Traceback" not in error
     [line] = error.strip().splitlines()

@@ -45,6 +45,7 @@ from pricing_service.rules.model import (
     Ruleset,
     Strategy,
     Window,
+    format_duration,
 )
 from pricing_service.rules.yaml_source import (
     Position,
@@ -702,15 +703,7 @@ def _looser_guardrails(
 def _shown(name: str, value: Any) -> str:
     """A guardrail's value as the rule files write it: "8%", "6h", 19.99."""
     if isinstance(value, timedelta):
-        minutes = int(value.total_seconds()) // 60
-        days, minutes = divmod(minutes, 24 * 60)
-        hours, minutes = divmod(minutes, 60)
-        parts = [
-            f"{days}d" if days else "",
-            f"{hours}h" if hours else "",
-            f"{minutes}m" if minutes else "",
-        ]
-        return "".join(parts) or f"{int(value.total_seconds())}s"
+        return format_duration(value)
     if name in ("min_margin", "max_change", "max_change_per_day"):
         return f'"{(value * 100).normalize():f}%"'
     return str(value)
@@ -801,9 +794,10 @@ def _check_timezone_has_a_region(merged: _Merged) -> Iterator[Diagnostic]:
 
 def _check_days_with_overnight_hours(merged: _Merged) -> Iterator[Diagnostic]:
     """``days`` tests each instant's own date, which surprises with hours past midnight."""
-    for located in merged.rules:
+    for located in merged.priced():
         rule = located.value
-        windows: list[tuple[ValuePath, Window | None]] = [(("when",), rule.when)]
+        # The default rule has no window of its own; its adjustments may.
+        windows: list[tuple[ValuePath, Window | None]] = [(("when",), getattr(rule, "when", None))]
         windows += [
             (("adjustments", index, "when"), adjustment.when)
             for index, adjustment in enumerate(rule.adjustments)

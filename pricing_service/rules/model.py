@@ -136,6 +136,16 @@ def _parse_duration(value: Any) -> timedelta:
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+def format_duration(value: timedelta) -> str:
+    """A duration the way rule files and listings write it: "6h", "1d12h", "90s"."""
+    total = int(value.total_seconds())
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
+    return "".join(f"{amount}{unit}" for amount, unit in parts if amount) or "0s"
+
+
 Amount = Annotated[Decimal, BeforeValidator(_parse_decimal), AfterValidator(_non_negative)]
 PositiveAmount = Annotated[Decimal, BeforeValidator(_parse_decimal), AfterValidator(_positive)]
 SignedAmount = Annotated[Decimal, BeforeValidator(_parse_decimal)]

@@ -9,12 +9,12 @@ item's current price where nothing is published for the segment. The API's
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.compiled import CompiledRule, CompiledRuleset
 from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.segments import priced_segments
@@ -136,10 +136,7 @@ async def preview_catalogue(
     prices in force or, given a ``baseline`` ruleset, against the prices it gives the same
     inputs at the same instant. It prices on the calling thread: for a command line, not
     for a server's event loop."""
-    changes: list[PriceChangePreview] = []
-    evaluated = unpriced = 0
-    held: Counter[str] = Counter()
-    unmatched = {rule.id for rule in compiled.rules}
+    tally = _Tally.of(compiled)
     missing: list[str] = []
 
     async def chunks() -> AsyncIterator[list[str]]:
@@ -155,21 +152,10 @@ async def preview_catalogue(
         stored = await read_preview_inputs(store, compiled, chunk, at)
         found_skus = stored.skus
         missing += [sku for sku in chunk if sku not in found_skus]
-        found, summary = preview_changes(
-            compiled, stored.inputs, stored.in_force, at, baseline=baseline
-        )
-        changes += found
-        evaluated += summary.evaluated
-        unpriced += summary.unpriced
-        held.update(summary.held)
-        if summary.evaluated:
-            unmatched &= set(summary.unmatched_rules)
+        tally.add(compiled, stored.inputs, stored.in_force, at, baseline)
         if on_progress is not None:
             on_progress(len(chunk))
-    summary = summarize(
-        changes, evaluated=evaluated, unpriced=unpriced, held=held, unmatched=unmatched
-    )
-    return CataloguePreview(changes, summary, missing)
+    return CataloguePreview(tally.changes, tally.summary(), missing)
 
 
 def preview_changes(
@@ -184,84 +170,92 @@ def preview_changes(
     SKU) against the price in force (``in_force`` by SKU and segment, else the item's
     current price), or against the price ``baseline`` gives the same inputs; ordered by
     SKU, then segment. CPU-bound: call it off the event loop."""
-    changes: list[PriceChangePreview] = []
-    unpriced = evaluated = 0
-    held: Counter[str] = Counter()
-    unmatched = {rule.id: rule for rule in compiled.rules}
-    segments = priced_segments(compiled)
-    skus = sorted({sku for by_sku in inputs.values() for sku in by_sku})
-    for sku in skus:
-        for segment in segments:
-            name = str(segment)
-            entry = inputs.get(name, {}).get(sku)
-            if entry is None:
-                continue
-            evaluated += 1
-            covering = [
-                rule_id
-                for rule_id, rule in unmatched.items()
-                if rule_matches_item(rule, entry.item, segment)
-            ]
-            for rule_id in covering:
-                del unmatched[rule_id]
-            decision = _decide(compiled, entry, now, segment)
-            if baseline is None:
-                current = in_force.get((sku, name), entry.item.current_price)
-            else:
-                current = _decide(baseline, entry, now, segment).price
-            if current is None or current == 0 or decision.price is None:
-                unpriced += 1
-                continue
-            if decision.price == current:
-                reasons = decision.guardrails_fired
-                held.update(reasons + ((decision.held_by,) if decision.held_by else ()))
-            else:
-                changes.append(
-                    PriceChangePreview(
-                        sku=sku,
-                        segment=name,
-                        currency=entry.item.currency,
-                        current=current,
-                        proposed=decision.price,
-                        rule_id=decision.rule_id,
-                        strategy=decision.strategy,
-                        guardrails_fired=decision.guardrails_fired,
+    tally = _Tally.of(compiled)
+    tally.add(compiled, inputs, in_force, now, baseline)
+    return tally.changes, tally.summary()
+
+
+@dataclass(slots=True)
+class _Tally:
+    """A preview's running counts, added to a chunk of SKUs at a time."""
+
+    unmatched: dict[str, CompiledRule]  # rules no SKU priced so far falls within
+    changes: list[PriceChangePreview] = field(default_factory=list)
+    evaluated: int = 0
+    unpriced: int = 0
+    held: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, compiled: CompiledRuleset) -> _Tally:
+        return cls(unmatched={rule.id: rule for rule in compiled.rules})
+
+    def add(
+        self,
+        compiled: CompiledRuleset,
+        inputs: Mapping[str, Mapping[str, PricingInputs]],
+        in_force: Mapping[tuple[str, str], Decimal],
+        now: datetime,
+        baseline: CompiledRuleset | None,
+    ) -> None:
+        segments = priced_segments(compiled)
+        for sku in sorted({sku for by_sku in inputs.values() for sku in by_sku}):
+            for segment in segments:
+                name = str(segment)
+                entry = inputs.get(name, {}).get(sku)
+                if entry is None:
+                    continue
+                self.evaluated += 1
+                covering = [
+                    rule_id
+                    for rule_id, rule in self.unmatched.items()
+                    if rule_matches_item(rule, entry.item, segment)
+                ]
+                for rule_id in covering:
+                    del self.unmatched[rule_id]
+                decision = _decide(compiled, entry, now, segment)
+                if baseline is None:
+                    current = in_force.get((sku, name), entry.item.current_price)
+                else:
+                    current = _decide(baseline, entry, now, segment).price
+                if current is None or current == 0 or decision.price is None:
+                    self.unpriced += 1
+                elif decision.price == current:
+                    reasons = decision.guardrails_fired
+                    self.held.update(reasons + ((decision.held_by,) if decision.held_by else ()))
+                else:
+                    self.changes.append(
+                        PriceChangePreview(
+                            sku=sku,
+                            segment=name,
+                            currency=entry.item.currency,
+                            current=current,
+                            proposed=decision.price,
+                            rule_id=decision.rule_id,
+                            strategy=decision.strategy,
+                            guardrails_fired=decision.guardrails_fired,
+                        )
                     )
-                )
-    summary = summarize(
-        changes, evaluated=evaluated, unpriced=unpriced, held=held, unmatched=unmatched
-    )
-    return changes, summary
 
-
-def summarize(
-    changes: Sequence[PriceChangePreview],
-    *,
-    evaluated: int,
-    unpriced: int,
-    held: Mapping[str, int],
-    unmatched: Iterable[str] = (),
-) -> PreviewSummary:
-    """The summary of ``changes`` among ``evaluated`` SKU and segment pairs, for a preview
-    computed in parts."""
-    magnitudes = [abs(change.change_percent) for change in changes]
-    return PreviewSummary(
-        evaluated=evaluated,
-        changed=len(changes),
-        up=sum(change.change > 0 for change in changes),
-        down=sum(change.change < 0 for change in changes),
-        unpriced=unpriced,
-        held=dict(sorted(held.items())),
-        discounts_up=sum(change.discount_raises for change in changes),
-        unmatched_rules=sorted(unmatched) if evaluated else [],
-        mean_abs_change_percent=(
-            (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
-            if magnitudes
-            else None
-        ),
-        median_abs_change_percent=_median(magnitudes),
-        max_abs_change_percent=max(magnitudes) if magnitudes else None,
-    )
+    def summary(self) -> PreviewSummary:
+        changes = self.changes
+        magnitudes = [abs(change.change_percent) for change in changes]
+        return PreviewSummary(
+            evaluated=self.evaluated,
+            changed=len(changes),
+            up=sum(change.change > 0 for change in changes),
+            down=sum(change.change < 0 for change in changes),
+            unpriced=self.unpriced,
+            held=dict(sorted(self.held.items())),
+            discounts_up=sum(change.discount_raises for change in changes),
+            unmatched_rules=sorted(self.unmatched) if self.evaluated else [],
+            mean_abs_change_percent=(
+                (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
+                if magnitudes
+                else None
+            ),
+            median_abs_change_percent=_median(magnitudes),
+            max_abs_change_percent=max(magnitudes) if magnitudes else None,
+        )
 
 
 def _decide(
