@@ -18,6 +18,7 @@ from rich.table import Table
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision, decision_to_dict
 from pricing_service.engine.inputs import PricingInputs, Segment
+from pricing_service.engine.offers import OfferReviews, review_offers
 from pricing_service.engine.schedule import schedule
 from pricing_service.engine.segments import undeclared_parts
 from pricing_service.rules.loader import RulesetError, load_ruleset
@@ -90,7 +91,9 @@ def _age(seconds: int) -> str:
     return f"{days}d {hours}h"
 
 
-def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None:
+def _render(
+    console: Console, decisions: list[Decision], offers: OfferReviews, zone: ZoneInfo
+) -> None:
     decision = decisions[0]
     price = "no price" if decision.price is None else f"{decision.price} {decision.currency}"
     console.print(
@@ -120,6 +123,19 @@ def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None
             age = "" if used.age_seconds is None else _age(used.age_seconds)
             inputs.add_row(used.name, _LONG_FRACTION.sub(r"\1", used.value), used.source, age)
         console.print(inputs)
+    if offers.offers:
+        judged = offers.judged_by
+        title = "Competitor offers (each competitor's newest)"
+        if judged is not None:
+            title += f", judged by: {judged.description}"
+        table = Table(title=title)
+        for column in ("competitor", "offer", "source", "age", "verdict"):
+            table.add_column(column)
+        for offer in offers.offers:
+            table.add_row(
+                offer.competitor, offer.value, offer.source, _age(offer.age_seconds), offer.verdict
+            )
+        console.print(table)
     fired = ", ".join(decision.guardrails_fired) or "none"
     console.print(f"guardrails fired: {fired}")
     if decision.held_by:
@@ -140,12 +156,27 @@ def _render(console: Console, decisions: list[Decision], zone: ZoneInfo) -> None
         console.print(upcoming)
 
 
-def print_decisions(decisions: list[Decision], zone: ZoneInfo, *, as_json: bool) -> None:
-    """A decision, its explanation and the coming windows: tables, or JSON."""
+def print_decisions(
+    ruleset: CompiledRuleset, inputs: PricingInputs, decisions: list[Decision], *, as_json: bool
+) -> None:
+    """A decision, its explanation, every competitor offer with what the decision made of
+    it, and the coming windows: tables, or JSON."""
+    offers = review_offers(ruleset, decisions[0], inputs.observations)
     if not as_json:
-        _render(Console(), decisions, zone)
+        _render(Console(), decisions, offers, ZoneInfo(ruleset.ruleset.timezone))
         return
     payload = decision_to_dict(decisions[0])
+    payload["offers_judged_by"] = None if offers.judged_by is None else offers.judged_by.description
+    payload["offers"] = [
+        {
+            "competitor": offer.competitor,
+            "value": offer.value,
+            "source": offer.source,
+            "age_seconds": offer.age_seconds,
+            "verdict": offer.verdict,
+        }
+        for offer in offers.offers
+    ]
     payload["schedule"] = [
         {
             "valid_from": d.valid_from.isoformat(),
@@ -177,4 +208,4 @@ def explain_item(
     compiled = CompiledRuleset(ruleset)
     moment = parse_instant(at, ZoneInfo(ruleset.timezone))
     decisions = schedule(compiled, inputs, moment, segment=wanted)
-    print_decisions(decisions, ZoneInfo(ruleset.timezone), as_json=as_json)
+    print_decisions(compiled, inputs, decisions, as_json=as_json)

@@ -24,7 +24,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pricing_service.engine.compiled import (
@@ -78,7 +78,13 @@ from pricing_service.money import (
     floor_ratio,
     minor_unit_digits,
 )
-from pricing_service.rules.model import Action, Direction, Reference, RoundingMode
+from pricing_service.rules.model import (
+    Action,
+    Direction,
+    Reference,
+    RoundingMode,
+    format_duration,
+)
 
 #: Larger than any price: the ceiling when none is set.
 NO_CEILING = 1 << 62
@@ -140,29 +146,44 @@ class _Context:
         return "none" if minor is None else str(self.amount(minor))
 
 
+def offer_exclusion(
+    ruleset: CompiledRuleset,
+    strategy: CompiledStrategy,
+    currency: str,
+    epoch: int,
+    observation: CompetitorObservation,
+) -> str | None:
+    """Why a competitor strategy leaves this offer out, or None when it may use it."""
+    name = observation.competitor
+    if name in ruleset.ours:
+        return "our own store (ours: true in competitors.yaml)"
+    if name not in ruleset.known_competitors:
+        return "not a competitor in competitors.yaml"
+    if strategy.competitors is not None and name not in strategy.competitors:
+        return "not in the strategy's competitors"
+    if observation.currency != currency:
+        return f"priced in {observation.currency}; the item is in {currency}"
+    if _age(epoch, observation.observed_at) > strategy.max_age_seconds:
+        return f"too old (max_age {format_duration(timedelta(seconds=strategy.max_age_seconds))})"
+    if strategy.in_stock_only and not observation.in_stock:
+        return "out of stock (the strategy reads in-stock offers only)"
+    if strategy.include_shipping and observation.shipping is None:
+        return "shipping unknown (the strategy adds shipping)"
+    return None
+
+
 def competitor_reference(
     context: _Context, strategy: CompiledStrategy
 ) -> tuple[int | None, list[CompetitorObservation]]:
     """The reference competitor price in minor units, and the offers it came from."""
-    ruleset, currency = context.ruleset, context.currency
+    ruleset, currency, epoch = context.ruleset, context.currency, context.epoch
     values: list[tuple[int, CompetitorObservation]] = []
     for observation in latest_per_competitor(context.observations):
-        name = observation.competitor
-        if name in ruleset.ours or name not in ruleset.known_competitors:
-            continue
-        if strategy.competitors is not None and name not in strategy.competitors:
-            continue
-        if observation.currency != currency:
-            continue
-        if _age(context.epoch, observation.observed_at) > strategy.max_age_seconds:
-            continue
-        if strategy.in_stock_only and not observation.in_stock:
+        if offer_exclusion(ruleset, strategy, currency, epoch, observation) is not None:
             continue
         price = ruleset.minor(observation.price, currency)
         if strategy.include_shipping:
-            if observation.shipping is None:
-                continue
-            price += ruleset.minor(observation.shipping, currency)
+            price += ruleset.minor(observation.shipping, currency)  # type: ignore[arg-type]
         values.append((price, observation))
     if not values:
         return None, []

@@ -172,4 +172,4 @@ def explain_sku(
         Console(stderr=True).print(f"{sku}: no such SKU in the catalogue", markup=False)
         raise typer.Exit(code=1)
     decisions = schedule(compiled, inputs, moment, segment=wanted)
-    print_decisions(decisions, ZoneInfo(compiled.ruleset.timezone), as_json=as_json)
+    print_decisions(compiled, inputs, decisions, as_json=as_json)

@@ -39,6 +39,14 @@ def test_explain_prints_the_decision_and_its_schedule_as_json() -> None:
     black_friday = decision["schedule"][1]
     assert black_friday["valid_from"] == "2026-11-27T05:00:00+00:00"
     assert black_friday["rule_id"] == "black-friday-electronics"
+    # Every competitor's offer, not only the one the price came from, says what it counted for.
+    assert decision["offers_judged_by"] == "beat by 1.00% the lowest competitor price"
+    assert {offer["competitor"]: offer["verdict"] for offer in decision["offers"]} == {
+        "bargainhub": "out of stock (the strategy reads in-stock offers only)",
+        "megamart": "eligible; not the lowest",  # 1099.00 + 0 against 1079.00 + 15.00
+        "our_outlet": "our own store (ours: true in competitors.yaml)",
+        "shopright": "used",
+    }
 
 
 def test_explain_reports_a_bad_item_file_without_a_traceback(tmp_path: Path) -> None:
