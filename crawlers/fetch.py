@@ -173,15 +173,14 @@ class Fetcher:
             if refused is not None:
                 return refused
             try:
-                disallowed = robots and not await self._robots_allow(
-                    competitor_id, competitor, current
-                )
+                refusal = robots and await self._robots_refusal(competitor_id, competitor, current)
             except _HostUnusable as unusable:
                 # Say what is wrong with the host itself, not that robots.txt was unreachable.
                 return replace(unusable.result, url=current)
-            if disallowed:
-                metrics.CRAWL_ROBOTS_DISALLOWS.labels(competitor=competitor_id).inc()
-                return FetchResult(Outcome.ROBOTS_DISALLOWED, current)
+            if refusal:
+                if refusal is Outcome.ROBOTS_DISALLOWED:
+                    metrics.CRAWL_ROBOTS_DISALLOWS.labels(competitor=competitor_id).inc()
+                return FetchResult(refusal, current)
             # robots.txt itself is paced by the configured rate alone: its Crawl-delay is
             # not known before it is read.
             interval = await self._interval(competitor_id, competitor, current, robots=robots)
@@ -299,9 +298,14 @@ class Fetcher:
         delay = policy.crawl_delay(self._user_agent(competitor))
         return max(interval, delay or 0.0)
 
-    async def _robots_allow(self, competitor_id: str, competitor: Competitor, url: str) -> bool:
+    async def _robots_refusal(
+        self, competitor_id: str, competitor: Competitor, url: str
+    ) -> Outcome | None:
+        """Why robots.txt keeps ``url`` from being fetched, if it does."""
         policy = await self._robots_cache(competitor_id, competitor).policy(_origin(url))
-        return policy.allows(url, self._user_agent(competitor))
+        if policy.allows(url, self._user_agent(competitor)):
+            return None
+        return Outcome.ROBOTS_UNREACHABLE if policy.unreachable else Outcome.ROBOTS_DISALLOWED
 
     def _robots_cache(self, competitor_id: str, competitor: Competitor) -> RobotsCache:
         cache = self._robots.get(competitor_id)

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from crawlers import keys
 from crawlers.keys import CrawlQueue
-from crawlers.outcome import RETRYABLE, Outcome
+from crawlers.outcome import RETRY_SOONER, Outcome
 from pricing_service.store import keys as store_keys
 from pricing_service.store.offers import OfferStatus, history_entry
 from pricing_service.store.store import DIRTY_MAXLEN, Store
@@ -210,7 +210,7 @@ class OutcomeRecorder:
         when this call recorded it. With ``offer``, the offer is stored (and the SKU
         marked dirty when the offer says so) only when this call records the outcome.
         ``deliveries`` dead-letters the job. With the listing's ``period``, an outcome
-        in ``RETRYABLE`` brings its next crawl forward (see ``_ACKNOWLEDGE_FUNCTION``)."""
+        in ``RETRY_SOONER`` brings its next crawl forward (see ``_ACKNOWLEDGE_FUNCTION``)."""
         body = json.dumps({"outcome": outcome, "at": time.time(), **detail}, default=str)
         record_keys = [keys.outcome(job.id)]
         record_args: list[str | int] = [body, self._retention_seconds]
@@ -230,7 +230,7 @@ class OutcomeRecorder:
             queue.failures,
         ]
         retry_soon = (
-            outcome in RETRYABLE and period is not None and self._retry_after_failure_seconds > 0
+            outcome in RETRY_SOONER and period is not None and self._retry_after_failure_seconds > 0
         )
         acknowledge_args: list[str | int] = [
             keys.JOBS_GROUP,

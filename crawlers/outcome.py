@@ -13,6 +13,9 @@ class Outcome(StrEnum):
     NO_PRICE = "no_price"
     # the page was not fetched, or not completely
     ROBOTS_DISALLOWED = "robots_disallowed"
+    #: robots.txt answered 5xx or 429, or could not be reached: RFC 9309 says to fetch
+    #: nothing from the site until it can be read again.
+    ROBOTS_UNREACHABLE = "robots_unreachable"
     OFF_DOMAIN = "off_domain"
     PRIVATE_ADDRESS = "private_address"
     TOO_MANY_REDIRECTS = "too_many_redirects"
@@ -33,3 +36,8 @@ class Outcome(StrEnum):
 RETRYABLE = frozenset(
     {Outcome.TIMEOUT, Outcome.NETWORK_ERROR, Outcome.SERVER_ERROR, Outcome.RATE_LIMITED}
 )
+
+#: Failures that bring a listing's next crawl forward: those above, and a robots.txt that
+#: could not be read (it is not retried within the job, since the answer is remembered
+#: for ``robots_unreachable_seconds``).
+RETRY_SOONER = RETRYABLE | {Outcome.ROBOTS_UNREACHABLE}

@@ -35,6 +35,9 @@ class RobotsPolicy:
     parser: Protego | None
     allow_all: bool
     expires_at: float
+    #: Disallowed because robots.txt could not be read (5xx, 429, unreachable), not
+    #: because it says no.
+    unreachable: bool = False
 
     def allows(self, url: str, user_agent: str) -> bool:
         if self.parser is None:
@@ -50,7 +53,9 @@ def policy_from_response(
 ) -> RobotsPolicy:
     status = response.status
     if status is None or status == 429 or status >= 500:
-        return RobotsPolicy(None, allow_all=False, expires_at=now + unreachable_seconds)
+        return RobotsPolicy(
+            None, allow_all=False, expires_at=now + unreachable_seconds, unreachable=True
+        )
     if status >= 400:
         return RobotsPolicy(None, allow_all=True, expires_at=now + cache_seconds)
     text = response.body[:MAX_ROBOTS_BYTES].decode("utf-8", errors="replace")

@@ -75,8 +75,9 @@ class CrawlerSettings(BaseSettings):
     retry_after_failure_seconds: float = Field(
         default=600.0,
         ge=0,
-        description="After a crawl that timed out, could not connect, got 5xx or stayed "
-        "rate-limited through its attempts, the listing is crawled again this much later, "
+        description="After a crawl that timed out, could not connect, got 5xx, stayed "
+        "rate-limited through its attempts or could not read robots.txt, the listing is "
+        "crawled again this much later, "
         "twice that after a second such failure in a row, and so on, never later than its "
         "regular next crawl; 0: only at its regular next crawl.",
     )

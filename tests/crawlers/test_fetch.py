@@ -41,10 +41,14 @@ async def test_robots_4xx_allows_everything(site: DemoSiteServer, fetcher: Fetch
     assert result.outcome is Outcome.ACCEPTED
 
 
-async def test_robots_5xx_disallows_everything(site: DemoSiteServer, fetcher: Fetcher) -> None:
-    site.state.robots_status = 503
+@pytest.mark.parametrize("status", [503, 429])
+async def test_robots_5xx_disallows_everything(
+    site: DemoSiteServer, fetcher: Fetcher, status: int
+) -> None:
+    site.state.robots_status = status
     result = await fetcher.fetch("demo", f"{site.url}/jsonld/A-1")
-    assert result.outcome is Outcome.ROBOTS_DISALLOWED
+    # Not "disallowed": robots.txt said nothing, so the listing is tried again sooner.
+    assert result.outcome is Outcome.ROBOTS_UNREACHABLE
     assert site.state.hits("/jsonld/") == []
 
 
@@ -65,7 +69,7 @@ async def test_an_unreachable_robots_txt_disallows(
         result = await fetcher.fetch("demo", f"{url}/jsonld/A-1")
     finally:
         await fetcher.close()
-    assert result.outcome is Outcome.ROBOTS_DISALLOWED
+    assert result.outcome is Outcome.ROBOTS_UNREACHABLE
 
 
 async def test_redirects_within_the_domains_are_followed(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,6 +47,23 @@ def make_worker(
         return CrawlWorker(
             store, fetcher, competitors, crawler_settings, consumer=consumer, block_seconds=0.05
         )
+
+    return make
+
+
+@pytest.fixture
+def worker_with(store: Store, competitors: dict[str, Competitor]) -> Any:
+    """A worker with its own fetcher under other settings; the fetcher closes on exit."""
+
+    @asynccontextmanager
+    async def make(settings: CrawlerSettings) -> AsyncIterator[CrawlWorker]:
+        fetcher = Fetcher(settings, store.redis, competitors)
+        try:
+            yield CrawlWorker(
+                store, fetcher, competitors, settings, consumer="w1", block_seconds=0.05
+            )
+        finally:
+            await fetcher.close()
 
     return make
 
@@ -349,17 +368,12 @@ async def test_the_outcome_is_kept_as_configured_and_the_history_holds_the_offer
 
 
 async def test_a_failing_page_is_crawled_again_sooner_each_time_less_soon(
-    site: DemoSiteServer,
-    store: Store,
-    crawler_settings: CrawlerSettings,
-    competitors: dict[str, Competitor],
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, worker_with: Any
 ) -> None:
     # One attempt per job, so that each job meets one of the page's 503s.
     settings = crawler_settings.model_copy(
         update={"max_attempts": 1, "retry_after_failure_seconds": 3000.0}
     )
-    fetcher = Fetcher(settings, store.redis, competitors)
-    worker = CrawlWorker(store, fetcher, competitors, settings, consumer="w1", block_seconds=0.05)
     scheduler = Scheduler(store.redis, settings)
     member = keys.due_member("A-1", "demo")
     period = EVERY.total_seconds()
@@ -376,7 +390,7 @@ async def test_a_failing_page_is_crawled_again_sooner_each_time_less_soon(
         assert due is not None
         return await outcome_of(store.redis, job_id), began, ended, float(due)
 
-    try:
+    async with worker_with(settings) as worker:
         moment = time.time()
         for failures, delay in enumerate([3000, 6000, 12000], start=1):
             outcome, began, ended, due = await crawl_when_due(moment)
@@ -394,8 +408,24 @@ async def test_a_failing_page_is_crawled_again_sooner_each_time_less_soon(
         assert outcome == Outcome.ACCEPTED
         assert await store.redis.hget(QUEUE.failures, member) is None
         assert queued_at + period * 0.9 <= due <= queued_at + period * 1.1
-    finally:
-        await fetcher.close()
+
+
+async def test_a_robots_txt_that_cannot_be_read_brings_the_next_crawl_forward(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, worker_with: Any
+) -> None:
+    settings = crawler_settings.model_copy(update={"retry_after_failure_seconds": 3000.0})
+    site.state.robots_status = 503
+    async with worker_with(settings) as worker:
+        await listed(store, f"{site.url}/jsonld/A-1")
+        await Scheduler(store.redis, settings).tick()
+        began = time.time()
+        [job_id] = await work_once(worker)
+        ended = time.time()
+        assert await outcome_of(store.redis, job_id) == Outcome.ROBOTS_UNREACHABLE
+        due = await store.redis.zscore(QUEUE.due, keys.due_member("A-1", "demo"))
+        assert due is not None
+        assert began + 3000 <= due <= ended + 3000  # not a period (6 h) later
+        assert site.state.hits("/jsonld/") == []
 
 
 async def test_a_page_without_a_price_waits_for_its_regular_crawl(
@@ -416,15 +446,10 @@ async def test_a_page_without_a_price_waits_for_its_regular_crawl(
 
 
 async def test_deleting_a_listing_forgets_its_failures(
-    site: DemoSiteServer,
-    store: Store,
-    crawler_settings: CrawlerSettings,
-    competitors: dict[str, Competitor],
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, worker_with: Any
 ) -> None:
     settings = crawler_settings.model_copy(update={"max_attempts": 1})
-    fetcher = Fetcher(settings, store.redis, competitors)
-    worker = CrawlWorker(store, fetcher, competitors, settings, consumer="w1", block_seconds=0.05)
-    try:
+    async with worker_with(settings) as worker:
         await listed(store, f"{site.url}/flaky/1/A-1")
         await Scheduler(store.redis, settings).tick()
         [job_id] = await work_once(worker)
@@ -434,5 +459,3 @@ async def test_deleting_a_listing_forgets_its_failures(
         assert await delete_listing(store.redis, "A-1", "demo") is True
         assert await store.redis.hlen(QUEUE.failures) == 0
         assert await store.redis.zcard(QUEUE.due) == 0
-    finally:
-        await fetcher.close()
