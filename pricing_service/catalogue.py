@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
@@ -21,6 +22,7 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 
 from pricing_service.engine.inputs import MAX_PRICE, AwareDatetime, ItemFacts
@@ -31,6 +33,11 @@ SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CSV_TAG_SEPARATOR = "|"
 
 
+#: A decimal string as the API writes money: digits, optionally a point and more digits.
+#: No exponent ("1E+3" would be echoed back as written), no spaces, no "+".
+_PLAIN_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+
+
 def _reject_inexact(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError('money must be a decimal string such as "19.99", not a boolean')
@@ -38,6 +45,10 @@ def _reject_inexact(value: object) -> object:
         raise ValueError(
             'money must be a decimal string such as "19.99" (or an integer), not a JSON '
             "number with a fraction: those are binary floats and not exact"
+        )
+    if isinstance(value, str) and not _PLAIN_DECIMAL.fullmatch(value):
+        raise ValueError(
+            f'money must be a plain decimal string such as "19.99", not {value[:40]!r}'
         )
     return value
 
@@ -60,6 +71,25 @@ ExactMoney = Annotated[
     Field(ge=0, le=MAX_PRICE, allow_inf_nan=False),
     WithJsonSchema(_EXACT_MONEY_SCHEMA, mode="validation"),
 ]
+#: A price in a request: as :data:`ExactMoney`, and above zero. A zero price is never a
+#: real one: it would be published as the currency's smallest unit.
+ExactPrice = Annotated[
+    Decimal,
+    BeforeValidator(_reject_inexact),
+    Field(gt=0, le=MAX_PRICE, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            **_EXACT_MONEY_SCHEMA,
+            "anyOf": [
+                _EXACT_MONEY_SCHEMA["anyOf"][0],
+                {"type": "integer", "minimum": 1, "maximum": int(MAX_PRICE)},
+            ],
+            "description": 'A decimal string above zero such as "19.99", '
+            "or a positive integer; never a float.",
+        },
+        mode="validation",
+    ),
+]
 
 
 def is_exact_in(amount: Decimal, currency: str) -> bool:
@@ -75,18 +105,25 @@ class ItemIn(BaseModel):
     sku: str | None = Field(default=None, pattern=SKU_PATTERN)
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["USD"])
     cost: ExactMoney | None = None
-    list_price: ExactMoney | None = None
-    map_price: ExactMoney | None = Field(default=None, description="Minimum advertised price.")
-    min_price: ExactMoney | None = None
-    max_price: ExactMoney | None = None
+    list_price: ExactPrice | None = None
+    map_price: ExactPrice | None = Field(default=None, description="Minimum advertised price.")
+    min_price: ExactPrice | None = None
+    max_price: ExactPrice | None = None
     inventory: int | None = Field(default=None, ge=0, le=10**12)
     category: str | None = Field(default=None, max_length=200)
     brand: str | None = Field(default=None, max_length=200)
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
         default_factory=list, max_length=100
     )
-    current_price: ExactMoney | None = None
+    current_price: ExactPrice | None = None
     last_changed_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> Self:
+        low, high = self.min_price, self.max_price
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min_price {low} is above max_price {high}")
+        return self
 
     def to_facts(self, sku: str | None = None) -> ItemFacts:
         """The engine's :class:`ItemFacts`; raises ``ValueError`` when ``sku`` disagrees
@@ -150,6 +187,8 @@ def parse_json_array(data: bytes | str) -> list[object]:
         document = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not valid JSON: nested too deeply") from None
     if not isinstance(document, list):
         raise ValueError("expected a JSON array of items")
     return document
@@ -165,6 +204,8 @@ def check_ndjson(lines: Iterable[bytes | str]) -> Iterator[ItemFacts | RowError]
             raw: Any = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             yield RowError(index=index, line=number, message=f"not valid JSON: {exc}")
+        except RecursionError:
+            yield RowError(index=index, line=number, message="not valid JSON: nested too deeply")
         else:
             try:
                 yield validate_item(raw)

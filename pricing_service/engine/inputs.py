@@ -28,6 +28,9 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 #: Prices stay far below int64 overflow in minor units, even times a ratio in ppm.
 MAX_PRICE = Decimal(1_000_000_000)
 Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
+#: A price someone asks or pays: never zero, which would be published as the currency's
+#: smallest unit.
+PositivePrice = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
 
 
 def _check_precision(model: BaseModel, currency: str, names: tuple[str, ...]) -> None:
@@ -64,15 +67,15 @@ class ItemFacts(_Input):
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     cost: Price | None = None
-    list_price: Price | None = None
-    map_price: Price | None = Field(default=None, description="Minimum advertised price.")
-    min_price: Price | None = None
-    max_price: Price | None = None
+    list_price: PositivePrice | None = None
+    map_price: PositivePrice | None = Field(default=None, description="Minimum advertised price.")
+    min_price: PositivePrice | None = None
+    max_price: PositivePrice | None = None
     inventory: int | None = None
     category: str | None = None
     brand: str | None = None
     tags: frozenset[str] = frozenset()
-    current_price: Price | None = None
+    current_price: PositivePrice | None = None
     last_changed_at: AwareDatetime | None = None
     recent_changes: tuple[PriceChange, ...] = Field(
         default=(), description="Published changes, oldest first, for loop protection."
@@ -91,7 +94,7 @@ class CompetitorObservation(_Input):
     """One competitor's offer for the item, as seen at ``observed_at``."""
 
     competitor: str = Field(min_length=1)
-    price: Price
+    price: Price  # zero is quarantined by the market gate, never priced from
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     observed_at: AwareDatetime
     shipping: Price | None = None

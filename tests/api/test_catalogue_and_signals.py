@@ -50,19 +50,56 @@ def test_item_input_errors_are_422(api: httpx.Client) -> None:
         {"currency": "USD", "list_price": "19.999"},  # finer than cents
         {"sku": "OTHER", "currency": "USD"},  # disagrees with the URL
         {"currency": "USD", "unknown": 1},
+        # A zero price would be published as 0.01.
+        {"currency": "USD", "current_price": "0"},
+        {"currency": "USD", "list_price": "0.00"},
+        {"currency": "USD", "max_price": 0},
+        # Money as the API writes it, or it is echoed back as written ("1E+3").
+        {"currency": "USD", "list_price": "1e3"},
+        {"currency": "USD", "list_price": " 10.00 "},
+        {"currency": "USD", "list_price": "+10.00"},
+        {"currency": "USD", "min_price": "50.00", "max_price": "10.00"},
     ]
     for body in cases:
         response = api.put("/v1/items/SKU-1", json=body, headers=WRITE)
         assert response.status_code == 422, body
         assert response.headers["content-type"] == "application/problem+json"
+    assert api.get("/v1/items/SKU-1", headers=auth(READ_KEY)).status_code == 404
     float_error = api.put("/v1/items/SKU-1", json=cases[0], headers=WRITE).json()
     assert "float" in float_error["errors"][0]["message"]
+    exponent = api.put("/v1/items/SKU-1", json=cases[7], headers=WRITE).json()
+    assert "plain decimal string" in exponent["detail"]
+    crossed = api.put("/v1/items/SKU-1", json=cases[10], headers=WRITE).json()
+    assert "min_price 50.00 is above max_price 10.00" in crossed["detail"]
+    # A free item's cost may be zero.
+    free = {"currency": "USD", "cost": "0", "list_price": "10.00"}
+    assert api.put("/v1/items/SKU-1", json=free, headers=WRITE).status_code == 201
     broken = api.put(
         "/v1/items/SKU-1",
         content=b"{",
         headers={**WRITE, "Content-Type": "application/json"},
     )
     assert broken.status_code == 422
+
+
+def test_bulk_bodies_nested_too_deeply_are_refused_not_a_crash(api: httpx.Client) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    as_json = api.post(
+        "/v1/items/bulk", content=deep, headers={**WRITE, "Content-Type": "application/json"}
+    )
+    assert as_json.status_code == 422, as_json.text
+    assert "nested too deeply" in as_json.json()["detail"]
+    as_lines = api.post(
+        "/v1/items/bulk",
+        content=b'{"sku": "SKU-1", "currency": "USD"}\n' + deep,
+        headers={**WRITE, "Content-Type": "application/x-ndjson"},
+    )
+    assert as_lines.status_code == 200, as_lines.text
+    body = as_lines.json()
+    assert body["stored"] == 1
+    assert [(e["line"], e["message"]) for e in body["errors"]] == [
+        (2, "not valid JSON: nested too deeply")
+    ]
 
 
 def test_bulk_json_reports_errors_item_by_item(api: httpx.Client) -> None:

@@ -45,6 +45,8 @@ def test_overrides_are_admin_only(api: httpx.Client) -> None:
     for bad in (
         {**override, "price": 45.0},
         {**override, "price": "45.001"},
+        {**override, "price": "0.00"},  # would stop the SKU's repricing: never a price
+        {**override, "price": 0},
         {**override, "until": "2001-01-01T00:00:00Z"},
     ):
         assert api.put("/v1/overrides/SKU-1", json=bad, headers=ADMIN).status_code == 422, bad

@@ -19,7 +19,7 @@ from pricing_service.api.problems import (
     invalid,
     not_found,
 )
-from pricing_service.catalogue import SKU_PATTERN, ExactMoney, is_exact_in
+from pricing_service.catalogue import SKU_PATTERN, ExactPrice, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.rules.loader import check_texts
 from pricing_service.rules.preview import preview_changes, read_preview_inputs
@@ -36,7 +36,7 @@ MAX_RULE_FILE_CHARS = 1_000_000
 
 
 class OverrideIn(BaseModel):
-    price: ExactMoney
+    price: ExactPrice
     until: datetime = Field(description="When the override ends (ISO 8601 with a timezone).")
     reason: str = Field(min_length=1, max_length=500)
     force: bool = Field(default=False, description="Bypass the hard floor and ceiling too.")

@@ -73,7 +73,7 @@ class ObservationIn(BaseModel):
 
     sku: SkuField
     competitor: str = Field(min_length=1, max_length=100)
-    price: ExactMoney
+    price: ExactMoney  # zero reaches the market gate, which rejects that one entry
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     shipping: ExactMoney | None = None
     in_stock: bool = True
