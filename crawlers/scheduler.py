@@ -77,7 +77,7 @@ class Scheduler:
         streams = [queue.jobs for queue in self.queues]
         await ensure_groups(self.redis, streams, keys.JOBS_GROUP)
         waiting = await group_backlog(self.redis, streams, keys.JOBS_GROUP)
-        metrics.CRAWL_QUEUE_DEPTH.set(waiting)
+        metrics.crawl_queue_depth().set(waiting)
         room = self.settings.max_backlog - waiting
         if room <= 0:
             return TickResult(paused=True)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import (
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -28,6 +29,27 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+_Metric = TypeVar("_Metric")
+
+
+def one_role(make: Callable[[], _Metric]) -> Callable[[], _Metric]:
+    """A metric that only one role sets (the repricer's queue length, the API's cache),
+    made on first use, so that it is exported only by the processes that set it. Made at
+    import, every role would export it at 0: beside the repricer's queue length, the API's
+    constant 0 made ``PricingRepricerBacklogNotDraining`` fire while the queue drained."""
+    lock = threading.Lock()  # first uses can come from worker threads
+    made: list[_Metric] = []
+
+    def metric() -> _Metric:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(make())
+        return made[0]
+
+    return metric
+
 
 REQUEST_SECONDS = Histogram(
     "pricing_http_request_duration_seconds",
@@ -60,24 +82,26 @@ REPRICER_LAG_SECONDS = Histogram(
     "Seconds from an input change to its published decision.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
-DIRTY_QUEUE_LENGTH = Gauge(
-    "pricing_dirty_queue_length",
-    "SKUs waiting to be repriced (pending and undelivered).",
-    multiprocess_mode="mostrecent",
+dirty_queue_length = one_role(
+    lambda: Gauge(
+        "pricing_dirty_queue_length",
+        "SKUs waiting to be repriced (pending and undelivered).",
+        multiprocess_mode="mostrecent",
+    )
 )
 RULE_RELOADS = Counter("pricing_rule_reloads_total", "Rule reloads, by outcome.", ["outcome"])
 #: Registered by :func:`record_rule_reload`, so that only processes that load rules export
 #: it: a scheduler's default 0 would fire ``PricingRuleReloadFailed`` for ever.
-RULE_LAST_RELOAD_SUCCESSFUL = Gauge(
-    "pricing_rule_last_reload_successful",
-    "1 while the rule files on disk are in force; 0 while an edit is rejected and the last "
-    "good ruleset serves (a failed reload is not retried until the files change again).",
-    multiprocess_mode="livemin",
-    registry=None,
+rule_last_reload_successful = one_role(
+    lambda: Gauge(
+        "pricing_rule_last_reload_successful",
+        "1 while the rule files on disk are in force; 0 while an edit is rejected and the "
+        "last good ruleset serves (a failed reload is not retried until the files change "
+        "again).",
+        multiprocess_mode="livemin",
+    )
 )
-_RULE_GAUGE_LOCK = threading.Lock()
-_rule_gauge_registered = False
-RULESET = Info("pricing_ruleset", "The ruleset in force.")
+ruleset_info = one_role(lambda: Info("pricing_ruleset", "The ruleset in force."))
 ELASTICITY_FIT_SECONDS = Histogram(
     "pricing_elasticity_fit_duration_seconds",
     "Time to fit every SKU's elasticity (reads, fit and writes).",
@@ -100,20 +124,26 @@ CACHE_MISSES = Counter(
     "pricing_schedule_cache_misses_total",
     "Schedules looked up and not answered from the cache (read from Redis, or unavailable).",
 )
-CACHE_ENTRIES = Gauge(
-    "pricing_schedule_cache_entries",
-    "Schedules held in the cache (summed over the server's worker processes).",
-    multiprocess_mode="livesum",
+cache_entries = one_role(
+    lambda: Gauge(
+        "pricing_schedule_cache_entries",
+        "Schedules held in the cache (summed over the server's worker processes).",
+        multiprocess_mode="livesum",
+    )
 )
-CACHE_STALENESS_SECONDS = Gauge(
-    "pricing_schedule_cache_staleness_seconds",
-    "Seconds since the cache last followed the changes stream; 0 while it does.",
-    multiprocess_mode="livemax",
+cache_staleness_seconds = one_role(
+    lambda: Gauge(
+        "pricing_schedule_cache_staleness_seconds",
+        "Seconds since the cache last followed the changes stream; 0 while it does.",
+        multiprocess_mode="livemax",
+    )
 )
-REDIS_CONTACT_AGE_SECONDS = Gauge(
-    "pricing_redis_last_contact_age_seconds",
-    "Seconds since Redis last answered this API process (the cache's reads).",
-    multiprocess_mode="livemax",
+redis_contact_age_seconds = one_role(
+    lambda: Gauge(
+        "pricing_redis_last_contact_age_seconds",
+        "Seconds since Redis last answered this API process (the cache's reads).",
+        multiprocess_mode="livemax",
+    )
 )
 
 
@@ -153,10 +183,12 @@ CRAWL_LAST_ACCEPTED_SECONDS = Gauge(
     ["competitor"],
     multiprocess_mode="max",
 )
-CRAWL_QUEUE_DEPTH = Gauge(
-    "pricing_crawl_queue_depth",
-    "Crawl jobs queued and not yet acknowledged (pending + lag).",
-    multiprocess_mode="mostrecent",
+crawl_queue_depth = one_role(
+    lambda: Gauge(
+        "pricing_crawl_queue_depth",
+        "Crawl jobs queued and not yet acknowledged (pending + lag).",
+        multiprocess_mode="mostrecent",
+    )
 )
 CRAWL_ROBOTS_DISALLOWS = Counter(
     "pricing_crawl_robots_disallows_total",
@@ -184,13 +216,8 @@ def exposition() -> bytes:
 
 def record_rule_reload(ok: bool) -> None:
     """Count a load of the rule files, and export whether the files on disk are in force."""
-    global _rule_gauge_registered
     RULE_RELOADS.labels(outcome="ok" if ok else "error").inc()
-    with _RULE_GAUGE_LOCK:  # reloads run in worker threads
-        if not _rule_gauge_registered:
-            REGISTRY.register(RULE_LAST_RELOAD_SUCCESSFUL)
-            _rule_gauge_registered = True
-    RULE_LAST_RELOAD_SUCCESSFUL.set(1 if ok else 0)
+    rule_last_reload_successful().set(1 if ok else 0)
 
 
 def serve_metrics(port: int) -> None:

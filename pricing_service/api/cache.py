@@ -30,12 +30,12 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from pricing_service.metrics import (
-    CACHE_ENTRIES,
     CACHE_HITS,
     CACHE_MISSES,
-    CACHE_STALENESS_SECONDS,
-    REDIS_CONTACT_AGE_SECONDS,
     REDIS_ERRORS,
+    cache_entries,
+    cache_staleness_seconds,
+    redis_contact_age_seconds,
 )
 from pricing_service.store import keys
 from pricing_service.store.store import Schedule, Store
@@ -145,9 +145,9 @@ class ScheduleCache:
 
     def export_metrics(self) -> None:
         """Set the cache's gauges (at scrape time: they are ages, not events)."""
-        CACHE_ENTRIES.set(len(self._entries))
-        CACHE_STALENESS_SECONDS.set(self.stale_seconds() or 0.0)
-        REDIS_CONTACT_AGE_SECONDS.set(time.monotonic() - self._last_contact)
+        cache_entries().set(len(self._entries))
+        cache_staleness_seconds().set(self.stale_seconds() or 0.0)
+        redis_contact_age_seconds().set(time.monotonic() - self._last_contact)
 
     # -- lookups ------------------------------------------------------------------------
 

@@ -206,7 +206,7 @@ class Repricer:
         previous = (await self.store.ruleset_status()).get("version")
         self.ruleset = loaded
         metrics.record_rule_reload(ok=True)
-        metrics.RULESET.info({"version": version, "files": ",".join(loaded.files)})
+        metrics.ruleset_info().info({"version": version, "files": ",".join(loaded.files)})
         logger.info("ruleset %s loaded from %s", version, self.rules_dir)
         # Another repricer that loaded this version first has already queued everything.
         # The version is recorded only once all is queued: a repricer killed part-way
@@ -300,7 +300,7 @@ class Repricer:
 
     async def _boundary_step(self, stop: asyncio.Event) -> None:
         await self.queue_due_boundaries()
-        metrics.DIRTY_QUEUE_LENGTH.set(await self.store.dirty_backlog())
+        metrics.dirty_queue_length().set(await self.store.dirty_backlog())
         await _sleep_unless_stopped(stop, self.tick_seconds)
 
     async def _rules_step(self, stop: asyncio.Event) -> None:

@@ -124,3 +124,32 @@ def start(clean_redis: str, rules_dir: Path, tmp_path: Path) -> Iterator[StartPr
 
     yield run
     stop_all(started, timeout=EXIT_TIMEOUT_SECONDS)
+
+
+#: Gauges only one role sets, by role. Another role exporting them at 0 misleads alerts
+#: (a constant 0 beside the repricer's queue length: "not draining") and dashboards.
+ROLE_GAUGES = {
+    "repricer": ("pricing_dirty_queue_length", "pricing_ruleset_info"),
+    "scheduler": ("pricing_crawl_queue_depth",),
+    "api": (
+        "pricing_schedule_cache_entries",
+        "pricing_schedule_cache_staleness_seconds",
+        "pricing_redis_last_contact_age_seconds",
+    ),
+}
+
+
+def _exported(exposition: bytes) -> set[str]:
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in exposition.decode().splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def only_this_roles_gauges(exposition: bytes, role: str) -> None:
+    """Fails if ``role``'s exposition lacks one of its own gauges or has another role's."""
+    exported = _exported(exposition)
+    for owner, names in ROLE_GAUGES.items():
+        for name in names:
+            assert (name in exported) == (owner == role), (role, name)

@@ -16,6 +16,7 @@ from tests.observability.conftest import (
     check_with_promtool,
     free_port,
     get_when_up,
+    only_this_roles_gauges,
     stop,
 )
 from tests.reliability.conftest import price_catalogue
@@ -96,6 +97,7 @@ def test_two_workers_share_one_metrics_exposition(
     ]
     assert entries.labels == {}
     check_with_promtool(scraped.content)
+    only_this_roles_gauges(scraped.content, "api")
 
     assert stop(server) == 0
     lines = (tmp_path / "serve.log").read_text().splitlines()

@@ -16,6 +16,7 @@ from tests.observability.conftest import (
     crawl_rules,
     free_port,
     get_when_up,
+    only_this_roles_gauges,
     queue_crawls,
     stop,
 )
@@ -42,9 +43,11 @@ def test_the_repricers_metrics_pass_promtool(start: StartPricing, clean_redis: s
     client.close()
     port = free_port()
     repricer = start(["repricer", "--metrics-port", str(port)], "repricer.log")
-    exposition = _scrape_when(port, "pricing_repricer_lag_seconds_count 1")
+    _scrape_when(port, "pricing_repricer_lag_seconds_count 1")
+    exposition = _scrape_when(port, "pricing_dirty_queue_length ")
     assert stop(repricer) == 0
     check_with_promtool(exposition)
+    only_this_roles_gauges(exposition, "repricer")
 
 
 def test_the_schedulers_metrics_pass_promtool(start: StartPricing) -> None:
@@ -53,6 +56,7 @@ def test_the_schedulers_metrics_pass_promtool(start: StartPricing) -> None:
     exposition = _scrape_when(port, "pricing_crawl_queue_depth 0")
     assert stop(scheduler) == 0
     check_with_promtool(exposition)
+    only_this_roles_gauges(exposition, "scheduler")
 
 
 def test_a_crawler_workers_metrics_pass_promtool(
@@ -74,3 +78,4 @@ def test_a_crawler_workers_metrics_pass_promtool(
     exposition = _scrape_when(port, 'pricing_crawl_fetches_total{competitor="demo"')
     assert stop(crawler) == 0
     check_with_promtool(exposition)
+    only_this_roles_gauges(exposition, "crawler")
