@@ -73,6 +73,16 @@ def explain(
 _SETTINGS_PREFIXES = {"Settings": "PRICING_", "CrawlerSettings": "PRICING_CRAWL_"}
 
 
+def _redis_source() -> str:
+    """Which setting chose the Redis that could not be reached."""
+    settings = get_settings()
+    if settings.redis_cluster_url:
+        return "REDIS_CLUSTER_URL"
+    if settings.redis_url:
+        return "REDIS_URL"
+    return "the embedded Redis in PRICING_DATA_DIR: neither REDIS_URL nor REDIS_CLUSTER_URL is set"
+
+
 def main() -> None:
     try:
         app()
@@ -92,9 +102,5 @@ def main() -> None:
         raise SystemExit(2) from None
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Long-running roles ride out outages; a command that cannot start says why.
-        typer.echo(
-            f"cannot reach Redis: {exc} (REDIS_URL or REDIS_CLUSTER_URL; neither set: the "
-            "embedded Redis in PRICING_DATA_DIR)",
-            err=True,
-        )
+        typer.echo(f"cannot reach Redis: {exc} ({_redis_source()})", err=True)
         raise SystemExit(1) from None

@@ -67,6 +67,7 @@ def test_a_redis_out_of_reach_is_one_line_not_a_traceback(
     [line] = error.strip().splitlines()
     assert line.startswith("cannot reach Redis: ")
     assert "127.0.0.1:1" in line
+    assert line.endswith("(REDIS_URL)")  # the setting that chose it, not "neither set"
 
 
 @pytest.mark.parametrize("settings_class", [Settings, CrawlerSettings])

@@ -175,21 +175,38 @@ class Repricer:
         if rejected:
             raise RulesetError(rejected)
 
+    async def start(self, stop: asyncio.Event) -> bool:
+        """Load the rules and create the queue's consumer group, waiting for Redis while it
+        is unreachable (a repricer restarted during an outage must not crash-loop); False
+        when stopped first. Raises :class:`RulesetError` when the rules are invalid."""
+        while not stop.is_set():
+            try:
+                await self.load_rules()
+                await self.ensure_group()
+                return True
+            except (aioredis.RedisError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels(operation="repricer_start").inc()
+                logger.warning("repricer start: %s; retrying", exc)
+                await _sleep_unless_stopped(stop, RETRY_SECONDS)
+        return False
+
     async def check_rules(self) -> list[Diagnostic]:
         """Reload the rules if their files changed; the diagnostics if the change was
         rejected, else nothing."""
         digest = await asyncio.to_thread(rules_digest, self.rules_dir)
         if digest == self._rules_digest:
             return []
-        self._rules_digest = digest
         loaded, diagnostics = await asyncio.to_thread(read_ruleset, self.rules_dir)
         if loaded is None:
             await self._reject(diagnostics)
-            return diagnostics
-        for warning in diagnostics:
-            logger.warning("%s", warning)
-        await self._swap(loaded)
-        return []
+        else:
+            for warning in diagnostics:
+                logger.warning("%s", warning)
+            await self._swap(loaded)
+        # Only now: an edit whose swap met a Redis outage is tried again on the next poll,
+        # not forgotten until the files change again.
+        self._rules_digest = digest
+        return [] if loaded is not None else diagnostics
 
     async def _reject(self, diagnostics: list[Diagnostic]) -> None:
         for diagnostic in diagnostics:
@@ -355,11 +372,11 @@ async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> N
     store = Store.from_settings(redis_url, settings)
     try:
         worker = Repricer.from_settings(store, settings, rules_dir)
-        await worker.load_rules()
         metrics.serve_metrics(settings.repricer_metrics_port)
         stop = stop_on_signals()
-        logger.info("repricer %s running on %s", worker.consumer, redis_url)
-        await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
+        if await worker.start(stop):
+            logger.info("repricer %s running on %s", worker.consumer, redis_url)
+            await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
         logger.info("repricer %s stopped", worker.consumer)
     finally:
         await store.close()

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import RedisError
 
 from pricing_service.engine.inputs import CompetitorObservation
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import RulesetError
 from pricing_service.store import keys
 from pricing_service.store.audit_blocks import BLOCK_RECORDS, is_block
+from pricing_service.store.embedded import EmbeddedRedis
 from pricing_service.store.offers import HISTORY_BLOCK_MIN, HISTORY_STREAM_KEPT, OfferStatus
 from pricing_service.store.store import Store
 from tests.repricer.helpers import WEEKEND_RULES, compile_rules, item, worker, write_rules
@@ -241,3 +243,20 @@ async def test_the_running_worker_packs_audit_records_and_old_offer_history(
     after, _ = await store.history("SKU-1", limit=10_000)
     assert [r.stream_id for r in after] == [r.stream_id for r in before]
     assert not await store.claim_compaction(timedelta(hours=1))  # claimed for the hour
+
+
+async def test_a_rule_load_that_meets_a_redis_outage_is_tried_again(tmp_path: Path) -> None:
+    # Forgetting it would leave the repricer without the edit until the files change again.
+    server = EmbeddedRedis(tmp_path / "redis", persistent=False)  # not started: an outage
+    store = Store.from_url(server.url, retention=timedelta(days=35))
+    repricer = worker(store, write_rules(tmp_path / "rules"))
+    try:
+        with pytest.raises((RedisError, OSError)):
+            await repricer.check_rules()
+        assert repricer.ruleset is None
+        server.start()
+        assert await repricer.check_rules() == []
+        assert repricer.ruleset is not None
+    finally:
+        await store.close()
+        server.stop()
