@@ -90,6 +90,12 @@ local function acknowledge(KEYS, ARGV)
     else
       redis.call('HDEL', KEYS[6], ARGV[3])
     end
+    if ARGV[5] == 'accepted' then
+      local before = tonumber(redis.call('HGET', KEYS[7], ARGV[9]) or '0')
+      if tonumber(ARGV[11]) > before then
+        redis.call('HSET', KEYS[7], ARGV[9], ARGV[11])
+      end
+    end
   end
   return acknowledged
 end
@@ -228,6 +234,7 @@ class OutcomeRecorder:
             queue.dead_letters,
             queue.due,
             queue.failures,
+            queue.accepted,
         ]
         retry_soon = (
             outcome in RETRY_SOONER and period is not None and self._retry_after_failure_seconds > 0

@@ -58,6 +58,13 @@ class CrawlQueue:
         return f"{self._tag}:failures"
 
     @property
+    def accepted(self) -> str:
+        """Hash: competitor -> when a job acknowledged here last stored an accepted
+        observation of it (epoch seconds); the scheduler exports the newest per competitor,
+        so a crawler restart does not reset it."""
+        return f"{self._tag}:accepted"
+
+    @property
     def dead_letters(self) -> str:
         """Stream of jobs given up after too many deliveries."""
         return f"{self._tag}:dead"

@@ -78,6 +78,7 @@ class Scheduler:
         await ensure_groups(self.redis, streams, keys.JOBS_GROUP)
         waiting = await group_backlog(self.redis, streams, keys.JOBS_GROUP)
         metrics.crawl_queue_depth().set(waiting)
+        await self._export_last_accepted()
         room = self.settings.max_backlog - waiting
         if room <= 0:
             return TickResult(paused=True)
@@ -91,6 +92,19 @@ class Scheduler:
             queued += done
             skipped += passed
         return TickResult(queued=queued, skipped_in_flight=skipped)
+
+    async def _export_last_accepted(self) -> None:
+        """Each competitor's newest accepted observation, from Redis: one process exports
+        it, and a crawler restart does not make it vanish (which silenced the stale-data
+        alert for a competitor that keeps failing)."""
+        newest: dict[str, float] = {}
+        for queue in self.queues:
+            recorded: dict[bytes, bytes] = await self.redis.hgetall(queue.accepted)  # type: ignore[assignment]
+            for competitor, stamp in recorded.items():
+                name = competitor.decode()
+                newest[name] = max(newest.get(name, 0.0), float(stamp))
+        for name, newest_at in newest.items():
+            metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(name).set(newest_at)
 
     async def _tick_partition(self, queue: CrawlQueue, moment: float, room: int) -> tuple[int, int]:
         """Queue up to ``room`` of the partition's due listings; (queued, still in flight)."""

@@ -277,8 +277,6 @@ class CrawlWorker:
                 deliveries=deliveries if dead else None,
                 period=period,
             )
-            if offer is not None and report.outcome is Outcome.ACCEPTED:
-                metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(job.competitor).set_to_current_time()
         except RedisError as exc:
             logger.warning("job %s: Redis failed (%s); it stays pending", job.id, exc)
         except Exception:

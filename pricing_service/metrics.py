@@ -31,6 +31,9 @@ from prometheus_client import (
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 _Metric = TypeVar("_Metric")
+#: Every :func:`one_role` metric's getter (the deploy tests make them all to list every
+#: series the service can export).
+ONE_ROLE_METRICS: list[Callable[[], object]] = []
 
 
 def one_role(make: Callable[[], _Metric]) -> Callable[[], _Metric]:
@@ -48,6 +51,7 @@ def one_role(make: Callable[[], _Metric]) -> Callable[[], _Metric]:
                     made.append(make())
         return made[0]
 
+    ONE_ROLE_METRICS.append(metric)
     return metric
 
 
@@ -178,8 +182,9 @@ CRAWL_OBSERVATION_AGE_SECONDS = Gauge(
 )
 CRAWL_LAST_ACCEPTED_SECONDS = Gauge(
     "pricing_crawl_last_accepted_timestamp_seconds",
-    "When this worker last stored an accepted observation, per competitor (Unix time): "
-    "time() minus it is how stale the freshest crawled price is.",
+    "When a crawl last stored an accepted observation, per competitor (Unix time, kept in "
+    "Redis and exported by the scheduler): time() minus it is how stale the freshest "
+    "crawled price is.",
     ["competitor"],
     multiprocess_mode="max",
 )

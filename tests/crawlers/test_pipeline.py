@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
@@ -426,6 +427,34 @@ async def test_a_robots_txt_that_cannot_be_read_brings_the_next_crawl_forward(
         assert due is not None
         assert began + 3000 <= due <= ended + 3000  # not a period (6 h) later
         assert site.state.hits("/jsonld/") == []
+
+
+async def test_the_last_accepted_crawl_is_kept_in_redis_and_exported_by_the_scheduler(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    # Kept by a crawler process, it vanished with every restart, and the stale-data alert
+    # with it, for a competitor that kept failing.
+    await listed(store, f"{site.url}/jsonld/A-1")
+    began = time.time()
+    await Scheduler(store.redis, crawler_settings).tick()
+    [job_id] = await work_once(make_worker())
+    assert await outcome_of(store.redis, job_id) == Outcome.ACCEPTED
+    raw = await store.redis.hget(QUEUE.accepted, "demo")
+    assert raw is not None
+    accepted_at = float(raw)
+    assert began <= accepted_at <= time.time()
+
+    # A failing crawl later does not move it; a new scheduler exports it from Redis.
+    await listed(store, f"{site.url}/flaky/9/A-2", sku="A-2")
+    await Scheduler(store.redis, crawler_settings).tick()
+    [failed] = await work_once(make_worker())
+    assert await outcome_of(store.redis, failed) != Outcome.ACCEPTED
+    assert await store.redis.hget(QUEUE.accepted, "demo") == raw
+    await Scheduler(store.redis, crawler_settings).tick()
+    exported = REGISTRY.get_sample_value(
+        "pricing_crawl_last_accepted_timestamp_seconds", {"competitor": "demo"}
+    )
+    assert exported == accepted_at
 
 
 async def test_a_page_without_a_price_waits_for_its_regular_crawl(

@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 import pricing_service.cli  # noqa: F401  (imports every role, so every metric is registered)
+from pricing_service.metrics import ONE_ROLE_METRICS
 from tests.deploy.files import DASHBOARD_FILE, PROMETHEUS, RUNBOOKS, load_yaml
 
 #: Series Prometheus makes itself rather than scraping them.
@@ -32,6 +33,8 @@ _HEADING = re.compile(r"^#+\s+(.+?)\s*$", re.MULTILINE)
 
 def exported_series() -> set[str]:
     names = set()
+    for make in ONE_ROLE_METRICS:  # made on first use by their role: make them all here
+        make()
     for family in REGISTRY.collect():
         names |= {family.name + suffix for suffix in SUFFIXES.get(family.type, ("",))}
     return names
