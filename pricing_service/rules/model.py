@@ -810,6 +810,30 @@ def _valid_timezone(value: str) -> str:
 
 TimezoneName = Annotated[str, AfterValidator(_valid_timezone)]
 
+#: Words in a segment dimension's name that say it tells people apart, not groups.
+_PERSONAL = re.compile(
+    r"(^|_)(user|users|customer|customers|person|people|email|account|visitor|session|"
+    r"cookie|device|shopper|buyer|login|phone|client|profile|ip)(_|$)"
+)
+#: Values a dimension may list: regions and tiers fit; a list of people does not.
+MAX_SEGMENT_VALUES = 256
+
+
+def _segments_are_groups(segments: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+    """Prices may differ by segment (channel, region, tier), never by individual person."""
+    for dimension, values in (segments or {}).items():
+        if _PERSONAL.search(dimension):
+            raise ValueError(
+                f"segment dimension {dimension!r} tells individual people apart: prices "
+                "may differ by group (channel, region, membership tier), never by person"
+            )
+        if len(values) > MAX_SEGMENT_VALUES:
+            raise ValueError(
+                f"segment dimension {dimension!r} has {len(values)} values, more than "
+                f"{MAX_SEGMENT_VALUES}: a segment is a group of customers, not a list of them"
+            )
+    return segments
+
 
 class RuleFile(_Strict):
     """One YAML file in ``rules/``. Any file may hold any of these sections; the ruleset
@@ -819,8 +843,11 @@ class RuleFile(_Strict):
     schema_: str | None = Field(default=None, alias="$schema")
     timezone: TimezoneName | None = None
     """The IANA timezone every window is in, such as America/New_York (one file sets it)."""
-    segments: dict[Identifier, list[Identifier]] | None = None
-    """Segment dimensions and their values, such as channel: [web, app]; rules may match them."""
+    segments: Annotated[
+        dict[Identifier, list[Identifier]] | None, AfterValidator(_segments_are_groups)
+    ] = None
+    """Segment dimensions and their values, such as channel: [web, app]; rules may match
+    them. Groups only: a dimension that tells people apart (customer_id) is refused."""
     guardrails: Guardrails | None = None
     """Limits on every price, run last; a rule's own guardrails can only tighten them."""
     loop_protection: LoopProtection | None = None

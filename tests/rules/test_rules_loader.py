@@ -440,3 +440,30 @@ def test_a_date_that_does_not_exist_is_reported_once(good_files: dict[str, str])
     assert [str(d) for d in diagnostics if d.severity == "error"] == [
         "market.yaml:6:20: error: '2026-02-30' is not a valid date"
     ]
+
+
+@pytest.mark.parametrize("dimension", ["customer_id", "user", "email_hash", "loyalty_account"])
+def test_a_segment_that_tells_people_apart_is_refused(
+    good_files: dict[str, str], dimension: str
+) -> None:
+    # Prices may differ by segment, never by individual person.
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(
+        "  channel: [web, app]\n", f"  channel: [web, app]\n  {dimension}: [u1234567, u7654321]\n"
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    [error] = [str(d) for d in diagnostics if d.severity == "error"]
+    assert error.startswith("pricing.yaml:")
+    assert f"segment dimension '{dimension}' tells individual people apart" in error
+
+
+def test_a_segment_listing_hundreds_of_values_is_refused(good_files: dict[str, str]) -> None:
+    many = ", ".join(f"r{index}" for index in range(257))
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(
+        "  channel: [web, app]\n", f"  channel: [web, app]\n  region: [{many}]\n"
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert any("has 257 values, more than 256" in str(d) for d in diagnostics)
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(", r256]", "]")
+    assert check_texts(good_files)[0] is not None  # 256 regions are groups enough
