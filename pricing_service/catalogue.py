@@ -181,14 +181,19 @@ def check_items(raws: Iterable[object]) -> Iterator[ItemFacts | RowError]:
             yield RowError(index=index, message=str(exc), sku=_sku_of(raw))
 
 
+class NotJsonError(ValueError):
+    """The document is not JSON at all (as opposed to JSON of the wrong shape)."""
+
+
 def parse_json_array(data: bytes | str) -> list[object]:
-    """The items of a JSON array; raises ``ValueError`` when the document is not one."""
+    """The items of a JSON array; raises ``NotJsonError`` when the document is not JSON,
+    ``ValueError`` when it is not an array."""
     try:
         document = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not valid JSON: {exc}") from None
+        raise NotJsonError(f"not valid JSON: {exc}") from None
     except RecursionError:
-        raise ValueError("not valid JSON: nested too deeply") from None
+        raise NotJsonError("not valid JSON: nested too deeply") from None
     if not isinstance(document, list):
         raise ValueError("expected a JSON array of items")
     return document

@@ -32,6 +32,23 @@ _MINOR_UNIT_EXCEPTIONS: dict[str, int] = {
 }  # fmt: skip
 
 
+#: ISO 4217's active currency codes (2025), without precious metals, bond-market units,
+#: SDRs and the testing codes (XAU, XBA, XDR, XTS, XXX, ...): nothing a shop prices in.
+ISO_4217_CODES = frozenset(
+    """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL
+    BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF
+    DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF
+    IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR
+    LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO
+    NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK
+    SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH
+    UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+    ZWL
+    """.split()  # noqa: SIM905 (a table people can read and check against the standard)
+)
+
+
 class MoneyError(ValueError):
     """An amount or currency that cannot be represented exactly."""
 
@@ -39,7 +56,7 @@ class MoneyError(ValueError):
 @cache
 def minor_unit_digits(currency: str) -> int:
     """Number of decimal digits of ``currency``'s minor unit (ISO 4217)."""
-    if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+    if currency not in ISO_4217_CODES:
         raise MoneyError(f"not an ISO 4217 currency code: {currency!r}")
     return _MINOR_UNIT_EXCEPTIONS.get(currency, 2)
 

@@ -23,7 +23,11 @@ from crawlers.settings import CrawlerSettings
 from pricing_service.api.auth import Authenticator, load_api_keys
 from pricing_service.api.cache import TAIL_BLOCK_SECONDS, ScheduleCache
 from pricing_service.api.fast_lookup import FastPriceLookup
-from pricing_service.api.middleware import BodyLimitMiddleware, RequestTelemetryMiddleware
+from pricing_service.api.middleware import (
+    BodyLimitMiddleware,
+    HeadAsGetMiddleware,
+    RequestTelemetryMiddleware,
+)
 from pricing_service.api.problems import install_problem_handlers
 from pricing_service.api.routes.control import router as control_router
 from pricing_service.api.routes.elasticity import router as elasticity_router
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTelemetryMiddleware, access_log=settings.access_log)
     # Outermost: it answers cache hits itself, with their request id and access log line.
     app.add_middleware(FastPriceLookup, access_log=settings.access_log)
+    app.add_middleware(HeadAsGetMiddleware)
     for router in (prices_router, items_router, signals_router, control_router, ops_router):
         app.include_router(router)
     app.include_router(listings_router)

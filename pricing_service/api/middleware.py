@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: a request's id, latency and access log line, and a request body
-limit."""
+"""Pure ASGI middleware: a request's id, latency and access log line, a request body
+limit, and HEAD answered wherever GET is."""
 
 from __future__ import annotations
 
@@ -78,6 +78,26 @@ class RequestTelemetryMiddleware:
             ).observe(elapsed)
             if self.access_log:
                 log_access(scope, status, elapsed, request_id.decode())
+
+
+class HeadAsGetMiddleware:
+    """HEAD where GET works (RFC 9110): the GET's status and headers, without its body.
+    Load balancers probe with HEAD; FastAPI routes answer GET only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class BodyLimitMiddleware:

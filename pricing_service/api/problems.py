@@ -93,6 +93,12 @@ def invalid(detail: str, errors: Sequence[Mapping[str, Any]] | None = None) -> P
     return ProblemError(422, "invalid-request", detail, title="Invalid request", errors=errors)
 
 
+def unparseable(detail: str) -> ProblemError:
+    """A body that is not the JSON it claims to be: a syntax error (400), not a value the
+    route refuses (422)."""
+    return ProblemError(400, "unparseable-body", detail, title="Unparseable body")
+
+
 def problem_body(
     status: int, *, type_: str, title: str, detail: str, instance: str
 ) -> dict[str, Any]:
@@ -175,6 +181,8 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
     errors = validation_errors(exc.errors())
     first = errors[0] if errors else {"location": [], "message": "invalid request"}
     where = ".".join(str(part) for part in first["location"])
+    if first.get("type") == "json_invalid":
+        return await _problem_error(request, unparseable(f"not valid JSON: {first['message']}"))
     return problem_response(
         request,
         422,

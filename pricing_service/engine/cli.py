@@ -19,7 +19,7 @@ from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision, decision_to_dict
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.offers import OfferReviews, review_offers
-from pricing_service.engine.schedule import schedule
+from pricing_service.engine.schedule import LATEST_START, schedule
 from pricing_service.engine.segments import undeclared_parts
 from pricing_service.rules.loader import RulesetError, load_ruleset
 
@@ -47,6 +47,8 @@ def parse_instant(text: str | None, zone: ZoneInfo | None = None) -> datetime:
         if zone is None:
             raise typer.BadParameter("give a timezone, e.g. 2026-11-27T00:00:00-05:00 or ...Z")
         moment = moment.replace(tzinfo=zone)
+    if moment >= LATEST_START:
+        raise typer.BadParameter(f"{text!r} is too far ahead: before {LATEST_START:%Y-%m-%d}")
     return moment
 
 

@@ -160,6 +160,9 @@ class Segment(_Input):
             if match is None:
                 raise ValueError(f"segment part {part!r} is not dimension:value (e.g. channel:app)")
             pairs.append((match.group(1), match.group(2)))
+        named = [dimension for dimension, _ in pairs]
+        if len(set(named)) != len(named):  # said here: the model's error reads as pydantic's
+            raise ValueError(f"segment {text!r} names a dimension twice")
         return cls(values=tuple(pairs))
 
     def as_dict(self) -> dict[str, str]:

@@ -3,7 +3,7 @@ that a lookup at a window boundary is right at once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.decision import Decision
@@ -12,6 +12,9 @@ from pricing_service.engine.single import decide
 
 #: A schedule never holds more windows than this, whatever the rules say.
 MAX_WINDOWS = 512
+#: The latest instant a schedule may start at: calendars and horizons past it would run
+#: into the end of ``datetime`` (year 9999); nobody prices that far ahead.
+LATEST_START = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def schedule(

@@ -846,8 +846,7 @@ class RuleFile(_Strict):
     segments: Annotated[
         dict[Identifier, list[Identifier]] | None, AfterValidator(_segments_are_groups)
     ] = None
-    """Segment dimensions and their values, such as channel: [web, app]; rules may match
-    them. Groups only: a dimension that tells people apart (customer_id) is refused."""
+    """Segment dimensions and their values, such as channel: [web, app]; groups, never people."""
     guardrails: Guardrails | None = None
     """Limits on every price, run last; a rule's own guardrails can only tighten them."""
     loop_protection: LoopProtection | None = None

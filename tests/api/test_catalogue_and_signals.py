@@ -59,6 +59,7 @@ def test_item_input_errors_are_422(api: httpx.Client) -> None:
         {"currency": "USD", "list_price": " 10.00 "},
         {"currency": "USD", "list_price": "+10.00"},
         {"currency": "USD", "min_price": "50.00", "max_price": "10.00"},
+        {"currency": "XYZ", "list_price": "10.00"},  # three letters, but no currency
     ]
     for body in cases:
         response = api.put("/v1/items/SKU-1", json=body, headers=WRITE)
@@ -71,6 +72,8 @@ def test_item_input_errors_are_422(api: httpx.Client) -> None:
     assert "plain decimal string" in exponent["detail"]
     crossed = api.put("/v1/items/SKU-1", json=cases[10], headers=WRITE).json()
     assert "min_price 50.00 is above max_price 10.00" in crossed["detail"]
+    unknown = api.put("/v1/items/SKU-1", json=cases[11], headers=WRITE).json()
+    assert "not an ISO 4217 currency code: 'XYZ'" in unknown["detail"]
     # A free item's cost may be zero.
     free = {"currency": "USD", "cost": "0", "list_price": "10.00"}
     assert api.put("/v1/items/SKU-1", json=free, headers=WRITE).status_code == 201
@@ -79,7 +82,11 @@ def test_item_input_errors_are_422(api: httpx.Client) -> None:
         content=b"{",
         headers={**WRITE, "Content-Type": "application/json"},
     )
-    assert broken.status_code == 422
+    # Not JSON at all: a syntax error, 400 as the OpenAPI document says, not a refused value.
+    assert broken.status_code == 400
+    assert broken.headers["content-type"] == "application/problem+json"
+    assert broken.json()["type"] == "urn:pricing:problem:unparseable-body"
+    assert broken.json()["detail"].startswith("not valid JSON: ")
 
 
 def test_bulk_bodies_nested_too_deeply_are_refused_not_a_crash(api: httpx.Client) -> None:
@@ -87,7 +94,7 @@ def test_bulk_bodies_nested_too_deeply_are_refused_not_a_crash(api: httpx.Client
     as_json = api.post(
         "/v1/items/bulk", content=deep, headers={**WRITE, "Content-Type": "application/json"}
     )
-    assert as_json.status_code == 422, as_json.text
+    assert as_json.status_code == 400, as_json.text
     assert "nested too deeply" in as_json.json()["detail"]
     as_lines = api.post(
         "/v1/items/bulk",
@@ -166,6 +173,11 @@ def test_sales(api: httpx.Client) -> None:
     assert [r["index"] for r in response.json()["rejected"]] == [1, 2]
     floats = [{"sku": "SKU-1", "quantity": 1, "unit_price": 1.5, "ts": now}]
     assert api.post("/v1/sales", json=floats, headers=WRITE).status_code == 422
+    # Nothing about the buyer: a field the API does not know is an error, not kept quiet.
+    buyer = [{**events[0], "customer_id": "alice@example.com"}]
+    refused = api.post("/v1/sales", json=buyer, headers=WRITE)
+    assert refused.status_code == 422
+    assert "customer_id" in refused.json()["detail"]
 
 
 def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:

@@ -153,6 +153,13 @@ def test_preview_compares_every_segment_with_its_price_in_force(
     assert (by_segment[""]["current"], by_segment[""]["proposed"]) == ("50.00", "55.00")
 
 
+def test_preview_refuses_an_instant_past_what_a_calendar_holds(api: httpx.Client) -> None:
+    body = {"files": {"rules.yaml": RULES}, "at": "9999-12-31T23:59:59Z"}
+    response = api.post("/v1/rules/preview", json=body, headers=auth(WRITE_KEY))
+    assert response.status_code == 422, response.text  # was a 500 (date overflow)
+    assert response.json()["detail"] == "at: before 2200-01-01, please"
+
+
 def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redis: str) -> None:
     _put_items(api, "A", "B")
     candidate = RULES.replace("list_price: true", "fixed: 55")

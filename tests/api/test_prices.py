@@ -154,6 +154,44 @@ def test_batch_lookup_is_bounded(serve_app: ServeApp) -> None:
     assert response.headers["content-type"] == PROBLEM
 
 
+def test_head_answers_wherever_get_does(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    publish(clean_redis, rules_dir, item(), _now())
+    for path in ("/v1/prices/SKU-1", "/v1/prices/SKU-1?explain=true", "/healthz"):
+        got = api.get(path, headers=auth(READ_KEY))
+        head = api.head(path, headers=auth(READ_KEY))
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == got.headers["content-length"]
+    assert api.head("/v1/prices/NOPE", headers=auth(READ_KEY)).status_code == 404
+    assert api.head("/v1/sales", headers=auth(READ_KEY)).status_code == 405
+
+
+def test_request_bodies_and_segments_that_say_something_else_are_refused(
+    api: httpx.Client,
+) -> None:
+    # Ignored, an "at" would give the current price, a "segmnet" the default one.
+    for body in (
+        {"skus": ["A"], "at": "2026-12-07T20:00:00Z"},
+        {"skus": ["A"], "segmnet": "channel:app"},
+        {"skus": ["A" * 201]},  # echoed back whole, were it accepted
+        {"skus": ["A"], "segment": "x" * 201},
+    ):
+        response = api.post("/v1/prices/lookup", json=body, headers=auth(READ_KEY))
+        assert response.status_code == 422, body
+        assert response.headers["content-type"] == PROBLEM
+    twice = api.get(
+        "/v1/prices/SKU-1", params={"segment": "channel:app,channel:web"}, headers=auth(READ_KEY)
+    )
+    assert twice.status_code == 422
+    assert (
+        twice.json()["detail"]
+        == "segment: segment 'channel:app,channel:web' names a dimension twice"
+    )
+
+
 def test_a_new_publish_reaches_the_cache(
     api: httpx.Client, clean_redis: str, rules_dir: Path
 ) -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pricing_service.api.deps import Admin, Reader, RulesDep, SettingsDep, StoreDep, Writer
 from pricing_service.api.problems import (
@@ -21,6 +21,7 @@ from pricing_service.api.problems import (
 )
 from pricing_service.catalogue import SKU_PATTERN, ExactPrice, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.schedule import LATEST_START
 from pricing_service.rules.loader import check_texts
 from pricing_service.rules.preview import preview_changes, read_preview_inputs
 from pricing_service.store.store import Override, Store
@@ -36,6 +37,8 @@ MAX_RULE_FILE_CHARS = 1_000_000
 
 
 class OverrideIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     price: ExactPrice
     until: datetime = Field(description="When the override ends (ISO 8601 with a timezone).")
     reason: str = Field(min_length=1, max_length=500)
@@ -43,6 +46,8 @@ class OverrideIn(BaseModel):
 
 
 class FreezeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(default="", max_length=500)
 
 
@@ -52,6 +57,8 @@ class FreezeState(BaseModel):
 
 
 class RuleFilesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     files: dict[str, Annotated[str, Field(max_length=MAX_RULE_FILE_CHARS)]] = Field(
         description="Rule file name (*.yaml) to its text.", max_length=MAX_RULE_FILES
     )
@@ -142,6 +149,8 @@ class PreviewOut(BaseModel):
 
 
 class RepriceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     skus: list[Annotated[str, Field(pattern=SKU_PATTERN)]] = Field(default_factory=list)
     all: bool = False
 
@@ -283,6 +292,8 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
                 break
     if body.at is not None and body.at.tzinfo is None:
         raise invalid("at: give a timezone, e.g. 2026-11-27T00:00:00Z")
+    if body.at is not None and body.at >= LATEST_START:
+        raise invalid(f"at: before {LATEST_START:%Y-%m-%d}, please")
     at = datetime.now(UTC) if body.at is None else body.at
     stored = await read_preview_inputs(store, compiled, skus, at)
     changes, summary = await asyncio.to_thread(

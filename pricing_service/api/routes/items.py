@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pricing_service.api.deps import Reader, SettingsDep, StoreDep, Writer
 from pricing_service.api.problems import (
@@ -15,10 +15,12 @@ from pricing_service.api.problems import (
     ProblemError,
     invalid,
     not_found,
+    unparseable,
 )
 from pricing_service.catalogue import (
     SKU_PATTERN,
     ItemIn,
+    NotJsonError,
     RowError,
     check_items,
     check_ndjson,
@@ -55,6 +57,8 @@ class BulkResult(BaseModel):
 
 
 class InventoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     inventory: int = Field(ge=0, le=10**12)
 
 
@@ -142,6 +146,8 @@ async def bulk_items(
     elif media_type in ("application/json", ""):
         try:
             raws = parse_json_array(body)
+        except NotJsonError as exc:
+            raise unparseable(str(exc)) from None
         except ValueError as exc:
             raise invalid(str(exc)) from None
         if len(raws) > settings.max_bulk_items:

@@ -102,8 +102,10 @@ class PriceOut(BaseModel):
 
 
 class LookupRequest(BaseModel):
-    skus: list[str] = Field(min_length=1)
-    segment: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    skus: list[Annotated[str, Field(max_length=200)]] = Field(min_length=1)
+    segment: str | None = Field(default=None, max_length=200)
 
 
 class LookupResult(BaseModel):

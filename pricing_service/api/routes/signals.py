@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AnyHttpUrl, BaseModel, Field, ValidationError
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 
 from pricing_service.api.deps import (
     CrawlerSettingsDep,
@@ -53,6 +53,8 @@ Resolution = Literal["day", "hour"]
 class SaleIn(BaseModel):
     """Units sold at a unit price (negative quantities are returns)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     id: str | None = Field(
         default=None,
         min_length=1,
@@ -65,11 +67,12 @@ class SaleIn(BaseModel):
     quantity: int = Field(ge=-1_000_000, le=1_000_000)
     unit_price: ExactMoney
     ts: AwareDatetime
-    segment: str | None = Field(default=None, max_length=200)
 
 
 class ObservationIn(BaseModel):
     """A competitor's offer for one of our SKUs, as seen at ``observed_at``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     sku: SkuField
     competitor: str = Field(min_length=1, max_length=100)
