@@ -281,6 +281,8 @@ class BatchDecisions:
     low: Int64Array  # the guardrails' allowed range
     high: Int64Array
     rounding_ok: BoolArray  # a rounding point was found within the range
+    #: The rules computed zero or less: the current price was kept, or none given.
+    not_a_price: BoolArray
 
     def summary(self, index: int, ruleset: CompiledRuleset) -> dict[str, object]:
         """The comparable core of one decision, as the single path reports it."""
@@ -686,6 +688,7 @@ def decide_batch(
     low_column = np.full(n, MISSING, np.int64)
     high_column = np.full(n, MISSING, np.int64)
     rounding_ok = np.zeros(n, bool)
+    not_a_price = np.zeros(n, bool)
 
     order = np.argsort(rule_index, kind="stable")
     starts = np.searchsorted(rule_index[order], np.arange(len(ruleset.rules) + 1))
@@ -767,6 +770,12 @@ def decide_batch(
         adjusted[rows] = np.where(priced, price, MISSING)
 
         current = group.current
+        # Zero or less is not a price (see the single path): keep the current one, if any.
+        nonpositive = priced & (price < 1)
+        if nonpositive.any():
+            not_a_price[rows] = nonpositive
+            price = np.where(nonpositive, current, price)
+            priced = priced & ~(nonpositive & (current == MISSING))
         known = (current != MISSING) & priced
         if protection.enabled:
             direction = np.sign(price - current).astype(np.int8)
@@ -833,6 +842,7 @@ def decide_batch(
         low=low_column,
         high=high_column,
         rounding_ok=rounding_ok,
+        not_a_price=not_a_price,
     )
 
 

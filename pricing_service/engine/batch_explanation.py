@@ -218,7 +218,7 @@ def explain_row(
     rule = ruleset.rules[int(result.rule_index[index])]
     position = int(result.strategy_position[index])
     fired = int(result.guardrails_fired[index])
-    if rule.exploration is not None or fired & _CONFLICT:
+    if rule.exploration is not None or fired & _CONFLICT or result.not_a_price[index]:
         return None
     tried = rule.chain if position < 0 else rule.chain[: position + 1]
     digits = minor_unit_digits(columns.currency)

@@ -591,6 +591,27 @@ def decide(
             )
         )
 
+    if price < 1:
+        # An amount (an adjustment's "-20", a "beat by 5.00" under a 3.00 offer) took the
+        # price to zero or below. That is not a price: the guardrails' floor of one minor
+        # unit would publish it as 0.01.
+        kept = "the current price is kept" if current is not None else "no price"
+        context.warnings.append(
+            f"not a price: the rules computed {context.money(price)} {currency}; {kept}"
+        )
+        if current is None:
+            return _decision(context, rule, segment, at, valid_until, None, strategy_name, 0, None)
+        context.steps.append(
+            Step(
+                "fallback",
+                "keep_current",
+                context.amount(price),
+                context.amount(current),
+                "the rules computed no positive price: the current price",
+            )
+        )
+        price = current
+
     # Loop protection.
     protection = ruleset.loop_protection
     history = move_history(item, epoch, ruleset.loop_window_seconds)

@@ -121,6 +121,24 @@ def test_missing_inputs_never_become_a_zero_price() -> None:
     assert any("no cost" in warning for warning in decision.warnings)
 
 
+@pytest.mark.parametrize("current", [Decimal("24.99"), None])
+def test_a_price_taken_below_zero_is_not_published_as_one_cent(current: Decimal | None) -> None:
+    """The 1p bug again: "-20" written for "-20%" on a 10.00 price computed -10.00, which
+    the floor of one minor unit published as 0.01."""
+    from pricing_service.engine import decide_batch, encode_batch
+
+    engine = ruleset([rule({"fixed": "10.00"}, adjustments=[{"id": "promo", "change": -20}])])
+    facts = item(current_price=current)
+    single = decide(engine, facts, AT)
+    batch = decide_batch(engine, encode_batch(engine, [PricingInputs(item=facts)], AT), AT)
+    assert single.price == current  # kept, or none at all: never 0.01
+    assert batch.summary(0, engine)["price"] == current
+    kept = "the current price is kept" if current is not None else "no price"
+    assert single.warnings == (f"not a price: the rules computed -10.00 USD; {kept}",)
+    if current is not None:
+        assert (single.steps[-1].stage, single.steps[-1].name) == ("fallback", "keep_current")
+
+
 def test_no_price_at_all_is_reported_not_invented() -> None:
     engine = ruleset([rule({"cost_plus": "30%"})])
     decision = decide(engine, item(), AT)
