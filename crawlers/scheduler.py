@@ -32,6 +32,7 @@ from crawlers.keys import CrawlQueue
 from crawlers.listings import ListingBody
 from crawlers.settings import LOST_JOB_SECONDS, CrawlerSettings
 from pricing_service import metrics
+from pricing_service.logs import OutageLog
 from pricing_service.store.streams import ensure_groups, group_backlog
 
 logger = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event, *, tick_seconds: float = 1.0) -> None:
         rebalanced = False
+        outage = OutageLog(logger, "scheduler tick")
         while not stop.is_set():
             try:
                 if not rebalanced:
@@ -203,6 +205,8 @@ class Scheduler:
                 if result.queued or result.paused:
                     logger.info("queued %d, paused %s", result.queued, result.paused)
             except RedisError as exc:  # Redis restarting: try again on the next tick
-                logger.warning("scheduler tick failed: %s", exc)
+                outage.failed(exc)
+            else:
+                outage.succeeded()
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick_seconds)

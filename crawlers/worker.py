@@ -48,6 +48,7 @@ from crawlers.outcome import Outcome
 from crawlers.settings import CrawlerSettings
 from pricing_service import metrics
 from pricing_service.engine.inputs import CompetitorObservation, ItemFacts
+from pricing_service.logs import OutageLog
 from pricing_service.observations import ACCEPTED, HISTORY_SCAN, build_market, gate_in_market
 from pricing_service.rules.model import Competitor, PageField
 from pricing_service.shutdown import release
@@ -164,6 +165,7 @@ class CrawlWorker:
         """Work until ``stop`` is set, then finish the jobs in hand. Cancelled, it
         releases the jobs still running (they stay pending, claimable at once)."""
         running: dict[asyncio.Task[None], tuple[str, CrawlQueue]] = {}
+        outage = OutageLog(logger, "reading crawl jobs")
         try:
             while not stop.is_set():
                 free = self.concurrency - len(running)
@@ -173,9 +175,10 @@ class CrawlWorker:
                 try:
                     batch = await self.next_batch(free)
                 except RedisError as exc:
-                    logger.warning("reading jobs failed (%s); retrying", exc)
+                    outage.failed(exc)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
+                outage.succeeded()
                 for message_id, job, deliveries in batch:
                     task = asyncio.create_task(self.handle(message_id, job, deliveries))
                     running[task] = (message_id, job.queue)

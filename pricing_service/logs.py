@@ -14,6 +14,8 @@ import os
 import re
 import secrets
 import sys
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -110,3 +112,51 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     for name in ("uvicorn", "uvicorn.error"):  # uvicorn's own handlers would log twice
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+
+
+class OutageLog:
+    """A loop's failures as few lines: the first error, then one line a minute while the
+    failures go on, and one when the loop works again. A Redis outage used to log two
+    warnings a second per loop, burying everything else."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        *,
+        every_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.what = what
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.failures = 0
+        self._since: float | None = None
+        self._last_line = 0.0
+
+    def failed(self, error: BaseException) -> None:
+        now = self.clock()
+        self.failures += 1
+        if self._since is None:
+            self._since = self._last_line = now
+            self.logger.warning("%s: %s; retrying", self.what, error)
+        elif now - self._last_line >= self.every_seconds:
+            self._last_line = now
+            self.logger.warning(
+                "%s: still failing after %.0f s (%d attempts): %s",
+                self.what,
+                now - self._since,
+                self.failures,
+                error,
+            )
+
+    def succeeded(self) -> None:
+        if self._since is not None:
+            self.logger.info(
+                "%s: working again after %.0f s (%d failed attempts)",
+                self.what,
+                self.clock() - self._since,
+                self.failures,
+            )
+        self._since, self.failures = None, 0

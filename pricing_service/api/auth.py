@@ -97,10 +97,11 @@ def load_api_keys(settings: Settings) -> list[ApiKey]:
     return keys
 
 
-def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(
-        401, "unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="pricing"'}
-    )
+def _unauthorized(detail: str, *, error: str | None = None) -> ProblemError:
+    """401; ``error`` is RFC 6750's code when a key was presented (``invalid_request`` for
+    a malformed header, ``invalid_token`` for an unknown key)."""
+    challenge = 'Bearer realm="pricing"' + (f', error="{error}"' if error else "")
+    return ProblemError(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
 class Authenticator:
@@ -118,14 +119,14 @@ class Authenticator:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise _unauthorized("use Authorization: Bearer <API key>")
+            raise _unauthorized("use Authorization: Bearer <API key>", error="invalid_request")
         presented = hashlib.sha256(token.encode()).digest()
         found = None
         for key in self.keys:  # no early exit: every request compares against every key
             if hmac.compare_digest(presented, key.digest):
                 found = key
         if found is None:
-            raise _unauthorized("the API key is not valid")
+            raise _unauthorized("the API key is not valid", error="invalid_token")
         return found
 
     def authorize(self, authorization: str | None, needed: Scope, *, public: bool) -> Principal:

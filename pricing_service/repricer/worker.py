@@ -36,6 +36,7 @@ from pricing_service import metrics
 from pricing_service.elasticity.refit import refit
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.segments import priced_segments
+from pricing_service.logs import OutageLog
 from pricing_service.repricer.full import current_instant, price_chunk
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import Diagnostic, RulesetError
@@ -179,15 +180,18 @@ class Repricer:
         """Load the rules and create the queue's consumer group, waiting for Redis while it
         is unreachable (a repricer restarted during an outage must not crash-loop); False
         when stopped first. Raises :class:`RulesetError` when the rules are invalid."""
+        outage = OutageLog(logger, "repricer start")
         while not stop.is_set():
             try:
                 await self.load_rules()
                 await self.ensure_group()
-                return True
             except (aioredis.RedisError, OSError) as exc:
                 metrics.REDIS_ERRORS.labels(operation="repricer_start").inc()
-                logger.warning("repricer start: %s; retrying", exc)
+                outage.failed(exc)
                 await _sleep_unless_stopped(stop, RETRY_SECONDS)
+            else:
+                outage.succeeded()
+                return True
         return False
 
     async def check_rules(self) -> list[Diagnostic]:
@@ -355,14 +359,17 @@ class Repricer:
     async def _loop(
         self, stop: asyncio.Event, name: str, step: Callable[[asyncio.Event], Awaitable[None]]
     ) -> None:
+        outage = OutageLog(logger, f"repricer {name}")
         while not stop.is_set():
             try:
                 await step(stop)
             except (aioredis.RedisError, OSError) as exc:
                 # Redis down or failing over: keep the process, retry shortly.
                 metrics.REDIS_ERRORS.labels(operation=f"repricer_{name}").inc()
-                logger.warning("repricer %s: %s; retrying", name, exc)
+                outage.failed(exc)
                 await _sleep_unless_stopped(stop, RETRY_SECONDS)
+            else:
+                outage.succeeded()
 
 
 async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> None:

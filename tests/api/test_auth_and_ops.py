@@ -14,10 +14,15 @@ ITEM = {"currency": "USD", "list_price": "10.00"}
 
 
 def test_a_missing_or_unknown_key_is_401_with_a_bearer_challenge(api: httpx.Client) -> None:
-    for headers in ({}, auth("wrong"), {"Authorization": "Basic abc"}):
+    # RFC 6750: no error code when no key was sent; which error when one was.
+    for headers, challenge in (
+        ({}, 'Bearer realm="pricing"'),
+        (auth("wrong"), 'Bearer realm="pricing", error="invalid_token"'),
+        ({"Authorization": "Basic abc"}, 'Bearer realm="pricing", error="invalid_request"'),
+    ):
         response = api.get("/v1/items/SKU-1", headers=headers)
         assert response.status_code == 401
-        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["www-authenticate"] == challenge
         assert response.headers["content-type"] == "application/problem+json"
 
 

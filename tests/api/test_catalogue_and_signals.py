@@ -166,11 +166,13 @@ def test_sales(api: httpx.Client) -> None:
         {"sku": "SKU-1", "quantity": 2, "unit_price": "49.99", "ts": now},
         {"sku": "NOPE", "quantity": 1, "unit_price": "1.00", "ts": now},
         {"sku": "SKU-1", "quantity": 1, "unit_price": "1.001", "ts": now},
+        {"sku": "SKU-1", "quantity": 0, "unit_price": "49.99", "ts": now},
     ]
     response = api.post("/v1/sales", json=events, headers=WRITE)
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 1
-    assert [r["index"] for r in response.json()["rejected"]] == [1, 2]
+    assert [r["index"] for r in response.json()["rejected"]] == [1, 2, 3]
+    assert response.json()["rejected"][2]["message"] == "quantity is 0: no units sold or returned"
     floats = [{"sku": "SKU-1", "quantity": 1, "unit_price": 1.5, "ts": now}]
     assert api.post("/v1/sales", json=floats, headers=WRITE).status_code == 422
     # Nothing about the buyer: a field the API does not know is an error, not kept quiet.

@@ -172,6 +172,13 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
     body = response.json()
     assert body["summary"]["evaluated"] == 2
     assert body["summary"]["changed"] == body["summary"]["up"] == 2
+    assert body["unknown"] == []
+    named = api.post(
+        "/v1/rules/preview",
+        json={"files": {"rules.yaml": candidate}, "skus": ["A", "NOPE"]},
+        headers=auth(WRITE_KEY),
+    ).json()
+    assert (named["summary"]["evaluated"], named["unknown"]) == (1, ["NOPE"])
     assert body["summary"]["max_abs_change_percent"] == "10.00"
     assert body["changes"][0] == {
         "sku": "A",

@@ -144,6 +144,7 @@ class PreviewSummaryOut(BaseModel):
 class PreviewOut(BaseModel):
     version: str
     truncated: bool = Field(description="More SKUs exist than one preview evaluates.")
+    unknown: list[str] = Field(description="SKUs asked for that are not in the catalogue.")
     summary: PreviewSummaryOut
     changes: list[PriceChangeOut]
 
@@ -299,9 +300,11 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
     changes, summary = await asyncio.to_thread(
         preview_changes, compiled, stored.inputs, stored.in_force, at
     )
+    found = stored.skus
     return PreviewOut(
         version=ruleset.version,
         truncated=truncated,
+        unknown=[sku for sku in skus if sku not in found],
         summary=PreviewSummaryOut(**asdict(summary)),
         changes=[
             PriceChangeOut(

@@ -235,6 +235,8 @@ async def post_sales(
         item = items.get(sale.sku)
         if item is None:
             message = "unknown SKU"
+        elif sale.quantity == 0:  # counted, it would be a sale that sold nothing
+            message = "quantity is 0: no units sold or returned"
         elif sale.ts > now + MAX_CLOCK_SKEW:
             message = "ts is in the future"
         elif sale.ts < oldest:
