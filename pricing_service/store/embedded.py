@@ -6,11 +6,16 @@ survives a restart. Unshared (the tests), it stops with the process that started
 Shared (the ``pricing`` commands, through :func:`resolve_redis_url`), every process that
 starts or reuses it registers in ``data_dir/redis.users/``, and the last one to stop
 stops it: a repricer stopped before the API does not take the API's Redis with it.
+Starting, joining and leaving happen under a lock on ``data_dir/redis.lock``, so two
+processes starting (or stopping) at the same instant cannot both start a server (or both
+leave it running for the other); each registration records its process's start time, so
+a pid the system has since given to another process does not count as a user.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import os
 import random
@@ -18,7 +23,8 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -60,8 +66,25 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Held while deciding to start, join, leave or stop (shared servers only)."""
+        if not self.shared:
+            yield
+            return
+        with (self.data_dir / "redis.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def start(self, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> str:
         if self.socket.exists() and _responds(self.url):
             logger.info("embedded Redis already running at %s", self.url)
             self._join()
@@ -97,14 +120,14 @@ class EmbeddedRedis:
                 self._join()
                 return self.url
             time.sleep(0.02)
-        self.stop()
+        self._stop_process()
         raise EmbeddedRedisError(f"redis-server did not answer within {timeout}s")
 
     def _join(self) -> None:
         if not self.shared or self._joined:
             return
         self.users.mkdir(exist_ok=True)
-        (self.users / str(os.getpid())).touch()
+        (self.users / str(os.getpid())).write_text(_started(os.getpid()) or "")
         self._joined = True
         atexit.register(self.stop)
 
@@ -113,14 +136,23 @@ class EmbeddedRedis:
         others = []
         for entry in self.users.iterdir() if self.users.is_dir() else ():
             pid = int(entry.name) if entry.name.isdigit() else 0
-            if pid != os.getpid() and _alive(pid):
+            if pid == os.getpid():
+                continue
+            if _alive(pid) and _same_process(pid, entry):
                 others.append(pid)
-            elif pid != os.getpid():
+            else:
                 entry.unlink(missing_ok=True)
         return others
 
     def stop(self) -> None:
         """Stop the server, unless it is shared and another live process still uses it."""
+        if not self._joined:
+            self._stop_process()
+            return
+        with self._locked():
+            self._leave()
+
+    def _leave(self) -> None:
         if self._joined:
             self._joined = False
             (self.users / str(os.getpid())).unlink(missing_ok=True)
@@ -136,6 +168,9 @@ class EmbeddedRedis:
             if self._process is None:  # reused: its starter is gone, so ask it to stop
                 _shut_down(self.url)
                 return
+        self._stop_process()
+
+    def _stop_process(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -160,6 +195,28 @@ def _responds(url: str) -> bool:
             client.close()
     except (redis.RedisError, OSError):
         return False
+
+
+def _started(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot, from /proc), or None where /proc is
+    not there to ask."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces), from field 3 on: start is 22.
+    return stat.rpartition(")")[2].split()[19]
+
+
+def _same_process(pid: int, registration: Path) -> bool:
+    """Whether the live ``pid`` is the process that registered, not a later one the
+    system gave the same number (when the start times can be compared)."""
+    try:
+        recorded = registration.read_text().strip()
+    except OSError:
+        return False
+    now = _started(pid)
+    return not recorded or now is None or recorded == now
 
 
 def _alive(pid: int) -> bool:

@@ -3,6 +3,7 @@ it, whichever started it."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -107,3 +108,31 @@ def test_the_starter_stops_it_when_the_others_are_gone_or_dead(
     _stop(users[0])
     assert _gone(url)
     assert list((data_dir / "redis.users").iterdir()) == []
+
+
+def test_two_users_stopping_at_once_do_not_leave_it_running(
+    tmp_path: Path, users: list[subprocess.Popen[str]]
+) -> None:
+    # Each could see the other still registered, and both left the server running (a
+    # race: before the lock this failed only when the two stops overlapped).
+    data_dir = tmp_path / "var"
+    url = _start(users, data_dir)
+    _start(users, data_dir)
+    for process in users:
+        assert process.stdin is not None
+        process.stdin.write("stop\n")
+        process.stdin.flush()
+    assert [process.wait(timeout=30) for process in users] == [0, 0]
+    assert _gone(url)
+
+
+def test_a_pid_given_to_another_process_since_does_not_count(
+    tmp_path: Path, users: list[subprocess.Popen[str]]
+) -> None:
+    data_dir = tmp_path / "var"
+    url = _start(users, data_dir)
+    # A registration for a live pid (this test's) that started at another time: the
+    # process that registered it is gone, and its pid was given to this one.
+    (data_dir / "redis.users" / str(os.getpid())).write_text("1")
+    _stop(users[0])
+    assert _gone(url)
