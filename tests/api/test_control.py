@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import redis
@@ -158,6 +159,39 @@ def test_preview_refuses_an_instant_past_what_a_calendar_holds(api: httpx.Client
     response = api.post("/v1/rules/preview", json=body, headers=auth(WRITE_KEY))
     assert response.status_code == 422, response.text  # was a 500 (date overflow)
     assert response.json()["detail"] == "at: before 2200-01-01, please"
+
+
+def test_preview_against_the_rules_in_force_shows_only_the_edits_effect(
+    api: httpx.Client,
+) -> None:
+    _put_items(api, "A", "B")  # current 50.00, nothing published yet
+
+    def preview(files: dict[str, str], against: str) -> dict[str, Any]:
+        body = {"files": files, "against": against}
+        response = api.post("/v1/rules/preview", json=body, headers=auth(WRITE_KEY))
+        assert response.status_code == 200, response.text
+        return cast(dict[str, Any], response.json())
+
+    # The rules in force, unedited: against themselves nothing changes.
+    same = preview({"rules.yaml": RULES}, "rules")
+    # Two SKUs in two segments (the app rule's 45.00); against the prices in force, the
+    # app segment would show as changes (50.00 is all that is known of them).
+    assert (same["summary"]["evaluated"], same["summary"]["changed"]) == (4, 0)
+    assert preview({"rules.yaml": RULES}, "prices")["summary"]["changed"] > 0
+    edited = RULES.replace("list_price: true", "fixed: 55")
+    edited = edited[: edited.index("rules:")]
+    effect = preview({"rules.yaml": edited}, "rules")
+    # The edit prices no segment apart: the default segment of each SKU.
+    assert effect["summary"]["evaluated"] == effect["summary"]["changed"] == 2
+    # Compared with what the rules in force give: list price, app 10% off, weekend 20% off.
+    assert {change["current"] for change in effect["changes"]} <= {"50.00", "45.00", "40.00"}
+    assert {change["proposed"] for change in effect["changes"]} == {"55.00"}
+    refused = api.post(
+        "/v1/rules/preview",
+        json={"files": {"rules.yaml": RULES}, "against": "yesterday"},
+        headers=auth(WRITE_KEY),
+    )
+    assert refused.status_code == 422
 
 
 def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redis: str) -> None:

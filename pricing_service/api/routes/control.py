@@ -6,7 +6,8 @@ import asyncio
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +17,7 @@ from pricing_service.api.problems import (
     FORBIDDEN,
     UNAUTHORIZED,
     UNAVAILABLE,
+    ProblemError,
     invalid,
     not_found,
 )
@@ -100,6 +102,14 @@ class PreviewIn(RuleFilesIn):
         description=(
             "Price at this instant (ISO 8601 with a timezone), e.g. during a coming event, "
             "against the prices published for it; default now. Inputs are as stored now."
+        ),
+    )
+    against: Literal["prices", "rules"] = Field(
+        default="prices",
+        description=(
+            "prices: compare with the prices in force (published for the instant); rules: "
+            "with the prices the ruleset in force gives the same inputs at the same "
+            "instant, which shows the edit's own effect without moves already under way."
         ),
     )
 
@@ -269,7 +279,7 @@ async def validate_rules(body: RuleFilesIn, _: Writer) -> ValidationReport:
     "/v1/rules/preview",
     responses={**FORBIDDEN, 422: {"description": "Invalid rule files or request."}},
 )
-async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewOut:
+async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep, rules: RulesDep) -> PreviewOut:
     """Which prices in force a candidate ruleset would change, per SKU and segment."""
     ruleset, diagnostics = check_texts(body.files)
     if ruleset is None:
@@ -296,9 +306,20 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep) -> PreviewO
     if body.at is not None and body.at >= LATEST_START:
         raise invalid(f"at: before {LATEST_START:%Y-%m-%d}, please")
     at = datetime.now(UTC) if body.at is None else body.at
+    baseline = None
+    if body.against == "rules":
+        if rules.current is None:
+            raise ProblemError(
+                409, "no-ruleset", "no ruleset is in force to compare with", title="No ruleset"
+            )
+        baseline = rules.current.compiled
     stored = await read_preview_inputs(store, compiled, skus, at)
     changes, summary = await asyncio.to_thread(
-        preview_changes, compiled, stored.inputs, stored.in_force, at
+        partial(preview_changes, baseline=baseline),
+        compiled,
+        stored.inputs,
+        stored.in_force,
+        at,
     )
     found = stored.skus
     return PreviewOut(
