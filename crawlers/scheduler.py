@@ -153,8 +153,8 @@ class Scheduler:
         changed since the last run, from every old partition to the one each listing now
         belongs to (ZADD NX there, then ZREM: a retry after a failure converges). Jobs
         still queued in a partition beyond the new count are dropped with its stream:
-        their listings are crawled again when next due. Counts of failures in a row
-        start again from zero."""
+        their listings are crawled again when next due. Counts of failures in a row move
+        with their listings."""
         raw: Any = await self.redis.get(keys.PARTITIONS)
         previous = int(raw) if raw is not None else 1
         configured = len(self.queues)
@@ -164,8 +164,9 @@ class Scheduler:
         if previous != configured:
             for old in keys.queues(previous):
                 moved += await self._move_due(old.due)
-                await self.redis.delete(old.failures)
+                await self._move_failures(old.failures)
                 if old.index >= configured:
+                    await self._merge_accepted(old.accepted)
                     await self.redis.delete(old.jobs)
                     await self.redis.delete(old.in_flight)
         await self.redis.set(keys.PARTITIONS, configured)
@@ -192,6 +193,34 @@ class Scheduler:
                 moved += len(members)
             if cursor == 0:
                 return moved
+
+    async def _move_failures(self, source: str) -> None:
+        """Move the failure streaks in ``source`` that belong to another partition now, so
+        a listing failing before the change keeps backing off after it."""
+        cursor = 0
+        while True:
+            reply: Any = await self.redis.hscan(source, cursor, count=REBALANCE_BATCH)
+            cursor, entries = reply
+            for raw_member, count in entries.items():
+                member = raw_member.decode()
+                sku, _ = keys.parse_due_member(member)
+                target = keys.queue_of(sku, len(self.queues)).failures
+                if target != source:
+                    await self.redis.hsetnx(target, member, count)
+                    await self.redis.hdel(source, member)
+            if cursor == 0:
+                return
+
+    async def _merge_accepted(self, source: str) -> None:
+        """Fold a dropped partition's last-accepted times into partition 0's (the newest
+        per competitor wins), so the staleness metric does not lose them."""
+        target = self.queues[0].accepted
+        recorded: dict[bytes, bytes] = await self.redis.hgetall(source)  # type: ignore[assignment]
+        for competitor, at in recorded.items():
+            kept = await self.redis.hget(target, competitor)
+            if kept is None or float(kept) < float(at):
+                await self.redis.hset(target, competitor, at)
+        await self.redis.delete(source)
 
     async def run(self, stop: asyncio.Event, *, tick_seconds: float = 1.0) -> None:
         rebalanced = False

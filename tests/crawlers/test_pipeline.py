@@ -306,10 +306,31 @@ async def test_the_scheduler_moves_due_times_when_the_partitions_change(
     assert not await store.redis.exists(keys.LEGACY_DUE, keys.LEGACY_IN_FLIGHT)
     assert await partitioned(3).rebalance() == 0  # nothing changed
 
+    # Failure streaks move with their listings; a dropped partition's last-accepted
+    # times fold into partition 0's, the newest per competitor winning.
+    streaks = {keys.due_member(sku, "demo"): str(n % 3 + 1) for n, sku in enumerate(skus)}
+    for member, count in streaks.items():
+        sku, _ = keys.parse_due_member(member)
+        await store.redis.hset(keys.queue_of(sku, 3).failures, member, count)
+    await store.redis.hset(keys.CrawlQueue(2).accepted, mapping={"demo": "500", "other": "90"})
+    await store.redis.hset(keys.CrawlQueue(0).accepted, mapping={"demo": "400", "other": "95"})
+
     two = partitioned(2)
     assert await two.rebalance() > 0
     assert await laid_out(2) == due
     assert await store.redis.zcard(keys.CrawlQueue(2).due) == 0
+    moved_streaks = {}
+    for queue in keys.queues(2):
+        for member, count in (await store.redis.hgetall(queue.failures)).items():
+            sku, _ = keys.parse_due_member(member.decode())
+            assert keys.queue_of(sku, 2) == queue
+            moved_streaks[member.decode()] = count.decode()
+    assert moved_streaks == streaks
+    assert not await store.redis.exists(keys.CrawlQueue(2).failures, keys.CrawlQueue(2).accepted)
+    assert await store.redis.hgetall(keys.CrawlQueue(0).accepted) == {
+        b"demo": b"500",
+        b"other": b"95",
+    }
     assert (await two.tick(now=200)).queued == len(skus)  # every listing still comes round
 
 
