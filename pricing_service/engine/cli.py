@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,11 +73,6 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M %Z}"
 
 
-#: Signals such as velocity_ratio=1.7142857142857142, shown to 3 decimals in the table (the
-#: JSON and the audit trail keep every digit).
-_LONG_FRACTION = re.compile(r"(\d\.\d{3})\d+")
-
-
 def _age(seconds: int) -> str:
     """An input's age for people: 45s, 12m 5s, 5h 1m, 353d 12h."""
     if seconds < 60:
@@ -123,7 +117,7 @@ def _render(
             inputs.add_column(column)
         for used in decision.inputs:
             age = "" if used.age_seconds is None else _age(used.age_seconds)
-            inputs.add_row(used.name, _LONG_FRACTION.sub(r"\1", used.value), used.source, age)
+            inputs.add_row(used.name, used.value, used.source, age)
         console.print(inputs)
     if offers.offers:
         judged = offers.judged_by

@@ -63,8 +63,13 @@ def offer_value(price: str, currency: str, shipping: str | None, in_stock: bool)
 
 
 def demand_value(velocity_ratio: float | None, days_of_supply: float | None) -> str:
-    """Demand signals as a decision's inputs list them."""
-    return f"velocity_ratio={velocity_ratio} days_of_supply={days_of_supply}"
+    """Demand signals as a decision's inputs list them, to 4 decimals (1.7143, not
+    1.7142857142857142: the rules' thresholds still compare every digit)."""
+    return f"velocity_ratio={_signal(velocity_ratio)} days_of_supply={_signal(days_of_supply)}"
+
+
+def _signal(value: float | None) -> str:
+    return "None" if value is None else repr(round(value, 4))
 
 
 def elasticity_value(elasticity: float, standard_error: float, observations: int) -> str:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from pricing_service.cli import app
 from pricing_service.engine import cli as engine_cli
+from pricing_service.engine.decision import demand_value
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -121,11 +122,7 @@ def test_input_ages_read_as_durations(seconds: int, shown: str) -> None:
     assert engine_cli._age(seconds) == shown
 
 
-def test_long_fractions_are_shortened_in_the_table_only() -> None:
-    value = "velocity_ratio=1.7142857142857142 days_of_supply=8.823529411764707"
-    assert engine_cli._LONG_FRACTION.sub(r"\1", value) == (
-        "velocity_ratio=1.714 days_of_supply=8.823"
-    )
-    assert engine_cli._LONG_FRACTION.sub(r"\1", "1079.000 KWD + 15.00 shipping") == (
-        "1079.000 KWD + 15.00 shipping"  # money keeps its minor units
-    )
+def test_demand_signals_are_listed_to_four_decimals() -> None:
+    # Everywhere: the table, the JSON and the audit trail say the same.
+    assert demand_value(12 / 7, 150 / 17) == "velocity_ratio=1.7143 days_of_supply=8.8235"
+    assert demand_value(None, 9.0) == "velocity_ratio=None days_of_supply=9.0"
