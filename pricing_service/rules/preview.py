@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pricing_service.engine.compiled import CompiledRule, CompiledRuleset
@@ -103,11 +103,28 @@ async def read_preview_inputs(
         and (window := entry.published.window_at(instant)) is not None
         and window.price is not None
     }
+    ahead = at - datetime.now(UTC)
     inputs = {
-        segment: {sku: entry.inputs for sku, entry in by_sku.items()}
+        segment: {sku: _seen_at(entry.inputs, ahead) for sku, entry in by_sku.items()}
         for segment, by_sku in loaded.items()
     }
     return StoredPreviewInputs(inputs, in_force)
+
+
+def _seen_at(inputs: PricingInputs, ahead: timedelta) -> PricingInputs:
+    """A preview of a later instant takes the market as it is now: offers and demand
+    signals as fresh then as they are now. Aged as stored, every offer would be too old
+    a week ahead, and competitor rules would all seem to fall back."""
+    if ahead <= timedelta(0):
+        return inputs
+    offers = tuple(
+        offer.model_copy(update={"observed_at": offer.observed_at + ahead})
+        for offer in inputs.observations
+    )
+    demand = inputs.demand
+    if demand is not None and demand.as_of is not None:
+        demand = demand.model_copy(update={"as_of": demand.as_of + ahead})
+    return inputs.model_copy(update={"observations": offers, "demand": demand})
 
 
 @dataclass(frozen=True, slots=True)

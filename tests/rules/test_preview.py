@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from pricing_service.engine.inputs import CompetitorObservation
 from pricing_service.repricer.full import reprice_all
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules import preview as preview_module
 from pricing_service.rules.cli import EXIT_CHANGE_TOO_LARGE, app
 from pricing_service.rules.preview import preview_catalogue
 from pricing_service.settings import get_settings
+from pricing_service.store.offers import OfferStatus
 from pricing_service.store.store import Store
 from tests.repricer.helpers import PLAIN_RULES, compile_rules, item, write_rules
 
@@ -238,3 +240,35 @@ async def test_a_rule_that_covers_no_sku_previewed_is_named(
     assert one_by_one.summary.unmatched_rules == []
     lamp_only = await preview_catalogue(store, fixed, FRIDAY_NOON, ["LAMP"])
     assert lamp_only.summary.unmatched_rules == ["weekend-garden"]
+
+
+FOLLOW_RIVAL = """
+timezone: America/New_York
+competitors:
+  rival: { name: Rival }
+default:
+  description: Match the rival, if seen within a day.
+  owner: test@example.com
+  strategy:
+    competitor: { action: match, max_age: 1d }
+  fallback:
+    - list_price: true
+"""
+
+
+@pytest.mark.anyio
+async def test_a_preview_ahead_takes_the_market_as_it_is_now(store: Store, tmp_path: Path) -> None:
+    # Aged as stored, today's offer would be two weeks old then, and every competitor rule
+    # would seem to fall back to the list price.
+    now = datetime.now(UTC)
+    await store.put_items([item("SKU-0", current_price=Decimal("50.00"))])
+    seen = CompetitorObservation(
+        competitor="rival", price=Decimal("44.00"), currency="USD", observed_at=now
+    )
+    await store.put_offers("SKU-0", [OfferStatus(observation=seen, received_at=now)])
+    rules = compile_rules(write_rules(tmp_path / "rules", FOLLOW_RIVAL))
+
+    ahead = await preview_catalogue(store, rules, now + timedelta(days=14))
+
+    [change] = ahead.changes
+    assert (change.proposed, change.strategy) == (Decimal("44.00"), "competitor")
