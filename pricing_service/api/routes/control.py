@@ -101,7 +101,8 @@ class PreviewIn(RuleFilesIn):
         default=None,
         description=(
             "Price at this instant (ISO 8601 with a timezone), e.g. during a coming event, "
-            "against the prices published for it; default now. Inputs are as stored now."
+            "against the prices published for it; default now. Inputs are as stored now, "
+            "offers and demand as fresh then as they are now."
         ),
     )
     against: Literal["prices", "rules"] = Field(
