@@ -41,12 +41,23 @@ def _forecast_weights(days: int) -> tuple[tuple[float, ...], float]:
     return weights, sum(weights)
 
 
+#: Days of supply never read more than this (100 years): stock that sold nothing in the
+#: baseline lasts "for ever", and a number any ``above:`` threshold can still test.
+MAX_DAYS_OF_SUPPLY = 36_500.0
+
+
 def days_of_supply(inventory: int | None, forecast: float) -> float | None:
-    """Days the inventory lasts at the forecast demand; None when either is unknown or
-    nothing is expected to sell."""
-    if inventory is None or forecast <= 0:
+    """Days the inventory lasts at the forecast demand, at most :data:`MAX_DAYS_OF_SUPPLY`;
+    None when the inventory is unknown. Stock on hand that is not selling at all lasts
+    the maximum: the deadest stock is what a slow-stock markdown is for."""
+    if inventory is None:
         return None
-    return max(0, inventory) / forecast
+    stock = max(0, inventory)
+    if stock == 0:
+        return 0.0
+    if forecast <= 0:
+        return MAX_DAYS_OF_SUPPLY
+    return min(MAX_DAYS_OF_SUPPLY, stock / forecast)
 
 
 def sell_through(units_sold: int, inventory: int | None) -> float | None:

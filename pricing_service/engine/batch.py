@@ -770,12 +770,14 @@ def decide_batch(
         adjusted[rows] = np.where(priced, price, MISSING)
 
         current = group.current
-        # Zero or less is not a price (see the single path): keep the current one, if any.
+        # Zero or less is not a price (see the single path): the current price, else the
+        # list price, else none.
         nonpositive = priced & (price < 1)
         if nonpositive.any():
             not_a_price[rows] = nonpositive
-            price = np.where(nonpositive, current, price)
-            priced = priced & ~(nonpositive & (current == MISSING))
+            resort = np.where(current != MISSING, current, group.list_price)
+            price = np.where(nonpositive, resort, price)
+            priced = priced & ~(nonpositive & (resort == MISSING))
         known = (current != MISSING) & priced
         if protection.enabled:
             direction = np.sign(price - current).astype(np.int8)

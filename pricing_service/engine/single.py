@@ -594,23 +594,27 @@ def decide(
     if price < 1:
         # An amount (an adjustment's "-20", a "beat by 5.00" under a 3.00 offer) took the
         # price to zero or below. That is not a price: the guardrails' floor of one minor
-        # unit would publish it as 0.01.
-        kept = "the current price is kept" if current is not None else "no price"
+        # unit would publish it as 0.01. The last resorts take over: the current price,
+        # else the list price, else none.
+        listed = None if item.list_price is None else ruleset.minor(item.list_price, currency)
+        resort = current if current is not None else listed
+        name = "keep_current" if current is not None else "list_price"
+        kept = "no price" if resort is None else f"the {name.replace('_', ' ')} is used"
         context.warnings.append(
             f"not a price: the rules computed {context.money(price)} {currency}; {kept}"
         )
-        if current is None:
+        if resort is None:
             return _decision(context, rule, segment, at, valid_until, None, strategy_name, 0, None)
         context.steps.append(
             Step(
                 "fallback",
-                "keep_current",
+                name,
                 context.amount(price),
-                context.amount(current),
-                "the rules computed no positive price: the current price",
+                context.amount(resort),
+                f"the rules computed no positive price: the {name.replace('_', ' ')}",
             )
         )
-        price = current
+        price = resort
 
     # Loop protection.
     protection = ruleset.loop_protection

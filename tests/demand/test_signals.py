@@ -8,6 +8,7 @@ import pytest
 
 from pricing_service.demand.buckets import Bucket, bucket_start, decode_buckets, units_by_day
 from pricing_service.demand.signals import (
+    MAX_DAYS_OF_SUPPLY,
     days_of_supply,
     demand_stats,
     forecast_daily_demand,
@@ -43,7 +44,13 @@ def test_forecast_weighs_recent_days_more() -> None:
 def test_days_of_supply_and_sell_through() -> None:
     assert days_of_supply(100, 4.0) == 25
     assert days_of_supply(None, 4.0) is None
-    assert days_of_supply(100, 0.0) is None
+    # Stock that sells nothing lasts "for ever": the most a threshold can be tested with,
+    # so a slow-stock markdown (days_of_supply above 90) reaches the deadest stock too.
+    assert days_of_supply(100, 0.0) == MAX_DAYS_OF_SUPPLY
+    assert days_of_supply(100, 1e-9) == MAX_DAYS_OF_SUPPLY
+    assert days_of_supply(0, 0.0) == days_of_supply(0, 4.0) == 0.0
+    dead = demand_stats([0] * 28, 500, NOW)  # sold before the baseline, not since
+    assert (dead.velocity_28d, dead.days_of_supply) == (0.0, MAX_DAYS_OF_SUPPLY)
     assert sell_through(30, 70) == pytest.approx(0.3)
     assert sell_through(0, 0) is None
     assert sell_through(5, None) is None

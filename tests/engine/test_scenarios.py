@@ -121,22 +121,36 @@ def test_missing_inputs_never_become_a_zero_price() -> None:
     assert any("no cost" in warning for warning in decision.warnings)
 
 
-@pytest.mark.parametrize("current", [Decimal("24.99"), None])
-def test_a_price_taken_below_zero_is_not_published_as_one_cent(current: Decimal | None) -> None:
+@pytest.mark.parametrize(
+    ("facts", "price", "resort"),
+    [
+        (
+            {"current_price": Decimal("24.99"), "list_price": Decimal("30.00")},
+            "24.99",
+            "keep_current",
+        ),
+        ({"list_price": Decimal("30.00")}, "30.00", "list_price"),
+        ({}, None, None),
+    ],
+)
+def test_a_price_taken_below_zero_is_not_published_as_one_cent(
+    facts: dict[str, Any], price: str | None, resort: str | None
+) -> None:
     """The 1p bug again: "-20" written for "-20%" on a 10.00 price computed -10.00, which
     the floor of one minor unit published as 0.01."""
     from pricing_service.engine import decide_batch, encode_batch
 
     engine = ruleset([rule({"fixed": "10.00"}, adjustments=[{"id": "promo", "change": -20}])])
-    facts = item(current_price=current)
-    single = decide(engine, facts, AT)
-    batch = decide_batch(engine, encode_batch(engine, [PricingInputs(item=facts)], AT), AT)
-    assert single.price == current  # kept, or none at all: never 0.01
-    assert batch.summary(0, engine)["price"] == current
-    kept = "the current price is kept" if current is not None else "no price"
-    assert single.warnings == (f"not a price: the rules computed -10.00 USD; {kept}",)
-    if current is not None:
-        assert (single.steps[-1].stage, single.steps[-1].name) == ("fallback", "keep_current")
+    described = item(**facts)
+    single = decide(engine, described, AT)
+    batch = decide_batch(engine, encode_batch(engine, [PricingInputs(item=described)], AT), AT)
+    expected = None if price is None else Decimal(price)
+    assert single.price == expected  # a last resort, or none at all: never 0.01
+    assert batch.summary(0, engine)["price"] == expected
+    used = "no price" if resort is None else f"the {resort.replace('_', ' ')} is used"
+    assert single.warnings == (f"not a price: the rules computed -10.00 USD; {used}",)
+    if resort is not None:
+        assert (single.steps[-1].stage, single.steps[-1].name) == ("fallback", resort)
 
 
 def test_no_price_at_all_is_reported_not_invented() -> None:
