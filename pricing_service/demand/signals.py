@@ -8,6 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
+
 from pricing_service.engine.inputs import DemandStats
 
 SHORT_DAYS = 7
@@ -80,3 +83,36 @@ def demand_stats(units_by_day: Sequence[int], inventory: int | None, now: dateti
         sell_through=sell_through(sum(window), inventory),
         as_of=now,
     )
+
+
+def signal_columns(
+    units: npt.NDArray[np.int64], inventory: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`demand_stats`'s velocity ratio and days of supply for many items at once
+    (the simulator's market): ``units`` is days x items, oldest first, ``inventory`` per
+    item (NaN or inf: unknown). NaN where :func:`demand_stats` gives None, or where an
+    item never sold (the service has no signals for it)."""
+    days, n = units.shape
+    window = np.zeros((BASELINE_DAYS, n), np.float64)
+    kept = min(days, BASELINE_DAYS)
+    if kept:
+        window[BASELINE_DAYS - kept :] = units[days - kept :]
+    velocity_7d = np.maximum(0.0, window[-SHORT_DAYS:].sum(axis=0)) / SHORT_DAYS
+    velocity_28d = np.maximum(0.0, window.sum(axis=0)) / BASELINE_DAYS
+    weights, total = _forecast_weights(BASELINE_DAYS)
+    recent_first = window[::-1]
+    forecast = np.maximum(0.0, (np.asarray(weights)[:, None] * recent_first).sum(axis=0) / total)
+    known = np.isfinite(inventory)
+    stock = np.where(known, np.maximum(0.0, np.nan_to_num(inventory, posinf=0.0)), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(velocity_28d > 0, velocity_7d / velocity_28d, np.nan)
+        supply = np.where(
+            stock == 0,
+            0.0,
+            np.where(
+                forecast > 0, np.minimum(MAX_DAYS_OF_SUPPLY, stock / forecast), MAX_DAYS_OF_SUPPLY
+            ),
+        )
+    supply = np.where(known, supply, np.nan)
+    sold = (units != 0).any(axis=0) if days else np.zeros(n, bool)
+    return np.where(sold, ratio, np.nan), np.where(sold, supply, np.nan)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pricing_service.demand.signals import signal_columns
 from pricing_service.elasticity.fit import ElasticityFit, fit_elasticities
 from pricing_service.engine import MISSING, BatchInputs, CompiledRuleset, decide_batch
 from pricing_service.engine.batch import HELD_NONE, Vocabulary
@@ -163,11 +164,8 @@ class EnginePricer:
         last_direction, run_length, flips, day_ago, last_changed = self._moves(epoch)
         offers = day.competitors.T if len(day.competitors) else np.full((n, 1), MISSING)
         codes = self.columns["offer_competitor"]
-        velocity_7d = _velocity(day.units_history, 7)
-        velocity_28d = _velocity(day.units_history, 28)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            velocity_ratio = np.where(velocity_28d > 0, velocity_7d / velocity_28d, np.nan)
-            supply = np.where(velocity_7d > 0, day.stock / velocity_7d, np.nan)
+        # As the service computes them, so that signal rules fire here as they would live.
+        velocity_ratio, supply = signal_columns(day.units_history, day.stock)
         return BatchInputs(
             currency=market.currency,
             skus=market.skus,
@@ -195,7 +193,7 @@ class EnginePricer:
             if len(codes)
             else np.full((n, 1), -1, np.int16),
             velocity_ratio=velocity_ratio,
-            days_of_supply=np.where(np.isfinite(supply), supply, np.nan),
+            days_of_supply=supply,
             **self._elasticity_columns(n),
         )
 
@@ -252,12 +250,6 @@ class EnginePricer:
             changed = price != history[index - 1][1]
             last_changed = np.where(changed, moment, last_changed)
         return last, run, flips.astype(np.int32), day_ago, last_changed
-
-
-def _velocity(units: Ints, days: int) -> Floats:
-    if len(units) == 0:
-        return np.zeros(units.shape[1], np.float64)
-    return np.asarray(units[-days:].mean(axis=0), np.float64)
 
 
 def fit_history(run: PolicyRun, market: Market, start: datetime, days: int) -> ElasticityFit:

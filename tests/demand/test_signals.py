@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pricing_service.demand.buckets import Bucket, bucket_start, decode_buckets, units_by_day
 from pricing_service.demand.signals import (
@@ -13,6 +16,7 @@ from pricing_service.demand.signals import (
     demand_stats,
     forecast_daily_demand,
     sell_through,
+    signal_columns,
     velocity,
 )
 
@@ -117,3 +121,34 @@ def test_each_bucket_has_the_currency_its_revenue_was_recorded_in() -> None:
     # Written before the hash said its currency: the item's currency is assumed.
     legacy = {b"u:20261201": b"1", b"r:20261201": b"1000"}
     assert decode_buckets(legacy, "USD")["20261201"].currency == "USD"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    history=st.lists(
+        st.lists(st.integers(-3, 40), min_size=4, max_size=4), min_size=0, max_size=40
+    ),
+    inventories=st.lists(st.one_of(st.none(), st.integers(0, 5000)), min_size=4, max_size=4),
+)
+def test_the_simulators_columns_are_the_services_signals(
+    history: list[list[int]], inventories: list[int | None]
+) -> None:
+    # The simulator prices with these: its signal rules must fire as they would live.
+    units = np.array(history, np.int64).reshape(len(history), 4)
+    inventory = np.array([np.nan if v is None else float(v) for v in inventories])
+    ratio, supply = signal_columns(units, inventory)
+    for item in range(4):
+        column = [int(day[item]) for day in history]
+        if not any(column):  # never sold: the service has no signals
+            assert np.isnan(ratio[item])
+            assert np.isnan(supply[item])
+            continue
+        stats = demand_stats([0] * max(0, 28 - len(column)) + column, inventories[item], NOW)
+        for got, want in (
+            (ratio[item], stats.velocity_ratio),
+            (supply[item], stats.days_of_supply),
+        ):
+            if want is None:
+                assert np.isnan(got)
+            else:
+                assert got == pytest.approx(want, rel=1e-12)
