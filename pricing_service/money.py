@@ -34,8 +34,7 @@ _MINOR_UNIT_EXCEPTIONS: dict[str, int] = {
 
 #: ISO 4217's active currency codes (2025), without precious metals, bond-market units,
 #: SDRs and the testing codes (XAU, XBA, XDR, XTS, XXX, ...): nothing a shop prices in.
-ISO_4217_CODES = frozenset(
-    """
+_ISO_4217_TABLE = """
     AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL
     BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF
     DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF
@@ -45,8 +44,8 @@ ISO_4217_CODES = frozenset(
     SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH
     UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
     ZWL
-    """.split()  # noqa: SIM905 (a table people can read and check against the standard)
-)
+    """
+ISO_4217_CODES = frozenset(_ISO_4217_TABLE.split())
 
 
 class MoneyError(ValueError):
