@@ -17,6 +17,11 @@ per (item, day of week) cell, gathered with ``np.bincount``: no loop over items.
 3. With ``g`` removed, each item's least-squares slope and its standard error
    (residual variance moderated toward the category's pooled variance for items with
    few days, so that a sparse item's lucky small residuals do not make it look certain).
+   The day effects are estimated too, so they count against the item: its share of
+   their parameters comes off its degrees of freedom, and its price variation is taken
+   net of what the day effects explain (``Sxx²/(Sxx + qᵀ·M⁺·q)`` with ``M`` its
+   category's system). In a category of one or two items the effects come mostly from the item's
+   own days, and without this its standard error was 10-40% too small.
 4. Per category, the between-item variance ``tau²`` of the true elasticities by the
    method of moments (DerSimonian-Laird), the precision-weighted category mean, and each
    item's posterior mean ``m + B·(e_raw - m)`` with ``B = tau² / (tau² + se²)``.
@@ -118,7 +123,7 @@ def fit_elasticities(
         fit = _least_squares(rows, np.exp(np.minimum(fit.fitted(rows), MAX_LOG_WEIGHT)))
     moments, raw = fit.moments, fit.slope
     se_raw = _moderated_standard_errors(
-        fit.variance, fit.df, moments.sxx, item_category, n_categories
+        fit.variance, fit.df, fit.sxx_net, item_category, n_categories
     )
     pooled, se, category_mean = _shrink(raw, se_raw, item_category, n_categories)
     return ElasticityFit(
@@ -198,10 +203,20 @@ def _varies(m: _Moments) -> npt.NDArray[np.bool_]:
     return m.sxx > MIN_PRICE_SPREAD * np.maximum(m.count, 1.0)
 
 
-def _day_effects(m: _Moments, item_category: IntArray, n_categories: int) -> FloatArray:
-    """``g`` (n_categories, 7): the day-of-week effects with every item's intercept and
-    slope concentrated out. Item ``i`` adds ``diag(c) - c·cᵀ/n - q·qᵀ/Sxx`` to its
-    category's matrix and ``t - q·Sxy/Sxx`` to its right-hand side."""
+@dataclass(frozen=True)
+class _DayEffects:
+    """Per category: the day-of-week effects ``g`` (n_categories, 7), the pseudo-inverse
+    of their system and its rank (how many effects the data identify)."""
+
+    effects: FloatArray
+    inverse: FloatArray  # (n_categories, 7, 7)
+    rank: FloatArray  # (n_categories,)
+
+
+def _day_effects(m: _Moments, item_category: IntArray, n_categories: int) -> _DayEffects:
+    """The day-of-week effects with every item's intercept and slope concentrated out.
+    Item ``i`` adds ``diag(c) - c·cᵀ/n - q·qᵀ/Sxx`` to its category's matrix and
+    ``t - q·Sxy/Sxx`` to its right-hand side."""
     varies = _varies(m)
     inv_n = np.where(m.count > 0, 1.0 / np.where(m.count > 0, m.count, 1.0), 0.0)
     inv_sxx = np.where(varies, 1.0 / np.where(varies, m.sxx, 1.0), 0.0)
@@ -216,24 +231,26 @@ def _day_effects(m: _Moments, item_category: IntArray, n_categories: int) -> Flo
     return _solve_semidefinite(system.reshape(n_categories, DAYS, DAYS), right)
 
 
-def _group_sums(rows: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
-    """Sum of ``rows`` (n, k) per group: one ``bincount`` a column (``np.add.at`` is an
-    order of magnitude slower)."""
-    columns = [_sums(group, rows[:, j], n_groups) for j in range(rows.shape[1])]
-    return np.stack(columns, axis=1) if columns else np.zeros((n_groups, 0))
-
-
-def _solve_semidefinite(system: FloatArray, right: FloatArray) -> FloatArray:
-    """Minimum-norm solutions of stacked positive semi-definite systems. The threshold is
-    relative to each system's scale, not to its largest eigenvalue: a system that is zero
-    up to rounding (one day of week only) must give zero effects, not rounding noise."""
+def _solve_semidefinite(system: FloatArray, right: FloatArray) -> _DayEffects:
+    """Minimum-norm solutions of stacked positive semi-definite systems, with their
+    pseudo-inverses and ranks. The threshold is relative to each system's scale, not to
+    its largest eigenvalue: a system that is zero up to rounding (one day of week only)
+    must give zero effects, not rounding noise."""
     values, vectors = np.linalg.eigh(system)
     scale = np.trace(system, axis1=1, axis2=2) / DAYS
     keep = values > EIGEN_TOLERANCE * np.maximum(scale, 1.0)[:, None]
     inverse_values = np.where(keep, 1.0 / np.where(keep, values, 1.0), 0.0)
     projected = np.einsum("cjk,cj->ck", vectors, right) * inverse_values
     solution: FloatArray = np.einsum("cjk,ck->cj", vectors, projected)
-    return solution
+    inverse: FloatArray = np.einsum("cjk,ck,clk->cjl", vectors, inverse_values, vectors)
+    return _DayEffects(solution, inverse, keep.sum(axis=1).astype(np.float64))
+
+
+def _group_sums(rows: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
+    """Sum of ``rows`` (n, k) per group: one ``bincount`` a column (``np.add.at`` is an
+    order of magnitude slower)."""
+    columns = [_sums(group, rows[:, j], n_groups) for j in range(rows.shape[1])]
+    return np.stack(columns, axis=1) if columns else np.zeros((n_groups, 0))
 
 
 def _mean_effect(m: _Moments, effects: FloatArray) -> FloatArray:
@@ -244,9 +261,12 @@ def _mean_effect(m: _Moments, effects: FloatArray) -> FloatArray:
     return mean
 
 
-def _slopes(m: _Moments, effects: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _slopes(
+    m: _Moments, effects: FloatArray, effects_df: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Each item's (weighted) least-squares slope of log units net of its day effects on
-    log price, its residual variance and degrees of freedom (nan where not identifiable)."""
+    log price, its residual variance and degrees of freedom (nan where not identifiable);
+    ``effects_df``: the item's share of the day effects' parameters."""
     sxr = m.sxy - np.einsum("ij,ij->i", effects, m.q)
     mean_effect = _mean_effect(m, effects)
     srr = (
@@ -255,8 +275,8 @@ def _slopes(m: _Moments, effects: FloatArray) -> tuple[FloatArray, FloatArray, F
         + np.einsum("ij,ij->i", effects * effects, m.cell_count)
         - m.count * mean_effect**2
     )
-    df = m.rows - 2.0
-    ok = _varies(m) & (m.rows >= MIN_OBSERVATIONS)
+    df = m.rows - 2.0 - effects_df
+    ok = _varies(m) & (m.rows >= MIN_OBSERVATIONS) & (df > 0)
     slope = np.where(ok, sxr / np.where(ok, m.sxx, 1.0), np.nan)
     rss = np.maximum(srr - np.where(ok, slope * sxr, 0.0), 0.0)
     variance = np.where(ok, rss / np.where(ok, df, 1.0), np.nan)
@@ -285,6 +305,9 @@ class _Pass:
     slope: FloatArray
     variance: FloatArray
     df: FloatArray
+    #: Each item's price variation net of the day effects: what its slope's variance
+    #: divides by.
+    sxx_net: FloatArray
 
     def fitted(self, rows: _Rows) -> FloatArray:
         """Each row's fitted log units: the item's level, its category's day effect and
@@ -304,9 +327,20 @@ class _Pass:
 
 def _least_squares(rows: _Rows, weight: FloatArray) -> _Pass:
     moments = _within_moments(rows.item, rows.day, rows.x, rows.y, weight, rows.n_items)
-    effects = _day_effects(moments, rows.item_category, rows.n_categories)
-    slope, variance, df = _slopes(moments, effects[rows.item_category])
-    return _Pass(moments, effects, slope, variance, df)
+    days = _day_effects(moments, rows.item_category, rows.n_categories)
+    category = rows.item_category
+    # The item's share of its category's rows, of the day effects the category estimates.
+    category_rows = _sums(category, moments.rows, rows.n_categories)[category]
+    share = moments.rows / np.where(category_rows > 0, category_rows, 1.0)
+    slope, variance, df = _slopes(moments, days.effects[category], share * days.rank[category])
+    # The slope's variance is sigma² over the (i, i) element of the normal equations'
+    # inverse: with M the category's system (every slope concentrated out) and b =
+    # qᵀ·M⁺·q, that element is 1 / (Sxx²/(Sxx + b)) (Sherman-Morrison on M + q·qᵀ/Sxx,
+    # the system with only the other items' slopes concentrated out).
+    b = np.einsum("ij,ijk,ik->i", moments.q, days.inverse[category], moments.q)
+    sxx = moments.sxx
+    sxx_net = np.where(sxx > 0, sxx * sxx / np.where(sxx > 0, sxx + np.maximum(b, 0.0), 1.0), 0.0)
+    return _Pass(moments, days.effects, slope, variance, df, sxx_net)
 
 
 def _moderated_standard_errors(

@@ -159,3 +159,25 @@ def test_stock_and_watson_cigarette_demand_1995() -> None:
     assert fit.raw_elasticity[0] == pytest.approx(-1.2131, abs=5e-5)
     assert fit.standard_error[0] == pytest.approx(0.2164, abs=5e-5)
     assert fit.observations[0] == 48
+
+
+@pytest.mark.parametrize("items", [1, 2, 20])
+def test_standard_errors_match_the_errors_in_small_categories_too(items: int) -> None:
+    # A category of one or two items estimates its day-of-week effects from their own
+    # days: unaccounted for, the standard errors were 10-40% too small (95% intervals
+    # held the truth 87-89% of the time for one item). Simulated: 34 days, prices 14-28,
+    # Poisson units with mean 40·(p/20)^-2.
+    rng = np.random.default_rng(7)
+    days, z = 34, []
+    for _ in range(600 // items):
+        item = np.repeat(np.arange(items), days)
+        weekday = np.tile(np.arange(days) % 7, items)
+        price = np.round(rng.uniform(14, 28, size=items * days), 2)
+        units = rng.poisson(40 * (price / 20) ** -2.0).astype(float)
+        fit = fit_elasticities(
+            item, price, units, weekday, np.zeros(items, np.int64), items, units_are_counts=True
+        )
+        z.append((fit.raw_elasticity + 2.0) / fit.raw_standard_error)
+    errors = np.concatenate(z)
+    assert 0.92 <= float(np.mean(np.abs(errors) < 1.96)) <= 0.98
+    assert 0.9 <= float(np.std(errors)) <= 1.1
