@@ -44,7 +44,8 @@ def fit_rows(
     ``days`` only. The fields of all items are parsed at once as fixed-width bytes
     (``u:YYYYMMDD``), not one by one. Days without units sold or without positive
     revenue carry no price paid and give no row, and so do days whose revenue is not in
-    the item's currency (``currencies``: it changed since). Items without a category
+    the item's currency (``currencies``: it changed since) and days that ended with no
+    stock (their sales were capped by the stock, not set by the price). Items without a category
     share one category of their own."""
     names = tuple(sorted({category or "" for category in categories}))
     index = {name: position for position, name in enumerate(names)}
@@ -59,6 +60,7 @@ def fit_rows(
     wanted = np.array([int(day.strftime(DAY_FORMAT)) for day in days] + [10**8])
     units = np.zeros((len(raws), len(days)), dtype=np.int64)
     revenue = np.zeros_like(units)
+    inventory = np.full_like(units, -1)  # -1: no level reported that day
     chars = np.array(fields or [b""], dtype=f"S{_FIELD_WIDTH}").view(np.uint8)
     chars = chars.reshape(-1, _FIELD_WIDTH)[: len(fields)]
     digits = chars[:, 2:].astype(np.int64) - ord("0")
@@ -67,11 +69,13 @@ def fit_rows(
     position = np.searchsorted(wanted, number).clip(0, len(days))
     held = is_day & (wanted[position] == number)
     amounts = np.array(values or [b"0"], dtype=np.bytes_)
-    for kind, target in ((b"u", units), (b"r", revenue)):
+    for kind, target in ((b"u", units), (b"r", revenue), (b"i", inventory)):
         picked = np.flatnonzero(held & (chars[:, 0] == kind[0]))
         target[owner[picked], position[picked]] = amounts[picked].astype(np.int64)
 
-    sold = (units > 0) & (revenue > 0)
+    # A day that ended out of stock sold what there was, not what was wanted: its units
+    # say nothing about the price (the simulator leaves such days out too).
+    sold = (units > 0) & (revenue > 0) & (inventory != 0)
     marked = np.unique(owner[is_day & (chars[:, 0] == ord("m"))]).tolist()
     changed = [i for i, raw in enumerate(raws) if b"," in raw.get(b"cur", b"")]
     for i in sorted({*marked, *changed}):  # a currency change: rare, so one by one

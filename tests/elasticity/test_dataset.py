@@ -45,6 +45,20 @@ def test_rows_are_the_days_with_units_and_revenue() -> None:
     assert rows.item_category.tolist() == [1, 0, 1]
 
 
+def test_a_day_that_ended_out_of_stock_gives_no_row() -> None:
+    # Its units were capped by the stock, not set by the price.
+    raw = {
+        b"u:20261124": b"9",
+        b"r:20261124": b"8991",
+        b"i:20261124": b"0",  # sold out
+        b"u:20261125": b"4",
+        b"r:20261125": b"3996",
+        b"i:20261125": b"12",
+    }
+    rows = fit_rows([raw], DAYS, ["tv"], ["USD"])
+    assert rows.units.tolist() == [4.0]
+
+
 def test_no_items_give_no_rows() -> None:
     rows = fit_rows([], DAYS, [], [])
     assert rows.item.shape == (0,)
