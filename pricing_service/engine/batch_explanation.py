@@ -201,6 +201,7 @@ def _elasticity_step(
         return "too few observations"
     if basis_points >= -ELASTICITY_SCALE:
         return "demand is not elastic (|e| <= 1)"
+    inputs.append(_input("cost", facts.cost, "catalogue", None))  # what p* is a markup on
     return ""
 
 

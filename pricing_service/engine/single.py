@@ -265,6 +265,7 @@ def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
         )
     if basis_points >= -ELASTICITY_SCALE:
         return None, "demand is not elastic (|e| <= 1)" + sampled
+    context.inputs.append(InputUsed("cost", str(item.cost), "catalogue"))  # p* marks it up
     multiplier = min(
         MAX_RATIO_PPM,
         div_round_half_up(-basis_points * RATIO_SCALE, -(basis_points + ELASTICITY_SCALE)),

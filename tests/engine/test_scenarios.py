@@ -289,9 +289,15 @@ def test_elasticity_hook_uses_the_profit_optimum_and_falls_back_when_uncertain()
     )
     facts = item(cost=Decimal("30.00"), current_price=Decimal("45.00"))
     good = ElasticityEstimate(elasticity=-3.0, standard_error=0.1, observations=100)
-    assert decide(engine, facts, AT, elasticity=good).price == Decimal("45.00")  # 30·3/2
+    optimal = decide(engine, facts, AT, elasticity=good)
+    assert optimal.price == Decimal("45.00")  # 30·3/2
+    # The explanation names both inputs of p* = c·e/(1+e), the cost once.
+    named = [used.name for used in optimal.inputs]
+    assert (named.count("cost"), named.count("elasticity")) == (1, 1)
     vague = ElasticityEstimate(elasticity=-3.0, standard_error=0.9, observations=100)
-    assert decide(engine, facts, AT, elasticity=vague).strategy == "fallback:cost_plus"
+    fallen = decide(engine, facts, AT, elasticity=vague)
+    assert fallen.strategy == "fallback:cost_plus"
+    assert [used.name for used in fallen.inputs].count("cost") == 1
     inelastic = ElasticityEstimate(elasticity=-0.8, standard_error=0.1, observations=100)
     assert decide(engine, facts, AT, elasticity=inelastic).strategy == "fallback:cost_plus"
 
