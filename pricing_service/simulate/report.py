@@ -23,7 +23,7 @@ MIN_LOG_PRICE_SPREAD = 0.05
 IDENTIFIED = (
     "prices varied enough to identify the elasticity to ±10%: the item's own unpooled "
     "95% interval (±1.96·own standard error, from its price variation and its own "
-    "residual noise) is within ±10% of the true elasticity"
+    "residual noise) is no wider than ±10% of the true elasticity"
 )
 SPREAD = f"std of log price over the run >= {MIN_LOG_PRICE_SPREAD}"
 LABELS = {
