@@ -218,4 +218,5 @@ def _merge(evidences: list[Evidence], url: str | None, visible_text: str = "") -
 
 
 def _first(values: Iterable[_T | None]) -> _T | None:
-    return next((value for value in values if value), None)
+    """The first value found: an empty string is none, a zero (free shipping) is one."""
+    return next((value for value in values if value is not None and value != ""), None)

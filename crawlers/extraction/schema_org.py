@@ -135,14 +135,17 @@ def _selling_price(offer: dict[str, Any]) -> tuple[Decimal | None, str | None]:
     return None, currency
 
 
+_ZERO = re.compile(r"0+(?:[.,]0+)?")
+
+
 def _shipping_of(offer: dict[str, Any]) -> Decimal | None:
     for details in as_list(offer.get("shippingDetails")):
         if isinstance(details, dict):
             for rate in as_list(details.get("shippingRate")):
                 if isinstance(rate, dict):
                     amount = first_text(rate.get("value")) or first_text(rate.get("price"))
-                    if amount == "0":
-                        return Decimal(0)
+                    if amount is not None and _ZERO.fullmatch(amount.strip()):
+                        return Decimal(0)  # free shipping (prices parse as positive only)
                     shipping = parse_structured_amount(amount)
                     if shipping is not None:
                         return shipping

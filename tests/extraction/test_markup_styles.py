@@ -28,6 +28,14 @@ def test_jsonld_product_with_offer_and_shipping() -> None:
     assert result.confidence >= 0.9
 
 
+def test_free_shipping_is_zero_not_unknown() -> None:
+    # Unknown shipping leaves the offer out of every strategy that adds shipping.
+    page = (FIXTURES / "jsonld_product.html").read_text().replace('"4.95"', '"0.00"')
+    assert '"0.00"' in page
+    result = extract_product(page.encode(), "https://shop.example/p/1")
+    assert result.shipping == Decimal("0.00")
+
+
 def test_jsonld_graph_with_aggregate_offer() -> None:
     result = extract("jsonld_graph.html")
     assert (result.price, result.currency, result.sku) == (Decimal(25), "GBP", "DL-7")
