@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -151,6 +151,7 @@ class CrawlWorker:
         # Claim on the first call whatever the monotonic clock reads: it starts near 0 on
         # a freshly booted host, which would delay the first claim by claim_idle_seconds/4.
         self._last_claim = -math.inf
+        self._last_heartbeat = time.monotonic()
         # Jobs are read a few at a time rather than one per finished job: each read is a
         # round trip, and a quarter of the slots idle for a moment costs less than that.
         self._refill_at = max(1, concurrency // 4)
@@ -166,13 +167,18 @@ class CrawlWorker:
         releases the jobs still running (they stay pending, claimable at once)."""
         running: dict[asyncio.Task[None], tuple[str, CrawlQueue]] = {}
         outage = OutageLog(logger, "reading crawl jobs")
+        heartbeat = self.settings.claim_idle_seconds / 4
         try:
             while not stop.is_set():
                 free = self.concurrency - len(running)
-                if running and free < self._refill_at:
-                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                    continue
                 try:
+                    await self._keep_in_hand(running.values())
+                    if running and free < self._refill_at:
+                        # Not for ever: the jobs in hand need their heartbeat meanwhile.
+                        await asyncio.wait(
+                            running, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        continue
                     batch = await self.next_batch(free)
                 except RedisError as exc:
                     outage.failed(exc)
@@ -194,6 +200,21 @@ class CrawlWorker:
                 ids = [entry for entry, job_queue in unfinished.values() if job_queue == queue]
                 await release(self.redis, queue.jobs, keys.JOBS_GROUP, self.consumer, ids)
             raise
+
+    async def _keep_in_hand(self, in_hand: Iterable[tuple[str, CrawlQueue]]) -> None:
+        """Reset the idle time of the jobs this worker holds (``XCLAIM ... JUSTID``, which
+        does not count a delivery), a quarter of ``claim_idle_seconds`` apart: a job waiting
+        for its domain's rate slot was taken for one a dead worker left, claimed by another
+        worker and fetched twice, and dead-lettered once that had happened often enough."""
+        now = time.monotonic()
+        if now - self._last_heartbeat < self.settings.claim_idle_seconds / 4:
+            return
+        self._last_heartbeat = now
+        by_queue: dict[CrawlQueue, list[Any]] = {}  # redis-py types ids invariantly
+        for message_id, queue in in_hand:
+            by_queue.setdefault(queue, []).append(message_id)
+        for queue, ids in by_queue.items():
+            await self.redis.xclaim(queue.jobs, keys.JOBS_GROUP, self.consumer, 0, ids, justid=True)
 
     async def next_batch(self, count: int) -> list[tuple[str, Job, int]]:
         """Up to ``count`` jobs: first those abandoned by dead workers, then new ones.

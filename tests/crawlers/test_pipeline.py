@@ -478,6 +478,38 @@ async def test_the_last_accepted_crawl_is_kept_in_redis_and_exported_by_the_sche
     assert exported == accepted_at
 
 
+async def test_a_job_waiting_for_its_rate_slot_is_not_taken_for_an_abandoned_one(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    # One request a second for the domain: the third job waits two seconds for its slot,
+    # ten times the claim idle time. Its worker's heartbeat keeps it from the other one.
+    slow = {"demo": Competitor(name="Demo", domains=["127.0.0.1"], requests_per_second=Decimal(1))}
+    settings = crawler_settings.model_copy(update={"claim_idle_seconds": 0.2})
+    for n in range(3):
+        await listed(store, f"{site.url}/jsonld/A-{n}", sku=f"A-{n}")
+    await Scheduler(store.redis, settings).tick()
+    fetchers = [Fetcher(settings, store.redis, slow) for _ in range(2)]
+    workers = [
+        CrawlWorker(store, fetcher, slow, settings, consumer=f"w{n}", block_seconds=0.05)
+        for n, fetcher in enumerate(fetchers)
+    ]
+    stop = asyncio.Event()
+    running = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    try:
+        deadline = time.monotonic() + 15
+        while len(site.state.hits("/jsonld/")) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # time enough for a second fetch, were one coming
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+        for fetcher in fetchers:
+            await fetcher.close()
+    fetched = sorted(path for _, path in site.state.requests if path.startswith("/jsonld/"))
+    assert fetched == [f"/jsonld/A-{n}" for n in range(3)]  # each once
+    assert await store.redis.xlen(QUEUE.dead_letters) == 0
+
+
 async def test_a_page_without_a_price_waits_for_its_regular_crawl(
     site: DemoSiteServer,
     store: Store,
