@@ -93,7 +93,9 @@ async def put_listings(
     partitions: int = 1,
     now: float | None = None,
 ) -> int:
-    """Store listings; new ones are due at once, updated ones keep their due time.
+    """Store listings. A new one is due at once, and so is one whose URL changed (a
+    corrected URL should not wait a period); one whose period got shorter is due no later
+    than a new period from now; otherwise the due time stands.
     ``partitions``: the crawl queue's (``CrawlerSettings.queue_partitions``)."""
     return len(await _put(redis, listings, partitions, now))
 
@@ -109,17 +111,27 @@ async def put_listing(
 async def _put(
     redis: aioredis.Redis, listings: Iterable[Listing], partitions: int, now: float | None
 ) -> list[bool]:
-    """Store listings in one pipeline; for each, whether it is new."""
+    """Store listings in two pipelines (what is stored, then the writes); for each,
+    whether it is new."""
     moment = time.time() if now is None else now
+    listings = list(listings)
     async with redis.pipeline(transaction=False) as pipe:
         for listing in listings:
+            pipe.hget(keys.listings(listing.sku), listing.competitor)
+        before: list[bytes | None] = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for listing, old in zip(listings, before, strict=True):
             stored = ListingBody(url=listing.url, every_seconds=listing.every_seconds)
-            body = stored.model_dump_json()
-            pipe.hset(keys.listings(listing.sku), listing.competitor, body)
+            pipe.hset(keys.listings(listing.sku), listing.competitor, stored.model_dump_json())
+            due = keys.queue_of(listing.sku, partitions).due
             member = keys.due_member(listing.sku, listing.competitor)
-            pipe.zadd(keys.queue_of(listing.sku, partitions).due, {member: moment}, nx=True)
-        replies = await pipe.execute()
-    return [bool(added) for added in replies[::2]]
+            previous = None if old is None else ListingBody.model_validate_json(old)
+            if previous is None or previous.url != listing.url:
+                pipe.zadd(due, {member: moment})
+            else:
+                pipe.zadd(due, {member: moment + listing.every_seconds}, lt=True)
+        await pipe.execute()
+    return [old is None for old in before]
 
 
 async def get_listing(redis: aioredis.Redis, sku: str, competitor: str) -> Listing | None:

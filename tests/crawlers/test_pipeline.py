@@ -510,6 +510,28 @@ async def test_a_job_waiting_for_its_rate_slot_is_not_taken_for_an_abandoned_one
     assert await store.redis.xlen(QUEUE.dead_letters) == 0
 
 
+async def test_a_listing_stored_again_is_due_as_its_change_asks(store: Store) -> None:
+    member = keys.due_member("A-1", "demo")
+
+    async def store_and_due(url: str, every: timedelta, now: float) -> float:
+        await put_listings(
+            store.redis, [Listing(sku="A-1", competitor="demo", url=url, frequency=every)], now=now
+        )
+        due = await store.redis.zscore(QUEUE.due, member)
+        assert due is not None
+        return float(due)
+
+    await store.put_items([ItemFacts(sku="A-1", currency="USD")])
+    assert await store_and_due("https://a.example/1", timedelta(days=1000), 1000.0) == 1000.0
+    await store.redis.zadd(QUEUE.due, {member: 1000.0 + 86_400 * 1000})  # crawled: next in 1000 d
+    # A typo corrected: due a new period from now, not in 1000 days.
+    assert await store_and_due("https://a.example/1", timedelta(hours=6), 2000.0) == 2000.0 + 21_600
+    # A longer period does not push the crawl already due back.
+    assert await store_and_due("https://a.example/1", timedelta(days=2), 3000.0) == 2000.0 + 21_600
+    # A corrected URL is crawled at once.
+    assert await store_and_due("https://a.example/2", timedelta(days=2), 4000.0) == 4000.0
+
+
 async def test_a_page_without_a_price_waits_for_its_regular_crawl(
     site: DemoSiteServer,
     store: Store,

@@ -2,8 +2,9 @@
 
 The same validation as ``pricing listings import`` (:func:`crawlers.listings.parse_listing`):
 the competitor must be declared in the rules, the URL must be on one of its domains and
-the frequency at most once a minute. A new listing is due for a crawl at once; replacing
-one keeps its due time.
+the frequency at most once a minute. A new listing is due for a crawl at once, and so is one
+whose URL changed; one whose frequency got shorter is due no later than that period from
+now; otherwise replacing a listing keeps its due time.
 """
 
 from __future__ import annotations
