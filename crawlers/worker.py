@@ -276,6 +276,7 @@ class CrawlWorker:
         try:
             offer: OfferWrite | None = None
             period: timedelta | None = None
+            url: str | None = None
             dead = deliveries > self.settings.max_deliveries
             if dead:
                 metrics.CRAWL_DEAD_LETTERS.inc()
@@ -291,7 +292,8 @@ class CrawlWorker:
                 else:
                     report = await self._crawl(job, inputs)
                     offer = report.offer
-                    period = None if inputs.listing is None else inputs.listing.frequency
+                    if inputs.listing is not None:
+                        period, url = inputs.listing.frequency, inputs.listing.url
             await self.recorder.finish(
                 job,
                 message_id,
@@ -301,6 +303,22 @@ class CrawlWorker:
                 deliveries=deliveries if dead else None,
                 period=period,
             )
+            if report.outcome is not Outcome.ACCEPTED:
+                # What an operator greps for when one listing's prices go missing.
+                logger.warning(
+                    "crawl of %s at %s: %s",
+                    job.sku,
+                    job.competitor,
+                    report.outcome.value,
+                    extra={
+                        "sku": job.sku,
+                        "competitor": job.competitor,
+                        "outcome": report.outcome.value,
+                        "job": job.id,
+                        "url": url,
+                        **{f"outcome_{key}": value for key, value in report.detail.items()},
+                    },
+                )
         except RedisError as exc:
             logger.warning("job %s: Redis failed (%s); it stays pending", job.id, exc)
         except Exception:

@@ -163,6 +163,24 @@ async def test_hostile_pages_get_a_clear_outcome(
     assert await outcome_of(store.redis, job_id) == outcome
 
 
+async def test_a_crawl_that_did_not_end_accepted_is_logged_with_what_to_look_for(
+    site: DemoSiteServer,
+    store: Store,
+    crawler_settings: CrawlerSettings,
+    make_worker: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await listed(store, f"{site.url}/garbage")
+    await Scheduler(store.redis, crawler_settings).tick()
+    with caplog.at_level("WARNING", logger="crawlers.worker"):
+        [job_id] = await work_once(make_worker())
+    [record] = [r for r in caplog.records if r.getMessage().startswith("crawl of ")]
+    assert record.getMessage() == "crawl of A-1 at demo: no_price"
+    fields = record.__dict__
+    assert (fields["sku"], fields["competitor"], fields["job"]) == ("A-1", "demo", job_id)
+    assert (fields["url"], fields["outcome"]) == (f"{site.url}/garbage", "no_price")
+
+
 async def test_an_outlier_is_quarantined_until_a_second_crawl_confirms(
     site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
 ) -> None:
