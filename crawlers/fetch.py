@@ -227,7 +227,12 @@ class Fetcher:
         lease_seconds = self.settings.total_timeout + concurrency * interval + LEASE_MARGIN_SECONDS
         try:
             async with self.gate.hold(host, concurrency, lease_seconds, interval):
-                return await self._read_capped(route, url, max_bytes)
+                result, location = await self._read_capped(route, url, max_bytes)
+            if result.retry_after is not None:
+                # The server asked to wait: the whole fleet does (never longer than this
+                # worker would wait itself).
+                await self.gate.defer(host, min(result.retry_after, self.settings.max_retry_after))
+            return result, location
         except RateLimitTooFar:
             return FetchResult(Outcome.RATE_LIMITED, url, detail="domain queue too long"), None
 

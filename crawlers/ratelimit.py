@@ -8,6 +8,9 @@ several machines never exceed the domain's rate together, and nobody polls.
 Concurrency: a request holds a lease in the domain's sorted set while it runs. Leases
 expire on their own, so a killed worker's leases free themselves.
 
+Retry-After: a 429 or 503 that names a wait moves the domain's next slot past it, for
+every worker (:meth:`DomainGate.defer`): the fleet pauses, not only the request told.
+
 One script does both for a request (:class:`DomainGate`): the lease comes first and the
 slot is reserved while holding it. Giving a lease back rides along with the worker's
 next request to the domain (the same script removes it), or goes on its own within
@@ -56,6 +59,19 @@ redis.call('SET', KEYS[2], string.format('%.0f', tat + interval),
            'PX', math.floor((wait + interval) / 1000) + 1000)
 return wait
 """
+#: Push the domain's next slot to at least ``now + ARGV[1]`` µs (a server's Retry-After).
+#: KEYS: the domain's TAT key.
+_DEFER = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local later = now + tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if later > tat then
+  redis.call('SET', KEYS[1], string.format('%.0f', later), 'PX',
+             math.floor((later - now) / 1000) + 1000)
+end
+return 0
+"""
 #: Pause between two attempts at a lease on a busy domain.
 LEASE_POLL_SECONDS = 0.02
 #: A lease given back is removed by then at the latest, if no request came to carry it.
@@ -73,6 +89,7 @@ class DomainGate:
     def __init__(self, redis: aioredis.Redis, *, max_wait_seconds: float = 300.0) -> None:
         self._redis = redis
         self._acquire = redis.register_script(_ACQUIRE)
+        self._defer = redis.register_script(_DEFER)
         self._max_wait_us = int(max_wait_seconds * MICROSECONDS)
         self._given_back: dict[str, list[str]] = {}
         self._flush: asyncio.TimerHandle | None = None
@@ -105,6 +122,11 @@ class DomainGate:
             yield
         finally:
             self._give_back(key, lease)
+
+    async def defer(self, domain: str, seconds: float) -> None:
+        """No request to ``domain`` from any worker for ``seconds`` (a 429's or 503's
+        Retry-After): the wait applies to the whole fleet, not only the request told."""
+        await self._defer(keys=[keys.rate(domain)], args=[int(seconds * MICROSECONDS)])
 
     async def close(self) -> None:
         """Give back, now, the leases still waiting to ride along with a request."""

@@ -129,6 +129,35 @@ async def test_429_is_retried(site: DemoSiteServer, fetcher: Fetcher) -> None:
     assert len(site.state.hits("/jsonld/")) == 3  # one 429, retried after Retry-After: 1
 
 
+async def test_a_retry_after_pauses_every_worker_for_that_domain(
+    site: DemoSiteServer,
+    fetcher: Fetcher,
+    crawler_settings: CrawlerSettings,
+    redis_client: aioredis.Redis,
+    competitors: dict[str, Competitor],
+) -> None:
+    # Only the request told used to wait: the rest of the fleet went on at full rate.
+    other_worker = Fetcher(crawler_settings, redis_client, competitors)
+    try:
+        told = asyncio.create_task(fetcher.fetch("demo", f"{site.url}/flaky/1/A-1"))
+        deadline = time.monotonic() + 5
+        while True:  # until the 503's Retry-After: 1 is shared with the fleet
+            seconds, micros = await redis_client.time()
+            tat = await redis_client.get(keys.rate("127.0.0.1"))
+            if tat is not None and int(tat) > seconds * 1_000_000 + micros + 500_000:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("the domain's next slot never moved past the Retry-After")
+            await asyncio.sleep(0.01)
+        await other_worker.fetch("demo", f"{site.url}/jsonld/B-1")
+        await told
+    finally:
+        await other_worker.close()
+    [refused] = site.state.hits("/flaky/")[:1]
+    [asked] = site.state.hits("/jsonld/")
+    assert asked - refused >= 0.9
+
+
 async def test_give_up_after_the_attempts(site: DemoSiteServer, fetcher: Fetcher) -> None:
     result = await fetcher.fetch("demo", f"{site.url}/flaky/9/A-1")
     assert result.outcome is Outcome.SERVER_ERROR
