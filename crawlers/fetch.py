@@ -129,10 +129,21 @@ class Fetcher:
 
     async def fetch(self, competitor_id: str, url: str) -> FetchResult:
         """GET ``url`` for a competitor, with every check and retry; never raises for
-        anything the network or the server does."""
-        competitor = self.competitors[competitor_id]
+        anything the network or the server does. A competitor whose definition changes
+        while the request waits for its slot (an edit of competitors.yaml) is fetched
+        under the new one; one removed meanwhile is not fetched at all."""
         started = time.perf_counter()
-        result = await self._with_retries(competitor_id, competitor, url)
+        while True:
+            competitor = self.competitors.get(competitor_id)
+            if competitor is None:
+                detail = f"{competitor_id} is no longer in competitors.yaml"
+                result = FetchResult(Outcome.UNKNOWN_LISTING, url, detail=detail)
+                break
+            try:
+                result = await self._with_retries(competitor_id, competitor, url)
+                break
+            except _DefinitionChanged:
+                continue
         metrics.CRAWL_FETCH_SECONDS.labels(competitor=competitor_id).observe(
             time.perf_counter() - started
         )
@@ -185,7 +196,11 @@ class Fetcher:
             # not known before it is read.
             interval = await self._interval(competitor_id, competitor, current, robots=robots)
             result, location = await self._get_once(
-                competitor, current, interval, max_bytes or self.settings.max_body_bytes
+                competitor_id,
+                competitor,
+                current,
+                interval,
+                max_bytes or self.settings.max_body_bytes,
             )
             if location is None:
                 return result
@@ -215,9 +230,11 @@ class Fetcher:
         return None
 
     async def _get_once(
-        self, competitor: Competitor, url: str, interval: float, max_bytes: int
+        self, competitor_id: str, competitor: Competitor, url: str, interval: float, max_bytes: int
     ) -> tuple[FetchResult, str | None]:
-        """One GET: the result, and the redirect location when it is a redirect."""
+        """One GET: the result, and the redirect location when it is a redirect. Raises
+        :class:`_DefinitionChanged` when the competitor was edited while the request
+        waited for its slot (a slower rate, a removal: jobs in hand obey it too)."""
         host = urlsplit(url).hostname or ""
         route = self._route_for(competitor)
         # The lease comes first and the rate slot is awaited while holding it: requests
@@ -227,6 +244,8 @@ class Fetcher:
         lease_seconds = self.settings.total_timeout + concurrency * interval + LEASE_MARGIN_SECONDS
         try:
             async with self.gate.hold(host, concurrency, lease_seconds, interval):
+                if self.competitors.get(competitor_id) != competitor:
+                    raise _DefinitionChanged(competitor_id)
                 result, location = await self._read_capped(route, url, max_bytes)
             if result.retry_after is not None:
                 # The server asked to wait: the whole fleet does (never longer than this
@@ -384,6 +403,10 @@ def _client_headers(headers: Mapping[str, str]) -> httpx.Headers:
     decode here) with the given ones on top."""
     with httpx.Client(headers=headers, trust_env=False) as client:
         return client.headers
+
+
+class _DefinitionChanged(Exception):
+    """The competitor's definition changed while a request for it waited."""
 
 
 class _HostUnusable(Exception):

@@ -158,7 +158,8 @@ class CrawlWorker:
 
     def use_competitors(self, competitors: Mapping[str, Competitor]) -> None:
         """Crawl, extract and gate with ``competitors`` from now on (an edit of the rule
-        files): jobs in hand finish with the definitions they started with."""
+        files). A job in hand whose request still waits for its rate slot follows the edit
+        (a slower rate, a removal); one already fetching finishes as it started."""
         self.fetcher.use_competitors(competitors)
         self.competitors = competitors
 

@@ -158,6 +158,30 @@ async def test_a_retry_after_pauses_every_worker_for_that_domain(
     assert asked - refused >= 0.9
 
 
+async def test_requests_waiting_for_their_slot_obey_an_edit_of_the_competitors(
+    site: DemoSiteServer, crawler_settings: CrawlerSettings, redis_client: aioredis.Redis
+) -> None:
+    # Removed while its requests waited, a competitor was still fetched for a minute.
+    slow = Competitor(name="Demo", domains=["127.0.0.1"], requests_per_second=Decimal(1))
+    fetcher = Fetcher(crawler_settings, redis_client, {"demo": slow})
+    try:
+        waiting = [
+            asyncio.create_task(fetcher.fetch("demo", f"{site.url}/jsonld/A-{n}")) for n in range(3)
+        ]
+        while not site.state.hits("/jsonld/"):
+            await asyncio.sleep(0.01)
+        fetcher.use_competitors({})  # removed from competitors.yaml
+        results = await asyncio.gather(*waiting)
+    finally:
+        await fetcher.close()
+    assert sorted(result.outcome for result in results) == [
+        Outcome.ACCEPTED,
+        Outcome.UNKNOWN_LISTING,
+        Outcome.UNKNOWN_LISTING,
+    ]
+    assert len(site.state.hits("/jsonld/")) == 1
+
+
 async def test_give_up_after_the_attempts(site: DemoSiteServer, fetcher: Fetcher) -> None:
     result = await fetcher.fetch("demo", f"{site.url}/flaky/9/A-1")
     assert result.outcome is Outcome.SERVER_ERROR
