@@ -304,6 +304,7 @@ class CrawlWorker:
                 deliveries=deliveries if dead else None,
                 period=period,
             )
+            metrics.CRAWL_JOBS.labels(job.competitor, report.outcome.value).inc()
             if report.outcome is not Outcome.ACCEPTED:
                 # What an operator greps for when one listing's prices go missing.
                 logger.warning(

@@ -203,6 +203,12 @@ CRAWL_ROBOTS_DISALLOWS = Counter(
 CRAWL_DEAD_LETTERS = Counter(
     "pricing_crawl_dead_letters_total", "Jobs given up after too many deliveries."
 )
+CRAWL_JOBS = Counter(
+    "pricing_crawl_jobs_total",
+    "Crawl jobs finished, by competitor and outcome: the ones no fetch counts too "
+    "(unknown_listing, unknown_item, dead_letter).",
+    ["competitor", "outcome"],
+)
 
 
 # -- exposition ---------------------------------------------------------------------------------

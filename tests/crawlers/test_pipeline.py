@@ -174,6 +174,10 @@ async def test_a_crawl_that_did_not_end_accepted_is_logged_with_what_to_look_for
     await Scheduler(store.redis, crawler_settings).tick()
     with caplog.at_level("WARNING", logger="crawlers.worker"):
         [job_id] = await work_once(make_worker())
+    # Counted too, by outcome: also the jobs that fetch nothing.
+    assert REGISTRY.get_sample_value(
+        "pricing_crawl_jobs_total", {"competitor": "demo", "outcome": "no_price"}
+    )
     [record] = [r for r in caplog.records if r.getMessage().startswith("crawl of ")]
     assert record.getMessage() == "crawl of A-1 at demo: no_price"
     fields = record.__dict__
