@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from redis.asyncio.cluster import RedisCluster
 
 from crawlers import keys
+from pricing_service.catalogue import utf8_problem
 from pricing_service.rules.model import Competitor, Duration, format_duration
 
 #: Crawling a page more often than this is neither polite nor useful for pricing.
@@ -200,8 +201,13 @@ class RowError:
 def read_listings_csv(
     path: Path, competitors: Mapping[str, Competitor]
 ) -> Iterator[Listing | RowError]:
-    """Each row of a listings CSV as a listing, or as an error with its line number."""
-    with path.open(encoding="utf-8", newline="") as handle:
+    """Each row of a listings CSV as a listing, or as an error with its line number; a
+    file that is not UTF-8 text is one error, and no listing."""
+    problem = utf8_problem(path)
+    if problem is not None:
+        yield RowError(*problem)
+        return
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
         if missing:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -183,6 +184,22 @@ def check_items(raws: Iterable[object]) -> Iterator[ItemFacts | RowError]:
 
 class NotJsonError(ValueError):
     """The document is not JSON at all (as opposed to JSON of the wrong shape)."""
+
+
+def utf8_problem(path: Path) -> tuple[int, str] | None:
+    """The line and what is wrong when the file is not UTF-8 text (saved in
+    Windows-1252, say), found before anything is imported from it; None when it is. A
+    byte-order mark, as Excel's "CSV UTF-8" writes, is fine: read it as ``utf-8-sig``."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, (
+                    f"not UTF-8 text (byte {line[exc.start]:#04x} at column {exc.start + 1}); "
+                    "save the file as UTF-8"
+                )
+    return None
 
 
 def parse_json_array(data: bytes | str) -> list[object]:

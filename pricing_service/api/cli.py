@@ -25,7 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from pricing_service.catalogue import RowError, check_csv, check_ndjson
+from pricing_service.catalogue import RowError, check_csv, check_ndjson, utf8_problem
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.logs import configure_logging
 from pricing_service.metrics import MULTIPROCESS_DIR_VARIABLE, reset_multiprocess_dir
@@ -120,6 +120,13 @@ def import_items(
     """
     if path.suffix.lower() not in (".csv", *_JSON_LINES_SUFFIXES):
         raise typer.BadParameter("give a .csv, .jsonl or .ndjson file", param_hint="PATH")
+    problem = utf8_problem(path)
+    if problem is not None:  # refused before anything is stored
+        line, message = problem
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"{path}:{line}: {message}", markup=False
+        )
+        raise typer.Exit(1)
     settings = Settings()
     url, embedded = resolve_redis_url(settings.configured_redis_url, settings.data_dir)
     try:
@@ -137,7 +144,7 @@ def import_items(
 
 
 def _lines(path: Path, progress: Progress, task: TaskID) -> Iterator[str]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         for line in handle:
             progress.advance(task, len(line.encode()))
             yield line

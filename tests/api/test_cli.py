@@ -54,6 +54,19 @@ def test_import_jsonl(env: str, tmp_path: Path) -> None:
     assert _skus(env) == {"A"}
 
 
+def test_import_reads_excels_utf8_csv_and_refuses_other_encodings(env: str, tmp_path: Path) -> None:
+    excel = tmp_path / "excel.csv"  # "CSV UTF-8" starts with a byte-order mark
+    excel.write_bytes("\ufeffsku,currency,brand\nA-1,EUR,Café\n".encode())
+    result = CliRunner().invoke(app, ["import", str(excel)])
+    assert result.exit_code == 0, result.output
+    legacy = tmp_path / "legacy.csv"  # Windows-1252
+    legacy.write_bytes("sku,currency,brand\nB-1,EUR,Caf\xe9\n".encode("latin-1"))
+    refused = CliRunner().invoke(app, ["import", str(legacy)])
+    assert refused.exit_code == 1
+    assert f"{legacy}:2: not UTF-8 text (byte 0xe9 at column 12)" in refused.output
+    assert _skus(env) == {"A-1"}  # nothing of the refused file
+
+
 def test_import_refuses_other_files(env: str, tmp_path: Path) -> None:
     other = tmp_path / "items.xml"
     other.write_text("<x/>")

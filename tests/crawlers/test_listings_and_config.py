@@ -122,6 +122,26 @@ def test_listings_import_stores_valid_rows_and_reports_the_rest(
         client.close()
 
 
+def test_listings_import_reads_a_bom_and_refuses_other_encodings(
+    configured: str, tmp_path: Path
+) -> None:
+    app = typer.Typer()
+    app.add_typer(cli.listings_app, name="listings")
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(
+        "\ufeffsku,competitor,url,frequency\nA-1,megamart,https://megamart.example/p/1,6h\n".encode()
+    )
+    result = runner.invoke(app, ["listings", "import", str(excel), "--rules", str(RULES)])
+    assert result.exit_code == 0, result.output
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_bytes(
+        b"sku,competitor,url,frequency\nA-\xe9,megamart,https://megamart.example/p/2,6h\n"
+    )
+    refused = runner.invoke(app, ["listings", "import", str(legacy), "--rules", str(RULES)])
+    assert refused.exit_code == 1
+    assert f"{legacy}:2: not UTF-8 text (byte 0xe9 at column 3)" in refused.output
+
+
 def test_demo_site_prices_and_stock_move_over_time() -> None:
     state = SiteState(period_seconds=100)
     prices = {state.price("A-1", now=moment) for moment in range(0, 100, 10)}
