@@ -24,6 +24,8 @@ from pricing_service.catalogue import utf8_problem
 from pricing_service.rules.model import Competitor, Duration, format_duration
 
 #: Crawling a page more often than this is neither polite nor useful for pricing.
+#: The longest period a listing may have.
+MAX_FREQUENCY = timedelta(days=90)
 MIN_FREQUENCY = timedelta(minutes=1)
 CSV_COLUMNS = ("sku", "competitor", "url", "frequency")
 
@@ -31,6 +33,11 @@ CSV_COLUMNS = ("sku", "competitor", "url", "frequency")
 def _not_too_often(value: timedelta) -> timedelta:
     if value < MIN_FREQUENCY:
         raise ValueError(f"crawl at most once a minute, got every {value}")
+    if value > MAX_FREQUENCY:
+        # "1000d" is a typo, not a crawl plan: its first crawl would come in 2029.
+        raise ValueError(
+            f"crawl at least every {MAX_FREQUENCY.days} days, got every {format_duration(value)}"
+        )
     return value
 
 
@@ -213,12 +220,28 @@ def read_listings_csv(
         if missing:
             yield RowError(1, f"missing column(s): {', '.join(missing)}")
             return
+        first_line: dict[tuple[str, str], int] = {}
         for row in reader:
+            line = reader.line_num
+            if row.get(None):  # cells past the header
+                yield RowError(line, "more cells than the header has columns")
+                continue
             parsed = parse_listing(row, competitors)
-            yield parsed if isinstance(parsed, Listing) else RowError(reader.line_num, parsed)
+            if not isinstance(parsed, Listing):
+                yield RowError(line, parsed)
+                continue
+            key = (parsed.sku, parsed.competitor)
+            if key in first_line:  # the first one stands
+                yield RowError(
+                    line, f"{parsed.sku} at {parsed.competitor} is on line {first_line[key]} too"
+                )
+                continue
+            first_line[key] = line
+            yield parsed
 
 
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors(include_url=False)[0]
     field = ".".join(str(part) for part in error["loc"])
-    return f"{field}: {error['msg']}" if field else str(error["msg"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -57,9 +58,16 @@ def test_listing_round_trip(api: httpx.Client, clean_redis: str) -> None:
     assert (body["frequency"], body["every_seconds"]) == ("1d12h", 129_600)
     assert body["next_crawl_at"] is not None  # a new listing is due at once
 
+    crawled = redis.Redis.from_url(clean_redis)  # as if crawled: next in a day
+    crawled.zadd(QUEUE.due, {"SKU-1|megamart": time.time() + 86_400})
+    crawled.close()
+    slower = _put(api, "SKU-1", "megamart", "https://megamart.example/p/1", "2d")
+    assert slower.status_code == 200, slower.text
+    tomorrow = slower.json()["next_crawl_at"]
+    assert tomorrow > body["next_crawl_at"]  # a longer period keeps the due time
     replaced = _put(api, "SKU-1", "megamart", "https://www.megamart.example/p/1b", "30m")
     assert replaced.status_code == 200, replaced.text
-    assert replaced.json()["next_crawl_at"] == body["next_crawl_at"]  # keeps its due time
+    assert replaced.json()["next_crawl_at"] < tomorrow  # a corrected URL is due at once
     shopright = _put(api, "SKU-1", "shopright", "https://www.shopright.example/p/9")
     assert shopright.status_code == 201, shopright.text
 

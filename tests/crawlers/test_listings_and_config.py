@@ -103,6 +103,9 @@ def test_listings_import_stores_valid_rows_and_reports_the_rest(
         "A-3,megamart,https://elsewhere.example/p/3,6h\n"
         "A-4,megamart,https://megamart.example/p/4,often\n"
         "A-5,shopright,https://www.shopright.example/p/5,1d\n"
+        "A-1,megamart,https://megamart.example/p/9,1h\n"
+        "A-6,megamart,https://megamart.example/p/6,6h,extra\n"
+        "A-7,megamart,https://megamart.example/p/7,1000d\n"
     )
     app = typer.Typer()
     app.add_typer(cli.listings_app, name="listings")
@@ -110,7 +113,12 @@ def test_listings_import_stores_valid_rows_and_reports_the_rest(
     result = runner.invoke(app, ["listings", "import", str(csv_file), "--rules", str(RULES)])
 
     assert result.exit_code == 1
-    assert "2 listing(s) stored, 3 error(s)" in result.output
+    assert "2 listing(s) stored, 6 error(s)" in result.output
+    assert f"{csv_file}:7: A-1 at megamart is on line 2 too" in result.output
+    assert f"{csv_file}:8: more cells than the header has columns" in result.output
+    assert (
+        f"{csv_file}:9: frequency: crawl at least every 90 days, got every 1000d" in result.output
+    )
     assert f"{csv_file}:3: unknown competitor 'nobody'" in result.output
     assert f"{csv_file}:4: elsewhere.example is not among megamart's domains" in result.output
     assert f"{csv_file}:5: frequency:" in result.output
