@@ -130,6 +130,20 @@ def units_by_day(raw: Mapping[bytes, bytes], last_day: date, days: int) -> list[
     return units
 
 
+#: The day-bucket hash's field holding the day of the item's first sale (``YYYYMMDD``).
+FIRST_SALE_FIELD = b"first"
+
+
+def selling_days(raw: Mapping[bytes, bytes], today: date) -> int | None:
+    """Days since the item's first sale, today included, from a day-bucket hash as read;
+    None where the hash predates the field (sales recorded before it was kept)."""
+    first = raw.get(FIRST_SALE_FIELD)
+    if not first:
+        return None
+    started = datetime.strptime(first.decode(), DAY_FORMAT).date()
+    return max(1, (today - started).days + 1)
+
+
 @lru_cache(maxsize=64)
 def unit_fields(last_day: date, days: int) -> tuple[bytes, ...]:
     """The units fields of the ``days`` days ending with ``last_day``, oldest first

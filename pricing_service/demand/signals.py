@@ -71,14 +71,23 @@ def sell_through(units_sold: int, inventory: int | None) -> float | None:
     return max(0, units_sold) / available if available else None
 
 
-def demand_stats(units_by_day: Sequence[int], inventory: int | None, now: datetime) -> DemandStats:
+def demand_stats(
+    units_by_day: Sequence[int],
+    inventory: int | None,
+    now: datetime,
+    selling_days: int | None = None,
+) -> DemandStats:
     """The engine's demand inputs from the last :data:`BASELINE_DAYS` days of units
-    (oldest first, today last)."""
+    (oldest first, today last). ``selling_days``: the days since the item's first sale,
+    today included, when fewer than the baseline: its velocities and forecast cover
+    those days only. Counted over days before it was on sale, a new item read as
+    accelerating (a ratio of 4 on its first day) and as slow stock."""
     window = list(units_by_day[-BASELINE_DAYS:])
-    forecast = forecast_daily_demand(window)
+    selling = BASELINE_DAYS if selling_days is None else max(1, selling_days)
+    forecast = forecast_daily_demand(window[-selling:])
     return DemandStats(
-        velocity_7d=velocity(window, SHORT_DAYS),
-        velocity_28d=velocity(window, BASELINE_DAYS),
+        velocity_7d=velocity(window, min(SHORT_DAYS, selling)),
+        velocity_28d=velocity(window, min(BASELINE_DAYS, selling)),
         days_of_supply=days_of_supply(inventory, forecast),
         sell_through=sell_through(sum(window), inventory),
         as_of=now,
@@ -97,11 +106,19 @@ def signal_columns(
     kept = min(days, BASELINE_DAYS)
     if kept:
         window[BASELINE_DAYS - kept :] = units[days - kept :]
-    velocity_7d = np.maximum(0.0, window[-SHORT_DAYS:].sum(axis=0)) / SHORT_DAYS
-    velocity_28d = np.maximum(0.0, window.sum(axis=0)) / BASELINE_DAYS
-    weights, total = _forecast_weights(BASELINE_DAYS)
+    sold = (units != 0).any(axis=0) if days else np.zeros(n, bool)
+    first = np.where(sold, np.argmax(units != 0, axis=0), days) if days else np.zeros(n)
+    selling = np.clip(days - first, 1, BASELINE_DAYS)  # the days since the first sale
+    velocity_7d = np.maximum(0.0, window[-SHORT_DAYS:].sum(axis=0)) / np.minimum(
+        SHORT_DAYS, selling
+    )
+    velocity_28d = np.maximum(0.0, window.sum(axis=0)) / selling
+    # The forecast over the selling days only: weights by age, summed over those days.
+    weights = np.asarray(_forecast_weights(BASELINE_DAYS)[0])[:, None]
+    counted = np.arange(BASELINE_DAYS)[:, None] < selling[None, :]  # by age, newest first
     recent_first = window[::-1]
-    forecast = np.maximum(0.0, (np.asarray(weights)[:, None] * recent_first).sum(axis=0) / total)
+    total = (weights * counted).sum(axis=0)
+    forecast = np.maximum(0.0, (weights * recent_first * counted).sum(axis=0) / total)
     known = np.isfinite(inventory)
     stock = np.where(known, np.maximum(0.0, np.nan_to_num(inventory, posinf=0.0)), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -114,5 +131,4 @@ def signal_columns(
             ),
         )
     supply = np.where(known, supply, np.nan)
-    sold = (units != 0).any(axis=0) if days else np.zeros(n, bool)
     return np.where(sold, ratio, np.nan), np.where(sold, supply, np.nan)

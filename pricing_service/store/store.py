@@ -56,8 +56,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.typing import EncodableT, FieldT
 
 from pricing_service.demand.buckets import (
+    FIRST_SALE_FIELD,
     day_bucket,
     hour_bucket,
+    selling_days,
     unit_fields,
     units_by_day,
 )
@@ -480,6 +482,8 @@ for i = 11 + id_keys, #ARGV, 8 do
   end
   if counted then
     note_currency(KEYS[1], day_currencies, day, currency)
+    local first = redis.call('HGET', KEYS[1], 'first')
+    if not first or day < first then redis.call('HSET', KEYS[1], 'first', day) end
     redis.call('HINCRBY', KEYS[1], 'u:' .. day, ARGV[i + 5])
     redis.call('HINCRBY', KEYS[1], 'r:' .. day, ARGV[i + 6])
     if hour >= ARGV[4] then
@@ -998,15 +1002,18 @@ def demand_from_sales(
     """Demand signals from the ``keys.sales`` hash as read (whole, or as
     :meth:`Store.read_inputs` reads it with :func:`demand_fields`); None if no sale is
     recorded."""
-    units = units_by_day(raw, now.astimezone(UTC).date(), BASELINE_DAYS)
-    return None if units is None else demand_stats(units, inventory, now)
+    today = now.astimezone(UTC).date()
+    units = units_by_day(raw, today, BASELINE_DAYS)
+    if units is None:
+        return None
+    return demand_stats(units, inventory, now, selling_days(raw, today))
 
 
 def demand_fields(now: datetime) -> tuple[bytes, ...]:
     """The sales-hash fields :func:`demand_from_sales` reads at ``now``: the units of
     each day of the signals' baseline. It needs the rest of the hash only when none of
     those days sold anything (to tell "sold before" from "never sold")."""
-    return unit_fields(now.astimezone(UTC).date(), BASELINE_DAYS)
+    return (*unit_fields(now.astimezone(UTC).date(), BASELINE_DAYS), FIRST_SALE_FIELD)
 
 
 def changes_from_moves(moves: bytes) -> list[PriceChange]:

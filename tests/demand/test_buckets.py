@@ -74,7 +74,7 @@ async def test_inventory_updates_are_bucketed_and_feed_sell_through(store: Store
     demand = demand_from_sales((await store.sales_buckets(["A"]))[0], NOW, inventory=20)
     assert demand is not None
     assert demand.sell_through == pytest.approx(0.5)
-    assert demand.velocity_7d == pytest.approx(20 / 7)
+    assert demand.velocity_7d == pytest.approx(20)  # its first day on sale: 20 a day
     assert demand.days_of_supply is not None
 
 

@@ -45,6 +45,17 @@ def test_forecast_weighs_recent_days_more() -> None:
     assert forecast_daily_demand([]) == 0
 
 
+def test_a_new_item_is_measured_over_its_days_on_sale() -> None:
+    # Five a day for three days. Over 28 days it read as accelerating (ratio 4 on day one,
+    # 28/7 here) and as slow stock (a forecast diluted by 25 days before the launch).
+    launched = demand_stats([0] * 25 + [5, 5, 5], 100, NOW, selling_days=3)
+    assert (launched.velocity_7d, launched.velocity_28d) == (5.0, 5.0)
+    assert launched.velocity_ratio == 1.0
+    assert launched.days_of_supply == pytest.approx(20.0)
+    unknown = demand_stats([0] * 25 + [5, 5, 5], 100, NOW)  # sold before: the whole baseline
+    assert unknown.velocity_ratio == 4.0
+
+
 def test_days_of_supply_and_sell_through() -> None:
     assert days_of_supply(100, 4.0) == 25
     assert days_of_supply(None, 4.0) is None
@@ -143,7 +154,9 @@ def test_the_simulators_columns_are_the_services_signals(
             assert np.isnan(ratio[item])
             assert np.isnan(supply[item])
             continue
-        stats = demand_stats([0] * max(0, 28 - len(column)) + column, inventories[item], NOW)
+        first = next(day for day, units in enumerate(column) if units)
+        padded = [0] * max(0, 28 - len(column)) + column
+        stats = demand_stats(padded, inventories[item], NOW, selling_days=len(column) - first)
         for got, want in (
             (ratio[item], stats.velocity_ratio),
             (supply[item], stats.days_of_supply),

@@ -38,11 +38,11 @@ async def test_a_selling_sku_s_read_holds_only_the_baseline_s_units(
 ) -> None:
     fields = {f"u:{_day(back)}": 2 for back in range(35)}
     fields |= {f"r:{_day(back)}": 3998 for back in range(35)}
-    fields |= {f"i:{_day(3)}": 40, "pruned": _day(0)}
+    fields |= {f"i:{_day(3)}": 40, "pruned": _day(0), "first": _day(34)}
     await store.redis.hset(keys.sales("A"), mapping=fields)
     read = await _sales_as_read(clean_redis, "A")
     assert set(read) == set(demand_fields(NOW))
-    assert len(read) == 28
+    assert len(read) == 29  # the baseline's units and the first sale's day
     full = await store.redis.hgetall(keys.sales("A"))
     assert demand_from_sales(read, NOW, 40) == demand_from_sales(full, NOW, 40)
 
