@@ -544,9 +544,9 @@ async def test_a_listing_stored_again_is_due_as_its_change_asks(store: Store) ->
         return float(due)
 
     await store.put_items([ItemFacts(sku="A-1", currency="USD")])
-    assert await store_and_due("https://a.example/1", timedelta(days=1000), 1000.0) == 1000.0
-    await store.redis.zadd(QUEUE.due, {member: 1000.0 + 86_400 * 1000})  # crawled: next in 1000 d
-    # A typo corrected: due a new period from now, not in 1000 days.
+    assert await store_and_due("https://a.example/1", timedelta(days=90), 1000.0) == 1000.0
+    await store.redis.zadd(QUEUE.due, {member: 1000.0 + 86_400 * 90})  # crawled: next in 90 d
+    # A slip corrected ("90d" meant "6h"): due a new period from now, not in 90 days.
     assert await store_and_due("https://a.example/1", timedelta(hours=6), 2000.0) == 2000.0 + 21_600
     # A longer period does not push the crawl already due back.
     assert await store_and_due("https://a.example/1", timedelta(days=2), 3000.0) == 2000.0 + 21_600
