@@ -198,9 +198,10 @@ def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body["currency"], body["resolution"]) == ("USD", "day")
-    assert body["velocity_7d"] == pytest.approx(5 / 7)
-    assert body["velocity_28d"] == pytest.approx(5 / 28)
-    assert body["velocity_ratio"] == pytest.approx(4.0)
+    # On sale since yesterday: 5 units over its 2 days on sale, in either window.
+    assert body["velocity_7d"] == pytest.approx(5 / 2)
+    assert body["velocity_28d"] == pytest.approx(5 / 2)
+    assert body["velocity_ratio"] == pytest.approx(1.0)
     assert body["sell_through"] == pytest.approx(5 / 25)
     assert body["days_of_supply"] > 0
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
