@@ -81,10 +81,18 @@ SKUS = [f"SCALE-{index:04d}" for index in range(150)]
 LOAD_SECONDS = 8.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` different free ports: held open together while chosen, as one at a time
+    the system may hand the same port out twice (an API and a metrics server then race
+    for it, and the loser's requests land on the winner)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 @dataclass(frozen=True)
@@ -264,9 +272,8 @@ def test_two_of_each_role_share_the_work_and_lose_or_duplicate_nothing(
     }
     with DemoSiteServer() as site:
         asyncio.run(_store_listings(redis_server.url, site.url))
-        api_ports = [_free_port(), _free_port()]
-        repricer_ports = [_free_port(), _free_port()]
-        crawler_ports = [_free_port(), _free_port()]
+        ports = _free_ports(6)
+        api_ports, repricer_ports, crawler_ports = ports[:2], ports[2:4], ports[4:]
         apis = [
             start_pricing(
                 ["serve", "--host", "127.0.0.1", "--port", str(port)],
