@@ -152,6 +152,9 @@ class CrawlWorker:
         # a freshly booted host, which would delay the first claim by claim_idle_seconds/4.
         self._last_claim = -math.inf
         self._last_heartbeat = time.monotonic()
+        #: How often jobs in hand are kept and idle ones looked for: well within the idle
+        #: time after which a job counts as abandoned.
+        self._beat = settings.claim_idle_seconds / 4
         # Jobs are read a few at a time rather than one per finished job: each read is a
         # round trip, and a quarter of the slots idle for a moment costs less than that.
         self._refill_at = max(1, concurrency // 4)
@@ -168,7 +171,6 @@ class CrawlWorker:
         releases the jobs still running (they stay pending, claimable at once)."""
         running: dict[asyncio.Task[None], tuple[str, CrawlQueue]] = {}
         outage = OutageLog(logger, "reading crawl jobs")
-        heartbeat = self.settings.claim_idle_seconds / 4
         try:
             while not stop.is_set():
                 free = self.concurrency - len(running)
@@ -177,7 +179,7 @@ class CrawlWorker:
                     if running and free < self._refill_at:
                         # Not for ever: the jobs in hand need their heartbeat meanwhile.
                         await asyncio.wait(
-                            running, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
+                            running, timeout=self._beat, return_when=asyncio.FIRST_COMPLETED
                         )
                         continue
                     batch = await self.next_batch(free)
@@ -208,7 +210,7 @@ class CrawlWorker:
         for its domain's rate slot was taken for one a dead worker left, claimed by another
         worker and fetched twice, and dead-lettered once that had happened often enough."""
         now = time.monotonic()
-        if now - self._last_heartbeat < self.settings.claim_idle_seconds / 4:
+        if now - self._last_heartbeat < self._beat:
             return
         self._last_heartbeat = now
         by_queue: dict[CrawlQueue, list[Any]] = {}  # redis-py types ids invariantly
@@ -255,7 +257,7 @@ class CrawlWorker:
     async def _claim_abandoned(self, count: int) -> list[tuple[str, Job, int]]:
         """Jobs idle consumers (dead workers) hold, each with its delivery count."""
         now = time.monotonic()
-        if now - self._last_claim < self.settings.claim_idle_seconds / 4:
+        if now - self._last_claim < self._beat:
             return []
         self._last_claim = now
         idle_ms = int(self.settings.claim_idle_seconds * 1000)

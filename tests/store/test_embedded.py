@@ -70,10 +70,14 @@ def _start(users: list[subprocess.Popen[str]], data_dir: Path) -> str:
     return process.stdout.readline().strip()
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _ask_to_stop(process: subprocess.Popen[str]) -> None:
     assert process.stdin is not None
     process.stdin.write("stop\n")
     process.stdin.flush()
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    _ask_to_stop(process)
     assert process.wait(timeout=30) == 0
 
 
@@ -119,9 +123,7 @@ def test_two_users_stopping_at_once_do_not_leave_it_running(
     url = _start(users, data_dir)
     _start(users, data_dir)
     for process in users:
-        assert process.stdin is not None
-        process.stdin.write("stop\n")
-        process.stdin.flush()
+        _ask_to_stop(process)
     assert [process.wait(timeout=30) for process in users] == [0, 0]
     assert _gone(url)
 
