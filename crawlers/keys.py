@@ -8,7 +8,8 @@ a Redis Cluster:
 - per queue partition, ``{crawl:N}``: due times, jobs, jobs in flight, outcomes and dead
   letters. A listing's partition is its SKU's (``crc32(SKU) mod partitions``); with
   several partitions the queue spreads over the shards;
-- per domain, ``{domain}``: its rate slot and its leases.
+- per domain, ``{domain}``: its rate slot and its leases;
+- per competitor, ``{competitor:ID}``: its listings' crawl periods.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ PARTITIONS = "crawl:partitions"
 LEGACY_DUE = "crawl:due"
 LEGACY_JOBS = "crawl:jobs"
 LEGACY_IN_FLIGHT = "crawl:inflight"
+#: String: set once every listing stored before the periods index existed is in it (see
+#: ``Scheduler.rebalance``).
+PERIODS_INDEXED = "crawl:periods:indexed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,12 @@ def queue_of(sku: str, partitions: int) -> CrawlQueue:
 def listings(sku: str) -> str:
     """Hash: competitor id -> listing JSON (url, frequency)."""
     return f"{PREFIX}:{{{sku}}}:listings"
+
+
+def competitor_periods(competitor: str) -> str:
+    """Sorted set: SKU -> its listing's period at the competitor (seconds); kept with the
+    listings, so the scheduler reads a competitor's typical period without a scan."""
+    return f"crawl:{{competitor:{competitor}}}:periods"
 
 
 def outcome(job_id: str) -> str:

@@ -19,7 +19,7 @@ from crawlers import keys
 from crawlers.demo_site import DemoSiteServer
 from crawlers.fetch import Fetcher
 from crawlers.jobs import Job, read_outcome
-from crawlers.listings import Listing, ListingBody, delete_listing, put_listings
+from crawlers.listings import Listing, ListingBody, delete_listing, put_listings, scan_listings
 from crawlers.outcome import Outcome
 from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
@@ -470,6 +470,55 @@ async def test_a_robots_txt_that_cannot_be_read_brings_the_next_crawl_forward(
         assert due is not None
         assert began + 3000 <= due <= ended + 3000  # not a period (6 h) later
         assert site.state.hits("/jsonld/") == []
+
+
+async def test_a_job_queued_before_its_listing_is_deleted_ends_unknown_listing(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
+) -> None:
+    await listed(store, f"{site.url}/jsonld/A-1")
+    await Scheduler(store.redis, crawler_settings).tick()
+    member = keys.due_member("A-1", "demo")
+    await store.redis.hset(QUEUE.failures, member, 2)
+    assert await store.redis.hget(QUEUE.in_flight, member) is not None
+
+    assert await delete_listing(store.redis, "A-1", "demo") is True
+
+    assert await store.redis.hget(keys.listings("A-1"), "demo") is None
+    assert await store.redis.zscore(QUEUE.due, member) is None
+    assert await store.redis.hget(QUEUE.failures, member) is None
+    assert await store.redis.hget(QUEUE.in_flight, member) is None
+    assert await store.redis.zcard(keys.competitor_periods("demo")) == 0
+    [job_id] = await work_once(make_worker())
+    assert await outcome_of(store.redis, job_id) == Outcome.UNKNOWN_LISTING
+    assert site.state.hits("/jsonld/") == []
+    assert await delete_listing(store.redis, "A-1", "demo") is False
+
+
+def by_sku(listing: Listing) -> str:
+    return listing.sku
+
+
+async def test_listings_are_scanned_a_batch_at_a_time_over_the_partitions(store: Store) -> None:
+    listings = [
+        Listing(sku=f"S-{n}", competitor="demo", url=f"http://127.0.0.1/{n}", frequency=EVERY)
+        for n in range(600)  # over 128 a partition: ZSCAN honours COUNT past a listpack
+    ]
+    await put_listings(store.redis, listings, partitions=3, now=1000.0)
+    await put_listings(
+        store.redis,
+        [Listing(sku="S-0", competitor="other", url="http://127.0.0.1/o", frequency=EVERY)],
+        partitions=3,
+    )
+
+    batches = [
+        batch
+        async for batch in scan_listings(store.redis, partitions=3, competitors=["demo"], batch=50)
+    ]
+
+    assert len(batches) > 3  # not one read per due set
+    found = [scheduled for batch in batches for scheduled in batch]
+    assert sorted((s.listing for s in found), key=by_sku) == sorted(listings, key=by_sku)
+    assert {s.next_due for s in found} == {1000.0}
 
 
 async def test_the_last_accepted_crawl_is_kept_in_redis_and_exported_by_the_scheduler(
