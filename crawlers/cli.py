@@ -1,5 +1,5 @@
-"""The crawler commands: `pricing extract`, `pricing listings import`, `pricing scheduler`,
-`pricing crawl` and `pricing demo-site`.
+"""The crawler commands: `pricing extract`, `pricing listings import|list|delete`,
+`pricing scheduler`, `pricing crawl` and `pricing demo-site`.
 
 Registered by `pricing_service.cli`: `app.command("extract")(crawlers.cli.extract)`,
 `app.add_typer(crawlers.cli.listings_app, name="listings")`,
@@ -10,6 +10,7 @@ and `app.command("demo-site")(crawlers.cli.demo_site)`.
 from __future__ import annotations
 
 import asyncio
+import csv
 import gzip
 import json
 import logging
@@ -17,18 +18,40 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
 import uvicorn
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.table import Table
 
 from crawlers.demo_site import SiteState, create_app
 from crawlers.extraction import PageLoadError, ProductResult, extract_product
 from crawlers.fetch import Fetcher
-from crawlers.listings import Listing, RowError, put_listings, read_listings_csv
+from crawlers.listings import (
+    CSV_COLUMNS,
+    CompetitorField,
+    Listing,
+    ListingDeleter,
+    ListingRef,
+    RowError,
+    Scheduled,
+    SkuField,
+    format_frequency,
+    listed,
+    put_listings,
+    read_listing_refs_csv,
+    read_listings_csv,
+    scan_listings,
+    skus_listings,
+)
 from crawlers.scheduler import Scheduler
 from crawlers.settings import CrawlerSettings
 from crawlers.worker import CrawlWorker, run_event_loop
@@ -199,6 +222,205 @@ def import_listings(
     typer.echo(f"{stored} listing(s) stored, {len(errors)} error(s)")
     if errors:
         raise typer.Exit(code=1)
+
+
+class ListFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+#: What ``pricing listings list`` prints: the import's columns, then the next crawl.
+LIST_COLUMNS = (*CSV_COLUMNS, "next_crawl_at")
+CompetitorsOption = Annotated[
+    list[str] | None,
+    typer.Option("--competitor", help="Only this competitor's listings (repeatable)."),
+]
+SkusOption = Annotated[
+    list[str] | None, typer.Option("--sku", help="Only this SKU's (repeatable).")
+]
+
+
+def _checked(values: list[str] | None, field: Any, option: str) -> list[str]:
+    """``values`` when each is a valid ``field`` (a SKU, a competitor id)."""
+    adapter: TypeAdapter[str] = TypeAdapter(field)
+    for value in values or []:
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            raise typer.BadParameter(f"not a valid id: {value!r}", param_hint=option) from None
+    return values or []
+
+
+def _list_row(scheduled: Scheduled) -> dict[str, str | None]:
+    listing, at = scheduled.listing, scheduled.next_due
+    return {
+        "sku": listing.sku,
+        "competitor": listing.competitor,
+        "url": listing.url,
+        "frequency": format_frequency(listing.frequency),
+        "next_crawl_at": None
+        if at is None
+        else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+    }
+
+
+class _ListPrinter:
+    """Prints listings a batch at a time, so a million of them need no more memory than
+    a batch: a table per batch (the header on the first), CSV rows or a JSON array."""
+
+    def __init__(self, output: ListFormat) -> None:
+        self.output = output
+        self.printed = 0
+        self._csv = csv.DictWriter(sys.stdout, LIST_COLUMNS, lineterminator="\n")
+
+    def start(self) -> None:
+        if self.output is ListFormat.CSV:
+            self._csv.writeheader()
+        elif self.output is ListFormat.JSON:
+            sys.stdout.write("[")
+
+    def batch(self, batch: list[Scheduled]) -> None:
+        rows = [_list_row(scheduled) for scheduled in batch]
+        if self.output is ListFormat.CSV:
+            self._csv.writerows(rows)
+        elif self.output is ListFormat.JSON:
+            separators = ["," if self.printed or index else "" for index in range(len(rows))]
+            for separator, row in zip(separators, rows, strict=True):
+                sys.stdout.write(f"{separator}\n  {json.dumps(row)}")
+        else:
+            table = Table(show_header=not self.printed, box=None)
+            for column in ("sku", "competitor", "url", "frequency", "next crawl (UTC)"):
+                table.add_column(column, overflow="fold")
+            for row in rows:
+                table.add_row(*(row[column] or "not scheduled" for column in LIST_COLUMNS))
+            Console().print(table)
+        self.printed += len(rows)
+
+    def end(self) -> None:
+        if self.output is ListFormat.JSON:
+            sys.stdout.write("\n]\n" if self.printed else "]\n")
+        elif self.output is ListFormat.TABLE:
+            typer.echo(f"{self.printed} listing(s)" if self.printed else "no listings")
+
+
+@listings_app.command("list")
+def list_listings(
+    competitor: CompetitorsOption = None,
+    sku: SkusOption = None,
+    output: Annotated[
+        ListFormat,
+        typer.Option("--format", help="csv is what `pricing listings import` reads."),
+    ] = ListFormat.TABLE,
+) -> None:
+    """Print the stored listings with their next crawl, in no particular order.
+
+    Reads the crawl queue's due sets a thousand at a time (with --sku, only those SKUs)."""
+    competitors = _checked(competitor, CompetitorField, "--competitor")
+    skus = _checked(sku, SkuField, "--sku")
+    partitions = CrawlerSettings().queue_partitions
+    printer = _ListPrinter(output)
+
+    async def print_all(store: Store) -> None:
+        printer.start()
+        if skus:
+            found = await skus_listings(
+                store.redis, skus, partitions=partitions, competitors=competitors
+            )
+            if found:
+                printer.batch(found)
+        else:
+            batches = scan_listings(store.redis, partitions=partitions, competitors=competitors)
+            async for batch in batches:
+                printer.batch(batch)
+        printer.end()
+
+    _run_with_store(print_all)
+
+
+@listings_app.command("delete")
+def delete_listings(
+    competitor: Annotated[
+        str | None,
+        typer.Option(
+            "--competitor",
+            help="Delete this competitor's listings: all of them, or those of --sku. It "
+            "need not be in the rules any more.",
+        ),
+    ] = None,
+    sku: SkusOption = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            help="Delete the listings of a CSV with columns sku and competitor (others are "
+            "ignored, as in the output of `pricing listings list --format csv`).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the listings that would go; delete none.")
+    ] = False,
+) -> None:
+    """Stop crawling listings: each goes with its due time, failures in a row and in-flight
+    mark; a job already queued for it ends `unknown_listing`. Observations stay.
+
+    A file with any invalid line deletes nothing (exit 1)."""
+    if (competitor is None) == (file is None):
+        raise typer.BadParameter("give either --competitor or --file")
+    if file is not None and sku:
+        raise typer.BadParameter("--sku goes with --competitor, not --file")
+    partitions = CrawlerSettings().queue_partitions
+    refs: list[ListingRef] | None = None  # None: every listing of the competitor
+    if file is not None:
+        rows = list(read_listing_refs_csv(file))
+        errors = [row for row in rows if isinstance(row, RowError)]
+        for error in errors:
+            typer.echo(f"{file}:{error.line}: {error.message}", err=True)
+        if errors:
+            typer.echo(f"{len(errors)} error(s); nothing deleted", err=True)
+            raise typer.Exit(code=1)
+        refs = list(dict.fromkeys(row for row in rows if isinstance(row, ListingRef)))
+    elif competitor is not None:
+        [competitor] = _checked([competitor], CompetitorField, "--competitor")
+        if sku:
+            skus = _checked(sku, SkuField, "--sku")
+            refs = [ListingRef(sku=one, competitor=competitor) for one in dict.fromkeys(skus)]
+
+    async def targets(store: Store) -> AsyncIterator[list[tuple[str, str]]]:
+        if refs is not None:
+            pairs = [(ref.sku, ref.competitor) for ref in refs]
+            for start in range(0, len(pairs), LISTINGS_CHUNK):
+                yield pairs[start : start + LISTINGS_CHUNK]
+            return
+        async for batch in scan_listings(
+            store.redis, partitions=partitions, competitors=[str(competitor)]
+        ):
+            yield [(scheduled.listing.sku, scheduled.listing.competitor) for scheduled in batch]
+
+    async def delete_all(store: Store) -> tuple[int, int]:
+        """How many listings went (with --dry-run, are there) and how many asked for
+        were not there."""
+        deleter = ListingDeleter(store.redis, partitions)
+        found = asked = 0
+        async for batch in targets(store):
+            if dry_run:
+                present = await listed(store.redis, batch)
+            else:
+                present = [await deleter.delete(*pair) for pair in batch]
+            found += sum(present)
+            asked += len(batch)
+        return found, asked - found
+
+    found, missing = _run_with_store(delete_all)
+    not_found = f", {missing} not found" if missing else ""
+    if not found:
+        typer.echo(f"no listing matched; nothing {'would be ' if dry_run else ''}deleted")
+    elif dry_run:
+        typer.echo(f"{found} listing(s) would be deleted{not_found} (dry run)")
+    else:
+        typer.echo(f"{found} listing(s) deleted{not_found}")
 
 
 def _logging() -> None:

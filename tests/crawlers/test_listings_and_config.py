@@ -1,16 +1,19 @@
-"""Competitor crawl settings in the rule files, and `pricing listings import`."""
+"""Competitor crawl settings in the rule files, and `pricing listings import|list|delete`."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import typer
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from crawlers import cli, keys
 from crawlers.demo_site import SiteState
@@ -148,6 +151,151 @@ def test_listings_import_reads_a_bom_and_refuses_other_encodings(
     refused = runner.invoke(app, ["listings", "import", str(legacy), "--rules", str(RULES)])
     assert refused.exit_code == 1
     assert f"{legacy}:2: not UTF-8 text (byte 0xe9 at column 3)" in refused.output
+
+
+THREE_LISTINGS = (
+    "sku,competitor,url,frequency\n"
+    "A-1,megamart,https://megamart.example/p/1,6h\n"
+    "A-2,megamart,https://megamart.example/p/2,1d12h\n"
+    "A-1,shopright,https://shopright.example/p/1,1d\n"
+)
+
+
+@pytest.fixture
+def listings_cli(configured: str, tmp_path: Path) -> typer.Typer:
+    """The listings commands, with THREE_LISTINGS imported."""
+    app = typer.Typer()
+    app.add_typer(cli.listings_app, name="listings")
+    csv_file = tmp_path / "three.csv"
+    csv_file.write_text(THREE_LISTINGS)
+    imported = runner.invoke(app, ["listings", "import", str(csv_file), "--rules", str(RULES)])
+    assert imported.exit_code == 0, imported.output
+    return app
+
+
+def test_listings_list_prints_csv_that_imports_back(
+    listings_cli: typer.Typer, configured: str, tmp_path: Path
+) -> None:
+    listed = runner.invoke(listings_cli, ["listings", "list", "--format", "csv"])
+
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0] == "sku,competitor,url,frequency,next_crawl_at"
+    assert sorted(line.rsplit(",", 1)[0] for line in lines[1:]) == sorted(
+        THREE_LISTINGS.splitlines()[1:]
+    )
+    next_crawl = datetime.fromisoformat(lines[1].rsplit(",", 1)[1])
+    assert next_crawl.utcoffset() == timedelta(0)
+    assert abs(next_crawl.timestamp() - time.time()) < 60  # new listings are due at once
+
+    exported = tmp_path / "exported.csv"
+    exported.write_text(listed.output)
+    redis.Redis.from_url(configured).flushdb()
+    again = runner.invoke(
+        listings_cli, ["listings", "import", str(exported), "--rules", str(RULES)]
+    )
+    assert again.exit_code == 0, again.output
+    assert "3 listing(s) stored, 0 error(s)" in again.output
+    relisted = runner.invoke(listings_cli, ["listings", "list", "--format", "csv"])
+    assert sorted(line.rsplit(",", 1)[0] for line in relisted.output.splitlines()) == sorted(
+        line.rsplit(",", 1)[0] for line in lines
+    )
+
+
+def test_listings_list_filters_by_competitor_and_sku(listings_cli: typer.Typer) -> None:
+    def listed(*options: str) -> list[tuple[str, str]]:
+        result = runner.invoke(listings_cli, ["listings", "list", "--format", "json", *options])
+        assert result.exit_code == 0, result.output
+        return sorted((row["sku"], row["competitor"]) for row in json.loads(result.output))
+
+    assert listed() == [("A-1", "megamart"), ("A-1", "shopright"), ("A-2", "megamart")]
+    assert listed("--competitor", "megamart") == [("A-1", "megamart"), ("A-2", "megamart")]
+    assert listed("--sku", "A-1") == [("A-1", "megamart"), ("A-1", "shopright")]
+    assert listed("--sku", "A-1", "--sku", "A-2", "--competitor", "megamart") == [
+        ("A-1", "megamart"),
+        ("A-2", "megamart"),
+    ]
+    assert listed("--competitor", "bargainhub") == []
+
+    table = runner.invoke(listings_cli, ["listings", "list", "--competitor", "shopright"])
+    assert table.exit_code == 0, table.output
+    [header, row, *_] = table.output.splitlines()
+    assert header.split()[:4] == ["sku", "competitor", "url", "frequency"]
+    assert row.split()[:2] == ["A-1", "shopright"]
+    assert table.output.splitlines()[-1] == "1 listing(s)"
+    bad = runner.invoke(listings_cli, ["listings", "list", "--sku", "A 1"])
+    assert bad.exit_code == 2
+    assert "Invalid value for --sku: not a valid id: 'A 1'" in bad.output
+
+
+def test_listings_delete_by_competitor_sku_and_file(
+    listings_cli: typer.Typer, configured: str, tmp_path: Path
+) -> None:
+    client = redis.Redis.from_url(configured)
+
+    def delete(*options: str) -> Result:
+        return runner.invoke(listings_cli, ["listings", "delete", *options])
+
+    def stored() -> set[tuple[str, str]]:
+        due: Any = client.zrange(keys.CrawlQueue(0).due, 0, -1)
+        return {keys.parse_due_member(member.decode()) for member in due}
+
+    try:
+        dry = delete("--competitor", "megamart", "--dry-run")
+        assert dry.exit_code == 0, dry.output
+        assert "2 listing(s) would be deleted (dry run)" in dry.output
+        assert len(stored()) == 3
+
+        one = delete("--competitor", "megamart", "--sku", "A-2", "--sku", "A-9")
+        assert one.exit_code == 0, one.output
+        assert "1 listing(s) deleted, 1 not found" in one.output
+        assert stored() == {("A-1", "megamart"), ("A-1", "shopright")}
+        assert client.hget(keys.listings("A-2"), "megamart") is None
+        assert client.zscore(keys.competitor_periods("megamart"), "A-2") is None
+
+        refs = tmp_path / "refs.csv"
+        refs.write_text("competitor,sku\nshopright,A-1\nshop right,A-1\n")
+        refused = delete("--file", str(refs))
+        assert refused.exit_code == 1
+        assert f"{refs}:3: competitor: String should match pattern" in refused.output
+        assert "1 error(s); nothing deleted" in refused.output
+        assert len(stored()) == 2
+
+        refs.write_text("competitor,sku\nshopright,A-1\n")
+        from_file = delete("--file", str(refs))
+        assert from_file.exit_code == 0, from_file.output
+        assert "1 listing(s) deleted" in from_file.output
+
+        every = delete("--competitor", "megamart")
+        assert every.exit_code == 0, every.output
+        assert "1 listing(s) deleted" in every.output
+        assert stored() == set()
+        assert client.exists(keys.listings("A-1")) == 0
+
+        nothing = delete("--competitor", "megamart")
+        assert nothing.exit_code == 0, nothing.output
+        assert "no listing matched; nothing deleted" in nothing.output
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ([], "give either --competitor or --file"),
+        (["--competitor", "megamart", "--file", "x.csv"], "give either --competitor or --file"),
+        (["--sku", "A-1"], "give either --competitor or --file"),
+        (["--competitor", "Mega Mart"], "Invalid value for --competitor: not a valid id"),
+    ],
+)
+def test_listings_delete_refuses_unclear_requests(
+    listings_cli: typer.Typer, tmp_path: Path, options: list[str], message: str
+) -> None:
+    (tmp_path / "x.csv").write_text("sku,competitor\n")
+    options = [str(tmp_path / o) if o == "x.csv" else o for o in options]
+    result = runner.invoke(listings_cli, ["listings", "delete", *options])
+    assert result.exit_code == 2
+    assert message in result.output
 
 
 def test_demo_site_prices_and_stock_move_over_time() -> None:
