@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from crawlers import keys
 from crawlers.jobs import Job
 from crawlers.keys import CrawlQueue
-from crawlers.listings import ListingBody
+from crawlers.listings import ListingBody, scan_listings
 from crawlers.settings import LOST_JOB_SECONDS, CrawlerSettings
 from pricing_service import metrics
 from pricing_service.logs import OutageLog
@@ -72,6 +72,7 @@ class Scheduler:
         self.queues = keys.queues(settings.queue_partitions)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._next_partition = 0  # partitions take turns at being served first
+        self._periods_exported: set[str] = set()
 
     async def tick(self, now: float | None = None) -> TickResult:
         moment = time.time() if now is None else now
@@ -106,6 +107,30 @@ class Scheduler:
                 newest[name] = max(newest.get(name, 0.0), float(stamp))
         for name, newest_at in newest.items():
             metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(name).set(newest_at)
+        await self._export_median_periods(sorted(newest))
+
+    async def _export_median_periods(self, competitors: list[str]) -> None:
+        """The median period of each competitor's listings, from its periods index (two
+        reads each, however many listings): what the stale-data alert measures staleness
+        against. A competitor without listings has none, so it stops alerting."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in competitors:
+                pipe.zcard(keys.competitor_periods(name))
+            counts: list[int] = await pipe.execute()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, count in zip(competitors, counts, strict=True):
+                # The upper median: more than half the listings are crawled this often.
+                pipe.zrange(keys.competitor_periods(name), count // 2, count // 2, withscores=True)
+            medians: list[list[tuple[bytes, float]]] = await pipe.execute()
+        gauge = metrics.CRAWL_MEDIAN_LISTING_PERIOD_SECONDS
+        for name, median in zip(competitors, medians, strict=True):
+            if median:
+                gauge.labels(name).set(median[0][1])
+            elif name in self._periods_exported:
+                gauge.remove(name)
+        self._periods_exported = {
+            name for name, median in zip(competitors, medians, strict=True) if median
+        }
 
     async def _tick_partition(self, queue: CrawlQueue, moment: float, room: int) -> tuple[int, int]:
         """Queue up to ``room`` of the partition's due listings; (queued, still in flight)."""
@@ -154,7 +179,8 @@ class Scheduler:
         belongs to (ZADD NX there, then ZREM: a retry after a failure converges). Jobs
         still queued in a partition beyond the new count are dropped with its stream:
         their listings are crawled again when next due. Counts of failures in a row move
-        with their listings."""
+        with their listings. The first time, it also puts the listings stored by earlier
+        versions into their competitors' periods index."""
         raw: Any = await self.redis.get(keys.PARTITIONS)
         previous = int(raw) if raw is not None else 1
         configured = len(self.queues)
@@ -172,7 +198,25 @@ class Scheduler:
         await self.redis.set(keys.PARTITIONS, configured)
         if moved:
             logger.info("moved %d due listings to %d partition(s)", moved, configured)
+        await self._index_periods()
         return moved
+
+    async def _index_periods(self) -> None:
+        """Put the listings stored before the competitors' periods index existed into it,
+        once: storing and deleting listings keep it since."""
+        if await self.redis.exists(keys.PERIODS_INDEXED):
+            return
+        indexed = 0
+        async for batch in scan_listings(self.redis, partitions=len(self.queues)):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for scheduled in batch:
+                    listing = scheduled.listing
+                    periods = keys.competitor_periods(listing.competitor)
+                    pipe.zadd(periods, {listing.sku: listing.every_seconds})
+                await pipe.execute()
+            indexed += len(batch)
+        await self.redis.set(keys.PERIODS_INDEXED, 1)
+        logger.info("indexed the crawl periods of %d listing(s)", indexed)
 
     async def _move_due(self, source: str) -> int:
         """Move the members of the due set ``source`` that belong elsewhere; how many."""

@@ -188,6 +188,14 @@ CRAWL_LAST_ACCEPTED_SECONDS = Gauge(
     ["competitor"],
     multiprocess_mode="max",
 )
+CRAWL_MEDIAN_LISTING_PERIOD_SECONDS = Gauge(
+    "pricing_crawl_median_listing_period_seconds",
+    "The median crawl period of a competitor's listings (kept in Redis and exported by "
+    "the scheduler, for competitors with an accepted observation): how stale its freshest "
+    "price may be while its crawls work.",
+    ["competitor"],
+    multiprocess_mode="max",
+)
 crawl_queue_depth = one_role(
     lambda: Gauge(
         "pricing_crawl_queue_depth",

@@ -521,6 +521,57 @@ async def test_listings_are_scanned_a_batch_at_a_time_over_the_partitions(store:
     assert {s.next_due for s in found} == {1000.0}
 
 
+async def test_the_scheduler_exports_each_competitors_median_listing_period(
+    store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    def listing(sku: str, frequency: timedelta) -> Listing:
+        return Listing(
+            sku=sku, competitor="demo", url=f"http://127.0.0.1/{sku}", frequency=frequency
+        )
+
+    daily, hourly = timedelta(days=1), timedelta(hours=1)
+    await put_listings(
+        store.redis, [listing("A-1", hourly), listing("A-2", daily), listing("A-3", daily)]
+    )
+    await store.redis.hset(QUEUE.accepted, "demo", time.time())
+    scheduler = Scheduler(store.redis, crawler_settings)
+
+    def exported() -> float | None:
+        return REGISTRY.get_sample_value(
+            "pricing_crawl_median_listing_period_seconds", {"competitor": "demo"}
+        )
+
+    await scheduler.tick()
+    assert exported() == daily.total_seconds()
+    await put_listings(store.redis, [listing("A-2", hourly)])
+    await scheduler.tick()
+    assert exported() == hourly.total_seconds()
+    for sku in ("A-1", "A-2", "A-3"):
+        assert await delete_listing(store.redis, sku, "demo")
+    await scheduler.tick()
+    assert exported() is None  # nothing left to crawl, nothing to be stale
+
+
+async def test_the_scheduler_indexes_the_periods_of_listings_stored_before_the_index(
+    store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    listings = [
+        Listing(sku=f"A-{n}", competitor="demo", url="http://127.0.0.1/", frequency=n * EVERY)
+        for n in (1, 2)
+    ]
+    await put_listings(store.redis, listings)
+    periods = keys.competitor_periods("demo")
+    await store.redis.delete(periods)  # as an earlier version stored them
+
+    await Scheduler(store.redis, crawler_settings).rebalance()
+
+    indexed = await store.redis.zrange(periods, 0, -1, withscores=True)
+    assert indexed == [(b"A-1", EVERY.total_seconds()), (b"A-2", 2 * EVERY.total_seconds())]
+    await store.redis.delete(periods)
+    await Scheduler(store.redis, crawler_settings).rebalance()
+    assert await store.redis.zcard(periods) == 0  # once: no scan at every start
+
+
 async def test_the_last_accepted_crawl_is_kept_in_redis_and_exported_by_the_scheduler(
     site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings, make_worker: Any
 ) -> None:
