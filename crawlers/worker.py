@@ -4,7 +4,12 @@ Each worker process reads jobs from the consumer group of every queue partition 
 up to ``concurrency`` of them at once. Delivery is at least once: a job is acknowledged
 only after its outcome is recorded, and jobs a dead worker left pending are taken over
 with XAUTOCLAIM once idle for ``claim_idle_seconds``. A job delivered more than
-``max_deliveries`` times goes to the dead-letter stream. Whatever happens, the outcome
+``max_deliveries`` times goes to the dead-letter stream. A worker holds at most as many
+of one competitor's jobs as the competitor's ``concurrency`` lets run at once: more
+would only wait for the domain's leases and rate slots, holding slots the other
+competitors' jobs need (a slow competitor's backlog stalled every other one for
+minutes). A new job over that share goes back to the tail of its queue
+(:data:`_GIVE_BACK`), unfetched and with its delivery not counted. Whatever happens, the outcome
 is recorded once per job (SET NX), so a redelivered job that already finished is only
 acknowledged. The observation a job yields is stored, and its SKU marked dirty, with
 the outcome and only by the delivery that records it (``crawlers.jobs``): a job's writes
@@ -22,7 +27,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -77,6 +83,26 @@ return {
     redis.call('HGETALL', KEYS[4]),
     redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', ARGV[2]),
 }
+"""
+
+
+#: Acknowledges jobs read but not started and adds them again, unchanged (the same job
+#: id: their listing stays in flight, their outcome is still recorded once), at the
+#: stream's tail. A job no longer pending for this consumer (claimed meanwhile) is left
+#: alone, so no job is ever queued twice.
+#: KEYS: jobs stream. ARGV: group, then per job: its message id and its three fields'
+#: values (job id, sku, competitor). Returns how many went back.
+_GIVE_BACK = """
+local given_back = 0
+for i = 2, #ARGV, 4 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1], 'sku', ARGV[i + 2],
+               'competitor', ARGV[i + 3])
+    given_back = given_back + 1
+  end
+end
+return given_back
 """
 
 
@@ -138,6 +164,7 @@ class CrawlWorker:
             store, settings.outcome_retention_seconds, settings.retry_after_failure_seconds
         )
         self._read_inputs = store.redis.register_script(_READ_INPUTS)
+        self._give_back = store.redis.register_script(_GIVE_BACK)
         self.queues = keys.queues(settings.queue_partitions)
         self._queue_of_stream = {queue.jobs: queue for queue in self.queues}
         self.group = PartitionedGroup(
@@ -170,6 +197,7 @@ class CrawlWorker:
         """Work until ``stop`` is set, then finish the jobs in hand. Cancelled, it
         releases the jobs still running (they stay pending, claimable at once)."""
         running: dict[asyncio.Task[None], tuple[str, CrawlQueue]] = {}
+        in_hand: Counter[str] = Counter()  # running jobs per competitor
         outage = OutageLog(logger, "reading crawl jobs")
         try:
             while not stop.is_set():
@@ -183,15 +211,26 @@ class CrawlWorker:
                         )
                         continue
                     batch = await self.next_batch(free)
+                    to_run, over_share = self._within_shares(batch, in_hand)
+                    await self._give_back_jobs(over_share)
                 except RedisError as exc:
                     outage.failed(exc)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 outage.succeeded()
-                for message_id, job, deliveries in batch:
+                for message_id, job, deliveries in to_run:
                     task = asyncio.create_task(self.handle(message_id, job, deliveries))
                     running[task] = (message_id, job.queue)
+                    in_hand[job.competitor] += 1
                     task.add_done_callback(running.pop)
+                    task.add_done_callback(_count_out(in_hand, job.competitor))
+                if over_share and not to_run and running:
+                    # Only jobs of competitors at their share are queued just now: wait a
+                    # little (or for a job of theirs to end) rather than cycle them at
+                    # Redis's speed. (Their jobs may all have ended while they went back.)
+                    await asyncio.wait(
+                        running, timeout=self.block_ms / 1000, return_when=asyncio.FIRST_COMPLETED
+                    )
             if running:
                 await asyncio.wait(running)
         except asyncio.CancelledError:
@@ -203,6 +242,39 @@ class CrawlWorker:
                 ids = [entry for entry, job_queue in unfinished.values() if job_queue == queue]
                 await release(self.redis, queue.jobs, keys.JOBS_GROUP, self.consumer, ids)
             raise
+
+    def _within_shares(
+        self, batch: list[tuple[str, Job, int]], in_hand: Counter[str]
+    ) -> tuple[list[tuple[str, Job, int]], list[tuple[str, Job]]]:
+        """The jobs to run, and the new ones over their competitor's share (its
+        ``concurrency``, counting the jobs in hand). A job delivered before is run
+        whatever the share: giving it back would reset its delivery count, and a job
+        that keeps failing must reach the dead letters."""
+        to_run: list[tuple[str, Job, int]] = []
+        over_share: list[tuple[str, Job]] = []
+        taking = Counter(in_hand)
+        for message_id, job, deliveries in batch:
+            competitor = self.competitors.get(job.competitor)
+            if (
+                deliveries == 1
+                and competitor is not None
+                and taking[job.competitor] >= competitor.concurrency
+            ):
+                over_share.append((message_id, job))
+                continue
+            taking[job.competitor] += 1
+            to_run.append((message_id, job, deliveries))
+        return to_run, over_share
+
+    async def _give_back_jobs(self, jobs: list[tuple[str, Job]]) -> None:
+        """Put jobs not started back at the tail of their queues (:data:`_GIVE_BACK`)."""
+        by_queue: dict[CrawlQueue, list[str]] = {}
+        for message_id, job in jobs:
+            by_queue.setdefault(job.queue, []).extend([message_id, job.id, job.sku, job.competitor])
+        for queue, args in by_queue.items():
+            await self._give_back(keys=[queue.jobs], args=[keys.JOBS_GROUP, *args])
+        for _, job in jobs:
+            metrics.CRAWL_JOBS_GIVEN_BACK.labels(job.competitor).inc()
 
     async def _keep_in_hand(self, in_hand: Iterable[tuple[str, CrawlQueue]]) -> None:
         """Reset the idle time of the jobs this worker holds (``XCLAIM ... JUSTID``, which
@@ -427,6 +499,15 @@ class CrawlWorker:
             return JobReport(Outcome.ACCEPTED, detail, offer)
         reason = {"reason": verdict.offer.reason}
         return JobReport(Outcome.QUARANTINED, {**detail, **reason}, offer)
+
+
+def _count_out(in_hand: Counter[str], competitor: str) -> Callable[[object], None]:
+    """A done callback taking a finished job off its competitor's count."""
+
+    def count_out(_: object) -> None:
+        in_hand[competitor] -= 1
+
+    return count_out
 
 
 def extraction_override(competitor: Competitor, host: str) -> ExtractionOverride | None:

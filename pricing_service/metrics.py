@@ -218,6 +218,13 @@ CRAWL_JOBS = Counter(
     ["competitor", "outcome"],
 )
 
+CRAWL_JOBS_GIVEN_BACK = Counter(
+    "pricing_crawl_jobs_given_back_total",
+    "New crawl jobs a worker put back at the tail of the queue unfetched, by competitor: "
+    "it already held as many of that competitor's jobs as its concurrency lets run.",
+    ["competitor"],
+)
+
 
 # -- exposition ---------------------------------------------------------------------------------
 

@@ -685,3 +685,63 @@ async def test_deleting_a_listing_forgets_its_failures(
         assert await delete_listing(store.redis, "A-1", "demo") is True
         assert await store.redis.hlen(QUEUE.failures) == 0
         assert await store.redis.zcard(QUEUE.due) == 0
+
+
+async def test_a_slow_competitors_jobs_do_not_hold_up_the_others(
+    site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    # "slow" takes one request a second, one at a time; "quick" is on another address.
+    # Six of slow's jobs are queued ahead of two of quick's, for a worker of 4 slots.
+    # Holding them all, the worker would reach quick's jobs after slow's third page, 2 s in.
+    with DemoSiteServer(host="127.0.0.2") as other:
+        competitors = {
+            "slow": Competitor(
+                name="Slow", domains=["127.0.0.1"], requests_per_second=Decimal(1), concurrency=1
+            ),
+            "quick": Competitor(
+                name="Quick", domains=["127.0.0.2"], requests_per_second=Decimal(200)
+            ),
+        }
+        for n in range(6):
+            await listed(store, f"{site.url}/jsonld/S-{n}", sku=f"S-{n}", competitor="slow")
+        for n in range(2):
+            await listed(store, f"{other.url}/jsonld/Q-{n}", sku=f"Q-{n}", competitor="quick")
+        settings = crawler_settings.model_copy(update={"claim_idle_seconds": 60.0})
+        scheduler = Scheduler(store.redis, settings)
+        # The slow competitor's listings are due first, so they are queued first.
+        for member in [f"S-{n}|slow" for n in range(6)]:
+            await store.redis.zadd(QUEUE.due, {member: 0})
+        assert (await scheduler.tick()).queued == 8
+        given_back_before = (
+            REGISTRY.get_sample_value("pricing_crawl_jobs_given_back_total", {"competitor": "slow"})
+            or 0.0
+        )
+        fetcher = Fetcher(settings, store.redis, competitors)
+        worker = CrawlWorker(
+            store, fetcher, competitors, settings, consumer="w1", concurrency=4, block_seconds=0.05
+        )
+        stop = asyncio.Event()
+        started = time.monotonic()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            deadline = started + 20
+            while len(site.state.hits("/jsonld/")) < 6 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await running
+            await fetcher.close()
+        quick_hits = other.state.hits("/jsonld/")
+        slow_hits = site.state.hits("/jsonld/")
+    assert len(quick_hits) == 2
+    assert len(slow_hits) == 6  # each slow job fetched once: none lost or doubled on its way back
+    assert max(quick_hits) < sorted(slow_hits)[1]  # quick waited for none of slow's slots
+    given_back = REGISTRY.get_sample_value(
+        "pricing_crawl_jobs_given_back_total", {"competitor": "slow"}
+    )
+    assert given_back is not None
+    assert given_back > given_back_before
+    outcomes: Any = await store.redis.xrange(QUEUE.outcomes)
+    assert sorted(fields[b"outcome"] for _, fields in outcomes) == [b"accepted"] * 8
+    assert await store.redis.xlen(QUEUE.jobs) == 0
+    assert await store.redis.hlen(QUEUE.in_flight) == 0
