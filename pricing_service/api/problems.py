@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from pricing_service.api.cache import StoreUnavailableError
 from pricing_service.logs import REQUEST_ID
@@ -166,14 +167,39 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route on the path only; one
+        # path often has several (GET and PUT of an item are two routes).
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_allowed(request))}
     return problem_response(
         request,
         exc.status_code,
         type_="about:blank",
         title=HTTPStatus(exc.status_code).phrase,
         detail=str(exc.detail),
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def _methods_allowed(request: Request) -> list[str]:
+    """Every method some route answers on the request's path (HEAD wherever GET is).
+    Each method is tried against the routes, as the router itself would: routers
+    included in others keep their routes to themselves."""
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -169,6 +169,15 @@ def test_head_answers_wherever_get_does(
     assert api.head("/v1/sales", headers=auth(READ_KEY)).status_code == 405
 
 
+def test_a_method_not_allowed_names_every_method_the_path_takes(api: httpx.Client) -> None:
+    # GET, PUT and DELETE of an item are three routes: Starlette names the first one's.
+    refused = api.post("/v1/items/SKU-1", headers=auth(READ_KEY), json={})
+    assert refused.status_code == 405
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["allow"] == "DELETE, GET, HEAD, PUT"
+    assert api.delete("/v1/sales", headers=auth(READ_KEY)).headers["allow"] == "POST"
+
+
 def test_request_bodies_and_segments_that_say_something_else_are_refused(
     api: httpx.Client,
 ) -> None:
