@@ -45,8 +45,9 @@ def fit_rows(
     (``u:YYYYMMDD``), not one by one. Days without units sold or without positive
     revenue carry no price paid and give no row, and so do days whose revenue is not in
     the item's currency (``currencies``: it changed since) and days that ended with no
-    stock (their sales were capped by the stock, not set by the price). Items without a category
-    share one category of their own."""
+    stock (their sales were capped by the stock, not set by the price). A day's units
+    and revenue are its sales alone, without the returns it took (``n:``, ``x:``). Items
+    without a category share one category of their own."""
     names = tuple(sorted({category or "" for category in categories}))
     index = {name: position for position, name in enumerate(names)}
     fields: list[bytes] = []
@@ -69,9 +70,21 @@ def fit_rows(
     position = np.searchsorted(wanted, number).clip(0, len(days))
     held = is_day & (wanted[position] == number)
     amounts = np.array(values or [b"0"], dtype=np.bytes_)
-    for kind, target in ((b"u", units), (b"r", revenue), (b"i", inventory)):
+    returned, refunded = np.zeros_like(units), np.zeros_like(units)
+    columns = (
+        (b"u", units),
+        (b"r", revenue),
+        (b"i", inventory),
+        (b"n", returned),
+        (b"x", refunded),
+    )
+    for kind, target in columns:
         picked = np.flatnonzero(held & (chars[:, 0] == kind[0]))
         target[owner[picked], position[picked]] = amounts[picked].astype(np.int64)
+    # The day's own sales, returns added back: a refund is at the price of the day the
+    # unit was bought, and says nothing of the demand at this day's price.
+    units += returned
+    revenue += refunded
 
     # A day that ended out of stock sold what there was, not what was wanted: its units
     # say nothing about the price (the simulator leaves such days out too).

@@ -405,6 +405,11 @@ DIRTY_MAXLEN = 2_000_000
 #: day, hour, units, revenue, the KEYS index of its week's id hash.
 #: Returns the 1-based positions of the events not counted (duplicates, or too old).
 #:
+#: ``u:`` and ``r:`` are net of returns. A day with returns also counts them, positive,
+#: in ``n:DAY`` (units) and ``x:DAY`` (revenue refunded): the elasticity fit needs the
+#: day's sales alone, since a refund at an earlier day's price moves the day's average
+#: price paid away from the price the day's buyers saw.
+#:
 #: Revenue is in the item's currency when it is recorded, which can change. Each bucket
 #: hash's field ``cur`` says from which bucket on which currency applies (``=USD``, then
 #: ``=USD,20261203=EUR`` after a change; see ``buckets.decode_buckets``). ``m:BUCKET`` is
@@ -486,6 +491,10 @@ for i = 11 + id_keys, #ARGV, 8 do
     if not first or day < first then redis.call('HSET', KEYS[1], 'first', day) end
     redis.call('HINCRBY', KEYS[1], 'u:' .. day, ARGV[i + 5])
     redis.call('HINCRBY', KEYS[1], 'r:' .. day, ARGV[i + 6])
+    if string.sub(ARGV[i + 5], 1, 1) == '-' then
+      redis.call('HINCRBY', KEYS[1], 'n:' .. day, string.sub(ARGV[i + 5], 2))
+      redis.call('HINCRBY', KEYS[1], 'x:' .. day, string.sub(ARGV[i + 6], 2))
+    end
     if hour >= ARGV[4] then
       note_currency(KEYS[2], hour_currencies, hour, currency)
       redis.call('HINCRBY', KEYS[2], 'u:' .. hour, ARGV[i + 5])

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from pricing_service.demand.buckets import day_bucket, decode_buckets, hour_bucket
+from pricing_service.elasticity.dataset import fit_rows
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.store import keys
 from pricing_service.store.store import SALES_WEEK, Sale, Store, demand_from_sales, sales_week
@@ -35,6 +36,20 @@ async def test_a_duplicate_id_is_counted_once_even_in_a_later_batch(store: Store
     assert hours[hour_bucket(NOW)].units == 3
     # The same id for another SKU is another event.
     assert await store.add_sales("B", "USD", [Sale(NOW, 1, PRICE, "e1")]) == []
+
+
+async def test_a_days_returns_are_kept_apart_for_the_fit(store: Store) -> None:
+    # Ten sold at 9.99 today; two bought earlier at 12.00 come back today.
+    today = [Sale(NOW, 10, PRICE, "s1"), Sale(NOW, -2, Decimal("12.00"), "r1")]
+    await store.add_sales("A", "USD", today)
+    raw = (await store.sales_buckets(["A"]))[0]
+    day = day_bucket(NOW)
+    assert await _days(store, "A") == {day: (8, 7590)}  # net, as the signals read it
+    assert (raw[f"n:{day}".encode()], raw[f"x:{day}".encode()]) == (b"2", b"2400")
+    # The fit sees today's sales alone, at the price paid today.
+    rows = fit_rows([raw], [NOW.date()], ["tv"], ["USD"])
+    assert rows.units.tolist() == [10.0]
+    assert rows.price.tolist() == [999.0]
 
 
 async def test_late_events_land_in_their_own_hour_and_day(store: Store) -> None:

@@ -45,6 +45,24 @@ def test_rows_are_the_days_with_units_and_revenue() -> None:
     assert rows.item_category.tolist() == [1, 0, 1]
 
 
+def test_a_days_returns_do_not_move_its_price_or_units() -> None:
+    # Ten sold at 10.00 on the 25th, two bought at 12.00 earlier came back: net 8 units
+    # and 76.00 would read as 9.50 each. A day of returns alone gives no row.
+    raw = {
+        b"u:20261125": b"8",
+        b"r:20261125": b"7600",
+        b"n:20261125": b"2",
+        b"x:20261125": b"2400",
+        b"u:20261124": b"-1",
+        b"r:20261124": b"-1200",
+        b"n:20261124": b"1",
+        b"x:20261124": b"1200",
+    }
+    rows = fit_rows([raw], DAYS, ["tv"], ["USD"])
+    assert rows.units.tolist() == [10.0]
+    assert rows.price.tolist() == [1000.0]
+
+
 def test_a_day_that_ended_out_of_stock_gives_no_row() -> None:
     # Its units were capped by the stock, not set by the price.
     raw = {
