@@ -17,10 +17,12 @@ from pricing_service.demand.signals import (
     forecast_daily_demand,
     sell_through,
     signal_columns,
+    today_share,
     velocity,
 )
 
-NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+#: In the day's last hour, which counts as a whole day.
+NOW = datetime(2026, 11, 26, 23, 30, tzinfo=UTC)
 
 
 def test_velocity_over_the_window_never_negative() -> None:
@@ -54,6 +56,28 @@ def test_a_new_item_is_measured_over_its_days_on_sale() -> None:
     assert launched.days_of_supply == pytest.approx(20.0)
     unknown = demand_stats([0] * 25 + [5, 5, 5], 100, NOW)  # sold before: the whole baseline
     assert unknown.velocity_ratio == 4.0
+
+
+def test_today_counts_for_the_hours_begun_so_the_signals_do_not_dip_at_midnight() -> None:
+    # 24 a day for four weeks, one an hour, and today's as they come in: at every hour
+    # today so far is on the same pace, and every signal reads as steady as at its end.
+    assert today_share(datetime(2026, 11, 26, 0, 5, tzinfo=UTC)) == 1 / 24
+    assert today_share(datetime(2026, 11, 26, 12, tzinfo=UTC)) == 13 / 24
+    for hour in (0, 6, 12, 23):
+        at = datetime(2026, 11, 26, hour, 59, 59, tzinfo=UTC)
+        steady = demand_stats([24] * 27 + [hour + 1], 24 * 14, at)
+        assert steady.velocity_7d == pytest.approx(24), hour
+        assert steady.velocity_28d == pytest.approx(24), hour
+        assert steady.velocity_ratio == pytest.approx(1), hour
+        assert steady.days_of_supply == pytest.approx(14), hour
+    # Counted as a whole day, today's first hour read as 14% slower than the week before.
+    assert velocity([24] * 27 + [1], 7) == pytest.approx((6 * 24 + 1) / 7)
+    # A day's worth never comes of less than a day: one sale in the first hour of an
+    # item's second day on sale reads as 1 + yesterday's, over one day.
+    launch = demand_stats([0] * 26 + [4, 1], None, datetime(2026, 11, 26, 0, 10, tzinfo=UTC), 2)
+    assert launch.velocity_7d == pytest.approx(5 / (1 + 1 / 24))
+    first_day = demand_stats([0] * 27 + [1], 10, datetime(2026, 11, 26, 0, 10, tzinfo=UTC), 1)
+    assert first_day.velocity_7d == 1.0
 
 
 def test_days_of_supply_and_sell_through() -> None:
@@ -140,14 +164,16 @@ def test_each_bucket_has_the_currency_its_revenue_was_recorded_in() -> None:
         st.lists(st.integers(-3, 40), min_size=4, max_size=4), min_size=0, max_size=40
     ),
     inventories=st.lists(st.one_of(st.none(), st.integers(0, 5000)), min_size=4, max_size=4),
+    hour=st.integers(0, 23),
 )
 def test_the_simulators_columns_are_the_services_signals(
-    history: list[list[int]], inventories: list[int | None]
+    history: list[list[int]], inventories: list[int | None], hour: int
 ) -> None:
     # The simulator prices with these: its signal rules must fire as they would live.
     units = np.array(history, np.int64).reshape(len(history), 4)
     inventory = np.array([np.nan if v is None else float(v) for v in inventories])
-    ratio, supply = signal_columns(units, inventory)
+    at = NOW.replace(hour=hour)
+    ratio, supply = signal_columns(units, inventory, today_share(at))
     for item in range(4):
         column = [int(day[item]) for day in history]
         if not any(column):  # never sold: the service has no signals
@@ -156,7 +182,7 @@ def test_the_simulators_columns_are_the_services_signals(
             continue
         first = next(day for day, units in enumerate(column) if units)
         padded = [0] * max(0, 28 - len(column)) + column
-        stats = demand_stats(padded, inventories[item], NOW, selling_days=len(column) - first)
+        stats = demand_stats(padded, inventories[item], at, selling_days=len(column) - first)
         for got, want in (
             (ratio[item], stats.velocity_ratio),
             (supply[item], stats.days_of_supply),
