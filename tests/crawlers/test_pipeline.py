@@ -604,9 +604,12 @@ async def test_a_job_waiting_for_its_rate_slot_is_not_taken_for_an_abandoned_one
     site: DemoSiteServer, store: Store, crawler_settings: CrawlerSettings
 ) -> None:
     # One request a second for the domain: the third job waits two seconds for its slot,
-    # ten times the claim idle time. Its worker's heartbeat keeps it from the other one.
+    # four times the claim idle time. Its worker's heartbeat keeps it from the other one.
+    # (Both workers share the test's event loop, which each fetcher's first request stalls
+    # for a tenth of a second or more while it loads its TLS certificates: an idle time
+    # of 0.2 s took that for a dead worker.)
     slow = {"demo": Competitor(name="Demo", domains=["127.0.0.1"], requests_per_second=Decimal(1))}
-    settings = crawler_settings.model_copy(update={"claim_idle_seconds": 0.2})
+    settings = crawler_settings.model_copy(update={"claim_idle_seconds": 0.5})
     for n in range(3):
         await listed(store, f"{site.url}/jsonld/A-{n}", sku=f"A-{n}")
     await Scheduler(store.redis, settings).tick()
