@@ -20,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from pricing_service.engine.compiled import (
+    BOUND_CODE,
     GUARDRAIL_NAMES,
+    STEP_LIMITS,
     CompiledRounding,
     CompiledRule,
     CompiledRuleset,
@@ -50,6 +52,9 @@ from pricing_service.rules.model import Action, Direction, Reference, RoundingMo
 Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+Int8Array = npt.NDArray[np.int8]
+#: A bound per row and the guardrail that set it, as codes of ``BOUND_CODE``.
+_Bounds = tuple[Int64Array, Int8Array]
 
 #: Marks a missing amount or timestamp in an int64 column.
 MISSING = np.int64(-(1 << 62))
@@ -280,6 +285,8 @@ class BatchDecisions:
     guarded_price: Int64Array  # the price the guardrails got (after the loop breaker)
     low: Int64Array  # the guardrails' allowed range
     high: Int64Array
+    low_by: Int8Array  # the guardrail that set each end of it, an index into BOUND_NAMES
+    high_by: Int8Array
     rounding_ok: BoolArray  # a rounding point was found within the range
     #: The rules computed zero or less: the current price was kept, or none given.
     not_a_price: BoolArray
@@ -557,7 +564,9 @@ def _guardrails(
     candidate: Int64Array,
     currency: str,
     epoch: int,
-) -> tuple[Int64Array, Int64Array, npt.NDArray[np.uint16]]:
+) -> tuple[_Bounds, _Bounds, npt.NDArray[np.uint16]]:
+    """The allowed range, each end with the guardrail that set it (see ``BOUND_NAMES``),
+    and a bitmask of the guardrails the candidate violates."""
     guardrails = rule.guardrails
     n = len(candidate)
     fired = np.zeros(n, np.uint16)
@@ -565,21 +574,29 @@ def _guardrails(
     def bit(name: str) -> np.uint16:
         return np.uint16(1 << GUARDRAIL_NAMES.index(name))
 
-    def lower(
-        name: str, bound: Int64Array | int, valid: BoolArray | bool, low: Int64Array
-    ) -> Int64Array:
+    def code(name: str) -> np.int8:
+        return np.int8(BOUND_CODE[name])
+
+    # Each bound with the guardrail that set it; on a tie the earlier keeps it, as in the
+    # single path.
+    def lower(name: str, bound: Int64Array | int, valid: BoolArray | bool, low: _Bounds) -> _Bounds:
         nonlocal fired
         fired = np.where(valid & (candidate < bound), fired | bit(name), fired)
-        return np.where(valid, np.maximum(low, bound), low)
+        tighter = valid & (bound > low[0])
+        return np.where(tighter, bound, low[0]), np.where(tighter, code(name), low[1])
 
     def upper(
-        name: str, bound: Int64Array | int, valid: BoolArray | bool, high: Int64Array
-    ) -> Int64Array:
+        name: str, bound: Int64Array | int, valid: BoolArray | bool, high: _Bounds
+    ) -> _Bounds:
         nonlocal fired
         fired = np.where(valid & (candidate > bound), fired | bit(name), fired)
-        return np.where(valid, np.minimum(high, bound), high)
+        tighter = valid & (bound < high[0])
+        return np.where(tighter, bound, high[0]), np.where(tighter, code(name), high[1])
 
-    floor = np.ones(n, np.int64)
+    def bounds(value: Int64Array | int, name: str) -> _Bounds:
+        return np.full(n, value, np.int64), np.full(n, code(name), np.int8)
+
+    floor = bounds(1, "min_price")
     floor = lower("min_price", group.min_price, group.min_price != MISSING, floor)
     if guardrails.min_price is not None:
         floor = lower("min_price", ruleset.minor(guardrails.min_price, currency), True, floor)
@@ -591,19 +608,19 @@ def _guardrails(
         floor = lower("min_margin", margin, cost != MISSING, floor)
     if guardrails.enforce_map:
         floor = lower("map", group.map_price, group.map_price != MISSING, floor)
-    ceiling = np.full(n, NO_CEILING, np.int64)
+    ceiling = bounds(NO_CEILING, "max_price")
     ceiling = upper("max_price", group.max_price, group.max_price != MISSING, ceiling)
     if guardrails.max_price is not None:
         ceiling = upper("max_price", ruleset.minor(guardrails.max_price, currency), True, ceiling)
-    conflict = floor > ceiling
+    conflict = floor[0] > ceiling[0]
     fired = np.where(conflict, fired | bit("conflict"), fired)
-    ceiling = np.where(conflict, floor, ceiling)
+    ceiling = _where(conflict, floor, ceiling)
 
     current = group.current
     known = current != MISSING
     safe_current = np.where(known, current, 0)
-    soft_low = np.zeros(n, np.int64)
-    soft_high = np.full(n, NO_CEILING, np.int64)
+    soft_low = bounds(0, STEP_LIMITS)
+    soft_high = bounds(NO_CEILING, STEP_LIMITS)
     if guardrails.max_change_ppm is not None:
         step = guardrails.max_change_ppm
         soft_low = lower(
@@ -632,16 +649,22 @@ def _guardrails(
         cooling = known & (changed != MISSING) & (epoch - changed < guardrails.cooldown_seconds)
         soft_low = lower("cooldown", safe_current, cooling, soft_low)
         soft_high = upper("cooldown", safe_current, cooling, soft_high)
-    empty = soft_low > soft_high
-    soft_low = np.where(empty, safe_current, soft_low)
-    soft_high = np.where(empty, safe_current, soft_high)
-    low = np.where(known, np.maximum(floor, soft_low), floor)
-    high = np.where(known, np.minimum(ceiling, soft_high), ceiling)
-    impossible = low > high
-    hard = np.where(soft_low > ceiling, ceiling, floor)
-    low = np.where(impossible, hard, low)
-    high = np.where(impossible, hard, high)
+    empty = soft_low[0] > soft_high[0]
+    held_current = bounds(safe_current, STEP_LIMITS)
+    soft_low = _where(empty, held_current, soft_low)
+    soft_high = _where(empty, held_current, soft_high)
+    # On a tie the hard bound is named, as in the single path.
+    low = _where(known & (soft_low[0] > floor[0]), soft_low, floor)
+    high = _where(known & (soft_high[0] < ceiling[0]), soft_high, ceiling)
+    impossible = low[0] > high[0]
+    hard = _where(soft_low[0] > ceiling[0], ceiling, floor)
+    low = _where(impossible, hard, low)
+    high = _where(impossible, hard, high)
     return low, high, fired
+
+
+def _where(condition: BoolArray, chosen: _Bounds, other: _Bounds) -> _Bounds:
+    return np.where(condition, chosen[0], other[0]), np.where(condition, chosen[1], other[1])
 
 
 def decide_batch(
@@ -687,6 +710,8 @@ def decide_batch(
     guarded = np.full(n, MISSING, np.int64)
     low_column = np.full(n, MISSING, np.int64)
     high_column = np.full(n, MISSING, np.int64)
+    low_by = np.full(n, -1, np.int8)
+    high_by = np.full(n, -1, np.int8)
     rounding_ok = np.zeros(n, bool)
     not_a_price = np.zeros(n, bool)
 
@@ -806,7 +831,9 @@ def decide_batch(
             price = np.where(escalation | oscillation, current, price)
 
         guarded[rows] = np.where(priced, price, MISSING)
-        low, high, rule_fired = _guardrails(ruleset, rule, group, price, currency, epoch)
+        (low, low_by[rows]), (high, high_by[rows]), rule_fired = _guardrails(
+            ruleset, rule, group, price, currency, epoch
+        )
         low_column[rows] = low
         high_column[rows] = high
         price = np.minimum(np.maximum(price, low), high)
@@ -843,6 +870,8 @@ def decide_batch(
         guarded_price=guarded,
         low=low_column,
         high=high_column,
+        low_by=low_by,
+        high_by=high_by,
         rounding_ok=rounding_ok,
         not_a_price=not_a_price,
     )

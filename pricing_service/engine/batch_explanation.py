@@ -31,6 +31,7 @@ from pricing_service.engine.batch import (
     strategy_name,
 )
 from pricing_service.engine.compiled import (
+    BOUND_NAMES,
     GUARDRAIL_NAMES,
     CompiledRuleset,
     CompiledStrategy,
@@ -42,7 +43,7 @@ from pricing_service.engine.inputs import (
     ElasticityEstimate,
     PricingInputs,
 )
-from pricing_service.engine.single import NO_CEILING
+from pricing_service.engine.single import NO_CEILING, guardrail_detail
 from pricing_service.money import apply_ratio, clamp_minor, minor_unit_digits
 
 _CONFLICT = 1 << GUARDRAIL_NAMES.index("conflict")
@@ -328,18 +329,16 @@ def explain_row(
 
     low, high = int(result.low[index]), int(result.high[index])
     clamped = min(max(price_minor, low), high)
-    names = list(fired_names(fired))
     if clamped != price_minor:
+        raised = clamped > price_minor
+        bound_by = BOUND_NAMES[int((result.low_by if raised else result.high_by)[index])]
         ceiling = money_text(high, digits) if high < NO_CEILING else "no ceiling"
-        steps.append(
-            _step(
-                "guardrail",
-                ", ".join(names),
-                money_text(price_minor, digits),
-                money_text(clamped, digits),
-                f"allowed range {money_text(low, digits)}..{ceiling}",
-            )
+        bound = money_text(clamped, digits)
+        low_text = money_text(low, digits)
+        detail = guardrail_detail(
+            bound_by, raised, bound, low_text, ceiling, fired, "allowed range"
         )
+        steps.append(_step("guardrail", bound_by, money_text(price_minor, digits), bound, detail))
     final = int(result.price[index])
     if rule.guardrails.rounding is not None and clamped != current:
         if not result.rounding_ok[index]:
@@ -357,5 +356,5 @@ def explain_row(
     decision["price"] = money_text(final, digits)
     decision["held_by"] = held
     decision["changed"] = final != current
-    decision["guardrails_fired"] = names
+    decision["guardrails_fired"] = list(fired_names(fired))
     return decision

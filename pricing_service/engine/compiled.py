@@ -42,6 +42,12 @@ GUARDRAIL_NAMES: tuple[str, ...] = (
     "conflict",
 )
 GUARDRAIL_BIT = {name: 1 << index for index, name in enumerate(GUARDRAIL_NAMES)}
+#: What a guardrail step names when the soft limits (step limits, direction, cooldown)
+#: leave no price between them: no single guardrail set the bound, the current price did.
+STEP_LIMITS = "step_limits"
+#: Which guardrail set a bound of the allowed range; the batch path stores these indexes.
+BOUND_NAMES: tuple[str, ...] = (*GUARDRAIL_NAMES, STEP_LIMITS)
+BOUND_CODE = {name: index for index, name in enumerate(BOUND_NAMES)}
 
 
 @lru_cache(maxsize=512)

@@ -9,7 +9,11 @@ from decimal import Decimal
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One stage of the computation: ``input`` went in, ``output`` came out."""
+    """One stage of the computation: ``input`` went in, ``output`` came out.
+
+    A guardrail step is named after the guardrail whose bound ``output`` is (see
+    ``single.guardrail_detail``), not after every guardrail that fired: the decision's
+    ``guardrails_fired`` lists those."""
 
     # strategy | fallback | adjustment | exploration | loop_breaker | guardrail | rounding
     stage: str

@@ -29,7 +29,7 @@ from decimal import Decimal
 
 from pricing_service.engine.compiled import (
     GUARDRAIL_BIT,
-    GUARDRAIL_NAMES,
+    STEP_LIMITS,
     CompiledRounding,
     CompiledRule,
     CompiledRuleset,
@@ -306,31 +306,57 @@ def _demand_value(name: str, demand: DemandStats | None, item: ItemFacts) -> flo
     return demand.velocity_ratio if name == "velocity_ratio" else demand.days_of_supply
 
 
+#: A bound and the guardrail that set it (a name of ``BOUND_NAMES``).
+_Bound = tuple[int, str]
+
+
 @dataclass(slots=True)
 class _Limits:
-    """Narrows a range around a candidate price, noting each guardrail it violates."""
+    """Narrows a range around a candidate price, noting each guardrail it violates and
+    which one set each bound: on a tie the earlier keeps it, as in the batch path."""
 
     candidate: int
     fired: int = 0
 
-    def lower(self, name: str, bound: int | None, low: int) -> int:
+    def lower(self, name: str, bound: int | None, low: _Bound) -> _Bound:
         if bound is None:
             return low
         if self.candidate < bound:
             self.fired |= GUARDRAIL_BIT[name]
-        return max(low, bound)
+        return (bound, name) if bound > low[0] else low
 
-    def upper(self, name: str, bound: int | None, high: int) -> int:
+    def upper(self, name: str, bound: int | None, high: _Bound) -> _Bound:
         if bound is None:
             return high
         if self.candidate > bound:
             self.fired |= GUARDRAIL_BIT[name]
-        return min(high, bound)
+        return (bound, name) if bound < high[0] else high
+
+
+#: What kind of bound a hard guardrail sets; a soft one sets either.
+_HARD_KIND = {"min_price": "floor", "min_margin": "floor", "map": "floor", "max_price": "ceiling"}
+
+
+def guardrail_detail(
+    bound_by: str, raised: bool, bound: str, low: str, high: str, fired: int, scope: str
+) -> str:
+    """A guardrail step's detail: the guardrail that set the bound the price moved to,
+    then the others that fired. Both paths word it here, so they say the same."""
+    if bound_by == STEP_LIMITS:
+        text = f"held at the current price {bound}: the step limits leave no range"
+    else:
+        # A hard bound can win from the other side (a ceiling below a step limit's floor),
+        # so the kind comes from the guardrail, and "raised"/"lowered" from the move.
+        kind = _HARD_KIND.get(bound_by) or ("floor" if raised else "ceiling")
+        verb = "raised" if raised else "lowered"
+        text = f"{verb} to the {bound_by} {kind} {bound} ({scope} {low}..{high})"
+    others = [name for name in fired_names(fired) if name != bound_by]
+    return f"{text}; also fired: {', '.join(others)}" if others else text
 
 
 def _hard_bounds(
     context: _Context, guardrails: EffectiveGuardrails, limits: _Limits
-) -> tuple[int, int, list[str]]:
+) -> tuple[_Bound, _Bound, list[str]]:
     """The floor and ceiling no price may cross (min/max price, margin, MAP), and
     warnings."""
     item, ruleset, currency = context.item, context.ruleset, context.currency
@@ -340,7 +366,8 @@ def _hard_bounds(
     def minor(value: object) -> int | None:
         return None if value is None else ruleset.minor(value, currency)  # type: ignore[arg-type]
 
-    floor = 1  # never zero
+    # Never zero: the floor of one minor unit is the least price there is.
+    floor: _Bound = (1, "min_price")
     floor = lower("min_price", minor(item.min_price), floor)
     floor = lower("min_price", minor(guardrails.min_price), floor)
     if guardrails.min_margin_ppm is not None and item.cost is not None:
@@ -350,14 +377,14 @@ def _hard_bounds(
         )
     if guardrails.enforce_map:
         floor = lower("map", minor(item.map_price), floor)
-    ceiling = NO_CEILING
+    ceiling: _Bound = (NO_CEILING, "max_price")
     ceiling = upper("max_price", minor(item.max_price), ceiling)
     ceiling = upper("max_price", minor(guardrails.max_price), ceiling)
-    if floor > ceiling:
+    if floor[0] > ceiling[0]:
         limits.fired |= GUARDRAIL_BIT["conflict"]
         warnings.append(
-            f"guardrail conflict: floor {context.money(floor)} above ceiling "
-            f"{context.money(ceiling)}; the floor wins"
+            f"guardrail conflict: floor {context.money(floor[0])} above ceiling "
+            f"{context.money(ceiling[0])}; the floor wins"
         )
         ceiling = floor
     return floor, ceiling, warnings
@@ -368,16 +395,18 @@ def _bounds(
     guardrails: EffectiveGuardrails,
     history: MoveHistory,
     candidate: int,
-) -> tuple[int, int, int, list[str]]:
-    """The allowed range ``[low, high]``, a bitmask of the guardrails the candidate
-    violates, and warnings."""
+) -> tuple[_Bound, _Bound, int, list[str]]:
+    """The allowed range ``[low, high]``, each end with the guardrail that set it, a
+    bitmask of the guardrails the candidate violates, and warnings."""
     item, current = context.item, context.current
     limits = _Limits(candidate)
     lower, upper = limits.lower, limits.upper
     floor, ceiling, warnings = _hard_bounds(context, guardrails, limits)
     if current is None:
         return floor, ceiling, limits.fired, warnings
-    soft_low, soft_high = 0, NO_CEILING
+    # Never binding as they are: every hard floor is above 0 and every ceiling at most this.
+    soft_low: _Bound = (0, STEP_LIMITS)
+    soft_high: _Bound = (NO_CEILING, STEP_LIMITS)
     if guardrails.max_change_ppm is not None:
         soft_low = lower(
             "max_change", ceil_ratio(current, RATIO_SCALE - guardrails.max_change_ppm), soft_low
@@ -407,12 +436,14 @@ def _bounds(
     if cooling and since_change is not None and since_change < guardrails.cooldown_seconds:
         soft_low = lower("cooldown", current, soft_low)
         soft_high = upper("cooldown", current, soft_high)
-    if soft_low > soft_high:
-        soft_low = soft_high = current
-    low, high = max(floor, soft_low), min(ceiling, soft_high)
-    if low > high:
+    if soft_low[0] > soft_high[0]:
+        soft_low = soft_high = (current, STEP_LIMITS)
+    # On a tie the hard bound is named: it would hold without the soft one.
+    low = floor if floor[0] >= soft_low[0] else soft_low
+    high = ceiling if ceiling[0] <= soft_high[0] else soft_high
+    if low[0] > high[0]:
         # Hard bounds beat step limits: take the hard bound nearest the soft range.
-        low = high = ceiling if soft_low > ceiling else floor
+        low = high = ceiling if soft_low[0] > ceiling[0] else floor
     return low, high, limits.fired, warnings
 
 
@@ -645,20 +676,19 @@ def decide(
 
     # Guardrails, last.
     guardrails = rule.guardrails
-    low, high, fired, warnings = _bounds(context, guardrails, history, price)
+    (low, low_by), (high, high_by), fired, warnings = _bounds(context, guardrails, history, price)
     context.warnings.extend(warnings)
     clamped = min(max(price, low), high)
-    ceiling_text = context.money(high) if high < NO_CEILING else "no ceiling"
     if clamped != price:
-        names = ", ".join(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1)
-        context.steps.append(
-            Step(
-                "guardrail",
-                names,
-                context.amount(price),
-                context.amount(clamped),
-                f"allowed range {context.money(low)}..{ceiling_text}",
-            )
+        _guardrail_step(
+            context,
+            price,
+            clamped,
+            low_by if clamped > price else high_by,
+            low,
+            high,
+            fired,
+            "allowed range",
         )
         price = clamped
     if guardrails.rounding is not None and price != current:
@@ -682,6 +712,27 @@ def decide(
         if cooldown_end > epoch:
             valid_until = cooldown_end if valid_until is None else min(valid_until, cooldown_end)
     return _decision(context, rule, segment, at, valid_until, price, strategy_name, fired, held_by)
+
+
+def _guardrail_step(
+    context: _Context,
+    price: int,
+    clamped: int,
+    bound_by: str,
+    low: int,
+    high: int,
+    fired: int,
+    scope: str,
+) -> None:
+    """The step of the guardrails moving ``price`` to ``clamped``, a bound ``bound_by``
+    set: the step is named after it."""
+    high_text = context.money(high) if high < NO_CEILING else "no ceiling"
+    bound = context.money(clamped)
+    raised = clamped > price
+    detail = guardrail_detail(bound_by, raised, bound, context.money(low), high_text, fired, scope)
+    context.steps.append(
+        Step("guardrail", bound_by, context.amount(price), context.amount(clamped), detail)
+    )
 
 
 def _perturbed(context: _Context, exploration: CompiledExploration, draw: Draw, price: int) -> int:
@@ -737,21 +788,16 @@ def _overridden(
     fired = 0
     if not override.force:
         limits = _Limits(price)
-        floor, ceiling, warnings = _hard_bounds(context, rule.guardrails, limits)
+        (floor, floor_by), (ceiling, ceiling_by), warnings = _hard_bounds(
+            context, rule.guardrails, limits
+        )
         context.warnings.extend(warnings)
         fired = limits.fired
         clamped = min(max(price, floor), ceiling)
         if clamped != price:
-            names = ", ".join(n for i, n in enumerate(GUARDRAIL_NAMES) if fired >> i & 1)
-            ceiling_text = context.money(ceiling) if ceiling < NO_CEILING else "no ceiling"
-            context.steps.append(
-                Step(
-                    "guardrail",
-                    names,
-                    context.amount(price),
-                    context.amount(clamped),
-                    f"override bounded by {context.money(floor)}..{ceiling_text}",
-                )
+            bound_by = floor_by if clamped > price else ceiling_by
+            _guardrail_step(
+                context, price, clamped, bound_by, floor, ceiling, fired, "override bounded by"
             )
             price = clamped
     return _decision(context, rule, segment, at, valid_until, price, "override", fired, None)

@@ -326,3 +326,55 @@ def competitor_rulesets(draw: st.DrawFn) -> Ruleset:
             "default": {"strategy": strategy},
         }
     )
+
+
+@st.composite
+def clamped_rulesets(draw: st.DrawFn) -> Ruleset:
+    """Rulesets pricing at the list price under tight guardrails: with
+    :func:`clamped_inputs`, most prices are clamped, and by every kind of guardrail
+    (random rulesets and items leave step limits far from binding)."""
+    guardrails = draw(guardrails_spec())
+    guardrails.pop("min_price", None)
+    guardrails.pop("max_price", None)
+    for name, low, high in (("max_change", 1, 300), ("max_change_per_day", 1, 300)):
+        if name in guardrails:
+            guardrails[name] = draw(percent(low, high))
+    return Ruleset.model_validate(
+        {
+            "version": "test",
+            "timezone": "UTC",
+            "competitors": {},
+            "guardrails": guardrails,
+            "loop_protection": {"enabled": False},
+            "default": {"strategy": {"list_price": True}},
+            "rules": [],
+        }
+    )
+
+
+@st.composite
+def clamped_inputs(draw: st.DrawFn, currency: str, at: datetime) -> PricingInputs:
+    """An item whose list price, cost, MAP, bounds and recent prices lie near its price in
+    force, so that guardrails bind in turn (see :func:`clamped_rulesets`)."""
+    current = draw(st.integers(1_000, 20_000))
+
+    def near(low_percent: int, high_percent: int) -> Decimal:
+        return from_minor(current * draw(st.integers(low_percent, high_percent)) // 100, currency)
+
+    def maybe_near(low_percent: int, high_percent: int) -> Decimal | None:
+        return near(low_percent, high_percent) if draw(st.booleans()) else None
+
+    day_ago = at - timedelta(seconds=draw(st.integers(86_400, 2 * 86_400)))
+    item = {
+        "sku": draw(st.sampled_from(["S1", "S2", "S3"])),
+        "currency": currency,
+        "cost": maybe_near(30, 110),
+        "list_price": near(20, 250),
+        "map_price": maybe_near(60, 140),
+        "min_price": maybe_near(40, 120),
+        "max_price": maybe_near(80, 200),
+        "current_price": from_minor(current, currency),
+        "last_changed_at": at - timedelta(seconds=draw(st.integers(0, 86_400))),
+        "recent_changes": [{"at": day_ago, "price": near(50, 150)}] if draw(st.booleans()) else [],
+    }
+    return PricingInputs.model_validate({"item": item})

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing_service.engine import CompiledRuleset, Segment, decide_batch, encode_batch
+from pricing_service.engine import (
+    CompiledRuleset,
+    PricingInputs,
+    Segment,
+    decide_batch,
+    encode_batch,
+)
 from pricing_service.engine.batch_explanation import explain_row, money_text, row_facts
 from pricing_service.engine.decision import decision_to_dict
 from pricing_service.money import from_minor
 from pricing_service.rules.model import Ruleset
 from tests.engine.strategies import (
     CURRENCIES,
+    clamped_inputs,
+    clamped_rulesets,
     competitor_rulesets,
     instants,
     pricing_inputs,
@@ -24,10 +33,15 @@ from tests.engine.test_properties import SETTINGS, _decide, segments
 
 
 def _assert_explanations_agree(
-    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str, segment: str | None
+    data: st.DataObject,
+    ruleset: Ruleset,
+    at: datetime,
+    currency: str,
+    segment: str | None,
+    inputs_of: Callable[[str, datetime], st.SearchStrategy[PricingInputs]] = pricing_inputs,
 ) -> int:
     compiled = CompiledRuleset(ruleset)
-    items = data.draw(st.lists(pricing_inputs(currency, at), min_size=1, max_size=8))
+    items = data.draw(st.lists(inputs_of(currency, at), min_size=1, max_size=8))
     columns = encode_batch(compiled, items, at)
     batch = decide_batch(compiled, columns, at, segment=Segment.parse(segment))
     epoch = int(at.timestamp())
@@ -67,6 +81,16 @@ def test_batch_explanations_match_on_competitor_references_and_rounding(
     data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str
 ) -> None:
     _assert_explanations_agree(data, ruleset, at, currency, None)
+
+
+@SETTINGS
+@given(
+    data=st.data(), ruleset=clamped_rulesets(), at=instants, currency=st.sampled_from(CURRENCIES)
+)
+def test_batch_explanations_match_on_the_guardrail_that_bound_the_price(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str
+) -> None:
+    _assert_explanations_agree(data, ruleset, at, currency, None, clamped_inputs)
 
 
 def test_money_text_is_the_decimal_text() -> None:

@@ -15,12 +15,15 @@ from pricing_service.engine import (
     decide_batch,
     encode_batch,
 )
-from pricing_service.engine.compiled import CompiledRule
+from pricing_service.engine.compiled import BOUND_NAMES, STEP_LIMITS, CompiledRule
 from pricing_service.engine.decision import Decision
+from pricing_service.engine.history import move_history
 from pricing_service.money import RATIO_SCALE, ceil_ratio, floor_ratio, from_minor, to_minor
 from pricing_service.rules.model import Ruleset
 from tests.engine.strategies import (
     CURRENCIES,
+    clamped_inputs,
+    clamped_rulesets,
     competitor_rulesets,
     instants,
     pricing_inputs,
@@ -180,3 +183,101 @@ def _assert_paths_agree(
             "adjustments": tuple(step.name for step in single.steps if step.stage == "adjustment"),
         }
         assert summary == expected, f"item {index}: {inputs.model_dump_json()}"
+        # Which guardrail bound the price, for every row: the explanations' property test
+        # compares the rows batch_explanation tells, and it leaves out conflicts.
+        guarded = int(batch.guarded_price[index])
+        low, high = int(batch.low[index]), int(batch.high[index])
+        named = [step.name for step in single.steps if step.stage == "guardrail"]
+        if named:
+            codes = batch.low_by if guarded < low else batch.high_by
+            assert [BOUND_NAMES[int(codes[index])]] == named, f"item {index}"
+        else:
+            assert single.price is None or low <= guarded <= high
+
+
+def _own_bound(rule: CompiledRule, inputs: PricingInputs, at: datetime, name: str, up: bool) -> int:
+    """The bound guardrail ``name`` alone sets on the side the price was moved from
+    (``up``: a floor), computed afresh from the item rather than by the engine."""
+    item, guardrails, currency = inputs.item, rule.guardrails, inputs.item.currency
+    current = None if item.current_price is None else to_minor(item.current_price, currency)
+    if name == "min_price":
+        floors = [to_minor(v, currency) for v in (item.min_price, guardrails.min_price) if v]
+        return max([1, *floors])
+    if name == "max_price":
+        return min(to_minor(v, currency) for v in (item.max_price, guardrails.max_price) if v)
+    if name == "min_margin":
+        assert item.cost is not None
+        assert guardrails.min_margin_ppm is not None
+        return ceil_ratio(to_minor(item.cost, currency), RATIO_SCALE + guardrails.min_margin_ppm)
+    if name == "map":
+        assert item.map_price is not None
+        return to_minor(item.map_price, currency)
+    assert current is not None, "a soft guardrail needs a price in force"
+    if name in ("direction", "cooldown", STEP_LIMITS):
+        return current
+    if name == "max_change":
+        base, step = current, guardrails.max_change_ppm
+    else:
+        assert name == "max_change_per_day"
+        # The price a day ago does not depend on the loop protection's window.
+        base = move_history(item, int(at.timestamp()), 0).price_day_ago
+        step = guardrails.max_change_per_day_ppm
+    assert base is not None
+    assert step is not None
+    return ceil_ratio(base, RATIO_SCALE - step) if up else floor_ratio(base, RATIO_SCALE + step)
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    ruleset=rulesets(),
+    at=instants,
+    currency=st.sampled_from(CURRENCIES),
+    segment=segments,
+)
+def test_the_guardrail_step_names_the_guardrail_whose_bound_the_price_moved_to(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str, segment: str | None
+) -> None:
+    _assert_names_the_bound(CompiledRuleset(ruleset), data.draw(pricing_inputs(currency, at)), at)
+
+
+@SETTINGS
+@given(
+    data=st.data(), ruleset=clamped_rulesets(), at=instants, currency=st.sampled_from(CURRENCIES)
+)
+def test_the_guardrail_step_names_the_bound_under_tight_guardrails(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str
+) -> None:
+    _assert_names_the_bound(CompiledRuleset(ruleset), data.draw(clamped_inputs(currency, at)), at)
+
+
+def _assert_names_the_bound(compiled: CompiledRuleset, inputs: PricingInputs, at: datetime) -> None:
+    currency = inputs.item.currency
+    decision = _decide(compiled, inputs, at, None)
+    steps = [step for step in decision.steps if step.stage == "guardrail"]
+    if not steps:
+        return
+    [step] = steps
+    assert step.input is not None
+    assert step.output is not None
+    rule = next(r for r in compiled.rules if r.id == decision.rule_id)
+    moved_to = to_minor(step.output, currency)
+    up = step.output > step.input
+    if step.name == STEP_LIMITS:
+        assert inputs.item.current_price == step.output
+    else:
+        assert step.name in BOUND_NAMES
+        # A hard bound that wins over a soft limit on the other side keeps its kind: the
+        # max_price ceiling raises a price a step limit would push above it.
+        floor = {"max_price": False, "min_price": True, "min_margin": True, "map": True}
+        assert _own_bound(rule, inputs, at, step.name, floor.get(step.name, up)) == moved_to
+        assert (
+            step.name in decision.guardrails_fired
+            or "conflict" in decision.guardrails_fired
+            or (f"{step.output}..{step.output})" in step.detail)
+        ), "a guardrail that did not fire binds only a range of one price"
+    others = [name for name in decision.guardrails_fired if name != step.name]
+    if others:
+        assert step.detail.endswith("; also fired: " + ", ".join(others))
+    else:
+        assert "also fired" not in step.detail
