@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -108,6 +109,24 @@ def test_explain_embeds_the_decision_and_needs_a_key(
     assert explanation["decision_id"] == explained.json()["decision_id"]
     assert explanation["rule_id"] in ("weekend", "default")
     assert explanation["steps"]
+
+
+def test_explain_names_the_guardrail_that_bound_the_price(
+    api: httpx.Client, clean_redis: str, rules_dir: Path
+) -> None:
+    # The list price (50.00, or 40.00 on a weekend) is below MAP; the cost's margin is not.
+    clamped = item().model_copy(
+        update={"map_price": Decimal("55.00"), "max_price": Decimal("70.00")}
+    )
+    publish(clean_redis, rules_dir, clamped, _now())
+    explained = api.get("/v1/prices/SKU-1", params={"explain": "true"}, headers=auth(READ_KEY))
+    assert explained.status_code == 200, explained.text
+    explanation = explained.json()["explanation"]
+    assert explained.json()["price"] == "55.00"
+    assert explanation["guardrails_fired"] == ["map"]
+    [step] = [step for step in explanation["steps"] if step["stage"] == "guardrail"]
+    assert (step["name"], step["output"]) == ("map", "55.00")
+    assert step["detail"] == "raised to the map floor 55.00 (allowed range 55.00..70.00)"
 
 
 def test_unknown_sku_is_a_404_problem(api: httpx.Client) -> None:

@@ -44,11 +44,27 @@ STALE_HEADER = "Pricing-Stale"
 
 
 class Step(BaseModel):
-    stage: str
-    name: str
+    stage: str = Field(
+        description="strategy, fallback, adjustment, exploration, loop_breaker, guardrail, "
+        "rounding or override."
+    )
+    name: str = Field(
+        description="What acted: the strategy or adjustment; for a guardrail step, the "
+        "guardrail whose bound the price was moved to (step_limits: the step limits left "
+        "no range and the current price was kept). The others that fired are in "
+        "guardrails_fired and in the detail. Older audit records name every guardrail "
+        "that fired, comma-separated."
+    )
     input: str | None
-    output: str | None
-    detail: str
+    output: str | None = Field(
+        description="The price after this step; for a guardrail step, the bound."
+    )
+    detail: str = Field(
+        examples=[
+            "raised to the map floor 41.99 (allowed range 41.99..no ceiling); "
+            "also fired: min_margin"
+        ]
+    )
 
 
 class InputUsed(BaseModel):
