@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -77,12 +77,12 @@ def load_ruleset(path: Path) -> Ruleset:
 
 def check_ruleset(path: Path) -> tuple[Ruleset | None, list[Diagnostic]]:
     """Every error and warning in the rule files at ``path``; the ruleset if it has no
-    errors. The version is a content hash, plus ``+g<commit>`` inside a git work tree."""
+    errors. The version is a content hash, plus ``+g<commit>`` inside a git work tree
+    (``.dirty`` after it when the rule files have changes not committed)."""
     texts, diagnostics = _read_rule_files(path)
     if has_errors(diagnostics):
         return None, diagnostics
-    folder = path if path.is_dir() else path.parent
-    ruleset, found = _check(texts, version_suffix=lambda: _git_suffix(folder))
+    ruleset, found = _check(texts, version_suffix=lambda: _git_suffix(path))
     return ruleset, sorted(diagnostics + found)
 
 
@@ -156,23 +156,29 @@ def _content_hash(texts: Iterable[_RuleText]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _git_suffix(folder: Path) -> str:
+def _git_suffix(path: Path) -> str:
+    """``+g<commit>``, and ``.dirty`` when the rule files differ from that commit's (an
+    audit record must not send a reader to a commit whose rules did not price it)."""
+    folder, files = (path, ".") if path.is_dir() else (path.parent, path.name)
+    commit = _git(folder, "rev-parse", "--short", "HEAD")
+    if not commit:
+        return ""
+    changes = _git(folder, "status", "--porcelain", "--untracked-files=all", "--", files)
+    return f"+g{commit}" + ("" if changes == "" else ".dirty")
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """A git command's output in ``folder``, stripped; None when git cannot say."""
     git = shutil.which("git")
     if git is None:
-        return ""
+        return None
     try:
         result = subprocess.run(
-            [git, "rev-parse", "--short", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
+            [git, *args], cwd=folder, capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
-        return ""
-    commit = result.stdout.strip()
-    return f"+g{commit}" if result.returncode == 0 and commit else ""
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 # -- pass 1: each file ----------------------------------------------------------------
@@ -220,6 +226,15 @@ def _parse_file(text: _RuleText, diagnostics: list[Diagnostic]) -> _ParsedFile |
         return None
     for problem in parsed.problems:
         diagnostics.append(_diagnostic(name, problem.position, "error", problem.message))
+    if parsed.value is None and not parsed.problems:
+        # A truncated file (an editor crash, a bad merge) would otherwise go live on the
+        # next reload, every rule it held gone.
+        message = (
+            "the file is empty (or holds only comments): it is refused rather than put live "
+            "without its rules; delete it, or write {} to keep it empty on purpose"
+        )
+        diagnostics.append(_error_at_start(name, message))
+        return None
     # A value the YAML reader already refused (a date that does not exist) fails the model
     # too: one message for it is enough.
     reported = {problem.position for problem in parsed.problems}
@@ -562,10 +577,24 @@ def _check_competitor_references(merged: _Merged) -> Iterator[Diagnostic]:
             if follow.competitor is not None and follow.competitor not in known:
                 message = _unknown("competitor", follow.competitor, known, "competitors")
                 yield located.error((*path, "competitor", "competitor"), message)
+            elif follow.competitor is not None and known[follow.competitor].value.ours:
+                yield located.report(
+                    (*path, "competitor", "competitor"), _ours(follow.competitor), "warning"
+                )
             for index, competitor in enumerate(follow.competitors or []):
                 if competitor not in known:
                     message = _unknown("competitor", competitor, known, "competitors")
                     yield located.error((*path, "competitor", "competitors", index), message)
+                elif known[competitor].value.ours:
+                    where = (*path, "competitor", "competitors", index)
+                    yield located.report(where, _ours(competitor), "warning")
+
+
+def _ours(competitor: str) -> str:
+    return (
+        f"'{competitor}' is one of our own stores (ours: true in competitors): its offers are "
+        "never counted, so this strategy never follows it"
+    )
 
 
 def _check_event_references(merged: _Merged) -> Iterator[Diagnostic]:
@@ -687,6 +716,13 @@ def _looser_guardrails(
 ) -> Iterator[Diagnostic]:
     """A rule's guardrail no stricter than the ruleset's: it does nothing, which its
     author is unlikely to have meant."""
+    if inner.enforce_map is False and outer.value.enforce_map is not False:
+        message = (
+            "has no effect: enforce_map false cannot turn off the ruleset's MAP guardrail "
+            "(on unless the ruleset's guardrails say enforce_map: false), which applies to "
+            "every rule"
+        )
+        yield located.report(("guardrails", "enforce_map"), message, "warning")
     for name, looser in _LOOSER_WHEN.items():
         mine, theirs = getattr(inner, name), getattr(outer.value, name)
         if mine is None or theirs is None:
@@ -806,7 +842,7 @@ def _check_days_with_overnight_hours(merged: _Merged) -> Iterator[Diagnostic]:
             if window is None or window.days is None or window.hours is None:
                 continue
             start, end = window.hours.start, window.hours.end
-            if end > start:
+            if end > start or end == time(0):  # "18:00-24:00" ends at midnight, not past it
                 continue
             day = window.days[0].value
             message = (

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import types
@@ -249,20 +250,31 @@ def test_version_is_the_same_from_disk_and_from_texts(
     assert load_ruleset(good_folder).version == from_texts.version
 
 
-@pytest.mark.skipif(not REPO_RULES.is_dir(), reason="the demo ruleset is not there")
-def test_version_names_the_commit_inside_a_git_work_tree() -> None:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=REPO_RULES,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    version = load_ruleset(REPO_RULES).version
-    if head.returncode == 0:
-        assert version.endswith(f"+g{head.stdout.strip()}")
-    else:  # no commit yet, or no git
-        assert "+g" not in version
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_version_names_the_commit_and_whether_the_files_differ_from_it(
+    good_folder: Path,
+) -> None:
+    def git(*args: str) -> str:
+        command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+        done = subprocess.run(command, cwd=good_folder, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    git("init", "-q")
+    assert "+g" not in load_ruleset(good_folder).version  # no commit yet
+    git("add", ".")
+    git("commit", "-q", "-m", "rules")
+    head = git("rev-parse", "--short", "HEAD")
+    assert load_ruleset(good_folder).version.endswith(f"+g{head}")
+    # Edited and not committed: the commit did not price with these rules.
+    rules_file = good_folder / "rules.yaml"
+    rules_file.write_text(rules_file.read_text() + "# edited\n")
+    assert load_ruleset(good_folder).version.endswith(f"+g{head}.dirty")
+    git("checkout", "-q", "--", "rules.yaml")
+    (good_folder / "extra.yaml").write_text("rules: []\n")  # a new file, not committed
+    assert load_ruleset(good_folder).version.endswith(f"+g{head}.dirty")
+    # A single file is judged alone.
+    assert load_ruleset(good_folder / "pricing.yaml").version.endswith(f"+g{head}")
 
 
 # -- in-memory texts (the REST API's validate endpoint) --------------------------------
@@ -429,6 +441,61 @@ def test_days_with_hours_past_midnight_get_a_warning_saying_what_they_cover(
             "'fri' covers fri 00:00-02:00 and 22:00-24:00, not the night into the next day",
         )
     ]
+
+
+def test_hours_up_to_midnight_do_not_run_past_it(good_files: dict[str, str]) -> None:
+    good_files["rules.yaml"] = good_files["rules.yaml"].replace(
+        'hours: "09:00-17:30"', 'hours: "18:00-24:00", days: [mon]'
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert messages(diagnostics) == []
+
+
+@pytest.mark.parametrize("text", ["", "# the rules moved to electronics.yaml\n", "\n\n"])
+def test_an_emptied_rule_file_is_refused_not_put_live(
+    good_files: dict[str, str], text: str
+) -> None:
+    good_files["rules.yaml"] = text
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert [(d.file, d.line, d.severity) for d in diagnostics] == [("rules.yaml", 1, "error")]
+    assert diagnostics[0].message.startswith("the file is empty (or holds only comments)")
+    good_files["rules.yaml"] = "{}\n"  # empty on purpose
+    assert check_texts(good_files)[0] is not None
+
+
+def test_a_strategy_following_our_own_store_is_flagged(good_files: dict[str, str]) -> None:
+    good_files["market.yaml"] = good_files["market.yaml"].replace(
+        "  megamart: {name: MegaMart, domains: [megamart.example]}\n",
+        "  megamart: {name: MegaMart, domains: [megamart.example], ours: true}\n",
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert [(d.file, d.line, d.severity, d.message) for d in diagnostics] == [
+        (
+            "rules.yaml",
+            10,
+            "warning",
+            "'megamart' is one of our own stores (ours: true in competitors): its offers are "
+            "never counted, so this strategy never follows it",
+        )
+    ]
+
+
+def test_a_rule_cannot_turn_map_off(good_files: dict[str, str]) -> None:
+    good_files["rules.yaml"] += "    guardrails: {enforce_map: false}\n"
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert [(d.severity, d.message.split(":")[0]) for d in diagnostics] == [
+        ("warning", "has no effect")
+    ]
+    assert "enforce_map false" in diagnostics[0].message
+    # Where the ruleset turns MAP off, a rule's false agrees with it.
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(
+        "  cooldown: 6h\n", "  cooldown: 6h\n  enforce_map: false\n"
+    )
+    assert messages(check_texts(good_files)[1]) == []
 
 
 def test_a_date_that_does_not_exist_is_reported_once(good_files: dict[str, str]) -> None:
