@@ -819,20 +819,31 @@ _PERSONAL = re.compile(
 MAX_SEGMENT_VALUES = 256
 
 
-def _segments_are_groups(segments: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+def _not_a_person(dimension: str) -> str:
     """Prices may differ by segment (channel, region, tier), never by individual person."""
-    for dimension, values in (segments or {}).items():
-        if _PERSONAL.search(dimension):
-            raise ValueError(
-                f"segment dimension {dimension!r} tells individual people apart: prices "
-                "may differ by group (channel, region, membership tier), never by person"
-            )
-        if len(values) > MAX_SEGMENT_VALUES:
-            raise ValueError(
-                f"segment dimension {dimension!r} has {len(values)} values, more than "
-                f"{MAX_SEGMENT_VALUES}: a segment is a group of customers, not a list of them"
-            )
-    return segments
+    if _PERSONAL.search(dimension):
+        raise ValueError(
+            f"segment dimension {dimension!r} tells individual people apart: prices "
+            "may differ by group (channel, region, membership tier), never by person"
+        )
+    return dimension
+
+
+def _groups_not_people(values: list[str]) -> list[str]:
+    if len(values) > MAX_SEGMENT_VALUES:
+        raise ValueError(
+            f"the segment dimension has {len(values)} values, more than "
+            f"{MAX_SEGMENT_VALUES}: a segment is a group of customers, not a list of them"
+        )
+    return values
+
+
+#: A segment dimension and its values (each checked where it is written, so an error
+#: points at the dimension or the list at fault).
+SegmentDimensions = dict[
+    Annotated[Identifier, AfterValidator(_not_a_person)],
+    Annotated[list[Identifier], AfterValidator(_groups_not_people)],
+]
 
 
 class RuleFile(_Strict):
@@ -843,9 +854,7 @@ class RuleFile(_Strict):
     schema_: str | None = Field(default=None, alias="$schema")
     timezone: TimezoneName | None = None
     """The IANA timezone every window is in, such as America/New_York (one file sets it)."""
-    segments: Annotated[
-        dict[Identifier, list[Identifier]] | None, AfterValidator(_segments_are_groups)
-    ] = None
+    segments: SegmentDimensions | None = None
     """Segment dimensions and their values, such as channel: [web, app]; groups, never people."""
     guardrails: Guardrails | None = None
     """Limits on every price, run last; a rule's own guardrails can only tighten them."""

@@ -520,7 +520,7 @@ def test_a_segment_that_tells_people_apart_is_refused(
     ruleset, diagnostics = check_texts(good_files)
     assert ruleset is None
     [error] = [str(d) for d in diagnostics if d.severity == "error"]
-    assert error.startswith("pricing.yaml:")
+    assert error.startswith("pricing.yaml:4:3: error: ")  # at the dimension, not at segments
     assert f"segment dimension '{dimension}' tells individual people apart" in error
 
 
@@ -531,6 +531,8 @@ def test_a_segment_listing_hundreds_of_values_is_refused(good_files: dict[str, s
     )
     ruleset, diagnostics = check_texts(good_files)
     assert ruleset is None
-    assert any("has 257 values, more than 256" in str(d) for d in diagnostics)
+    [error] = [str(d) for d in diagnostics if d.severity == "error"]
+    assert error.startswith("pricing.yaml:4:11: error: ")  # at region's list
+    assert "has 257 values, more than 256" in error
     good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(", r256]", "]")
     assert check_texts(good_files)[0] is not None  # 256 regions are groups enough
