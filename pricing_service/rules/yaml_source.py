@@ -197,6 +197,14 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 self._problem(key_position, "a key must be a plain name, not a list or mapping")
                 continue
+            if key_node.value == "<<" and key_node.style is None:
+                # Reported as what it is, not as an unknown field '<<' and the fields it
+                # was meant to bring in as missing.
+                self._problem(
+                    key_position,
+                    "merge keys (<<) are not supported in rule files: write the fields out",
+                )
+                continue
             # Keys are names, so they keep their text: `2026:` or `no:` stay as written.
             key = str(key_node.value)
             key_path = (*path, key)

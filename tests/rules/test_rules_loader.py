@@ -443,6 +443,19 @@ def test_days_with_hours_past_midnight_get_a_warning_saying_what_they_cover(
     ]
 
 
+def test_a_merge_key_is_named_for_what_it_is(good_files: dict[str, str]) -> None:
+    good_files["rules.yaml"] = good_files["rules.yaml"].replace(
+        "    priority: 100\n", "    <<: {priority: 100}\n"
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert (
+        "rules.yaml:5:5: error: merge keys (<<) are not supported in rule files: write the "
+        "fields out" in messages(diagnostics)
+    )
+    assert not any("unknown field" in message for message in messages(diagnostics))
+
+
 def test_hours_up_to_midnight_do_not_run_past_it(good_files: dict[str, str]) -> None:
     good_files["rules.yaml"] = good_files["rules.yaml"].replace(
         'hours: "09:00-17:30"', 'hours: "18:00-24:00", days: [mon]'
