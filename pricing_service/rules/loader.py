@@ -751,7 +751,14 @@ def _check_event_calendar(merged: _Merged) -> Iterator[Diagnostic]:
     events = {key: located.value for key, located in merged.events.items()}
     for event_id, problem in _unresolvable_events(events, merged.timezone.value).items():
         located = merged.events[event_id]
-        anchor: ValuePath = ("holiday",) if located.value.holiday is not None else ()
+        event = located.value
+        anchor: ValuePath = (
+            ("holiday",)
+            if event.holiday is not None
+            else ("month_day",)
+            if event.month_day is not None
+            else ()
+        )
         yield located.error(anchor, f"event '{event_id}': {problem}", at_key=not anchor)
 
 

@@ -456,6 +456,17 @@ def test_a_merge_key_is_named_for_what_it_is(good_files: dict[str, str]) -> None
     assert not any("unknown field" in message for message in messages(diagnostics))
 
 
+def test_a_month_day_that_never_exists_is_reported_at_its_value(
+    good_files: dict[str, str],
+) -> None:
+    good_files["market.yaml"] = good_files["market.yaml"].replace('"07-01"', '"02-30"')
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert messages(diagnostics) == [
+        "market.yaml:6:16: error: event 'summer_sale': month_day '02-30' is not a day of any year"
+    ]
+
+
 def test_hours_up_to_midnight_do_not_run_past_it(good_files: dict[str, str]) -> None:
     good_files["rules.yaml"] = good_files["rules.yaml"].replace(
         'hours: "09:00-17:30"', 'hours: "18:00-24:00", days: [mon]'
