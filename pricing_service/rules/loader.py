@@ -310,6 +310,13 @@ def _explain(details: ErrorDetails, source: SourceMap) -> tuple[Position, str]:
         return source.nearest(loc[:-1])[1], f"missing required field '{loc[-1]}'"
     if loc and loc[-1] == "[key]":
         return source.key_or_value(loc[:-1]), _message(kind, context, details)
+    if kind in ("model_type", "model_attributes_type") and loc and loc[-1] == "dates":
+        # Events take a list of ranges, so a window's single range is easily written as one.
+        message = (
+            "expected one date range such as {from: 2026-11-27, to: 2026-11-30} (a window "
+            "takes one range; an event's dates take a list)"
+        )
+        return source.nearest(loc)[1], message
     return source.nearest(loc)[1], _message(kind, context, details)
 
 

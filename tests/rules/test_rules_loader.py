@@ -467,6 +467,20 @@ def test_a_month_day_that_never_exists_is_reported_at_its_value(
     ]
 
 
+def test_a_windows_dates_written_as_a_list_say_what_is_expected(
+    good_files: dict[str, str],
+) -> None:
+    good_files["rules.yaml"] = good_files["rules.yaml"].replace(
+        'hours: "09:00-17:30"', "dates: [{from: 2026-12-01, to: 2026-12-24}]"
+    )
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is None
+    assert messages(diagnostics) == [
+        "rules.yaml:15:46: error: expected one date range such as {from: 2026-11-27, to: "
+        "2026-11-30} (a window takes one range; an event's dates take a list)"
+    ]
+
+
 def test_hours_up_to_midnight_do_not_run_past_it(good_files: dict[str, str]) -> None:
     good_files["rules.yaml"] = good_files["rules.yaml"].replace(
         'hours: "09:00-17:30"', 'hours: "18:00-24:00", days: [mon]'
