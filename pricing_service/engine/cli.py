@@ -45,10 +45,31 @@ def parse_instant(text: str | None, zone: ZoneInfo | None = None) -> datetime:
     if moment.tzinfo is None:
         if zone is None:
             raise typer.BadParameter("give a timezone, e.g. 2026-11-27T00:00:00-05:00 or ...Z")
+        note = daylight_saving_note(moment, zone)
         moment = moment.replace(tzinfo=zone)
+        if note is not None:
+            Console(stderr=True).print(note, markup=False, highlight=False, soft_wrap=True)
     if moment >= LATEST_START:
         raise typer.BadParameter(f"{text!r} is too far ahead: before {LATEST_START:%Y-%m-%d}")
     return moment
+
+
+def daylight_saving_note(local: datetime, zone: ZoneInfo) -> str | None:
+    """What a local time the clocks skip or pass twice (a daylight saving change) is read
+    as, or None for any other time."""
+    first, second = local.replace(tzinfo=zone, fold=0), local.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return None
+    instant = first.astimezone(UTC).astimezone(zone)
+    if instant.replace(tzinfo=None) != local:
+        return (
+            f"note: {local.isoformat()} does not exist in {zone.key} (the clocks skip it): "
+            f"read as {instant.isoformat()}"
+        )
+    return (
+        f"note: {local.isoformat()} happens twice in {zone.key} (the clocks go back): read as "
+        f"the first, {first.isoformat()}; give an offset for the second, {second.isoformat()}"
+    )
 
 
 def check_segment(declared: Mapping[str, Sequence[str]], segment: Segment) -> None:

@@ -126,3 +126,27 @@ def test_demand_signals_are_listed_to_four_decimals() -> None:
     # Everywhere: the table, the JSON and the audit trail say the same.
     assert demand_value(12 / 7, 150 / 17) == "velocity_ratio=1.7143 days_of_supply=8.8235"
     assert demand_value(None, 9.0) == "velocity_ratio=None days_of_supply=9.0"
+
+
+def test_a_local_time_the_clocks_skip_or_pass_twice_says_how_it_is_read() -> None:
+    # The shipped rules are in America/New_York: clocks spring forward at 02:00 on
+    # 2027-03-14 and fall back at 02:00 on 2027-11-07. (The note is on stderr, which
+    # every click version's runner puts in the output.)
+    outputs = []
+    for at in ("2027-03-14T02:30:00", "2027-11-07T01:30:00", "2027-11-07T12:00:00"):
+        item = str(ROOT / "examples/item.json")
+        result = runner.invoke(
+            app, ["explain", "--rules", str(ROOT / "rules"), "--item", item, "--at", at]
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(" ".join(result.output.split()))
+    assert (
+        "note: 2027-03-14T02:30:00 does not exist in America/New_York (the clocks skip it): "
+        "read as 2027-03-14T03:30:00-04:00" in outputs[0]
+    )
+    assert (
+        "note: 2027-11-07T01:30:00 happens twice in America/New_York (the clocks go back): "
+        "read as the first, 2027-11-07T01:30:00-04:00; give an offset for the second, "
+        "2027-11-07T01:30:00-05:00" in outputs[1]
+    )
+    assert "note:" not in outputs[2]
