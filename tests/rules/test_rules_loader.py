@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import sys
@@ -7,12 +8,14 @@ import types
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pricing_service.rules import loader
 from pricing_service.rules.diagnostics import Diagnostic, RulesetError
 from pricing_service.rules.loader import check_ruleset, check_texts, load_ruleset
-from pricing_service.rules.model import Event, RuleFile
+from pricing_service.rules.model import Event, Rule, RuleFile
 from pricing_service.rules.yaml_source import Position, YamlSyntaxError, parse_yaml
 
 REPO_RULES = Path(__file__).parents[2] / "rules"
@@ -574,3 +577,58 @@ def test_a_segment_listing_hundreds_of_values_is_refused(good_files: dict[str, s
     assert "has 257 values, more than 256" in error
     good_files["pricing.yaml"] = good_files["pricing.yaml"].replace(", r256]", "]")
     assert check_texts(good_files)[0] is not None  # 256 regions are groups enough
+
+
+class _EveryEarlierRule(loader._ScopeIndex):
+    """The pairwise scan the index replaces: every rule added so far is a candidate."""
+
+    def __init__(self) -> None:
+        self._added: list[Any] = []
+
+    def add(self, located: Any) -> None:
+        self._added.append(located)
+
+    def could_cover(self, rule: Rule) -> list[Any]:
+        return list(self._added)
+
+
+def _random_rules(rng: random.Random, count: int) -> str:
+    """Rules over small vocabularies, so that many of them overlap and shadow others."""
+    lines = ["rules:"]
+    for number in range(count):
+        match = []
+        for scope_field, values in (
+            ("skus", ["s1", "s2", "s3", "s4"]),
+            ("categories", ["c1", "c2"]),
+            ("brands", ["b1", "b2"]),
+            ("tags", ["t1", "t2", "t3"]),
+        ):
+            if rng.random() < 0.35:
+                chosen = rng.sample(values, rng.randint(1, min(3, len(values))))
+                match.append(f"{scope_field}: [{', '.join(chosen)}]")
+        if rng.random() < 0.25:
+            match.append(f"segment: {{channel: {rng.choice(['web', 'app'])}}}")
+        if rng.random() < 0.25:
+            low = rng.choice(["", "min: 10", "min: 20"])
+            high = rng.choice(["", "max: 50", "max: 100"])
+            match.append(f"price_band: {{{', '.join(b for b in (low, high) if b)}}}")
+        when = rng.choice(["", "", "", "when: {days: [sat]}, ", "when: {days: [sun]}, "])
+        # Repeated priorities (an error) exercise the file-order tie-break too.
+        lines.append(
+            f"  - {{id: r{number}, description: d, owner: o, priority: {rng.randint(1, count)}, "
+            f"match: {{{', '.join(match)}}}, {when}strategy: {{keep_current: true}}}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_shadowing_diagnostics_match_the_pairwise_scan(
+    good_files: dict[str, str], seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = dict(good_files, **{"rules.yaml": _random_rules(random.Random(seed), 80)})
+    _, indexed = check_texts(files)
+    monkeypatch.setattr(loader, "_ScopeIndex", _EveryEarlierRule)
+    _, pairwise = check_texts(files)
+    assert messages(indexed) == messages(pairwise)
+    # Not vacuous: the random rules do shadow one another.
+    assert sum("can never match" in m for m in messages(pairwise)) >= 5
