@@ -125,9 +125,11 @@ def preview(
     """Show which prices in force the candidate rules would change, per SKU and segment.
 
     Reads the store (REDIS_URL, or the embedded Redis) and publishes nothing. Each SKU is
-    priced from its stored inputs in every segment the candidate distinguishes, at the
-    instant given (default now), and compared with the price published for that instant
-    (or, with --against, with the price the other rules give).
+    priced from its stored inputs in every segment the candidate (or, with --against, the
+    other rules) distinguishes, at the instant given (default now), and compared with the
+    price published for that instant (or, with --against, with the price the other rules
+    give). A segment the candidate no longer prices on its own is shown with the segment
+    whose price its lookups would get ("tier:member → default").
     """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     compiled = _checked(path, err, "the candidate rules")
@@ -174,8 +176,7 @@ def preview(
     raising = [change for change in result.changes if change.discount_raises]
     if raising:
         examples = ", ".join(
-            f"{change.sku} {change.segment or 'default'} {change.change_percent:+}% "
-            f"({change.rule_id})"
+            f"{change.sku} {_segment_shown(change)} {change.change_percent:+}% ({change.rule_id})"
             for change in raising[:5]
         )
         err.print(
@@ -213,6 +214,7 @@ def _change_document(change: PriceChangePreview) -> dict[str, Any]:
         "rule_id": change.rule_id,
         "strategy": change.strategy,
         "guardrails_fired": list(change.guardrails_fired),
+        "answered_by": change.answered_by,
     }
 
 
@@ -254,6 +256,13 @@ def _print_preview(
         f"[bold]{summary.changed} would change[/] ({summary.up} up, {summary.down} down), "
         f"{summary.unpriced} without a price to compare."
     )
+    # Said once above the tables too, whose narrow segment column may cut the arrow off.
+    answered = sorted({_segment_shown(c) for c in result.changes if c.answered_by is not None})
+    if answered:
+        console.print(
+            "Segments the candidate no longer prices on their own, compared at the price "
+            f"their lookups would get (that of the segment after the arrow): {', '.join(answered)}."
+        )
     if summary.held:
         reasons = ", ".join(f"{name} {count}" for name, count in summary.held.items())
         console.print(f"Unchanged while a guardrail fired: {reasons}.")
@@ -289,7 +298,7 @@ def _print_preview(
     for change in largest:
         table.add_row(
             change.sku,
-            change.segment or "default",
+            _segment_shown(change),
             change.currency,
             str(change.current),
             str(change.proposed),
@@ -298,6 +307,15 @@ def _print_preview(
             ", ".join(change.guardrails_fired),
         )
     console.print(table)
+
+
+def _segment_shown(change: PriceChangePreview) -> str:
+    """The segment, and for one the candidate no longer prices on its own, the segment
+    whose price its lookups would get: "channel:app,tier:member → default"."""
+    shown = change.segment or "default"
+    if change.answered_by is None:
+        return shown
+    return f"{shown} → {change.answered_by or 'default'}"
 
 
 def _print_summary(path: Path, errors: int, warnings: int, ruleset: Ruleset | None) -> None:

@@ -1,8 +1,11 @@
 """What a candidate ruleset would do to the prices in force, without publishing anything.
 
-Every SKU is priced in every segment the candidate distinguishes, and compared with the
-price in force for that segment at the same instant: the published schedule's, or the
-item's current price where nothing is published for the segment. The API's
+Every SKU is priced in every segment the candidate or the ruleset compared with
+distinguishes, and compared with the price in force for that segment at the same instant:
+the published schedule's, or the item's current price where nothing is published for the
+segment. A segment the candidate no longer prices on its own gets, once it is in force,
+the price of the segment a lookup maps it to (its canonical segment), so that is the price
+shown for it, and the row says which segment answers it. The API's
 ``POST /v1/rules/preview`` and ``pricing rules preview`` both use it.
 """
 
@@ -17,7 +20,7 @@ from decimal import Decimal
 from pricing_service.engine.compiled import CompiledRule, CompiledRuleset
 from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import PricingInputs, Segment
-from pricing_service.engine.segments import priced_segments
+from pricing_service.engine.segments import canonical_segment, priced_segments
 from pricing_service.engine.single import decide, rule_matches_item
 from pricing_service.repricer.inputs import load_segments
 from pricing_service.store.store import Store
@@ -35,6 +38,10 @@ class PriceChangePreview:
     rule_id: str
     strategy: str = ""  # as the decision says: "discount", "fallback:list_price", ...
     guardrails_fired: tuple[str, ...] = ()
+    #: The candidate's segment whose price a lookup of ``segment`` would get, when the
+    #: candidate does not price ``segment`` on its own (a rule for it was removed); None
+    #: when it does.
+    answered_by: str | None = None
 
     @property
     def discount_raises(self) -> bool:
@@ -87,12 +94,28 @@ class StoredPreviewInputs:
         return {sku for by_sku in self.inputs.values() for sku in by_sku}
 
 
+def preview_segments(
+    compiled: CompiledRuleset, in_force: CompiledRuleset | None = None
+) -> list[Segment]:
+    """The segments a preview prices: each that ``compiled`` or ``in_force`` (the ruleset
+    compared with, or the one in force) distinguishes. Those of ``in_force`` alone have
+    prices published today that the candidate would replace."""
+    segments = set(priced_segments(compiled))
+    if in_force is not None:
+        segments.update(priced_segments(in_force))
+    return sorted(segments, key=str)
+
+
 async def read_preview_inputs(
-    store: Store, compiled: CompiledRuleset, skus: Sequence[str], at: datetime
+    store: Store,
+    compiled: CompiledRuleset,
+    skus: Sequence[str],
+    at: datetime,
+    in_force_rules: CompiledRuleset | None = None,
 ) -> StoredPreviewInputs:
-    """Read ``skus``' inputs in each of ``compiled``'s segments, and the prices their
-    published schedules give at ``at``."""
-    segments = [str(segment) for segment in priced_segments(compiled)]
+    """Read ``skus``' inputs in each segment of :func:`preview_segments`, and the prices
+    their published schedules give at ``at``."""
+    segments = [str(segment) for segment in preview_segments(compiled, in_force_rules)]
     loaded = await load_segments(store, compiled, skus, at, segments)
     instant = int(at.timestamp())
     in_force = {
@@ -148,11 +171,14 @@ async def preview_catalogue(
     skus: Sequence[str] | None = None,
     on_progress: Callable[[int], None] | None = None,
     baseline: CompiledRuleset | None = None,
+    in_force_rules: CompiledRuleset | None = None,
 ) -> CataloguePreview:
     """Preview ``skus`` (default: the whole catalogue) a chunk at a time, against the
     prices in force or, given a ``baseline`` ruleset, against the prices it gives the same
-    inputs at the same instant. It prices on the calling thread: for a command line, not
-    for a server's event loop."""
+    inputs at the same instant. The segments previewed are the candidate's and those of
+    ``in_force_rules`` (default: ``baseline``). It prices on the calling thread: for a
+    command line, not for a server's event loop."""
+    in_force_rules = baseline if in_force_rules is None else in_force_rules
     tally = _Tally.of(compiled)
     missing: list[str] = []
 
@@ -166,10 +192,10 @@ async def preview_catalogue(
             yield wanted[start : start + PREVIEW_CHUNK]
 
     async for chunk in chunks():
-        stored = await read_preview_inputs(store, compiled, chunk, at)
+        stored = await read_preview_inputs(store, compiled, chunk, at, in_force_rules)
         found_skus = stored.skus
         missing += [sku for sku in chunk if sku not in found_skus]
-        tally.add(compiled, stored.inputs, stored.in_force, at, baseline)
+        tally.add(compiled, stored.inputs, stored.in_force, at, baseline, in_force_rules)
         if on_progress is not None:
             on_progress(len(chunk))
     return CataloguePreview(tally.changes, tally.summary(), missing)
@@ -182,13 +208,16 @@ def preview_changes(
     now: datetime,
     *,
     baseline: CompiledRuleset | None = None,
+    in_force_rules: CompiledRuleset | None = None,
 ) -> tuple[list[PriceChangePreview], PreviewSummary]:
-    """Each SKU's price in each of ``compiled``'s segments (``inputs`` by segment, then
-    SKU) against the price in force (``in_force`` by SKU and segment, else the item's
-    current price), or against the price ``baseline`` gives the same inputs; ordered by
-    SKU, then segment. CPU-bound: call it off the event loop."""
+    """Each SKU's price in each segment of :func:`preview_segments` (``inputs`` by
+    segment, then SKU, as :func:`read_preview_inputs` reads them) against the price in
+    force (``in_force`` by SKU and segment, else the item's current price), or against the
+    price ``baseline`` gives the same inputs; ordered by SKU, then segment.
+    ``in_force_rules`` defaults to ``baseline``. CPU-bound: call it off the event loop."""
     tally = _Tally.of(compiled)
-    tally.add(compiled, inputs, in_force, now, baseline)
+    in_force_rules = baseline if in_force_rules is None else in_force_rules
+    tally.add(compiled, inputs, in_force, now, baseline, in_force_rules)
     return tally.changes, tally.summary()
 
 
@@ -213,9 +242,13 @@ class _Tally:
         in_force: Mapping[tuple[str, str], Decimal],
         now: datetime,
         baseline: CompiledRuleset | None,
+        in_force_rules: CompiledRuleset | None,
     ) -> None:
-        segments = priced_segments(compiled)
+        segments = preview_segments(compiled, in_force_rules)
         for sku in sorted({sku for by_sku in inputs.values() for sku in by_sku}):
+            # The candidate's decision per segment it prices, shared with the segments
+            # it no longer prices on their own, which a lookup maps to one of these.
+            decisions: dict[Segment, Decision | None] = {}
             for segment in segments:
                 name = str(segment)
                 entry = inputs.get(name, {}).get(sku)
@@ -229,12 +262,20 @@ class _Tally:
                 ]
                 for rule_id in covering:
                     del self.unmatched[rule_id]
-                decision = _decide(compiled, entry, now, segment)
+                answering = canonical_segment(compiled, segment)
+                if answering not in decisions:
+                    answering_entry = inputs.get(str(answering), {}).get(sku)
+                    decisions[answering] = (
+                        None
+                        if answering_entry is None
+                        else _decide(compiled, answering_entry, now, answering)
+                    )
+                decision = decisions[answering]
                 if baseline is None:
                     current = in_force.get((sku, name), entry.item.current_price)
                 else:
                     current = _decide(baseline, entry, now, segment).price
-                if current is None or current == 0 or decision.price is None:
+                if current is None or current == 0 or decision is None or decision.price is None:
                     self.unpriced += 1
                 elif decision.price == current:
                     reasons = decision.guardrails_fired
@@ -250,6 +291,7 @@ class _Tally:
                             rule_id=decision.rule_id,
                             strategy=decision.strategy,
                             guardrails_fired=decision.guardrails_fired,
+                            answered_by=None if answering == segment else str(answering),
                         )
                     )
 

@@ -181,8 +181,15 @@ def test_preview_against_the_rules_in_force_shows_only_the_edits_effect(
     edited = RULES.replace("list_price: true", "fixed: 55")
     edited = edited[: edited.index("rules:")]
     effect = preview({"rules.yaml": edited}, "rules")
-    # The edit prices no segment apart: the default segment of each SKU.
-    assert effect["summary"]["evaluated"] == effect["summary"]["changed"] == 2
+    # The edit prices no segment apart, but the rules in force price the app on its own:
+    # its lookups would get the default segment's price, so both segments show.
+    assert effect["summary"]["evaluated"] == effect["summary"]["changed"] == 4
+    assert [(c["sku"], c["segment"], c["answered_by"]) for c in effect["changes"]] == [
+        ("A", "", None),
+        ("A", "channel:app", ""),
+        ("B", "", None),
+        ("B", "channel:app", ""),
+    ]
     # Compared with what the rules in force give: list price, app 10% off, weekend 20% off.
     assert {change["current"] for change in effect["changes"]} <= {"50.00", "45.00", "40.00"}
     assert {change["proposed"] for change in effect["changes"]} == {"55.00"}
@@ -204,15 +211,17 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["summary"]["evaluated"] == 2
-    assert body["summary"]["changed"] == body["summary"]["up"] == 2
+    # Both SKUs in the default segment and in the app segment the rules in force price on
+    # their own: the candidate's default price would answer the app's lookups too.
+    assert body["summary"]["evaluated"] == 4
+    assert body["summary"]["changed"] == body["summary"]["up"] == 4
     assert body["unknown"] == []
     named = api.post(
         "/v1/rules/preview",
         json={"files": {"rules.yaml": candidate}, "skus": ["A", "NOPE"]},
         headers=auth(WRITE_KEY),
     ).json()
-    assert (named["summary"]["evaluated"], named["unknown"]) == (1, ["NOPE"])
+    assert (named["summary"]["evaluated"], named["unknown"]) == (2, ["NOPE"])
     assert body["summary"]["max_abs_change_percent"] == "10.00"
     assert body["changes"][0] == {
         "sku": "A",
@@ -225,6 +234,7 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
         "rule_id": "default",
         "strategy": "fixed",
         "guardrails_fired": [],
+        "answered_by": None,
     }
     assert (body["summary"]["held"], body["summary"]["discounts_up"]) == ({}, 0)
     assert body["summary"]["unmatched_rules"] == []

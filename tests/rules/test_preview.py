@@ -105,11 +105,8 @@ def _json(output: str) -> Any:
     return json.loads(output[output.index("{") :])
 
 
-def test_the_cli_previews_gates_and_refuses_invalid_rules(
-    clean_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    live = write_rules(tmp_path / "live")
-    candidate = write_rules(tmp_path / "candidate", CANDIDATE)
+def _seed_for_the_cli(clean_redis: str, live: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two SKUs priced by ``live`` in the store the command line will read."""
 
     async def seed() -> None:
         store = Store.from_url(clean_redis, retention=timedelta(days=35))
@@ -121,6 +118,15 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
     asyncio.run(seed())
     monkeypatch.setenv("REDIS_URL", clean_redis)
     get_settings.cache_clear()
+
+
+def test_the_cli_previews_gates_and_refuses_invalid_rules(
+    clean_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = write_rules(tmp_path / "live")
+    candidate = write_rules(tmp_path / "candidate", CANDIDATE)
+
+    _seed_for_the_cli(clean_redis, live, monkeypatch)
     runner = CliRunner()
     at = (FRIDAY_NOON + timedelta(minutes=1)).isoformat()
     try:
@@ -147,6 +153,7 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
                 "rule_id": "app-discount",
                 "strategy": "discount",
                 "guardrails_fired": ["max_change"],
+                "answered_by": None,
             }
         ]
         assert document["against"] == "prices in force"
@@ -272,3 +279,42 @@ async def test_a_preview_ahead_takes_the_market_as_it_is_now(store: Store, tmp_p
 
     [change] = ahead.changes
     assert (change.proposed, change.strategy) == (Decimal("44.00"), "competitor")
+
+
+def test_a_segment_the_candidate_no_longer_prices_shows_the_price_its_lookups_would_get(
+    clean_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = write_rules(tmp_path / "live")
+    # The edit removes the app's own rule: app lookups fall back to the default price.
+    without_app = write_rules(
+        tmp_path / "candidate", PLAIN_RULES[: PLAIN_RULES.index("rules:")] + "rules: []\n"
+    )
+
+    _seed_for_the_cli(clean_redis, live, monkeypatch)
+    runner = CliRunner()
+    at = (FRIDAY_NOON + timedelta(minutes=1)).isoformat()
+    try:
+        command = ["preview", str(without_app), "--at", at, "--against", str(live)]
+        shown = runner.invoke(app, command)
+        assert shown.exit_code == 0, shown.output
+        # Two SKUs in the default and the app segment, not only the candidate's default.
+        assert "4 SKU and segments priced, 2 would change (2 up, 0 down)" in shown.output
+        assert (
+            "Segments the candidate no longer prices on their own, compared at the price "
+            "their lookups would get (that of the segment after the arrow): "
+            "channel:app → default." in shown.output
+        )
+
+        document = _json(runner.invoke(app, [*command, "--json"]).output)
+        assert document["summary"]["evaluated"] == 4
+        # Live: the app gets 5% off the list price (47.50); after the edit, the list price.
+        assert [
+            (c["sku"], c["segment"], c["answered_by"], c["current"], c["proposed"])
+            for c in document["changes"]
+        ] == [
+            ("SKU-0", "channel:app", "", "47.50", "50.00"),
+            ("SKU-1", "channel:app", "", "47.50", "50.00"),
+        ]
+        assert {c["rule_id"] for c in document["changes"]} == {"default"}
+    finally:
+        get_settings.cache_clear()

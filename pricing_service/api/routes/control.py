@@ -126,6 +126,14 @@ class PriceChangeOut(BaseModel):
     rule_id: str
     strategy: str = Field(description='What set the price: "discount", "fallback:list_price"...')
     guardrails_fired: list[str] = Field(description="Guardrails that shaped the proposed price.")
+    answered_by: str | None = Field(
+        default=None,
+        description=(
+            "For a segment the candidate no longer prices on its own (it only exists in the "
+            "ruleset compared with): the candidate's segment whose price a lookup of it "
+            "would get ('' is the default), which is the proposed price. Null otherwise."
+        ),
+    )
 
 
 class PreviewSummaryOut(BaseModel):
@@ -307,16 +315,18 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep, rules: Rule
     if body.at is not None and body.at >= LATEST_START:
         raise invalid(f"at: before {LATEST_START:%Y-%m-%d}, please")
     at = datetime.now(UTC) if body.at is None else body.at
+    # Its segments are previewed too: those the candidate drops still have prices in force.
+    in_force_rules = None if rules.current is None else rules.current.compiled
     baseline = None
     if body.against == "rules":
-        if rules.current is None:
+        if in_force_rules is None:
             raise ProblemError(
                 409, "no-ruleset", "no ruleset is in force to compare with", title="No ruleset"
             )
-        baseline = rules.current.compiled
-    stored = await read_preview_inputs(store, compiled, skus, at)
+        baseline = in_force_rules
+    stored = await read_preview_inputs(store, compiled, skus, at, in_force_rules)
     changes, summary = await asyncio.to_thread(
-        partial(preview_changes, baseline=baseline),
+        partial(preview_changes, baseline=baseline, in_force_rules=in_force_rules),
         compiled,
         stored.inputs,
         stored.in_force,
@@ -340,6 +350,7 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep, rules: Rule
                 rule_id=change.rule_id,
                 strategy=change.strategy,
                 guardrails_fired=list(change.guardrails_fired),
+                answered_by=change.answered_by,
             )
             for change in changes
         ],
