@@ -288,6 +288,8 @@ class BatchDecisions:
     low_by: Int8Array  # the guardrail that set each end of it, an index into BOUND_NAMES
     high_by: Int8Array
     rounding_ok: BoolArray  # a rounding point was found within the range
+    #: Rounding was skipped: it would have held the price short of its target.
+    rounding_skipped_to_move: BoolArray
     #: The rules computed zero or less: the current price was kept, or none given.
     not_a_price: BoolArray
 
@@ -713,6 +715,7 @@ def decide_batch(
     low_by = np.full(n, -1, np.int8)
     high_by = np.full(n, -1, np.int8)
     rounding_ok = np.zeros(n, bool)
+    rounding_skipped = np.zeros(n, bool)
     not_a_price = np.zeros(n, bool)
 
     order = np.argsort(rule_index, kind="stable")
@@ -836,10 +839,21 @@ def decide_batch(
         )
         low_column[rows] = low
         high_column[rows] = high
+        target = price
         price = np.minimum(np.maximum(price, low), high)
-        if rule.guardrails.rounding is not None:
-            rounded, ok = _round(ruleset, rule.guardrails.rounding, price, low, high, currency)
+        rounding = rule.guardrails.rounding
+        if rounding is not None:
+            rounded, ok = _round(ruleset, rounding, price, low, high, currency)
             rounding_ok[rows] = ok
+            holds = ok & (rounded == current) & (price != current)
+            if holds.any():
+                # See single.rounding_would_trap: the range cut rounding short of any point
+                # toward the target but the current price, which it would hold for ever.
+                whole = (np.ones(m, np.int64), np.full(m, NO_CEILING, np.int64))
+                own, _ = _round(ruleset, rounding, target, *whole, currency)
+                trapped = holds & (own != current)
+                rounding_skipped[rows] = trapped
+                rounded = np.where(trapped, price, rounded)
             price = np.where(price == current, price, rounded)
         fired[rows] = np.where(priced, rule_fired, 0)
         final[rows] = np.where(priced, price, MISSING)
@@ -873,6 +887,7 @@ def decide_batch(
         low_by=low_by,
         high_by=high_by,
         rounding_ok=rounding_ok,
+        rounding_skipped_to_move=rounding_skipped,
         not_a_price=not_a_price,
     )
 

@@ -43,7 +43,7 @@ from pricing_service.engine.inputs import (
     ElasticityEstimate,
     PricingInputs,
 )
-from pricing_service.engine.single import NO_CEILING, guardrail_detail
+from pricing_service.engine.single import NO_CEILING, guardrail_detail, rounding_hold_warning
 from pricing_service.money import apply_ratio, clamp_minor, minor_unit_digits
 
 _CONFLICT = 1 << GUARDRAIL_NAMES.index("conflict")
@@ -329,19 +329,29 @@ def explain_row(
 
     low, high = int(result.low[index]), int(result.high[index])
     clamped = min(max(price_minor, low), high)
+    ceiling = money_text(high, digits) if high < NO_CEILING else "no ceiling"
+    low_text = money_text(low, digits)
     if clamped != price_minor:
         raised = clamped > price_minor
         bound_by = BOUND_NAMES[int((result.low_by if raised else result.high_by)[index])]
-        ceiling = money_text(high, digits) if high < NO_CEILING else "no ceiling"
         bound = money_text(clamped, digits)
-        low_text = money_text(low, digits)
         detail = guardrail_detail(
             bound_by, raised, bound, low_text, ceiling, fired, "allowed range"
         )
         steps.append(_step("guardrail", bound_by, money_text(price_minor, digits), bound, detail))
     final = int(result.price[index])
     if rule.guardrails.rounding is not None and clamped != current:
-        if not result.rounding_ok[index]:
+        if result.rounding_skipped_to_move[index]:
+            warnings.append(
+                rounding_hold_warning(
+                    rule.guardrails.rounding,
+                    money_text(current, digits),
+                    money_text(price_minor, digits),
+                    low_text,
+                    ceiling,
+                )
+            )
+        elif not result.rounding_ok[index]:
             warnings.append("rounding skipped: no price ending within the allowed range")
         elif final != clamped:
             steps.append(

@@ -131,6 +131,8 @@ class CompiledRounding:
     mode: RoundingMode
     #: The explanation's detail of a rounding step: which ending or points, which way.
     detail: str
+    #: What a rounded price is, for warnings: "price ending .99", "price point", ...
+    points_noun: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,10 +207,13 @@ def _compile_rounding(rounding: Rounding | None) -> CompiledRounding | None:
         major = not rounding.ending.startswith(".")
         ending = Decimal(rounding.ending) if major else Decimal("0" + rounding.ending)
     if rounding.price_points:
+        noun = "price point"
         detail = f"to a price point ({rounding.mode})"
     elif rounding.ending is None:
+        noun = "price in the minor unit"
         detail = f"to the minor unit ({rounding.mode})"
     else:
+        noun = f"price ending {rounding.ending}"
         detail = f"price ending {rounding.ending} ({rounding.mode})"
     return CompiledRounding(
         ending=ending,
@@ -216,6 +221,7 @@ def _compile_rounding(rounding: Rounding | None) -> CompiledRounding | None:
         price_points=tuple(sorted(rounding.price_points or ())),
         mode=rounding.mode,
         detail=detail,
+        points_noun=noun,
     )
 
 

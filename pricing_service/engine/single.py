@@ -509,6 +509,37 @@ def round_price(
     return price, False
 
 
+def rounding_would_trap(
+    ruleset: CompiledRuleset,
+    rounding: CompiledRounding,
+    target: int,
+    current: int | None,
+    currency: str,
+) -> bool:
+    """Is rounding holding the price short of its target? Ask when rounding the bounded
+    price within the allowed range gave back the current price, though the bounded price
+    differs from it.
+
+    When the target (the price before the guardrails bounded it) rounds, range aside, to
+    another price, the range left no point toward it but the current price, and rounding
+    would hold the price there on every reprice. When the target itself rounds to the
+    current price, the hold is the rounding's own answer: the point on the far side of
+    the target would overshoot it and flip back at the next reprice."""
+    own, _ = round_price(ruleset, rounding, target, 1, NO_CEILING, currency)
+    return own != current
+
+
+def rounding_hold_warning(
+    rounding: CompiledRounding, current: str, target: str, low: str, high: str
+) -> str:
+    """The warning when rounding is skipped so as not to hold the price (both paths)."""
+    return (
+        f"rounding skipped: in the allowed range {low}..{high} the only "
+        f"{rounding.points_noun} on the way to the target {target} is the current price "
+        f"{current}, which would hold the price from its target"
+    )
+
+
 def decide(
     ruleset: CompiledRuleset,
     item: ItemFacts,
@@ -678,6 +709,7 @@ def decide(
     guardrails = rule.guardrails
     (low, low_by), (high, high_by), fired, warnings = _bounds(context, guardrails, history, price)
     context.warnings.extend(warnings)
+    target = price
     clamped = min(max(price, low), high)
     if clamped != price:
         _guardrail_step(
@@ -694,7 +726,23 @@ def decide(
     if guardrails.rounding is not None and price != current:
         # An unchanged price is never re-rounded: keeping a price must keep it exactly.
         rounded, ok = round_price(ruleset, guardrails.rounding, price, low, high, currency)
-        if ok and rounded != price:
+        holds = ok and rounded == current
+        if holds and rounding_would_trap(ruleset, guardrails.rounding, target, current, currency):
+            # The range left the current price as the only point toward the target: the
+            # ending is cosmetic, the guardrails are not, so the bounded price goes out.
+            assert current is not None
+            high_text = context.money(high) if high < NO_CEILING else "no ceiling"
+            context.warnings.append(
+                rounding_hold_warning(
+                    guardrails.rounding,
+                    context.money(current),
+                    context.money(target),
+                    context.money(low),
+                    high_text,
+                )
+            )
+            rounded = price
+        elif ok and rounded != price:
             context.steps.append(
                 Step(
                     "rounding",
