@@ -18,6 +18,7 @@ from pricing_service.engine import (
 from pricing_service.engine.compiled import BOUND_NAMES, STEP_LIMITS, CompiledRule
 from pricing_service.engine.decision import Decision
 from pricing_service.engine.history import move_history
+from pricing_service.engine.single import NO_CEILING, round_price
 from pricing_service.money import RATIO_SCALE, ceil_ratio, floor_ratio, from_minor, to_minor
 from pricing_service.rules.model import Ruleset
 from tests.engine.strategies import (
@@ -281,3 +282,32 @@ def _assert_names_the_bound(compiled: CompiledRuleset, inputs: PricingInputs, at
         assert step.detail.endswith("; also fired: " + ", ".join(others))
     else:
         assert "also fired" not in step.detail
+
+
+@SETTINGS
+@given(
+    data=st.data(), ruleset=clamped_rulesets(), at=instants, currency=st.sampled_from(CURRENCIES)
+)
+def test_rounding_never_holds_a_price_the_guardrails_move(
+    data: st.DataObject, ruleset: Ruleset, at: datetime, currency: str
+) -> None:
+    compiled = CompiledRuleset(ruleset)
+    items = data.draw(st.lists(clamped_inputs(currency, at), min_size=1, max_size=8))
+    batch = decide_batch(compiled, encode_batch(compiled, items, at), at)
+    for index, inputs in enumerate(items):
+        decision = _decide(compiled, inputs, at, None)
+        item = inputs.item
+        if decision.price is None or item.current_price is None:
+            continue
+        current = to_minor(item.current_price, currency)
+        target = int(batch.guarded_price[index])
+        clamped = min(max(target, int(batch.low[index])), int(batch.high[index]))
+        if clamped == current:
+            continue  # a hold the guardrails or the loop breaker want
+        rule = next(r for r in compiled.rules if r.id == decision.rule_id)
+        rounding = rule.guardrails.rounding
+        if rounding is not None:
+            own, _ = round_price(compiled, rounding, target, 1, NO_CEILING, currency)
+            if own == current:
+                continue  # the target itself rounds to the current price
+        assert to_minor(decision.price, currency) != current, f"item {index}"
