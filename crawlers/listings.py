@@ -25,9 +25,9 @@ from pricing_service.catalogue import utf8_problem
 from pricing_service.rules.model import Competitor, Duration, format_duration
 
 #: Crawling a page more often than this is neither polite nor useful for pricing.
+MIN_FREQUENCY = timedelta(minutes=1)
 #: The longest period a listing may have.
 MAX_FREQUENCY = timedelta(days=90)
-MIN_FREQUENCY = timedelta(minutes=1)
 CSV_COLUMNS = ("sku", "competitor", "url", "frequency")
 
 

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -196,8 +196,7 @@ class CrawlWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish the jobs in hand. Cancelled, it
         releases the jobs still running (they stay pending, claimable at once)."""
-        running: dict[asyncio.Task[None], tuple[str, CrawlQueue]] = {}
-        in_hand: Counter[str] = Counter()  # running jobs per competitor
+        running: dict[asyncio.Task[None], tuple[str, Job]] = {}
         outage = OutageLog(logger, "reading crawl jobs")
         try:
             while not stop.is_set():
@@ -211,7 +210,7 @@ class CrawlWorker:
                         )
                         continue
                     batch = await self.next_batch(free)
-                    to_run, over_share = self._within_shares(batch, in_hand)
+                    to_run, over_share = self._within_shares(batch, running.values())
                     await self._give_back_jobs(over_share)
                 except RedisError as exc:
                     outage.failed(exc)
@@ -220,10 +219,8 @@ class CrawlWorker:
                 outage.succeeded()
                 for message_id, job, deliveries in to_run:
                     task = asyncio.create_task(self.handle(message_id, job, deliveries))
-                    running[task] = (message_id, job.queue)
-                    in_hand[job.competitor] += 1
+                    running[task] = (message_id, job)
                     task.add_done_callback(running.pop)
-                    task.add_done_callback(_count_out(in_hand, job.competitor))
                 if over_share and not to_run and running:
                     # Only jobs of competitors at their share are queued just now: wait a
                     # little (or for a job of theirs to end) rather than cycle them at
@@ -239,12 +236,12 @@ class CrawlWorker:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
             for queue in self.queues:
-                ids = [entry for entry, job_queue in unfinished.values() if job_queue == queue]
+                ids = [entry for entry, job in unfinished.values() if job.queue == queue]
                 await release(self.redis, queue.jobs, keys.JOBS_GROUP, self.consumer, ids)
             raise
 
     def _within_shares(
-        self, batch: list[tuple[str, Job, int]], in_hand: Counter[str]
+        self, batch: list[tuple[str, Job, int]], in_hand: Iterable[tuple[str, Job]]
     ) -> tuple[list[tuple[str, Job, int]], list[tuple[str, Job]]]:
         """The jobs to run, and the new ones over their competitor's share (its
         ``concurrency``, counting the jobs in hand). A job delivered before is run
@@ -252,7 +249,7 @@ class CrawlWorker:
         that keeps failing must reach the dead letters."""
         to_run: list[tuple[str, Job, int]] = []
         over_share: list[tuple[str, Job]] = []
-        taking = Counter(in_hand)
+        taking = Counter(job.competitor for _, job in in_hand)
         for message_id, job, deliveries in batch:
             competitor = self.competitors.get(job.competitor)
             if (
@@ -276,7 +273,7 @@ class CrawlWorker:
         for _, job in jobs:
             metrics.CRAWL_JOBS_GIVEN_BACK.labels(job.competitor).inc()
 
-    async def _keep_in_hand(self, in_hand: Iterable[tuple[str, CrawlQueue]]) -> None:
+    async def _keep_in_hand(self, in_hand: Iterable[tuple[str, Job]]) -> None:
         """Reset the idle time of the jobs this worker holds (``XCLAIM ... JUSTID``, which
         does not count a delivery), a quarter of ``claim_idle_seconds`` apart: a job waiting
         for its domain's rate slot was taken for one a dead worker left, claimed by another
@@ -286,8 +283,8 @@ class CrawlWorker:
             return
         self._last_heartbeat = now
         by_queue: dict[CrawlQueue, list[Any]] = {}  # redis-py types ids invariantly
-        for message_id, queue in in_hand:
-            by_queue.setdefault(queue, []).append(message_id)
+        for message_id, job in in_hand:
+            by_queue.setdefault(job.queue, []).append(message_id)
         for queue, ids in by_queue.items():
             await self.redis.xclaim(queue.jobs, keys.JOBS_GROUP, self.consumer, 0, ids, justid=True)
 
@@ -499,15 +496,6 @@ class CrawlWorker:
             return JobReport(Outcome.ACCEPTED, detail, offer)
         reason = {"reason": verdict.offer.reason}
         return JobReport(Outcome.QUARANTINED, {**detail, **reason}, offer)
-
-
-def _count_out(in_hand: Counter[str], competitor: str) -> Callable[[object], None]:
-    """A done callback taking a finished job off its competitor's count."""
-
-    def count_out(_: object) -> None:
-        in_hand[competitor] -= 1
-
-    return count_out
 
 
 def extraction_override(competitor: Competitor, host: str) -> ExtractionOverride | None:

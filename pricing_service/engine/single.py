@@ -145,6 +145,10 @@ class _Context:
     def money(self, minor: int | None) -> str:
         return "none" if minor is None else str(self.amount(minor))
 
+    def ceiling(self, high: int) -> str:
+        """The allowed range's top as explanations write it."""
+        return self.money(high) if high < NO_CEILING else "no ceiling"
+
 
 def offer_exclusion(
     ruleset: CompiledRuleset,
@@ -731,14 +735,13 @@ def decide(
             # The range left the current price as the only point toward the target: the
             # ending is cosmetic, the guardrails are not, so the bounded price goes out.
             assert current is not None
-            high_text = context.money(high) if high < NO_CEILING else "no ceiling"
             context.warnings.append(
                 rounding_hold_warning(
                     guardrails.rounding,
                     context.money(current),
                     context.money(target),
                     context.money(low),
-                    high_text,
+                    context.ceiling(high),
                 )
             )
             rounded = price
@@ -774,10 +777,10 @@ def _guardrail_step(
 ) -> None:
     """The step of the guardrails moving ``price`` to ``clamped``, a bound ``bound_by``
     set: the step is named after it."""
-    high_text = context.money(high) if high < NO_CEILING else "no ceiling"
     bound = context.money(clamped)
     raised = clamped > price
-    detail = guardrail_detail(bound_by, raised, bound, context.money(low), high_text, fired, scope)
+    low_text, high_text = context.money(low), context.ceiling(high)
+    detail = guardrail_detail(bound_by, raised, bound, low_text, high_text, fired, scope)
     context.steps.append(
         Step("guardrail", bound_by, context.amount(price), context.amount(clamped), detail)
     )
