@@ -23,7 +23,12 @@ from pricing_service.repricer.cli import run_with_store
 from pricing_service.rules.diagnostics import has_errors
 from pricing_service.rules.loader import check_ruleset
 from pricing_service.rules.model import RuleFile, Ruleset
-from pricing_service.rules.preview import CataloguePreview, PriceChangePreview, preview_catalogue
+from pricing_service.rules.preview import (
+    HEADING_REPRICES,
+    CataloguePreview,
+    PriceChangePreview,
+    preview_catalogue,
+)
 from pricing_service.settings import get_settings
 from pricing_service.store.store import Store
 
@@ -158,7 +163,7 @@ def preview(
     too_large = [
         change
         for change in result.changes
-        if fail_above is not None and abs(change.change_percent) > fail_above
+        if fail_above is not None and abs(change.largest_change_percent) > fail_above
     ]
     if as_json:
         document = _preview_document(compiled, moment, result, baseline)
@@ -185,9 +190,10 @@ def preview(
             + (" ..." if len(raising) > 5 else "")
         )
     if too_large:
+        largest = max(abs(c.largest_change_percent) for c in too_large)
         err.print(
             f"[bold red]✗[/] {_plural(len(too_large), 'price')} would move by more than "
-            f"{fail_above}% (largest {max(abs(c.change_percent) for c in too_large)}%)"
+            f"{fail_above}%, at once or where it is heading (largest {largest}%)"
         )
         raise typer.Exit(EXIT_CHANGE_TOO_LARGE)
 
@@ -215,6 +221,10 @@ def _change_document(change: PriceChangePreview) -> dict[str, Any]:
         "strategy": change.strategy,
         "guardrails_fired": list(change.guardrails_fired),
         "answered_by": change.answered_by,
+        "heading": None if change.heading is None else str(change.heading),
+        "heading_from": None if change.heading_from is None else str(change.heading_from),
+        "heading_change_percent": str(change.heading_change_percent),
+        "heading_settles": change.heading_settles,
     }
 
 
@@ -246,6 +256,9 @@ def _print_preview(
     baseline: CompiledRuleset | None,
 ) -> None:
     console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        # Rich lays a pipe out at 80 columns: a file or a CI log gets the tables whole.
+        console.width = _PIPE_WIDTH
     summary = result.summary
     zone = ZoneInfo(compiled.ruleset.timezone)
     local = f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
@@ -253,9 +266,22 @@ def _print_preview(
     console.print(
         f"Preview of ruleset [bold]{compiled.version}[/] at {local} against {compared}: "
         f"{_plural(summary.evaluated, 'SKU and segment')} priced, "
-        f"[bold]{summary.changed} would change[/] ({summary.up} up, {summary.down} down), "
-        f"{summary.unpriced} without a price to compare."
+        f"[bold]{summary.changed} would change[/] at the next repricing ({summary.up} up, "
+        f"{summary.down} down), {summary.unpriced} without a price to compare."
     )
+    if summary.heading_changed:
+        console.print(
+            f"[bold]{summary.heading_changed} {'is' if summary.heading_changed == 1 else 'are'} "
+            f"heading elsewhere[/] once the step limits, cooldown and loop protection stop "
+            f"holding {'it' if summary.heading_changed == 1 else 'them'} back (inputs as "
+            f"they are now), by up to {summary.max_abs_heading_change_percent}%."
+        )
+    if summary.unsettled:
+        console.print(
+            f"[bold yellow]![/] {_plural(summary.unsettled, 'price')} never settle: still "
+            f"moving after {HEADING_REPRICES} repricings, or moving in a loop (heading shown "
+            "with a ~)."
+        )
     # Said once above the tables too, whose narrow segment column may cut the arrow off.
     answered = sorted({_segment_shown(c) for c in result.changes if c.answered_by is not None})
     if answered:
@@ -268,33 +294,36 @@ def _print_preview(
         console.print(f"Unchanged while a guardrail fired: {reasons}.")
     if not result.changes:
         return
-    console.print(
-        f"Size of the changes: mean {summary.mean_abs_change_percent}%, median "
-        f"{summary.median_abs_change_percent}%, largest {summary.max_abs_change_percent}%."
-    )
+    if summary.changed:
+        console.print(
+            f"Size of the changes: mean {summary.mean_abs_change_percent}%, median "
+            f"{summary.median_abs_change_percent}%, largest {summary.max_abs_change_percent}%."
+        )
     by_rule: dict[str, list[PriceChangePreview]] = defaultdict(list)
     for change in result.changes:
         by_rule[change.rule_id].append(change)
     rules = Table(title="Changes by rule")
-    for heading in ("rule", "changes", "up", "down", "largest %"):
-        rules.add_column(heading, justify="left" if heading == "rule" else "right")
+    for column in ("rule", "next", "up", "down", "heading elsewhere", "largest %"):
+        _add_column(rules, column, numeric=column != "rule")
     for rule_id, changes in sorted(by_rule.items(), key=lambda item: (-len(item[1]), item[0])):
         rules.add_row(
             rule_id,
-            str(len(changes)),
+            str(sum(c.change != 0 for c in changes)),
             str(sum(c.change > 0 for c in changes)),
             str(sum(c.change < 0 for c in changes)),
-            str(max(abs(c.change_percent) for c in changes)),
+            str(sum(c.heading != c.heading_from for c in changes)),
+            str(max(abs(c.largest_change_percent) for c in changes)),
         )
     console.print(rules)
     if top == 0:
         return
-    largest = sorted(result.changes, key=lambda c: (-abs(c.change_percent), c.sku, c.segment))[:top]
+    largest = sorted(
+        result.changes, key=lambda c: (-abs(c.largest_change_percent), c.sku, c.segment)
+    )[:top]
     table = Table(title=f"Largest changes ({len(largest)} of {len(result.changes)})")
-    headings = ("SKU", "segment", "currency", "current", "proposed", "change %", "rule")
-    for heading in (*headings, "guardrails"):
-        numeric = heading in ("current", "proposed", "change %")
-        table.add_column(heading, justify="right" if numeric else "left")
+    numeric = ("current", "next", "change %", "heading", "heading %")
+    for column in ("SKU", "segment", "currency", *numeric, "rule", "guardrails"):
+        _add_column(table, column, numeric=column in numeric)
     for change in largest:
         table.add_row(
             change.sku,
@@ -303,10 +332,28 @@ def _print_preview(
             str(change.current),
             str(change.proposed),
             f"{change.change_percent:+}",
+            _heading_shown(change),
+            f"{change.heading_change_percent:+}",
             change.rule_id,
             ", ".join(change.guardrails_fired),
         )
     console.print(table)
+
+
+#: Columns the preview's tables may take when the output is not a terminal.
+_PIPE_WIDTH = 240
+
+
+def _heading_shown(change: PriceChangePreview) -> str:
+    if change.heading is None:
+        return "-"
+    return f"{'' if change.heading_settles else '~'}{change.heading}"
+
+
+def _add_column(table: Table, heading: str, *, numeric: bool) -> None:
+    # Folded, not cut with an ellipsis: a narrow terminal or a pipe (80 columns) must not
+    # hide a SKU, a price or a rule id.
+    table.add_column(heading, justify="right" if numeric else "left", overflow="fold")
 
 
 def _segment_shown(change: PriceChangePreview) -> str:

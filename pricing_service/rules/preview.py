@@ -7,6 +7,12 @@ segment. A segment the candidate no longer prices on its own gets, once it is in
 the price of the segment a lookup maps it to (its canonical segment), so that is the price
 shown for it, and the row says which segment answers it. The API's
 ``POST /v1/rules/preview`` and ``pricing rules preview`` both use it.
+
+Each row also says where the price is heading: the price the candidate settles at, with
+the inputs as they are, once the pacing guardrails (maximum change per repricing and per
+day, cooldown) and the loop protection stop holding it back. The next step alone can hide
+an edit's whole effect: a cooldown keeps today's price, or a 15% step limit shows +15%
+where the rule aims at +200%.
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.segments import canonical_segment, priced_segments
 from pricing_service.engine.single import decide, rule_matches_item
 from pricing_service.repricer.inputs import load_segments
+from pricing_service.rules.model import Guardrails, Ruleset
 from pricing_service.store.store import Store
 
 _PERCENT = Decimal("0.01")
+#: Repricings followed when looking for where a price settles: enough for a price that
+#: compounds 5% per repricing to cross a factor of 10.
+HEADING_REPRICES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +52,15 @@ class PriceChangePreview:
     #: candidate does not price ``segment`` on its own (a rule for it was removed); None
     #: when it does.
     answered_by: str | None = None
+    #: Where the price settles under the candidate with the inputs as they are, once the
+    #: pacing guardrails and loop protection stop holding it back (see the module's text).
+    heading: Decimal | None = None
+    #: What ``heading`` is compared with: the price in force, or against a baseline ruleset
+    #: where the baseline's own prices settle.
+    heading_from: Decimal | None = None
+    #: False when the price had not settled after :data:`HEADING_REPRICES` repricings, or
+    #: came back to an earlier price (a loop): ``heading`` is then the last price reached.
+    heading_settles: bool = True
 
     @property
     def discount_raises(self) -> bool:
@@ -57,14 +76,32 @@ class PriceChangePreview:
     def change_percent(self) -> Decimal:
         return (self.change * 100 / self.current).quantize(_PERCENT)
 
+    @property
+    def heading_change_percent(self) -> Decimal:
+        """How far the heading is from what it is compared with, in per cent (0 when
+        either is unknown)."""
+        if self.heading is None or not self.heading_from:
+            return Decimal("0.00")
+        return ((self.heading - self.heading_from) * 100 / self.heading_from).quantize(_PERCENT)
+
+    @property
+    def largest_change_percent(self) -> Decimal:
+        """The next step's change or the heading's, whichever is larger in size."""
+        return max(self.change_percent, self.heading_change_percent, key=abs)
+
 
 @dataclass(frozen=True, slots=True)
 class PreviewSummary:
     evaluated: int
-    changed: int
+    changed: int  # at the next repricing
     up: int
     down: int
     unpriced: int  # no price in force to compare with, or no proposed price
+    #: Prices whose heading differs from what it is compared with, changing at the next
+    #: repricing or not.
+    heading_changed: int
+    #: Prices still moving after HEADING_REPRICES repricings, or moving in a loop.
+    unsettled: int
     #: Prices that stay as they are while a guardrail or the loop protection fired, by
     #: name (a price with two firing counts under both): where a candidate that "changes
     #: nothing" is being held back, e.g. by a cooldown after the last change.
@@ -77,6 +114,7 @@ class PreviewSummary:
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
+    max_abs_heading_change_percent: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +217,7 @@ async def preview_catalogue(
     ``in_force_rules`` (default: ``baseline``). It prices on the calling thread: for a
     command line, not for a server's event loop."""
     in_force_rules = baseline if in_force_rules is None else in_force_rules
-    tally = _Tally.of(compiled)
+    tally = _Tally.of(compiled, baseline)
     missing: list[str] = []
 
     async def chunks() -> AsyncIterator[list[str]]:
@@ -215,10 +253,78 @@ def preview_changes(
     force (``in_force`` by SKU and segment, else the item's current price), or against the
     price ``baseline`` gives the same inputs; ordered by SKU, then segment.
     ``in_force_rules`` defaults to ``baseline``. CPU-bound: call it off the event loop."""
-    tally = _Tally.of(compiled)
     in_force_rules = baseline if in_force_rules is None else in_force_rules
+    tally = _Tally.of(compiled, baseline)
     tally.add(compiled, inputs, in_force, now, baseline, in_force_rules)
     return tally.changes, tally.summary()
+
+
+#: The guardrails that pace a price towards its target rather than bound it.
+_PACING: dict[str, object] = {"max_change": None, "max_change_per_day": None, "cooldown": None}
+
+
+def unpaced(compiled: CompiledRuleset) -> CompiledRuleset:
+    """``compiled`` without its pacing guardrails and loop protection: its decisions are
+    the rules' targets within the hard bounds, direction and rounding."""
+    ruleset = compiled.ruleset
+
+    def free(guardrails: Guardrails | None) -> Guardrails | None:
+        return None if guardrails is None else guardrails.model_copy(update=_PACING)
+
+    loop_protection = ruleset.loop_protection.model_copy(update={"enabled": False})
+    default = ruleset.default.model_copy(update={"guardrails": free(ruleset.default.guardrails)})
+    rules = [
+        rule.model_copy(update={"guardrails": free(rule.guardrails)}) for rule in ruleset.rules
+    ]
+    unpaced_ruleset: Ruleset = ruleset.model_copy(
+        update={
+            "guardrails": ruleset.guardrails.model_copy(update=_PACING),
+            "loop_protection": loop_protection,
+            "default": default,
+            "rules": rules,
+        }
+    )
+    return CompiledRuleset(unpaced_ruleset)
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """Where a price settles, or, when it does not, the last price reached."""
+
+    price: Decimal | None
+    settles: bool = True
+
+
+def heading(
+    unpaced_rules: CompiledRuleset,
+    entry: PricingInputs,
+    at: datetime,
+    segment: Segment,
+    decision: Decision,
+) -> Heading:
+    """Where ``entry``'s price settles after ``decision``, its next repricing, under
+    ``unpaced_rules`` (see :func:`unpaced`) at ``at``, with the inputs as they are. Each
+    repricing starts from the price the last one set, so a rule relative to the current
+    price compounds, as it would live."""
+    price = decision.price
+    if price is None or (
+        price == entry.item.current_price
+        and not decision.guardrails_fired
+        and decision.held_by is None
+    ):
+        return Heading(price)  # nothing held it back
+    item = entry.item
+    seen = {item.current_price, price}
+    for _ in range(HEADING_REPRICES):
+        moved = entry.model_copy(update={"item": item.model_copy(update={"current_price": price})})
+        decided = _decide(unpaced_rules, moved, at, segment).price
+        if decided is None or decided == price:
+            return Heading(price)
+        if decided in seen:
+            return Heading(decided, settles=False)
+        seen.add(decided)
+        price = decided
+    return Heading(price, settles=False)
 
 
 @dataclass(slots=True)
@@ -226,14 +332,21 @@ class _Tally:
     """A preview's running counts, added to a chunk of SKUs at a time."""
 
     unmatched: dict[str, CompiledRule]  # rules no SKU priced so far falls within
+    unpaced: CompiledRuleset
+    unpaced_baseline: CompiledRuleset | None
     changes: list[PriceChangePreview] = field(default_factory=list)
     evaluated: int = 0
+    changed: int = 0
     unpriced: int = 0
     held: Counter[str] = field(default_factory=Counter)
 
     @classmethod
-    def of(cls, compiled: CompiledRuleset) -> _Tally:
-        return cls(unmatched={rule.id: rule for rule in compiled.rules})
+    def of(cls, compiled: CompiledRuleset, baseline: CompiledRuleset | None) -> _Tally:
+        return cls(
+            unmatched={rule.id: rule for rule in compiled.rules},
+            unpaced=unpaced(compiled),
+            unpaced_baseline=None if baseline is None else unpaced(baseline),
+        )
 
     def add(
         self,
@@ -246,9 +359,9 @@ class _Tally:
     ) -> None:
         segments = preview_segments(compiled, in_force_rules)
         for sku in sorted({sku for by_sku in inputs.values() for sku in by_sku}):
-            # The candidate's decision per segment it prices, shared with the segments
-            # it no longer prices on their own, which a lookup maps to one of these.
-            decisions: dict[Segment, Decision | None] = {}
+            # The candidate's decision and heading per segment it prices, shared with the
+            # segments it no longer prices on their own, which a lookup maps to one of these.
+            decisions: dict[Segment, tuple[Decision, Heading] | None] = {}
             for segment in segments:
                 name = str(segment)
                 entry = inputs.get(name, {}).get(sku)
@@ -268,44 +381,66 @@ class _Tally:
                     decisions[answering] = (
                         None
                         if answering_entry is None
-                        else _decide(compiled, answering_entry, now, answering)
+                        else self._decide_and_head(compiled, answering_entry, now, answering)
                     )
-                decision = decisions[answering]
+                decided = decisions[answering]
                 if baseline is None:
                     current = in_force.get((sku, name), entry.item.current_price)
+                    heading_from = current
                 else:
-                    current = _decide(baseline, entry, now, segment).price
-                if current is None or current == 0 or decision is None or decision.price is None:
+                    baseline_decision = _decide(baseline, entry, now, segment)
+                    current = baseline_decision.price
+                    assert self.unpaced_baseline is not None
+                    heading_from = heading(
+                        self.unpaced_baseline, entry, now, segment, baseline_decision
+                    ).price
+                proposed = None if decided is None else decided[0].price
+                if current is None or current == 0 or decided is None or proposed is None:
                     self.unpriced += 1
-                elif decision.price == current:
+                    continue
+                decision, settles = decided
+                if proposed == current:
                     reasons = decision.guardrails_fired
                     self.held.update(reasons + ((decision.held_by,) if decision.held_by else ()))
                 else:
-                    self.changes.append(
-                        PriceChangePreview(
-                            sku=sku,
-                            segment=name,
-                            currency=entry.item.currency,
-                            current=current,
-                            proposed=decision.price,
-                            rule_id=decision.rule_id,
-                            strategy=decision.strategy,
-                            guardrails_fired=decision.guardrails_fired,
-                            answered_by=None if answering == segment else str(answering),
-                        )
+                    self.changed += 1
+                if proposed == current and settles.price == heading_from and settles.settles:
+                    continue
+                self.changes.append(
+                    PriceChangePreview(
+                        sku=sku,
+                        segment=name,
+                        currency=entry.item.currency,
+                        current=current,
+                        proposed=proposed,
+                        rule_id=decision.rule_id,
+                        strategy=decision.strategy,
+                        guardrails_fired=decision.guardrails_fired,
+                        answered_by=None if answering == segment else str(answering),
+                        heading=settles.price,
+                        heading_from=heading_from,
+                        heading_settles=settles.settles,
                     )
+                )
+
+    def _decide_and_head(
+        self, compiled: CompiledRuleset, entry: PricingInputs, at: datetime, segment: Segment
+    ) -> tuple[Decision, Heading]:
+        decision = _decide(compiled, entry, at, segment)
+        return decision, heading(self.unpaced, entry, at, segment, decision)
 
     def summary(self) -> PreviewSummary:
-        changes = self.changes
-        magnitudes = [abs(change.change_percent) for change in changes]
+        moves = [change for change in self.changes if change.change]
+        magnitudes = [abs(change.change_percent) for change in moves]
+        headings = [abs(change.heading_change_percent) for change in self.changes]
         return PreviewSummary(
             evaluated=self.evaluated,
-            changed=len(changes),
-            up=sum(change.change > 0 for change in changes),
-            down=sum(change.change < 0 for change in changes),
+            changed=self.changed,
+            up=sum(change.change > 0 for change in moves),
+            down=sum(change.change < 0 for change in moves),
             unpriced=self.unpriced,
             held=dict(sorted(self.held.items())),
-            discounts_up=sum(change.discount_raises for change in changes),
+            discounts_up=sum(change.discount_raises for change in moves),
             unmatched_rules=sorted(self.unmatched) if self.evaluated else [],
             mean_abs_change_percent=(
                 (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
@@ -314,6 +449,9 @@ class _Tally:
             ),
             median_abs_change_percent=_median(magnitudes),
             max_abs_change_percent=max(magnitudes) if magnitudes else None,
+            heading_changed=sum(change.heading != change.heading_from for change in self.changes),
+            unsettled=sum(not change.heading_settles for change in self.changes),
+            max_abs_heading_change_percent=max(headings) if headings else None,
         )
 
 

@@ -60,6 +60,12 @@ async def test_a_preview_predicts_what_a_reprice_with_the_candidate_publishes(
         assert (change.current, change.proposed) == (Decimal("47.50"), Decimal("42.75"))
         assert change.guardrails_fired == ("max_change",)
         assert change.change_percent == Decimal("-10.00")
+        # Where the step limit lets it go, repricing after repricing: 30% off 50.00.
+        assert (change.heading, change.heading_from) == (Decimal("35.00"), Decimal("47.50"))
+        assert change.heading_change_percent == Decimal("-26.32")
+        assert change.heading_settles
+    assert preview.summary.heading_changed == 3
+    assert preview.summary.max_abs_heading_change_percent == Decimal("26.32")
     before = {
         (sku, segment): (await store.get_schedule(sku, segment))
         for sku in ("SKU-0", "SKU-1", "SKU-2")
@@ -92,11 +98,20 @@ async def test_a_preview_counts_prices_a_guardrail_keeps_and_names_unknown_skus(
         store, candidate, FRIDAY_NOON + timedelta(minutes=1), ["SKU-0", "NOPE", "SKU-0"]
     )
 
-    assert preview.changes == []
     assert preview.missing == ["NOPE"]
     # The app price was published a minute before: the cooldown holds it there.
     assert preview.summary.held == {"cooldown": 1}
-    assert preview.summary.evaluated == 2
+    assert (preview.summary.evaluated, preview.summary.changed) == (2, 0)
+    # The next repricing changes nothing, and the edit's whole effect still shows: once
+    # the cooldown ends, the app price goes to 30% off.
+    [held] = preview.changes
+    assert (held.segment, held.current, held.proposed) == (
+        "channel:app",
+        Decimal("47.50"),
+        Decimal("47.50"),
+    )
+    assert (held.heading, held.heading_change_percent) == (Decimal("35.00"), Decimal("-26.32"))
+    assert preview.summary.heading_changed == 1
 
 
 def _json(output: str) -> Any:
@@ -132,8 +147,17 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
     try:
         shown = runner.invoke(app, ["preview", str(candidate), "--at", at, "--top", "1"])
         assert shown.exit_code == 0, shown.output
-        assert "4 SKU and segments priced, 2 would change (0 up, 2 down)" in shown.output
+        assert (
+            "4 SKU and segments priced, 2 would change at the next repricing (0 up, 2 down)"
+            in shown.output
+        )
+        assert "2 are heading elsewhere" in shown.output
+        assert "by up to 26.32%" in shown.output
         assert "Largest changes (1 of 2)" in shown.output
+        # Not cut to 80 columns in a pipe: every value of the row is there whole.
+        assert "│ SKU-0 │ channel:app │ USD      │   47.50 │ 42.75 │   -10.00 │   35.00 │" in (
+            shown.output
+        )
 
         as_json = runner.invoke(
             app, ["preview", str(candidate), "--at", at, "--json", "--sku", "SKU-1"]
@@ -154,6 +178,10 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
                 "strategy": "discount",
                 "guardrails_fired": ["max_change"],
                 "answered_by": None,
+                "heading": "35.00",
+                "heading_from": "47.50",
+                "heading_change_percent": "-26.32",
+                "heading_settles": True,
             }
         ]
         assert document["against"] == "prices in force"
@@ -163,10 +191,14 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
         assert against.exit_code == 0, against.output
         assert _json(against.output)["against"] == compile_rules(live).version
 
-        gated = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "9.5"])
+        # The next step is 10%, the step limit; where it heads is 26.32% away.
+        gated = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "20"])
         assert gated.exit_code == EXIT_CHANGE_TOO_LARGE
-        assert "2 prices would move by more than 9.5% (largest 10.00%)" in gated.output
-        within = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "10"])
+        assert (
+            "2 prices would move by more than 20%, at once or where it is heading "
+            "(largest 26.32%)" in gated.output
+        )
+        within = runner.invoke(app, ["preview", str(candidate), "--at", at, "--fail-above", "27"])
         assert within.exit_code == 0, within.output
 
         (candidate / "rules.yaml").write_text(CANDIDATE.replace("priority: 20", "priority: x"))
@@ -298,7 +330,10 @@ def test_a_segment_the_candidate_no_longer_prices_shows_the_price_its_lookups_wo
         shown = runner.invoke(app, command)
         assert shown.exit_code == 0, shown.output
         # Two SKUs in the default and the app segment, not only the candidate's default.
-        assert "4 SKU and segments priced, 2 would change (2 up, 0 down)" in shown.output
+        assert (
+            "4 SKU and segments priced, 2 would change at the next repricing (2 up, 0 down)"
+            in shown.output
+        )
         assert (
             "Segments the candidate no longer prices on their own, compared at the price "
             "their lookups would get (that of the segment after the arrow): "
@@ -318,3 +353,66 @@ def test_a_segment_the_candidate_no_longer_prices_shows_the_price_its_lookups_wo
         assert {c["rule_id"] for c in document["changes"]} == {"default"}
     finally:
         get_settings.cache_clear()
+
+
+#: A markdown off the current price at every repricing, as a pricing team might write
+#: "clear slow stock": each repricing starts from the last one's price.
+COMPOUNDING = """
+timezone: America/New_York
+guardrails:
+  max_change: "10%"
+default:
+  description: Keep the current price, 10% off it.
+  owner: test@example.com
+  strategy:
+    keep_current: true
+  adjustments:
+    - id: markdown
+      change: "-10%"
+"""
+
+
+@pytest.mark.anyio
+async def test_a_rule_that_compounds_is_followed_to_its_floor_or_shown_unsettled(
+    store: Store, tmp_path: Path
+) -> None:
+    await store.put_items([item("SKU-0", current_price=Decimal("50.00"))])
+    floored = COMPOUNDING.replace('max_change: "10%"', 'max_change: "10%"\n  min_price: 30')
+    with_floor = compile_rules(write_rules(tmp_path / "floor", floored))
+
+    [change] = (await preview_catalogue(store, with_floor, FRIDAY_NOON)).changes
+
+    # One step shows -10%; repricing after repricing, it runs down to the floor.
+    assert (change.proposed, change.change_percent) == (Decimal("45.00"), Decimal("-10.00"))
+    assert (change.heading, change.heading_settles) == (Decimal("30.00"), True)
+    assert change.heading_change_percent == Decimal("-40.00")
+
+    without_floor = compile_rules(write_rules(tmp_path / "none", COMPOUNDING))
+    preview = await preview_catalogue(store, without_floor, FRIDAY_NOON)
+    [endless] = preview.changes
+    assert not endless.heading_settles
+    assert endless.heading is not None
+    assert endless.heading < Decimal("1.00")
+    assert preview.summary.unsettled == 1
+
+
+@pytest.mark.anyio
+async def test_against_another_ruleset_headings_compare_with_its_own(
+    store: Store, tmp_path: Path
+) -> None:
+    # Both rulesets step at most 10% at a time: their next steps look alike, only where
+    # they head differs (30% off against 5% off in the app).
+    paced = PLAIN_RULES.replace("default:\n", 'guardrails:\n  max_change: "10%"\ndefault:\n', 1)
+    live = write_rules(tmp_path / "live", paced)
+    await _seed(store, live, count=1)
+    baseline = compile_rules(live)
+    candidate = compile_rules(write_rules(tmp_path / "candidate", CANDIDATE))
+    at = FRIDAY_NOON + timedelta(minutes=1)
+
+    same = await preview_catalogue(store, baseline, at, baseline=baseline)
+    assert same.changes == []
+    preview = await preview_catalogue(store, candidate, at, baseline=baseline)
+
+    [app_change] = preview.changes
+    assert app_change.segment == "channel:app"
+    assert (app_change.heading_from, app_change.heading) == (Decimal("47.50"), Decimal("35.00"))

@@ -25,7 +25,7 @@ from pricing_service.catalogue import SKU_PATTERN, ExactPrice, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.schedule import LATEST_START
 from pricing_service.rules.loader import check_texts
-from pricing_service.rules.preview import preview_changes, read_preview_inputs
+from pricing_service.rules.preview import HEADING_REPRICES, preview_changes, read_preview_inputs
 from pricing_service.store.store import Override, Store
 
 router = APIRouter(tags=["control"], responses={**UNAUTHORIZED, **UNAVAILABLE})
@@ -134,6 +134,24 @@ class PriceChangeOut(BaseModel):
             "would get ('' is the default), which is the proposed price. Null otherwise."
         ),
     )
+    heading: Decimal | None = Field(
+        description=(
+            "Where the price settles with the inputs as they are, once the step limits "
+            "(max_change, max_change_per_day), cooldown and loop protection stop holding it "
+            "back: the next step alone can hide an edit's whole effect."
+        )
+    )
+    heading_from: Decimal | None = Field(
+        description=(
+            "What the heading is compared with: the price in force, or (against=rules) "
+            "where the ruleset in force settles the same price."
+        )
+    )
+    heading_change_percent: Decimal
+    heading_settles: bool = Field(
+        description=f"False when the price was still moving after {HEADING_REPRICES} "
+        "repricings, or looped."
+    )
 
 
 class PreviewSummaryOut(BaseModel):
@@ -158,6 +176,13 @@ class PreviewSummaryOut(BaseModel):
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
+    heading_changed: int = Field(
+        description="Prices heading elsewhere than the price compared with, moving next or not."
+    )
+    unsettled: int = Field(
+        description=f"Prices still moving after {HEADING_REPRICES} repricings, or looping."
+    )
+    max_abs_heading_change_percent: Decimal | None
 
 
 class PreviewOut(BaseModel):
@@ -351,6 +376,10 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep, rules: Rule
                 strategy=change.strategy,
                 guardrails_fired=list(change.guardrails_fired),
                 answered_by=change.answered_by,
+                heading=change.heading,
+                heading_from=change.heading_from,
+                heading_change_percent=change.heading_change_percent,
+                heading_settles=change.heading_settles,
             )
             for change in changes
         ],
