@@ -28,6 +28,13 @@ LEGACY_IN_FLIGHT = "crawl:inflight"
 #: String: set once every listing stored before the periods index existed is in it (see
 #: ``Scheduler.rebalance``).
 PERIODS_INDEXED = "crawl:periods:indexed"
+#: Hash: competitor -> when one of its listings was first stored while it had none
+#: (epoch seconds); gone with its last listing. The scheduler exports it, so a competitor
+#: whose crawls have never been accepted still has a clock its alert can read.
+LISTED_COMPETITORS = "crawl:competitors:listed"
+#: String: set once the competitors of the listings stored before LISTED_COMPETITORS
+#: existed are in it (see ``Scheduler.rebalance``).
+LISTED_INDEXED = "crawl:competitors:indexed"
 
 
 @dataclass(frozen=True, slots=True)

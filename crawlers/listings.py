@@ -151,6 +151,7 @@ async def _put(
             pipe.hset(keys.listings(listing.sku), listing.competitor, stored.model_dump_json())
             periods = keys.competitor_periods(listing.competitor)
             pipe.zadd(periods, {listing.sku: listing.every_seconds})
+            pipe.hsetnx(keys.LISTED_COMPETITORS, listing.competitor, moment)
             due = keys.queue_of(listing.sku, partitions).due
             member = keys.due_member(listing.sku, listing.competitor)
             previous = None if old is None else ListingBody.model_validate_json(old)
@@ -224,6 +225,9 @@ _DELETE = (
     + """
 local removed = redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+if redis.call('ZCARD', KEYS[2]) == 0 then
+    redis.call('HDEL', KEYS[6], ARGV[1])
+end
 unqueue({KEYS[3], KEYS[4], KEYS[5]}, {ARGV[3]})
 return removed
 """
@@ -252,12 +256,17 @@ class ListingDeleter:
         listing_key, periods = keys.listings(sku), keys.competitor_periods(competitor)
         if not self._cluster:
             removed = await self._delete(
-                keys=[listing_key, periods, *queue_keys], args=[competitor, sku, member]
+                keys=[listing_key, periods, *queue_keys, keys.LISTED_COMPETITORS],
+                args=[competitor, sku, member],
             )
             return bool(removed)
         removed = await self._redis.hdel(listing_key, competitor)
         await self._unqueue(keys=queue_keys, args=[member])
         await self._redis.zrem(periods, sku)
+        if not await self._redis.zcard(periods):
+            # Another shard, so not atomic: a listing stored in between leaves the
+            # competitor unlisted until another of its listings is stored.
+            await self._redis.hdel(keys.LISTED_COMPETITORS, competitor)
         return bool(removed)
 
 

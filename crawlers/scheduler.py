@@ -73,6 +73,7 @@ class Scheduler:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._next_partition = 0  # partitions take turns at being served first
         self._periods_exported: set[str] = set()
+        self._listed_exported: set[str] = set()
 
     async def tick(self, now: float | None = None) -> TickResult:
         moment = time.time() if now is None else now
@@ -107,7 +108,15 @@ class Scheduler:
                 newest[name] = max(newest.get(name, 0.0), float(stamp))
         for name, newest_at in newest.items():
             metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(name).set(newest_at)
-        await self._export_median_periods(sorted(newest))
+        listed_since: dict[bytes, bytes] = await self.redis.hgetall(keys.LISTED_COMPETITORS)  # type: ignore[assignment]
+        listed = {name.decode(): float(since) for name, since in listed_since.items()}
+        gauge = metrics.CRAWL_LISTED_SINCE_SECONDS
+        for name, since in listed.items():
+            gauge.labels(name).set(since)
+        for name in self._listed_exported - listed.keys():
+            gauge.remove(name)
+        self._listed_exported = set(listed)
+        await self._export_median_periods(sorted(newest.keys() | listed.keys()))
 
     async def _export_median_periods(self, competitors: list[str]) -> None:
         """The median period of each competitor's listings, from its periods index (two
@@ -123,14 +132,14 @@ class Scheduler:
                 pipe.zrange(keys.competitor_periods(name), count // 2, count // 2, withscores=True)
             medians: list[list[tuple[bytes, float]]] = await pipe.execute()
         gauge = metrics.CRAWL_MEDIAN_LISTING_PERIOD_SECONDS
-        for name, median in zip(competitors, medians, strict=True):
-            if median:
-                gauge.labels(name).set(median[0][1])
-            elif name in self._periods_exported:
-                gauge.remove(name)
-        self._periods_exported = {
-            name for name, median in zip(competitors, medians, strict=True) if median
+        exported = {
+            name: median[0][1] for name, median in zip(competitors, medians, strict=True) if median
         }
+        for name, period in exported.items():
+            gauge.labels(name).set(period)
+        for name in self._periods_exported - exported.keys():
+            gauge.remove(name)
+        self._periods_exported = set(exported)
 
     async def _tick_partition(self, queue: CrawlQueue, moment: float, room: int) -> tuple[int, int]:
         """Queue up to ``room`` of the partition's due listings; (queued, still in flight)."""
@@ -199,6 +208,7 @@ class Scheduler:
         if moved:
             logger.info("moved %d due listings to %d partition(s)", moved, configured)
         await self._index_periods()
+        await self._index_listed_competitors()
         return moved
 
     async def _index_periods(self) -> None:
@@ -217,6 +227,20 @@ class Scheduler:
             indexed += len(batch)
         await self.redis.set(keys.PERIODS_INDEXED, 1)
         logger.info("indexed the crawl periods of %d listing(s)", indexed)
+
+    async def _index_listed_competitors(self) -> None:
+        """Put the competitors of the listings stored before their index existed into it,
+        once, as listed since now (when they were first listed is not known)."""
+        if await self.redis.exists(keys.LISTED_INDEXED):
+            return
+        moment = time.time()
+        async for batch in scan_listings(self.redis, partitions=len(self.queues)):
+            competitors = {scheduled.listing.competitor for scheduled in batch}
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for competitor in competitors:
+                    pipe.hsetnx(keys.LISTED_COMPETITORS, competitor, moment)
+                await pipe.execute()
+        await self.redis.set(keys.LISTED_INDEXED, 1)
 
     async def _move_due(self, source: str) -> int:
         """Move the members of the due set ``source`` that belong elsewhere; how many."""

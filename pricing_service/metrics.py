@@ -191,8 +191,16 @@ CRAWL_LAST_ACCEPTED_SECONDS = Gauge(
 CRAWL_MEDIAN_LISTING_PERIOD_SECONDS = Gauge(
     "pricing_crawl_median_listing_period_seconds",
     "The median crawl period of a competitor's listings (kept in Redis and exported by "
-    "the scheduler, for competitors with an accepted observation): how stale its freshest "
-    "price may be while its crawls work.",
+    "the scheduler, for competitors with listings): how stale its freshest price may be "
+    "while its crawls work.",
+    ["competitor"],
+    multiprocess_mode="max",
+)
+CRAWL_LISTED_SINCE_SECONDS = Gauge(
+    "pricing_crawl_listed_since_timestamp_seconds",
+    "When a competitor with listings had its first one stored (Unix time, kept in Redis "
+    "and exported by the scheduler): with no accepted observation since, its crawls have "
+    "never worked.",
     ["competitor"],
     multiprocess_mode="max",
 )

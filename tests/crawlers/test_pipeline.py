@@ -552,6 +552,60 @@ async def test_the_scheduler_exports_each_competitors_median_listing_period(
     assert exported() is None  # nothing left to crawl, nothing to be stale
 
 
+async def test_a_competitor_is_listed_from_its_first_listing_to_its_last(
+    store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    # Never accepted, it has no last-accepted series: when it was listed is what its alert
+    # (PricingCompetitorNeverAccepted) reads, with the median period it now also gets.
+    def listing(sku: str) -> Listing:
+        return Listing(sku=sku, competitor="new", url=f"http://127.0.0.1/{sku}", frequency=EVERY)
+
+    await put_listings(store.redis, [listing("A-1")], now=1000.0)
+    await put_listings(store.redis, [listing("A-2")], now=2000.0)
+    scheduler = Scheduler(store.redis, crawler_settings)
+
+    def exported(name: str) -> float | None:
+        return REGISTRY.get_sample_value(name, {"competitor": "new"})
+
+    await scheduler.tick()
+    assert exported("pricing_crawl_listed_since_timestamp_seconds") == 1000.0
+    assert exported("pricing_crawl_median_listing_period_seconds") == EVERY.total_seconds()
+    assert exported("pricing_crawl_last_accepted_timestamp_seconds") is None
+    assert await delete_listing(store.redis, "A-1", "new")
+    await scheduler.tick()
+    assert exported("pricing_crawl_listed_since_timestamp_seconds") == 1000.0
+    assert await delete_listing(store.redis, "A-2", "new")
+    assert await store.redis.hget(keys.LISTED_COMPETITORS, "new") is None
+    await scheduler.tick()
+    assert exported("pricing_crawl_listed_since_timestamp_seconds") is None
+    assert exported("pricing_crawl_median_listing_period_seconds") is None
+    # Listed again: a new clock.
+    await put_listings(store.redis, [listing("A-1")], now=5000.0)
+    await scheduler.tick()
+    assert exported("pricing_crawl_listed_since_timestamp_seconds") == 5000.0
+
+
+async def test_the_scheduler_lists_the_competitors_of_listings_stored_before_the_index(
+    store: Store, crawler_settings: CrawlerSettings
+) -> None:
+    await put_listings(
+        store.redis,
+        [Listing(sku="A-1", competitor="old", url="http://127.0.0.1/", frequency=EVERY)],
+        now=1000.0,
+    )
+    await store.redis.delete(keys.LISTED_COMPETITORS)  # as an earlier version stored it
+    before = time.time()
+
+    await Scheduler(store.redis, crawler_settings).rebalance()
+
+    since = await store.redis.hget(keys.LISTED_COMPETITORS, "old")
+    assert since is not None
+    assert float(since) >= before  # when it was first listed is not known: from now
+    await store.redis.delete(keys.LISTED_COMPETITORS)
+    await Scheduler(store.redis, crawler_settings).rebalance()
+    assert await store.redis.hget(keys.LISTED_COMPETITORS, "old") is None  # once
+
+
 async def test_the_scheduler_indexes_the_periods_of_listings_stored_before_the_index(
     store: Store, crawler_settings: CrawlerSettings
 ) -> None:
