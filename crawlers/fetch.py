@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -92,10 +93,15 @@ class Fetcher:
         competitors: Mapping[str, Competitor],
     ) -> None:
         self.settings = settings
-        self.competitors = competitors
         self.gate = DomainGate(redis)
         self._route_identities: dict[int, tuple[Competitor, str]] = {}
         self._routes: dict[str, _Route] = {}
+        #: Requests under way per route, and the routes no competitor uses since an edit:
+        #: each is closed once its last request ends.
+        self._requests_on: Counter[str] = Counter()
+        self._retired: set[str] = set()
+        self._identities_in_use: set[str] = set()
+        self.competitors: Mapping[str, Competitor] = {}
         self._robots: dict[str, RobotsCache] = {}
         self._policy = AddressPolicy(tuple(settings.allowed_private_networks))
         timeout = httpx.Timeout(
@@ -105,11 +111,13 @@ class Fetcher:
             pool=settings.total_timeout,
         )
         self._extensions = {"timeout": timeout.as_dict()}
+        self.use_competitors(competitors)
 
     def use_competitors(self, competitors: Mapping[str, Competitor]) -> None:
         """Fetch with ``competitors`` from now on (an edit of the rule files). Requests in
         flight finish as they started; a competitor whose definition changed reads its
-        robots.txt again, with its new identity."""
+        robots.txt again, with its new identity; the connections of a route no competitor
+        uses any more (another proxy, user agent or headers) close after its last request."""
         for competitor_id, competitor in self.competitors.items():
             if competitors.get(competitor_id) != competitor:
                 self._robots.pop(competitor_id, None)
@@ -117,6 +125,10 @@ class Fetcher:
         self._route_identities = {
             key: known for key, known in self._route_identities.items() if key in kept
         }
+        self._identities_in_use = {
+            self._route_identity(competitor) for competitor in competitors.values()
+        }
+        self._retired = (self._retired | self._routes.keys()) - self._identities_in_use
         self.competitors = competitors
 
     async def close(self) -> None:
@@ -124,6 +136,16 @@ class Fetcher:
         for route in self._routes.values():
             await route.transport.aclose()
         self._routes.clear()
+        self._retired.clear()
+
+    async def _close_idle_retired_routes(self) -> None:
+        """Close the routes an edit left unused (another proxy, user agent or headers),
+        with their connections, once no request is under way on them."""
+        for identity in [one for one in self._retired if not self._requests_on[one]]:
+            self._retired.discard(identity)
+            route = self._routes.pop(identity, None)
+            if route is not None:
+                await route.transport.aclose()
 
     # -- the public entry point ---------------------------------------------------------------
 
@@ -235,8 +257,25 @@ class Fetcher:
         """One GET: the result, and the redirect location when it is a redirect. Raises
         :class:`_DefinitionChanged` when the competitor was edited while the request
         waited for its slot (a slower rate, a removal: jobs in hand obey it too)."""
-        host = urlsplit(url).hostname or ""
         route = self._route_for(competitor)
+        self._requests_on[route.identity] += 1
+        try:
+            return await self._get_on(route, competitor_id, competitor, url, interval, max_bytes)
+        finally:
+            self._requests_on[route.identity] -= 1
+            if self._retired:
+                await self._close_idle_retired_routes()
+
+    async def _get_on(
+        self,
+        route: _Route,
+        competitor_id: str,
+        competitor: Competitor,
+        url: str,
+        interval: float,
+        max_bytes: int,
+    ) -> tuple[FetchResult, str | None]:
+        host = urlsplit(url).hostname or ""
         # The lease comes first and the rate slot is awaited while holding it: requests
         # cannot then bunch up behind a busy domain and leave together. The lease covers
         # that wait (at most one interval per other holder) and the request itself.
@@ -360,12 +399,7 @@ class Fetcher:
     def _route_for(self, competitor: Competitor) -> _Route:
         # Routes differ by their headers, user agent and proxy only. The identity is
         # remembered per competitor object (kept alive with it, so its id is not reused).
-        known = self._route_identities.get(id(competitor))
-        if known is not None and known[0] is competitor:
-            identity = known[1]
-        else:
-            identity = competitor.model_dump_json(include={"headers", "user_agent", "proxy"})
-            self._route_identities[id(competitor)] = (competitor, identity)
+        identity = self._route_identity(competitor)
         route = self._routes.get(identity)
         if route is None:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
@@ -378,9 +412,20 @@ class Fetcher:
                     proxy=competitor.proxy, limits=limits, trust_env=False
                 )
             headers = {**competitor.headers, "User-Agent": self._user_agent(competitor)}
-            route = _Route(_client_headers(headers), transport)
+            route = _Route(identity, _client_headers(headers), transport)
             self._routes[identity] = route
+            if identity not in self._identities_in_use:
+                # For a job in hand whose competitor was edited since: closed after it.
+                self._retired.add(identity)
         return route
+
+    def _route_identity(self, competitor: Competitor) -> str:
+        known = self._route_identities.get(id(competitor))
+        if known is not None and known[0] is competitor:
+            return known[1]
+        identity = competitor.model_dump_json(include={"headers", "user_agent", "proxy"})
+        self._route_identities[id(competitor)] = (competitor, identity)
+        return identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +439,7 @@ class _Route:
     but its per-request cost (about a tenth of a worker's CPU).
     """
 
+    identity: str  # what the competitor's headers, user agent and proxy make it
     headers: httpx.Headers
     transport: httpx.AsyncBaseTransport
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -180,6 +183,48 @@ async def test_requests_waiting_for_their_slot_obey_an_edit_of_the_competitors(
         Outcome.UNKNOWN_LISTING,
     ]
     assert len(site.state.hits("/jsonld/")) == 1
+
+
+def _connections_to(port: int) -> int:
+    """This process's established TCP connections to ``port`` on 127.0.0.1, from the
+    kernel's table (the demo site's own sockets have it as their local port)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    wanted = f"0100007F:{port:04X}"
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed by now
+            mine.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return sum(
+        1 for row in rows if row[2] == wanted and row[3] == "01" and f"socket:[{row[9]}]" in mine
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc")
+async def test_an_edit_closes_the_connections_no_competitor_uses_any_more(
+    site: DemoSiteServer, crawler_settings: CrawlerSettings, redis_client: aioredis.Redis
+) -> None:
+    # A route per user agent, proxy and headers: before, every edit left the old one's
+    # connections open for the life of the worker.
+    port = urlsplit(site.url).port
+    assert port is not None
+    first = Competitor(name="Demo", domains=["127.0.0.1"], user_agent="PricingBot/1")
+    fetcher = Fetcher(crawler_settings, redis_client, {"demo": first})
+    try:
+        assert (await fetcher.fetch("demo", f"{site.url}/jsonld/A-1")).outcome is Outcome.ACCEPTED
+        assert _connections_to(port) == 1  # kept alive for the next request
+        fetcher.use_competitors({"demo": first.model_copy(update={"user_agent": "PricingBot/2"})})
+        assert (await fetcher.fetch("demo", f"{site.url}/jsonld/A-2")).outcome is Outcome.ACCEPTED
+        for _ in range(100):  # the server notices the close a moment later
+            if _connections_to(port) == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert _connections_to(port) == 1  # the new route's; the old one's is closed
+        fetcher.use_competitors({"demo": first})  # an edit undone: a route of its own again
+        assert (await fetcher.fetch("demo", f"{site.url}/jsonld/A-3")).outcome is Outcome.ACCEPTED
+    finally:
+        await fetcher.close()
+    assert len(site.state.hits("/jsonld/")) == 3
 
 
 async def test_give_up_after_the_attempts(site: DemoSiteServer, fetcher: Fetcher) -> None:
