@@ -45,6 +45,20 @@ no (price, quantity) observation and is left out, as are rows with a non-positiv
 For slow sellers (a few units a day) this selects the better days and biases the raw
 slope toward zero; such items have few observations and lean on their category.
 
+**Glitches and outliers.** A day sold at a mistyped price (a 1p bug that sold thousands)
+sits far from the item's other prices, and one such day outweighs every other: its log
+price is so far from the mean that the slope goes through it. A day whose average price
+paid is outside :data:`PRICE_GLITCH_FACTOR` times (or that fraction of) the item's median
+price is therefore left out, like a day without sales: a constant-elasticity curve fitted
+around the everyday price says little about a price four times off, and a real clearance
+at 75% off is rare enough to lose. Then, after a first fit, a day whose residual is more
+than :data:`OUTLIER_SDS` robust standard deviations from it (the median absolute residual
+of the item's days or its category's, whichever is larger, scaled; residuals of counts
+standardised by their weights first) is
+left out too, and the fit is done again: one bulk order or a stock-out day no longer
+moves a slope. So many, because leaving out true days would make the standard errors too
+small; a bulk order or a glitch is tens of standard deviations off.
+
 Items with usable days but no identifiable slope of their own (fewer than
 :data:`MIN_OBSERVATIONS` days, or a price that never moved) get their category's
 estimate, with the spread of elasticities in the category as its uncertainty (``nan``
@@ -55,7 +69,7 @@ variance to estimate: its item is not pooled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -80,6 +94,16 @@ EIGEN_TOLERANCE = 1e-9
 COUNT_OFFSET = 0.5
 #: Weighted passes after the unweighted one, for counts (a third changed nothing measurable).
 REWEIGHTED_PASSES = 2
+#: A day's price more than this many times, or less than this fraction of, the item's
+#: median price is taken as a glitch and left out.
+PRICE_GLITCH_FACTOR = 4.0
+#: A day further than this many robust standard deviations from the first fit is an
+#: outlier, left out of the final one (see the module's text for why so many).
+OUTLIER_SDS = 6.0
+#: Rounds of screening for outliers, each fitted without the last round's outliers.
+OUTLIER_ROUNDS = 2
+#: The median absolute deviation of normal noise, in standard deviations.
+MAD_TO_SD = 1.4826
 #: Largest log fitted count used as a weight (keeps ``exp`` finite on absurd inputs).
 MAX_LOG_WEIGHT = 700.0
 
@@ -115,12 +139,19 @@ def fit_elasticities(
     item, day_of_week = item[usable], day_of_week[usable]
     x = np.log(price[usable])
     y = np.log(units[usable] + COUNT_OFFSET) if units_are_counts else np.log(units[usable])
+    typical = np.abs(x - _medians_by(item, x, n_items)[item]) <= np.log(PRICE_GLITCH_FACTOR)
+    item, day_of_week, x, y = item[typical], day_of_week[typical], x[typical], y[typical]
     n_categories = int(item_category.max()) + 1 if n_items else 0
 
     rows = _Rows(item, day_of_week, x, y, item_category, n_items, n_categories)
-    fit = _least_squares(rows, np.ones_like(x))
-    for _ in range(REWEIGHTED_PASSES if units_are_counts else 0):
-        fit = _least_squares(rows, np.exp(np.minimum(fit.fitted(rows), MAX_LOG_WEIGHT)))
+    # Outliers are found with unweighted fits: weighted by its fitted count, a bulk order
+    # would pull its own fit up and weigh the more for it. A second round, on the days
+    # the first kept, gives back a day only the outliers' pull made look outlying.
+    keep = np.ones_like(x, dtype=np.bool_)
+    for _ in range(OUTLIER_ROUNDS):
+        screening = _least_squares(rows.kept(keep), np.ones(int(keep.sum())))
+        keep = ~_outliers(rows, screening, units_are_counts)
+    fit = _fit_rows(rows.kept(keep), units_are_counts)
     moments, raw = fit.moments, fit.slope
     se_raw = _moderated_standard_errors(
         fit.variance, fit.df, fit.sxx_net, item_category, n_categories
@@ -134,6 +165,52 @@ def fit_elasticities(
         raw_standard_error=se_raw,
         category_elasticity=category_mean,
     )
+
+
+def _medians_by(group: IntArray, values: FloatArray, n_groups: int) -> FloatArray:
+    """Each group's median of ``values`` (the lower one of an even count; 0 for a group
+    without rows), for every group at once: one sort by group, then value."""
+    medians = np.zeros(n_groups)
+    if not group.size:
+        return medians
+    order = np.lexsort((values, group))
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    present = counts > 0
+    middle = starts[present] + (counts[present] - 1) // 2
+    medians[present] = values[order][middle]
+    return medians
+
+
+def _fit_rows(rows: _Rows, units_are_counts: bool) -> _Pass:
+    """Least squares, then for counts reweighted by the fitted counts."""
+    fit = _least_squares(rows, np.ones_like(rows.x))
+    for _ in range(REWEIGHTED_PASSES if units_are_counts else 0):
+        fit = _least_squares(rows, _count_weights(rows, fit))
+    return fit
+
+
+def _count_weights(rows: _Rows, fit: _Pass) -> FloatArray:
+    weight: FloatArray = np.exp(np.minimum(fit.fitted(rows), MAX_LOG_WEIGHT))
+    return weight
+
+
+def _outliers(rows: _Rows, fit: _Pass, units_are_counts: bool) -> npt.NDArray[np.bool_]:
+    """The rows further than :data:`OUTLIER_SDS` robust standard deviations from ``fit``
+    (residuals of counts times the square root of their weight, so that a busy day's and
+    a quiet day's compare). The spread is the item's own or its category's, whichever is
+    larger: a few weeks of one item's days can make it half what it is."""
+    residual = rows.y - fit.fitted(rows)
+    if units_are_counts:
+        residual = residual * np.sqrt(_count_weights(rows, fit))
+    size = np.abs(residual)
+    category = rows.item_category[rows.item]
+    spread = MAD_TO_SD * np.maximum(
+        _medians_by(rows.item, size, rows.n_items)[rows.item],
+        _medians_by(category, size, rows.n_categories)[category],
+    )
+    outlying: npt.NDArray[np.bool_] = (spread > 0) & (size > OUTLIER_SDS * spread)
+    return outlying
 
 
 def _check_shapes(
@@ -294,6 +371,12 @@ class _Rows:
     item_category: IntArray
     n_items: int
     n_categories: int
+
+    def kept(self, keep: npt.NDArray[np.bool_]) -> _Rows:
+        """The rows where ``keep`` is true."""
+        return replace(
+            self, item=self.item[keep], day=self.day[keep], x=self.x[keep], y=self.y[keep]
+        )
 
 
 @dataclass(frozen=True)

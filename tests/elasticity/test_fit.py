@@ -181,3 +181,45 @@ def test_standard_errors_match_the_errors_in_small_categories_too(items: int) ->
     errors = np.concatenate(z)
     assert 0.92 <= float(np.mean(np.abs(errors) < 1.96)) <= 0.98
     assert 0.9 <= float(np.std(errors)) <= 1.1
+
+
+def test_a_price_glitch_or_a_bulk_order_does_not_swing_an_elasticity() -> None:
+    # A 1p bug that sold thousands, or one bulk order, sat in the sales history: one such
+    # day took the least-squares slope with it.
+    rng = np.random.default_rng(3)
+    n, days = 200, 35
+    truth = -2.0 + rng.normal(0.0, 0.2, n)
+    log_price = np.log(20.0) + rng.normal(0.0, 0.08, (days, n))
+    units = rng.poisson(40.0 * np.exp(truth * (log_price - np.log(20.0)))).astype(np.float64)
+    price = np.exp(log_price)
+    item = np.broadcast_to(np.arange(n), (days, n))
+    dow = np.broadcast_to((np.arange(days) % 7)[:, None], (days, n))
+
+    def fit(on_days: np.ndarray, prices: np.ndarray, sold: np.ndarray) -> ElasticityFit:
+        return fit_elasticities(
+            item[on_days].ravel(),
+            prices[on_days].ravel(),
+            sold[on_days].ravel(),
+            dow[on_days].ravel(),
+            np.zeros(n, np.int64),
+            n,
+            units_are_counts=True,
+        )
+
+    every_day = np.arange(days)
+    glitch_price, glitch_units = price.copy(), units.copy()
+    glitch_price[10], glitch_units[10] = 0.01, 5_000.0  # day 10: all at 1p, sold out
+    bulk_units = units.copy()
+    bulk_units[20] *= 10  # day 20: one customer bought ten days' worth at the usual price
+
+    # Each is left out, the 1p day as a price glitch, the bulk order as an outlier, and
+    # nothing else: the slopes are those of the other days.
+    for bad_day, prices, sold in ((10, glitch_price, glitch_units), (20, price, bulk_units)):
+        result = fit(every_day, prices, sold)
+        without = fit(every_day[every_day != bad_day], price, units)
+        assert np.all(result.observations == days - 1)
+        np.testing.assert_allclose(result.raw_elasticity, without.raw_elasticity, rtol=1e-9)
+        np.testing.assert_allclose(result.elasticity, without.elasticity, rtol=1e-9)
+    # What the slopes are compared with is a fit worth having.
+    clean = fit(every_day, price, units)
+    assert float(np.sqrt(np.mean((clean.raw_elasticity - truth) ** 2))) < 0.4
