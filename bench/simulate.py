@@ -95,12 +95,13 @@ def main() -> None:
         accuracy = goals["elasticity"]
         weekly = " ".join(
             "-" if share is None else f"{100 * share:.1f}"
-            for share in goals["weekly_profit_vs_oracle"]
+            for share in goals["weekly_profit_share_of_oracle"]
         )
+        over_beat_lowest = 100 * goals["profit_gain_over_beat_lowest"]
         print(
-            f"seed {seed}: profit vs oracle {100 * goals['profit_vs_oracle']:.1f}% "
-            f"(weeks: {weekly}); vs beat-lowest {100 * goals['profit_vs_beat_lowest']:+.1f}%, "
-            f"vs list {100 * goals['profit_vs_list_price']:+.1f}%"
+            f"seed {seed}: profit vs oracle {100 * goals['profit_share_of_oracle']:.1f}% "
+            f"(weeks: {weekly}); vs beat-lowest {over_beat_lowest:+.1f}%, "
+            f"vs list {100 * goals['profit_gain_over_list_price']:+.1f}%"
         )
         print(
             f"  elasticity within ±10%: {_share(accuracy['identified'])} of the "

@@ -54,7 +54,7 @@ def simulate_command(
     for column in ("policy", "profit", "revenue", "units", "stock-out item-days", "% of oracle"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     for policy in summary["policies"].values():
-        share = policy["profit_vs_oracle"]
+        share = policy["profit_share_of_oracle"]
         table.add_row(
             policy["label"],
             policy["profit"],
@@ -67,11 +67,11 @@ def simulate_command(
     goals = summary["goals"]
     accuracy = goals["elasticity"]
     console.print(
-        f"rules vs beat-lowest: {100 * (goals['profit_vs_beat_lowest'] or 0):+.1f}% profit; "
-        f"vs list price: {100 * (goals['profit_vs_list_price'] or 0):+.1f}%"
+        f"rules vs beat-lowest: {100 * (goals['profit_gain_over_beat_lowest'] or 0):+.1f}% profit; "
+        f"vs list price: {100 * (goals['profit_gain_over_list_price'] or 0):+.1f}%"
     )
     weekly = ", ".join(
-        "-" if s is None else f"{100 * s:.1f}" for s in goals["weekly_profit_vs_oracle"]
+        "-" if s is None else f"{100 * s:.1f}" for s in goals["weekly_profit_share_of_oracle"]
     )
     console.print(f"rules profit, % of the oracle, week by week: {weekly}")
     if accuracy:

@@ -50,7 +50,7 @@ def summarise(simulation: Simulation) -> dict[str, Any]:
             "units": int(run.units.sum()),
             "stockout_item_days": int(np.count_nonzero(run.lost_units)),
             "lost_units": int(run.lost_units.sum()),
-            "profit_vs_oracle": round(profit / oracle_profit, 4) if oracle_profit else None,
+            "profit_share_of_oracle": _share(profit, oracle_profit),
             "loop_holds": run.loop_holds,
         }
     rules = simulation.runs[RULES]
@@ -66,16 +66,25 @@ def summarise(simulation: Simulation) -> dict[str, Any]:
         "start": simulation.start.date().isoformat(),
         "policies": policies,
         "goals": {
-            "profit_vs_oracle": round(rules_profit / oracle_profit, 4) if oracle_profit else None,
-            "profit_vs_beat_lowest": round(rules_profit / baseline - 1, 4) if baseline else None,
-            "profit_vs_list_price": round(rules_profit / listed - 1, 4) if listed else None,
-            "weekly_profit_vs_oracle": weekly_profit_vs_oracle(simulation),
+            "profit_share_of_oracle": _share(rules_profit, oracle_profit),
+            # Gains are shares minus one: +0.086 is 8.6% more profit.
+            "profit_gain_over_beat_lowest": _gain(rules_profit, baseline),
+            "profit_gain_over_list_price": _gain(rules_profit, listed),
+            "weekly_profit_share_of_oracle": weekly_profit_share_of_oracle(simulation),
             "elasticity": elasticity_accuracy(simulation),
         },
     }
 
 
-def weekly_profit_vs_oracle(simulation: Simulation) -> list[float | None]:
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _gain(profit: int, compared: int) -> float | None:
+    return round(profit / compared - 1, 4) if compared else None
+
+
+def weekly_profit_share_of_oracle(simulation: Simulation) -> list[float | None]:
     """The rules' profit as a share of the oracle's, week by week (the last week may be
     short): where the run loses its profit, learning or later."""
     market = simulation.market
@@ -84,7 +93,7 @@ def weekly_profit_vs_oracle(simulation: Simulation) -> list[float | None]:
     shares: list[float | None] = []
     for start in range(0, simulation.days, 7):
         best = int(oracle[start : start + 7].sum())
-        shares.append(round(int(rules[start : start + 7].sum()) / best, 4) if best else None)
+        shares.append(_share(int(rules[start : start + 7].sum()), best))
     return shares
 
 

@@ -65,7 +65,7 @@ def test_the_rules_earn_more_than_the_naive_policies(summary: dict[str, object])
 def test_the_rules_come_close_to_the_oracle(summary: dict[str, object]) -> None:
     share = _profit(summary, RULES) / _profit(summary, ORACLE)
     assert 0.95 <= share <= 1.01
-    assert summary["goals"]["profit_vs_oracle"] == pytest.approx(share, abs=1e-4)  # type: ignore[index]
+    assert summary["goals"]["profit_share_of_oracle"] == pytest.approx(share, abs=1e-4)  # type: ignore[index]
 
 
 def test_once_learnt_every_week_earns_nearly_the_oracle_profit(
@@ -75,7 +75,7 @@ def test_once_learnt_every_week_earns_nearly_the_oracle_profit(
     # rough for a week or two; from week 4 only exploration separates the rules from
     # the oracle. Trusting an estimate only below a standard error of 0.4 after 10
     # days (the rules before) still left weeks 4-5 at 92-95% on larger markets.
-    weekly = summary["goals"]["weekly_profit_vs_oracle"]  # type: ignore[index]
+    weekly = summary["goals"]["weekly_profit_share_of_oracle"]  # type: ignore[index]
     assert len(weekly) == 8
     assert weekly[0] < 0.97, "week 1 starts at the list price: it cannot match the oracle"
     assert all(0.97 <= share <= 1.01 for share in weekly[3:]), weekly
