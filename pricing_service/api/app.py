@@ -26,6 +26,7 @@ from pricing_service.api.fast_lookup import FastPriceLookup
 from pricing_service.api.middleware import (
     BodyLimitMiddleware,
     HeadAsGetMiddleware,
+    NoStoreMiddleware,
     RequestTelemetryMiddleware,
 )
 from pricing_service.api.problems import install_problem_handlers
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTelemetryMiddleware, access_log=settings.access_log)
+    app.add_middleware(NoStoreMiddleware)
     # Outermost: it answers cache hits itself, with their request id and access log line.
     app.add_middleware(FastPriceLookup, access_log=settings.access_log)
     app.add_middleware(HeadAsGetMiddleware)

@@ -15,7 +15,7 @@ import time
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pricing_service.api.auth import Scope as AccessScope
-from pricing_service.api.middleware import log_access
+from pricing_service.api.middleware import NO_STORE, log_access
 from pricing_service.api.problems import ProblemError
 from pricing_service.api.routes.prices import PriceOut, _from_schedule
 from pricing_service.catalogue import SKU_PATTERN
@@ -25,7 +25,7 @@ from pricing_service.metrics import LOOKUPS, REQUEST_SECONDS
 PREFIX = "/v1/prices/"
 ROUTE_TEMPLATE = "/v1/prices/{sku}"
 _SKU = re.compile(SKU_PATTERN)
-_HEADERS_BASE = [(b"content-type", b"application/json")]
+_HEADERS_BASE = [(b"content-type", b"application/json"), NO_STORE]
 
 
 class FastPriceLookup:

@@ -80,6 +80,34 @@ class RequestTelemetryMiddleware:
                 log_access(scope, status, elapsed, request_id.decode())
 
 
+class NoStoreMiddleware:
+    """``Cache-Control: no-store`` on every answer that does not say otherwise: each one
+    is the live state (a price, a rule, a queue), and a CDN's default lifetime for an
+    answer without the header (a day, for some) would go on serving a price long after
+    the next decision."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", ())
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    message["headers"] = [*headers, NO_STORE]
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
+#: The header :class:`NoStoreMiddleware` adds.
+NO_STORE = (b"cache-control", b"no-store")
+
+
 class HeadAsGetMiddleware:
     """HEAD where GET works (RFC 9110): the GET's status and headers, without its body.
     Load balancers probe with HEAD; FastAPI routes answer GET only."""

@@ -329,8 +329,14 @@ def test_the_fast_path_answers_exactly_like_the_full_route(
     assert fast.status_code == again.status_code == full_route.status_code == 200
     assert fast.json() == again.json()
     assert fast.headers["content-type"] == again.headers["content-type"]
+    # No shared cache may keep a price: a CDN's default lifetime would serve it for hours.
+    assert fast.headers["cache-control"] == again.headers["cache-control"] == "no-store"
     # Without a key the fast path steps aside and the route answers 401 as before.
-    assert api.get("/v1/prices/SKU-1").status_code == 401
+    unauthorised = api.get("/v1/prices/SKU-1")
+    assert unauthorised.status_code == 401
+    assert unauthorised.headers["cache-control"] == "no-store"
+    batch = api.post("/v1/prices/lookup", json={"skus": ["SKU-1"]}, headers=headers)
+    assert batch.headers["cache-control"] == "no-store"
     metrics = api.get("/metrics").text
     assert 'route="/v1/prices/{sku}",status_class="2xx"' in metrics
 
