@@ -43,7 +43,12 @@ from pricing_service.engine.inputs import (
     ElasticityEstimate,
     PricingInputs,
 )
-from pricing_service.engine.single import NO_CEILING, guardrail_detail, rounding_hold_warning
+from pricing_service.engine.single import (
+    NO_CEILING,
+    guardrail_detail,
+    rounding_hold_warning,
+    rounding_skip_warning,
+)
 from pricing_service.money import apply_ratio, clamp_minor, minor_unit_digits
 
 _CONFLICT = 1 << GUARDRAIL_NAMES.index("conflict")
@@ -352,7 +357,7 @@ def explain_row(
                 )
             )
         elif not result.rounding_ok[index]:
-            warnings.append("rounding skipped: no price ending within the allowed range")
+            warnings.append(rounding_skip_warning(rule.guardrails.rounding, columns.currency))
         elif final != clamped:
             steps.append(
                 _step(

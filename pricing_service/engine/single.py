@@ -544,6 +544,29 @@ def rounding_hold_warning(
     )
 
 
+def ending_decimals(rounding: CompiledRounding) -> int:
+    """How many decimal places a price must have to carry the rounding's ending: 2 for
+    ".99", 1 for ".90" (0.9), 0 for "9" or ".00" and for price points."""
+    if rounding.ending is None:
+        return 0
+    exponent = rounding.ending.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # an ending is finite: the model's pattern says so
+    return max(0, -exponent)
+
+
+def rounding_skip_warning(rounding: CompiledRounding, currency: str) -> str:
+    """The warning when rounding finds no point within the allowed range (both paths):
+    an ending finer than the currency's minor unit (".99" in JPY) never has one."""
+    needed, digits = ending_decimals(rounding), minor_unit_digits(currency)
+    if needed > digits:
+        has = "no minor unit" if digits == 0 else f"only {digits} decimal places"
+        return (
+            f"rounding skipped: {rounding.points_noun} needs {needed} decimal places and "
+            f"{currency} has {has}, so no {currency} price ends in it"
+        )
+    return "rounding skipped: no price ending within the allowed range"
+
+
 def decide(
     ruleset: CompiledRuleset,
     item: ItemFacts,
@@ -756,7 +779,7 @@ def decide(
                 )
             )
         elif not ok:
-            context.warnings.append("rounding skipped: no price ending within the allowed range")
+            context.warnings.append(rounding_skip_warning(guardrails.rounding, currency))
         price = rounded
     if guardrails.cooldown_seconds and item.last_changed_at is not None and current is not None:
         cooldown_end = int(item.last_changed_at.timestamp()) + guardrails.cooldown_seconds

@@ -176,3 +176,46 @@ def test_a_cooldown_still_holds_the_current_price() -> None:
     assert not decision.changed
     assert "cooldown" in decision.guardrails_fired
     assert not any(w.startswith("rounding skipped") for w in decision.warnings)
+
+
+@pytest.mark.parametrize(
+    ("currency", "ending", "current", "target", "reason"),
+    [
+        (
+            "JPY",
+            ".99",
+            "1500",
+            "1400",
+            "price ending .99 needs 2 decimal places and JPY has no minor unit",
+        ),
+        (
+            "USD",
+            ".995",
+            "15.00",
+            "14.00",
+            "price ending .995 needs 3 decimal places and USD has only 2 decimal places",
+        ),
+    ],
+)
+def test_an_ending_the_currency_cannot_carry_says_so(
+    currency: str, ending: str, current: str, target: str, reason: str
+) -> None:
+    """JPY has no minor unit: a .99 ending never fits, whatever the allowed range, and the
+    skip says that rather than blaming the range (both paths say it word for word)."""
+    item = ItemFacts(
+        sku="TEA-SET", currency=currency, cost=Decimal(1), current_price=Decimal(current)
+    )
+    decision = priced(engine({"fixed": target}, rounding={"ending": ending}), item)
+    assert decision.price == Decimal(target)  # published unrounded
+    assert decision.warnings == (f"rounding skipped: {reason}, so no {currency} price ends in it",)
+
+
+@pytest.mark.parametrize(
+    ("currency", "ending", "price"),
+    [("JPY", "9", "1399"), ("JPY", ".00", "1401"), ("KWD", ".995", "1400.995")],
+)
+def test_an_ending_the_currency_can_carry_rounds(currency: str, ending: str, price: str) -> None:
+    item = ItemFacts(sku="TEA-SET", currency=currency, cost=Decimal(1), current_price=None)
+    decision = priced(engine({"fixed": "1400.5"}, rounding={"ending": ending}), item)
+    assert decision.warnings == ()
+    assert decision.price == Decimal(price)
