@@ -922,6 +922,74 @@ def _check_days_with_overnight_hours(merged: _Merged) -> Iterator[Diagnostic]:
             yield located.report((*path, "hours"), message, "warning")
 
 
+#: An amount change at least this share of every price its rule can set reads like a
+#: percentage whose "%" was forgotten: "-20" off a price of at most 40.
+AMOUNT_LIKE_A_PERCENTAGE = Decimal("0.5")
+
+
+def _check_amounts_like_percentages(merged: _Merged) -> Iterator[Diagnostic]:
+    """An amount change (``change: -20``) that is a large share of every price its rule
+    can set, where the rule files bound that price: its fixed price, a max_price (the
+    rule's or the ruleset's), or, for a list_price or discount strategy, its price band's
+    max list price. Rules with no such bound (a competitor or cost-plus rule without a
+    max_price) are not judged: the preview shows what their changes do."""
+    outer = merged.guardrails
+    for located in merged.priced():
+        rule = located.value
+        bound = _highest_price_known(located, outer)
+        if bound is None:
+            continue
+        ceiling, basis = bound
+        for index, adjustment in enumerate(rule.adjustments):
+            amount = adjustment.change.amount
+            if amount is None or amount == 0:
+                continue
+            # Only a number that would be a valid percentage change can be one.
+            if (amount < 0 and -amount >= 100) or amount > 1000:
+                continue
+            share = abs(amount) / ceiling
+            if share < AMOUNT_LIKE_A_PERCENTAGE:
+                continue
+            written = f"{amount:f}"
+            shown = ("+" if amount > 0 else "") + written
+            percent = ("+" if amount > 0 else "") + f"{amount.normalize():f}%"
+            if share > 1:
+                size = "more than"
+            else:
+                whole = int(share * 100)
+                size = f"{whole}% of" if whole == share * 100 else f"over {whole}% of"
+            message = (
+                f"change {shown} is an amount in the item's currency, {size} {basis}: "
+                f'if a percentage was meant, write "{percent}"'
+            )
+            yield located.report(("adjustments", index, "change"), message, "warning")
+
+
+def _highest_price_known(
+    located: _Located[Rule] | _Located[DefaultRule], outer: _Located[Guardrails] | None
+) -> tuple[Decimal, str] | None:
+    """The lowest ceiling the rule files put on a rule's price, and what sets it."""
+    rule = located.value
+    known: list[tuple[Decimal, str]] = []
+    if rule.strategy.fixed is not None:
+        known.append((rule.strategy.fixed, f"its fixed price {rule.strategy.fixed}"))
+    if rule.guardrails is not None and rule.guardrails.max_price is not None:
+        highest = rule.guardrails.max_price
+        known.append((highest, f"its max_price {highest}, the highest price it can set"))
+    if outer is not None and outer.value.max_price is not None:
+        where = _at(outer, outer.position("max_price"))
+        highest = outer.value.max_price
+        basis = f"the ruleset's max_price {highest} ({where}), the highest price any rule can set"
+        known.append((highest, basis))
+    band = rule.match.price_band if isinstance(rule, Rule) and rule.match is not None else None
+    at_most_list = rule.strategy.list_price is not None or rule.strategy.discount is not None
+    if band is not None and band.max is not None and at_most_list and not rule.fallback:
+        basis = f"its price band's max {band.max}, the highest list price it applies to"
+        known.append((band.max, basis))
+    known = [(value, basis) for value, basis in known if value > 0]
+    return min(known, key=lambda entry: entry[0]) if known else None
+
+
 _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] = (
     _check_competitor_references,
     _check_event_references,
@@ -932,4 +1000,5 @@ _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] =
     _check_shadowed_rules,
     _check_timezone_has_a_region,
     _check_days_with_overnight_hours,
+    _check_amounts_like_percentages,
 )

@@ -632,3 +632,85 @@ def test_shadowing_diagnostics_match_the_pairwise_scan(
     assert messages(indexed) == messages(pairwise)
     # Not vacuous: the random rules do shadow one another.
     assert sum("can never match" in m for m in messages(pairwise)) >= 5
+
+
+def _rule_with_change(change: str, strategy: str, extra: str = "") -> str:
+    return (
+        "  - id: gifts\n"
+        "    description: Gifts\n"
+        "    owner: sam@example.com\n"
+        "    priority: 50\n"
+        f"    match: {{categories: [gifts]{extra}}}\n"
+        f"    strategy: {strategy}\n"
+        "    adjustments:\n"
+        "      - id: promo\n"
+        f"        change: {change}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "strategy", "extra", "said"),
+    [
+        (
+            "-20",
+            "{fixed: 30}",
+            "",
+            "change -20 is an amount in the item's currency, over 66% of its fixed price 30: "
+            'if a percentage was meant, write "-20%"',
+        ),
+        (
+            "-20",
+            "{list_price: true}\n    guardrails: {max_price: 40}",
+            "",
+            "change -20 is an amount in the item's currency, 50% of its max_price 40, the "
+            'highest price it can set: if a percentage was meant, write "-20%"',
+        ),
+        (
+            "+15",
+            '{discount: "10%"}',
+            ", price_band: {max: 12}",
+            "change +15 is an amount in the item's currency, more than its price band's max "
+            "12, the highest list price it applies to: if a percentage was meant, write "
+            '"+15%"',
+        ),
+    ],
+)
+def test_an_amount_change_that_dwarfs_the_rules_prices_reads_like_a_forgotten_percent(
+    good_files: dict[str, str], change: str, strategy: str, extra: str, said: str
+) -> None:
+    good_files["rules.yaml"] += _rule_with_change(change, strategy, extra)
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    line = good_files["rules.yaml"].count("\n")  # the change is the file's last line
+    assert messages(diagnostics) == [f"rules.yaml:{line}:17: warning: {said}"]
+
+
+def test_the_rulesets_max_price_bounds_every_rule(good_files: dict[str, str]) -> None:
+    good_files["pricing.yaml"] = good_files["pricing.yaml"].replace("5000", "30")
+    good_files["rules.yaml"] += _rule_with_change("-25", '{cost_plus: "40%"}')
+    _, diagnostics = check_texts(good_files)
+    assert messages(diagnostics) == [
+        "rules.yaml:25:17: warning: change -25 is an amount in the item's currency, over 83% "
+        "of the ruleset's max_price 30 (pricing.yaml:6:14), the highest price any rule can "
+        'set: if a percentage was meant, write "-25%"'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "strategy", "extra"),
+    [
+        ("-5.00", "{fixed: 30}", ""),  # a sixth of the price: an ordinary amount off
+        ('"-20%"', "{fixed: 30}", ""),  # a percentage already
+        ("-20", '{cost_plus: "40%"}', ""),  # nothing bounds the price but the 5000 ceiling
+        ("-20", '{cost_plus: "40%"}', ", price_band: {max: 30}"),  # cost-plus may exceed list
+        ("-150", "{fixed: 200}", ""),  # -150% is no change at all: not a percentage
+        ("+20", "{fixed: 100}", ""),  # a fifth of the price
+    ],
+)
+def test_an_ordinary_amount_change_gets_no_warning(
+    good_files: dict[str, str], change: str, strategy: str, extra: str
+) -> None:
+    good_files["rules.yaml"] += _rule_with_change(change, strategy, extra)
+    ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert messages(diagnostics) == []
