@@ -34,6 +34,7 @@ import difflib
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
@@ -446,3 +447,156 @@ def _suggest(wanted: str, known: Iterable[str]) -> str:
 
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(repr(name) for name in names)
+
+
+# -- skipped clock time ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedTime:
+    """Local wall-clock times a day does not have: the clocks jump from ``start`` to
+    ``end`` (``None``: to the next midnight) when they go forward."""
+
+    day: date
+    start: time
+    end: time | None
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end is None else f"{self.end:%H:%M}"
+        return f"{self.start:%H:%M}-{end}"
+
+
+#: Years of an annual event looked at by :func:`hours_skipped`: this one and the next two.
+SKIPPED_EVENT_YEARS = 3
+#: A window's ``dates`` longer than this surely hold a day the clocks do not skip.
+_LONGEST_DATES_ENUMERATED = timedelta(days=400)
+_ONE_HOUR = timedelta(hours=1)
+
+
+@cache
+def skipped_times(timezone: str, year: int) -> tuple[SkippedTime, ...]:
+    """Every stretch of local wall-clock time that ``year`` does not have in ``timezone``
+    (the spring-forward gaps), split at midnight, in date order, as the zone's tzdata
+    says. Hourly UTC samples find each change of offset, a bisection its instant."""
+    zone = ZoneInfo(timezone)
+    start = datetime(year, 1, 1, tzinfo=UTC) - _ONE_DAY
+    end = datetime(year + 1, 1, 1, tzinfo=UTC) + _ONE_DAY
+    found: list[SkippedTime] = []
+    instant = start
+    offset = instant.astimezone(zone).utcoffset()
+    while instant < end:
+        following = instant + _ONE_HOUR
+        next_offset = following.astimezone(zone).utcoffset()
+        if offset is not None and next_offset is not None and next_offset > offset:
+            low, high = instant, following
+            while high - low > _ONE_MICROSECOND:
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == offset:
+                    low = middle
+                else:
+                    high = middle
+            first = (high + offset).replace(tzinfo=None)
+            after = (high + next_offset).replace(tzinfo=None)
+            found += _split_at_midnight(first, after)
+        instant, offset = following, next_offset
+    return tuple(piece for piece in found if piece.day.year == year)
+
+
+def _split_at_midnight(first: datetime, after: datetime) -> list[SkippedTime]:
+    """The skipped wall times ``[first, after)`` as one piece per local date."""
+    pieces: list[SkippedTime] = []
+    day = first.date()
+    while day <= after.date():
+        start = first.time() if day == first.date() else _MIDNIGHT
+        end = after.time() if day == after.date() else None
+        if end != start:
+            pieces.append(SkippedTime(day, start, end))
+        day += _ONE_DAY
+    return pieces
+
+
+def _wholly_skipped(hours: HourRange, skipped: SkippedTime) -> bool:
+    """Whether every local time of ``hours`` on that day is skipped: the window's start
+    and end then resolve to the same instant, the end of the gap, and it is never on."""
+    until_midnight = hours.end == _MIDNIGHT
+    if hours.start >= hours.end and not until_midnight:
+        return False  # runs past midnight: it holds the next day's early hours too
+    if hours.start < skipped.start:
+        return False
+    if skipped.end is None:
+        return True
+    return not until_midnight and hours.end <= skipped.end
+
+
+def hours_skipped(
+    window: Window, timezone: str, events: Mapping[str, Event], year: int
+) -> tuple[list[SkippedTime], bool]:
+    """The days on which the window's ``hours`` lie wholly in time the clocks skip, so
+    that it does not apply on them, and whether those are all the days its ``dates``,
+    ``days`` and ``events`` allow (it then never applies).
+
+    A window with neither dates nor events is looked at in ``year`` and the next; one
+    with events, on the days of their occurrences in ``year`` and the next
+    :data:`SKIPPED_EVENT_YEARS` - 1 (explicit event dates: their own). An event's day
+    counts whole, from its start time on its first day. Unknown events and anchors the
+    calendar cannot place are left to the checks that report them."""
+    hours = window.hours
+    if hours is None:
+        return [], False
+    candidates: set[date] | None = None  # None: every day
+    if window.dates is not None:
+        first, last = window.dates.from_, window.dates.to
+        if last - first <= _LONGEST_DATES_ENUMERATED:
+            candidates = {first + n * _ONE_DAY for n in range((last - first).days + 1)}
+    if window.events:
+        try:
+            on_event = _event_days(window.events, timezone, events, year)
+        except (KeyError, ValueError):
+            return [], False
+        candidates = on_event if candidates is None else candidates & on_event
+    if window.dates is not None:
+        years: Iterable[int] = range(window.dates.from_.year, window.dates.to.year + 1)
+    elif candidates is not None:
+        years = sorted({day.year for day in candidates})
+    else:
+        years = (year, year + 1)
+
+    def allowed(day: date) -> bool:
+        if window.days is not None and _WEEKDAYS[day.weekday()] not in window.days:
+            return False
+        if window.dates is not None and not window.dates.from_ <= day <= window.dates.to:
+            return False
+        return candidates is None or day in candidates
+
+    skipped = [
+        piece
+        for each_year in years
+        for piece in skipped_times(timezone, each_year)
+        if allowed(piece.day) and _wholly_skipped(hours, piece)
+    ]
+    if candidates is None:
+        return skipped, False
+    possible = {day for day in candidates if allowed(day)}
+    never = bool(possible) and possible <= {piece.day for piece in skipped}
+    return skipped, never
+
+
+def _event_days(
+    event_ids: Iterable[str], timezone: str, events: Mapping[str, Event], year: int
+) -> set[date]:
+    """The local dates on which any of the events is on, in the years looked at."""
+    calendar = Calendar(timezone, {event_id: events[event_id] for event_id in event_ids})
+    days: set[date] = set()
+    for event_id in event_ids:
+        event = events[event_id]
+        if event.dates is not None:
+            years: Iterable[int] = {date_range.from_.year for date_range in event.dates}
+        else:
+            years = range(year, year + SKIPPED_EVENT_YEARS)
+        for each_year in years:
+            for start, end in calendar.occurrences(event_id, each_year):
+                day, last = start.date(), (end - _ONE_MICROSECOND).date()
+                while day <= last:
+                    days.add(day)
+                    day += _ONE_DAY
+    return days

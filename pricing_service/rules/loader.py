@@ -24,10 +24,11 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -769,15 +770,21 @@ def _check_event_calendar(merged: _Merged) -> Iterator[Diagnostic]:
         yield located.error(anchor, f"event '{event_id}': {problem}", at_key=not anchor)
 
 
-def _unresolvable_events(events: dict[str, Event], timezone: str) -> dict[str, str]:
+def _calendar() -> types.ModuleType | None:
     # The calendar module is developed alongside this one; without it the other checks
     # still run and the engine reports unplaceable events when it computes the calendar.
     module_name = "pricing_service.rules.calendar"
     try:
-        calendar = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name != module_name:
             raise
+        return None
+
+
+def _unresolvable_events(events: dict[str, Event], timezone: str) -> dict[str, str]:
+    calendar = _calendar()
+    if calendar is None:
         return {}
     problems: dict[str, str] = calendar.unresolvable_events(events, timezone)
     return problems
@@ -900,15 +907,8 @@ def _check_timezone_has_a_region(merged: _Merged) -> Iterator[Diagnostic]:
 def _check_days_with_overnight_hours(merged: _Merged) -> Iterator[Diagnostic]:
     """``days`` tests each instant's own date, which surprises with hours past midnight."""
     for located in merged.priced():
-        rule = located.value
-        # The default rule has no window of its own; its adjustments may.
-        windows: list[tuple[ValuePath, Window | None]] = [(("when",), getattr(rule, "when", None))]
-        windows += [
-            (("adjustments", index, "when"), adjustment.when)
-            for index, adjustment in enumerate(rule.adjustments)
-        ]
-        for path, window in windows:
-            if window is None or window.days is None or window.hours is None:
+        for path, window in _windows(located.value):
+            if window.days is None or window.hours is None:
                 continue
             start, end = window.hours.start, window.hours.end
             if end > start or end == time(0):  # "18:00-24:00" ends at midnight, not past it
@@ -990,6 +990,72 @@ def _highest_price_known(
     return min(known, key=lambda entry: entry[0]) if known else None
 
 
+def _windows(rule: Rule | DefaultRule) -> Iterator[tuple[ValuePath, Window]]:
+    """A rule's window and its adjustments', each with its path in the rule."""
+    # The default rule has no window of its own; its adjustments may.
+    when = getattr(rule, "when", None)
+    if when is not None:
+        yield ("when",), when
+    for index, adjustment in enumerate(rule.adjustments):
+        if adjustment.when is not None:
+            yield ("adjustments", index, "when"), adjustment.when
+
+
+def _check_hours_the_clocks_skip(merged: _Merged) -> Iterator[Diagnostic]:
+    """Hours wholly inside the local time the clocks skip when they go forward (02:00-
+    03:00 in New York, one Sunday in March): on that day the window does not apply, and
+    a window whose dates or events allow only such days never applies."""
+    # A calendar without the function (one developed alongside, or a test's stand-in)
+    # leaves the check out, as a missing calendar module does.
+    hours_skipped = getattr(_calendar(), "hours_skipped", None)
+    if merged.timezone is None or hours_skipped is None:
+        return
+    timezone = merged.timezone.value
+    events = {key: located.value for key, located in merged.events.items()}
+    year = datetime.now(ZoneInfo(timezone)).year
+    for located in merged.priced():
+        for path, window in _windows(located.value):
+            if window.hours is None:
+                continue
+            skipped, never = hours_skipped(window, timezone, events, year)
+            if skipped:
+                message = _skipped_hours_message(window, skipped, never, timezone, year)
+                yield located.report((*path, "hours"), message, "warning")
+
+
+def _skipped_hours_message(
+    window: Window, skipped: list[Any], never: bool, timezone: str, year: int
+) -> str:
+    assert window.hours is not None
+    start, end = window.hours.start, window.hours.end
+    hours = f"{start:%H:%M}-{'24:00' if end == time(0) else f'{end:%H:%M}'}"
+    gaps = sorted({str(piece) for piece in skipped})
+    lies = (
+        f"its hours {hours} lie in the local time the clocks skip in {timezone} when they go "
+        f"forward ({', '.join(gaps)})"
+    )
+    shown = [f"{piece.day}" for piece in skipped[:3]]
+    if len(skipped) > 3:
+        shown.append(f"and {len(skipped) - 3} more")
+    days = ", ".join(shown)
+    if never:
+        looked = (
+            ""
+            if window.dates is not None or not window.events
+            else f", in the years looked at ({year}-{year + 2})"
+        )
+        conditions = " and ".join(
+            name for name in ("dates", "days", "events") if getattr(window, name) is not None
+        )
+        return (
+            f"the window never applies: {lies} on every day its {conditions} allow ({days}){looked}"
+        )
+    if window.dates is None and not window.events and len({p.day.year for p in skipped}) > 1:
+        # Looked at in two years: the same day each year, as long as tzdata says so.
+        return f"the window does not apply on the day the clocks go forward ({days}): {lies}"
+    return f"the window does not apply on {days}: {lies}"
+
+
 _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] = (
     _check_competitor_references,
     _check_event_references,
@@ -1001,4 +1067,5 @@ _SEMANTIC_CHECKS: tuple[typing.Callable[[_Merged], Iterable[Diagnostic]], ...] =
     _check_timezone_has_a_region,
     _check_days_with_overnight_hours,
     _check_amounts_like_percentages,
+    _check_hours_the_clocks_skip,
 )

@@ -5,10 +5,11 @@ import shutil
 import subprocess
 import sys
 import types
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -712,5 +713,91 @@ def test_an_ordinary_amount_change_gets_no_warning(
 ) -> None:
     good_files["rules.yaml"] += _rule_with_change(change, strategy, extra)
     ruleset, diagnostics = check_texts(good_files)
+    assert ruleset is not None
+    assert messages(diagnostics) == []
+
+
+def _last_sunday_of_march(year: int) -> date:
+    day = date(year, 3, 31)
+    return day - timedelta(days=(day.weekday() + 1) % 7)
+
+
+def _with_window(good_files: dict[str, str], when: str) -> dict[str, str]:
+    """The summer adjustment's window replaced; a "clocks" event on the last Sunday of
+    March, when Berlin's clocks go from 02:00 to 03:00."""
+    good_files["rules.yaml"] = good_files["rules.yaml"].replace(
+        'events: [summer_sale], hours: "09:00-17:30"', when
+    )
+    good_files["market.yaml"] += (
+        "  clocks:\n    name: Clocks go forward\n    nth_weekday: {month: 3, weekday: sun, n: -1}\n"
+    )
+    return good_files
+
+
+SKIPPED = (
+    "lie in the local time the clocks skip in Europe/Berlin when they go forward (02:00-03:00)"
+)
+
+
+def test_hours_the_clocks_skip_on_a_dated_day_never_apply(good_files: dict[str, str]) -> None:
+    files = _with_window(
+        good_files, 'hours: "02:00-03:00", dates: {from: 2027-03-28, to: 2027-03-28}'
+    )
+    ruleset, diagnostics = check_texts(files)
+    assert ruleset is not None
+    assert messages(diagnostics) == [
+        f"rules.yaml:15:23: warning: the window never applies: its hours 02:00-03:00 {SKIPPED} "
+        "on every day its dates allow (2027-03-28)"
+    ]
+
+
+def test_hours_the_clocks_skip_on_an_events_only_day_never_apply(
+    good_files: dict[str, str],
+) -> None:
+    files = _with_window(good_files, 'hours: "02:15-02:45", events: [clocks]')
+    _, diagnostics = check_texts(files)
+    year = datetime.now(ZoneInfo("Europe/Berlin")).year
+    days = ", ".join(str(_last_sunday_of_march(y)) for y in range(year, year + 3))
+    assert messages(diagnostics) == [
+        f"rules.yaml:15:23: warning: the window never applies: its hours 02:15-02:45 {SKIPPED} "
+        f"on every day its events allow ({days}), in the years looked at ({year}-{year + 2})"
+    ]
+
+
+def test_daily_hours_the_clocks_skip_miss_one_day_a_year(good_files: dict[str, str]) -> None:
+    files = _with_window(good_files, 'hours: "02:00-03:00", days: [sun]')
+    _, diagnostics = check_texts(files)
+    year = datetime.now(ZoneInfo("Europe/Berlin")).year
+    days = f"{_last_sunday_of_march(year)}, {_last_sunday_of_march(year + 1)}"
+    assert messages(diagnostics) == [
+        "rules.yaml:15:23: warning: the window does not apply on the day the clocks go "
+        f"forward ({days}): its hours 02:00-03:00 {SKIPPED}"
+    ]
+
+
+def test_dates_spanning_the_change_miss_that_day_only(good_files: dict[str, str]) -> None:
+    files = _with_window(
+        good_files, 'hours: "02:00-03:00", dates: {from: 2027-03-01, to: 2027-04-30}'
+    )
+    _, diagnostics = check_texts(files)
+    assert messages(diagnostics) == [
+        f"rules.yaml:15:23: warning: the window does not apply on 2027-03-28: its hours "
+        f"02:00-03:00 {SKIPPED}"
+    ]
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        'hours: "02:00-03:00", days: [sat]',  # Berlin's clocks change on a Sunday
+        'hours: "02:00-04:00", dates: {from: 2027-03-28, to: 2027-03-28}',  # 03:00-04:00 is on
+        'hours: "01:00-02:00", dates: {from: 2027-03-28, to: 2027-03-28}',  # before the jump
+        'hours: "02:30-01:00"',  # past midnight: it holds the early hours too
+        'hours: "02:00-03:00", events: [summer_sale]',  # in July
+        'hours: "02:00-03:00", dates: {from: 2027-10-31, to: 2027-10-31}',  # autumn: repeated
+    ],
+)
+def test_hours_the_clocks_do_not_skip_get_no_warning(good_files: dict[str, str], when: str) -> None:
+    ruleset, diagnostics = check_texts(_with_window(good_files, when))
     assert ruleset is not None
     assert messages(diagnostics) == []
