@@ -468,6 +468,8 @@ class SkippedTime:
 
 #: Years of an annual event looked at by :func:`hours_skipped`: this one and the next two.
 SKIPPED_EVENT_YEARS = 3
+#: Years of a window's ``dates`` looked at by :func:`hours_skipped`, from the first.
+SKIPPED_YEARS_AT_MOST = 10
 #: A window's ``dates`` longer than this surely hold a day the clocks do not skip.
 _LONGEST_DATES_ENUMERATED = timedelta(days=400)
 _ONE_HOUR = timedelta(hours=1)
@@ -536,49 +538,66 @@ def hours_skipped(
     ``days`` and ``events`` allow (it then never applies).
 
     A window with neither dates nor events is looked at in ``year`` and the next; one
-    with events, on the days of their occurrences in ``year`` and the next
-    :data:`SKIPPED_EVENT_YEARS` - 1 (explicit event dates: their own). An event's day
-    counts whole, from its start time on its first day. Unknown events and anchors the
-    calendar cannot place are left to the checks that report them."""
+    with dates, in their years (at most :data:`SKIPPED_YEARS_AT_MOST` from the first);
+    one with events, on the days of their occurrences in ``year`` and the next
+    :data:`SKIPPED_EVENT_YEARS` - 1 (explicit event dates: their own years). An event's
+    day counts whole, from its start time on its first day. Unknown events and anchors
+    the calendar cannot place are left to the checks that report them."""
     hours = window.hours
     if hours is None:
         return [], False
+    dates = window.dates
+    try:
+        years = _years_looked_at(window, events, year)
+    except KeyError:
+        return [], False
+    skipped = [
+        piece
+        for each_year in years
+        for piece in skipped_times(timezone, each_year)
+        if _wholly_skipped(hours, piece)
+        and (window.days is None or _WEEKDAYS[piece.day.weekday()] in window.days)
+        and (dates is None or dates.from_ <= piece.day <= dates.to)
+    ]
+    if not skipped:  # the usual case, decided without placing any event
+        return [], False
     candidates: set[date] | None = None  # None: every day
-    if window.dates is not None:
-        first, last = window.dates.from_, window.dates.to
-        if last - first <= _LONGEST_DATES_ENUMERATED:
-            candidates = {first + n * _ONE_DAY for n in range((last - first).days + 1)}
+    if dates is not None and dates.to - dates.from_ <= _LONGEST_DATES_ENUMERATED:
+        candidates = {dates.from_ + n * _ONE_DAY for n in range((dates.to - dates.from_).days + 1)}
     if window.events:
         try:
             on_event = _event_days(window.events, timezone, events, year)
         except (KeyError, ValueError):
             return [], False
+        skipped = [piece for piece in skipped if piece.day in on_event]
         candidates = on_event if candidates is None else candidates & on_event
-    if window.dates is not None:
-        years: Iterable[int] = range(window.dates.from_.year, window.dates.to.year + 1)
-    elif candidates is not None:
-        years = sorted({day.year for day in candidates})
-    else:
-        years = (year, year + 1)
-
-    def allowed(day: date) -> bool:
-        if window.days is not None and _WEEKDAYS[day.weekday()] not in window.days:
-            return False
-        if window.dates is not None and not window.dates.from_ <= day <= window.dates.to:
-            return False
-        return candidates is None or day in candidates
-
-    skipped = [
-        piece
-        for each_year in years
-        for piece in skipped_times(timezone, each_year)
-        if allowed(piece.day) and _wholly_skipped(hours, piece)
-    ]
-    if candidates is None:
+    if candidates is None or not skipped:
         return skipped, False
-    possible = {day for day in candidates if allowed(day)}
-    never = bool(possible) and possible <= {piece.day for piece in skipped}
-    return skipped, never
+    possible = {
+        day
+        for day in candidates
+        if (window.days is None or _WEEKDAYS[day.weekday()] in window.days)
+        and (dates is None or dates.from_ <= day <= dates.to)
+    }
+    return skipped, possible <= {piece.day for piece in skipped}
+
+
+def _years_looked_at(window: Window, events: Mapping[str, Event], year: int) -> list[int]:
+    if window.dates is not None:
+        first, last = window.dates.from_.year, window.dates.to.year
+        return list(range(first, min(last, first + SKIPPED_YEARS_AT_MOST - 1) + 1))
+    if not window.events:
+        return [year, year + 1]
+    years: set[int] = set()
+    for event_id in window.events:
+        event = events[event_id]
+        if event.dates is None:
+            years.update(range(year, year + SKIPPED_EVENT_YEARS))
+        else:
+            # offset_days may move a range into a neighbouring year.
+            for date_range in event.dates:
+                years.update(range(date_range.from_.year - 1, date_range.to.year + 2))
+    return sorted(years)
 
 
 def _event_days(

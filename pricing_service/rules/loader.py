@@ -1019,12 +1019,17 @@ def _check_hours_the_clocks_skip(merged: _Merged) -> Iterator[Diagnostic]:
                 continue
             skipped, never = hours_skipped(window, timezone, events, year)
             if skipped:
-                message = _skipped_hours_message(window, skipped, never, timezone, year)
+                message = _skipped_hours_message(window, skipped, never, timezone, year, events)
                 yield located.report((*path, "hours"), message, "warning")
 
 
 def _skipped_hours_message(
-    window: Window, skipped: list[Any], never: bool, timezone: str, year: int
+    window: Window,
+    skipped: list[Any],
+    never: bool,
+    timezone: str,
+    year: int,
+    events: Mapping[str, Event],
 ) -> str:
     assert window.hours is not None
     start, end = window.hours.start, window.hours.end
@@ -1034,16 +1039,12 @@ def _skipped_hours_message(
         f"its hours {hours} lie in the local time the clocks skip in {timezone} when they go "
         f"forward ({', '.join(gaps)})"
     )
-    shown = [f"{piece.day}" for piece in skipped[:3]]
-    if len(skipped) > 3:
-        shown.append(f"and {len(skipped) - 3} more")
-    days = ", ".join(shown)
+    days = ", ".join([f"{piece.day}" for piece in skipped[:3]] + ["..."] * (len(skipped) > 3))
     if never:
-        looked = (
-            ""
-            if window.dates is not None or not window.events
-            else f", in the years looked at ({year}-{year + 2})"
+        annual = window.dates is None and any(
+            events[event_id].dates is None for event_id in window.events or ()
         )
+        looked = f", in the years looked at ({year}-{year + 2})" if annual else ""
         conditions = " and ".join(
             name for name in ("dates", "days", "events") if getattr(window, name) is not None
         )
