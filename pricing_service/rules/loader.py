@@ -8,7 +8,9 @@ line and column of the offending YAML node:
    default, …) given by two files, a missing timezone or default;
 3. the merged ruleset: references to undeclared competitors, events and segments,
    duplicate ids and priorities, guardrails no price can satisfy, events the calendar
-   cannot place, and (as a warning) rules that an earlier rule hides completely.
+   cannot place, and (as warnings) rules that an earlier rule hides completely, rule
+   guardrails that do nothing, days with hours past midnight, an amount change that
+   reads like a forgotten "%", and hours that lie in the time the clocks skip.
 """
 
 from __future__ import annotations
