@@ -178,6 +178,13 @@ def preview(
             + ", ".join(result.summary.unmatched_rules),
             markup=True,
         )
+    if result.summary.endings_beyond_currency:
+        err.print(
+            "[bold yellow]![/] a rounding ending needs more decimal places than the SKUs' "
+            "currency has, so their prices are published unrounded: "
+            + "; ".join(result.summary.endings_beyond_currency),
+            markup=True,
+        )
     raising = [change for change in result.changes if change.discount_raises]
     if raising:
         examples = ", ".join(

@@ -27,7 +27,8 @@ from pricing_service.engine.compiled import CompiledRule, CompiledRuleset
 from pricing_service.engine.decision import Decision
 from pricing_service.engine.inputs import PricingInputs, Segment
 from pricing_service.engine.segments import canonical_segment, priced_segments
-from pricing_service.engine.single import decide, rule_matches_item
+from pricing_service.engine.single import decide, ending_decimals, rule_matches_item
+from pricing_service.money import minor_unit_digits
 from pricing_service.repricer.inputs import load_segments
 from pricing_service.rules.model import Guardrails, Ruleset
 from pricing_service.store.store import Store
@@ -111,6 +112,11 @@ class PreviewSummary:
     #: Rules whose scope (SKUs, categories, brands, tags, price band, segment) covers
     #: none of the SKUs previewed in any segment: a typo, or a category's other spelling.
     unmatched_rules: list[str]
+    #: Rules whose rounding ending needs more decimal places than the currency of SKUs
+    #: they priced has (".99" on a JPY item: JPY has no minor unit), as "rule-id: price
+    #: ending .99, JPY": those prices are published unrounded. Validation cannot tell,
+    #: as a currency belongs to the item, not to the rule files.
+    endings_beyond_currency: list[str]
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
@@ -332,6 +338,7 @@ class _Tally:
     """A preview's running counts, added to a chunk of SKUs at a time."""
 
     unmatched: dict[str, CompiledRule]  # rules no SKU priced so far falls within
+    by_id: dict[str, CompiledRule]
     unpaced: CompiledRuleset
     unpaced_baseline: CompiledRuleset | None
     changes: list[PriceChangePreview] = field(default_factory=list)
@@ -339,14 +346,26 @@ class _Tally:
     changed: int = 0
     unpriced: int = 0
     held: Counter[str] = field(default_factory=Counter)
+    #: (rule id, rounding noun, currency) of each ending a SKU's currency cannot carry.
+    beyond_currency: set[tuple[str, str, str]] = field(default_factory=set)
 
     @classmethod
     def of(cls, compiled: CompiledRuleset, baseline: CompiledRuleset | None) -> _Tally:
+        by_id = {rule.id: rule for rule in compiled.rules}
         return cls(
-            unmatched={rule.id: rule for rule in compiled.rules},
+            unmatched=dict(by_id),
+            by_id=by_id,
             unpaced=unpaced(compiled),
             unpaced_baseline=None if baseline is None else unpaced(baseline),
         )
+
+    def _check_ending(self, decision: Decision) -> None:
+        rule = self.by_id.get(decision.rule_id)
+        rounding = None if rule is None else rule.guardrails.rounding
+        if rounding is not None and ending_decimals(rounding) > minor_unit_digits(
+            decision.currency
+        ):
+            self.beyond_currency.add((decision.rule_id, rounding.points_noun, decision.currency))
 
     def add(
         self,
@@ -384,6 +403,8 @@ class _Tally:
                         else self._decide_and_head(compiled, answering_entry, now, answering)
                     )
                 decided = decisions[answering]
+                if decided is not None:
+                    self._check_ending(decided[0])
                 if baseline is None:
                     current = in_force.get((sku, name), entry.item.current_price)
                     heading_from = current
@@ -442,6 +463,10 @@ class _Tally:
             held=dict(sorted(self.held.items())),
             discounts_up=sum(change.discount_raises for change in moves),
             unmatched_rules=sorted(self.unmatched) if self.evaluated else [],
+            endings_beyond_currency=[
+                f"{rule_id}: {noun}, {currency}"
+                for rule_id, noun, currency in sorted(self.beyond_currency)
+            ],
             mean_abs_change_percent=(
                 (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
                 if magnitudes

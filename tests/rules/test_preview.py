@@ -416,3 +416,34 @@ async def test_against_another_ruleset_headings_compare_with_its_own(
     [app_change] = preview.changes
     assert app_change.segment == "channel:app"
     assert (app_change.heading_from, app_change.heading) == (Decimal("47.50"), Decimal("35.00"))
+
+
+@pytest.mark.anyio
+async def test_a_rounding_ending_a_skus_currency_cannot_carry_is_named(
+    store: Store, tmp_path: Path
+) -> None:
+    """Validation cannot know that a .99 ending will meet JPY items (the currency is the
+    item's); the preview, which prices them, names the rule."""
+    await store.put_items(
+        [
+            item("LAMP"),
+            item("TEA-SET").model_copy(
+                update={"currency": "JPY", "list_price": Decimal(1500), "current_price": None}
+            ),
+        ]
+    )
+    rounded = PLAIN_RULES.replace(
+        "default:\n", 'guardrails:\n  rounding: {ending: ".99"}\ndefault:\n'
+    )
+    candidate = compile_rules(write_rules(tmp_path / "candidate", rounded))
+    preview = await preview_catalogue(store, candidate, FRIDAY_NOON)
+    assert preview.summary.endings_beyond_currency == [
+        "app-discount: price ending .99, JPY",
+        "default: price ending .99, JPY",
+    ]
+    usd_only = await preview_catalogue(store, candidate, FRIDAY_NOON, ["LAMP"])
+    assert usd_only.summary.endings_beyond_currency == []
+    whole_yen = compile_rules(write_rules(tmp_path / "nine", rounded.replace('".99"', '"9"')))
+    assert (
+        await preview_catalogue(store, whole_yen, FRIDAY_NOON)
+    ).summary.endings_beyond_currency == []

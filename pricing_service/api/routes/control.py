@@ -173,6 +173,11 @@ class PreviewSummaryOut(BaseModel):
         description="Rules whose scope covers none of the SKUs previewed: a typo, or a "
         "category spelled another way (names are case-sensitive)."
     )
+    endings_beyond_currency: list[str] = Field(
+        description="Rules whose rounding ending needs more decimal places than the currency "
+        'of SKUs they priced has, as "rule-id: price ending .99, JPY" (JPY has no minor '
+        "unit): those prices are published unrounded."
+    )
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
