@@ -185,6 +185,12 @@ def preview(
             + "; ".join(result.summary.endings_beyond_currency),
             markup=True,
         )
+    if result.summary.amounts_like_percentages:
+        err.print(
+            "[bold yellow]![/] an amount adjustment moved a price by half of it or more "
+            '(a forgotten "%"?): ' + "; ".join(result.summary.amounts_like_percentages),
+            markup=True,
+        )
     raising = [change for change in result.changes if change.discount_raises]
     if raising:
         examples = ", ".join(

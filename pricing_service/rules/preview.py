@@ -30,6 +30,7 @@ from pricing_service.engine.segments import canonical_segment, priced_segments
 from pricing_service.engine.single import decide, ending_decimals, rule_matches_item
 from pricing_service.money import minor_unit_digits
 from pricing_service.repricer.inputs import load_segments
+from pricing_service.rules.loader import AMOUNT_LIKE_A_PERCENTAGE
 from pricing_service.rules.model import Guardrails, Ruleset
 from pricing_service.store.store import Store
 
@@ -117,6 +118,11 @@ class PreviewSummary:
     #: ending .99, JPY": those prices are published unrounded. Validation cannot tell,
     #: as a currency belongs to the item, not to the rule files.
     endings_beyond_currency: list[str]
+    #: Amount adjustments (``change: -20``) that moved a SKU's price by at least half of
+    #: it, the way a forgotten "%" would, each with its largest move: "rule/adjustment:
+    #: -20 USD moved SKU-1 from 30.00 by 66.67%". Validation judges only the rules whose
+    #: prices the rule files bound; this sees the catalogue's prices.
+    amounts_like_percentages: list[str]
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
@@ -348,6 +354,9 @@ class _Tally:
     held: Counter[str] = field(default_factory=Counter)
     #: (rule id, rounding noun, currency) of each ending a SKU's currency cannot carry.
     beyond_currency: set[tuple[str, str, str]] = field(default_factory=set)
+    #: (rule id, adjustment id) -> the largest share of a price the amount moved, with
+    #: the step's text and SKU.
+    large_amounts: dict[tuple[str, str], tuple[Decimal, str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, compiled: CompiledRuleset, baseline: CompiledRuleset | None) -> _Tally:
@@ -366,6 +375,30 @@ class _Tally:
             decision.currency
         ):
             self.beyond_currency.add((decision.rule_id, rounding.points_noun, decision.currency))
+
+    def _check_amounts(self, decision: Decision) -> None:
+        """Amount adjustments that moved the price by half of it or more."""
+        rule = self.by_id.get(decision.rule_id)
+        if rule is None:
+            return
+        amounts = {a.id: a for a in rule.adjustments if a.change_amount is not None}
+        for step in decision.steps:
+            adjustment = amounts.get(step.name) if step.stage == "adjustment" else None
+            if adjustment is None or step.input is None or step.output is None:
+                continue
+            if step.input <= 0:
+                continue
+            share = abs(step.output - step.input) / step.input
+            key = (rule.id, adjustment.id)
+            if (
+                share >= AMOUNT_LIKE_A_PERCENTAGE
+                and share > self.large_amounts.get(key, (Decimal(0), ""))[0]
+            ):
+                text = (
+                    f"{rule.id}/{adjustment.id}: {adjustment.change_text} {decision.currency} "
+                    f"moved {decision.sku} from {step.input} by {(share * 100).quantize(_PERCENT)}%"
+                )
+                self.large_amounts[key] = (share, text)
 
     def add(
         self,
@@ -405,6 +438,7 @@ class _Tally:
                 decided = decisions[answering]
                 if decided is not None:
                     self._check_ending(decided[0])
+                    self._check_amounts(decided[0])
                 if baseline is None:
                     current = in_force.get((sku, name), entry.item.current_price)
                     heading_from = current
@@ -467,6 +501,7 @@ class _Tally:
                 f"{rule_id}: {noun}, {currency}"
                 for rule_id, noun, currency in sorted(self.beyond_currency)
             ],
+            amounts_like_percentages=[text for _, (_, text) in sorted(self.large_amounts.items())],
             mean_abs_change_percent=(
                 (sum(magnitudes, Decimal(0)) / len(magnitudes)).quantize(_PERCENT)
                 if magnitudes

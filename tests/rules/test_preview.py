@@ -447,3 +447,56 @@ async def test_a_rounding_ending_a_skus_currency_cannot_carry_is_named(
     assert (
         await preview_catalogue(store, whole_yen, FRIDAY_NOON)
     ).summary.endings_beyond_currency == []
+
+
+@pytest.mark.anyio
+async def test_an_amount_adjustment_moving_a_price_by_half_is_named(
+    store: Store, tmp_path: Path
+) -> None:
+    """Validation cannot bound a list-price rule's prices; the preview sees them: -30 off
+    a 50.00 lamp reads like a forgotten "%", -2 off it does not."""
+    await store.put_items([item("LAMP"), item("VASE", "200.00")])
+    adjusted = PLAIN_RULES.replace(
+        "    list_price: true\n",
+        "    list_price: true\n"
+        "  adjustments:\n"
+        "    - {id: promo, change: -30}\n"
+        "    - {id: small, change: -2}\n",
+        1,
+    )
+    candidate = compile_rules(write_rules(tmp_path / "candidate", adjusted))
+    preview = await preview_catalogue(store, candidate, FRIDAY_NOON)
+    # The largest move is named: the VASE's 15% is not one.
+    assert preview.summary.amounts_like_percentages == [
+        "default/promo: -30 USD moved LAMP from 50.00 by 60.00%"
+    ]
+    vase_only = await preview_catalogue(store, candidate, FRIDAY_NOON, ["VASE"])
+    assert vase_only.summary.amounts_like_percentages == []
+
+
+def test_the_cli_warns_of_amounts_and_endings_the_summary_names(
+    clean_redis: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = write_rules(tmp_path / "live")
+    adjusted = PLAIN_RULES.replace(
+        "    list_price: true\n",
+        "    list_price: true\n  adjustments:\n    - {id: promo, change: -30}\n",
+        1,
+    ).replace("default:\n", 'guardrails:\n  rounding: {ending: ".995"}\ndefault:\n')
+    candidate = write_rules(tmp_path / "candidate", adjusted)
+    _seed_for_the_cli(clean_redis, live, monkeypatch)
+    at = (FRIDAY_NOON + timedelta(minutes=1)).isoformat()
+    try:
+        shown = CliRunner().invoke(app, ["preview", str(candidate), "--at", at, "--top", "0"])
+        assert shown.exit_code == 0, shown.output
+        assert (
+            'an amount adjustment moved a price by half of it or more (a forgotten "%"?): '
+            "default/promo: -30 USD moved SKU-0 from 50.00 by 60.00%"
+        ) in shown.output
+        assert (
+            "a rounding ending needs more decimal places than the SKUs' currency has, so "
+            "their prices are published unrounded: app-discount: price ending .995, USD; "
+            "default: price ending .995, USD"
+        ) in shown.output
+    finally:
+        get_settings.cache_clear()

@@ -178,6 +178,11 @@ class PreviewSummaryOut(BaseModel):
         'of SKUs they priced has, as "rule-id: price ending .99, JPY" (JPY has no minor '
         "unit): those prices are published unrounded."
     )
+    amounts_like_percentages: list[str] = Field(
+        description="Amount adjustments (change: -20) that moved a price by half of it or "
+        'more, as a forgotten "%" would, each with its largest move: "rule/adjustment: '
+        '-20 USD moved SKU-1 from 30.00 by 66.67%".'
+    )
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
     max_abs_change_percent: Decimal | None
