@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 LogFormat = Literal["json", "text"]
 
@@ -80,6 +81,17 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for a log line: its password, if any, replaced by ``***``
+    (``redis://default:***@redis:6379/0``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _with_request_id(record: logging.LogRecord) -> bool:

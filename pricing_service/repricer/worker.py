@@ -36,7 +36,7 @@ from pricing_service import metrics
 from pricing_service.elasticity.refit import refit
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.segments import priced_segments
-from pricing_service.logs import OutageLog
+from pricing_service.logs import OutageLog, redacted_url
 from pricing_service.repricer.full import current_instant, price_chunk
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.rules.diagnostics import Diagnostic, RulesetError
@@ -382,7 +382,7 @@ async def run_repricer(settings: Settings, redis_url: str, rules_dir: Path) -> N
         metrics.serve_metrics(settings.repricer_metrics_port)
         stop = stop_on_signals()
         if await worker.start(stop):
-            logger.info("repricer %s running on %s", worker.consumer, redis_url)
+            logger.info("repricer %s running on %s", worker.consumer, redacted_url(redis_url))
             await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
         logger.info("repricer %s stopped", worker.consumer)
     finally:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pricing_service.api import create_app
-from pricing_service.logs import log_handler
+from pricing_service.logs import log_handler, redacted_url
 from pricing_service.settings import Settings
 from tests.reliability.conftest import price_catalogue
 from tests.servers import ThreadedServers
@@ -148,3 +148,17 @@ def test_access_logs_can_be_turned_off(
         assert api.get(path).status_code == 200
     lines = log_lines()
     assert [line["logger"] for line in lines if line.get("request_id")] == ["tests.handler"]
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("redis://default:Hunter2@redis:6379/0", "redis://default:***@redis:6379/0"),
+        ("rediss://:s3cret@10.0.0.5:6380", "rediss://:***@10.0.0.5:6380"),
+        ("redis://redis:6379/0", "redis://redis:6379/0"),
+        ("unix:///var/run/redis.sock?db=1", "unix:///var/run/redis.sock?db=1"),
+    ],
+)
+def test_a_url_is_logged_without_its_password(url: str, logged: str) -> None:
+    # The repricer logged REDIS_URL whole, a production password included.
+    assert redacted_url(url) == logged
