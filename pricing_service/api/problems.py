@@ -25,6 +25,7 @@ from starlette.routing import Match
 from pricing_service.api.cache import StoreUnavailableError
 from pricing_service.logs import REQUEST_ID
 from pricing_service.metrics import REDIS_ERRORS
+from pricing_service.store.store import InvalidStoredItemError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 #: Problem types are URNs: stable identifiers that need no web page behind them.
@@ -241,6 +242,19 @@ async def _known_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return _store_unavailable(request)
 
 
+async def _invalid_stored_item(request: Request, exc: Exception) -> JSONResponse:
+    # The stored state is at fault, not the request; a PUT of the item mends it.
+    assert isinstance(exc, InvalidStoredItemError)
+    _log.warning("%s (%s %s)", exc, request.method, request.url.path)
+    return problem_response(
+        request,
+        409,
+        type_=TYPE_PREFIX + "stored-item-invalid",
+        title="Stored item invalid",
+        detail=f"{exc}: PUT /v1/items/{exc.sku} to replace it",
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     _log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     # Answered outside the middleware that adds the request id to every other response.
@@ -263,6 +277,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(redis.exceptions.ConnectionError, _redis_error)
     app.add_exception_handler(redis.exceptions.TimeoutError, _redis_error)
     app.add_exception_handler(StoreUnavailableError, _known_unavailable)
+    app.add_exception_handler(InvalidStoredItemError, _invalid_stored_item)
     app.add_exception_handler(Exception, _unexpected_error)
     _document_problems(app)
 

@@ -7,6 +7,7 @@ schedule.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from datetime import UTC, date, datetime
 from pricing_service import metrics
 from pricing_service.elasticity.dataset import fit_days, fit_rows
 from pricing_service.elasticity.fit import ElasticityFit, fit_elasticities
-from pricing_service.store.store import Store, StoredElasticity
+from pricing_service.store.store import InvalidStoredItemError, Store, StoredElasticity
+
+logger = logging.getLogger(__name__)
 
 #: Stored statistics keep this many decimals: finer digits are noise, and would make
 #: every refit look like a change.
@@ -119,6 +122,9 @@ async def refit(store: Store, now: datetime | None = None) -> FitSummary:
         buckets = await store.sales_buckets(chunk)
         stored = await store.get_elasticities(chunk)
         for sku, item, raw, old in zip(chunk, items, buckets, stored, strict=True):
+            if isinstance(item, InvalidStoredItemError):
+                logger.warning("%s: not fitted", item)
+                continue
             if item is None:
                 continue
             skus.append(sku)

@@ -40,7 +40,7 @@ from typing import Any, TypeVar, cast
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
@@ -1081,6 +1081,39 @@ _NO_NODE_REACHABLE: tuple[type[Exception], ...] = (
 )
 
 
+class InvalidStoredItemError(ValueError):
+    """A stored item that does not validate: written around the API (by a script, or by
+    an older version, with a field this one does not know). Replacing it
+    (``PUT /v1/items/{sku}``) mends it."""
+
+    def __init__(self, sku: str, error: ValidationError) -> None:
+        self.sku = sku
+        problems = [
+            f"{'.'.join(str(part) for part in found['loc']) or 'the item'}: {found['msg']}"
+            for found in error.errors(include_url=False)
+        ]
+        self.reason = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
+        super().__init__(f"the stored item {sku} does not validate ({self.reason})")
+
+
+def stored_item(sku: str, raw: bytes | str) -> ItemFacts:
+    """The item stored as ``raw``; :class:`InvalidStoredItemError` when it does not
+    validate."""
+    try:
+        return ItemFacts.model_validate_json(raw)
+    except ValidationError as error:
+        raise InvalidStoredItemError(sku, error) from None
+
+
+def _item_or_error(sku: str, raw: bytes | None) -> ItemFacts | InvalidStoredItemError | None:
+    if raw is None:
+        return None
+    try:
+        return stored_item(sku, raw)
+    except InvalidStoredItemError as error:
+        return error
+
+
 class ClusterUnavailableError(RedisConnectionError):
     """The cluster cannot serve a key now (CLUSTERDOWN, a master down, a slot without a
     node): a ``ConnectionError``, as one Redis that cannot be reached raises, so callers
@@ -1482,7 +1515,7 @@ class Store:
             raw = await pipe.get(item_key)
             if raw is None:
                 return None
-            updated = ItemFacts.model_validate_json(raw).model_copy(update={"inventory": inventory})
+            updated = stored_item(sku, raw).model_copy(update={"inventory": inventory})
             pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
             pipe.set(item_key, _item_json(updated))
             await self._queue_buckets(pipe, sku, "", [], inventory=inventory)
@@ -1498,17 +1531,23 @@ class Store:
         return result
 
     async def get_item(self, sku: str) -> ItemFacts | None:
+        """The item, None if there is none; :class:`InvalidStoredItemError` if it does not
+        validate."""
         raw = await self.redis.get(keys.item(sku))
-        return None if raw is None else ItemFacts.model_validate_json(raw)
+        return None if raw is None else stored_item(sku, raw)
 
-    async def get_items(self, skus: Sequence[str]) -> list[ItemFacts | None]:
+    async def get_items(
+        self, skus: Sequence[str]
+    ) -> list[ItemFacts | InvalidStoredItemError | None]:
+        """Each SKU's item, None if there is none, and for one that does not validate its
+        error: one bad item does not fail a batch."""
         if not skus:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for sku in skus:
                 pipe.get(keys.item(sku))
             raws = await pipe.execute()
-        return [None if raw is None else ItemFacts.model_validate_json(raw) for raw in raws]
+        return [_item_or_error(sku, raw) for sku, raw in zip(skus, raws, strict=True)]
 
     async def delete_item(self, sku: str) -> bool:
         """Remove the item, its live prices and inputs, and tell the API caches, in one

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from pricing_service.demand.signals import today_share
-from tests.api.conftest import READ_KEY, RULES, WRITE_KEY, ServeApp, auth
+from pricing_service.store import keys
+from tests.api.conftest import ADMIN_KEY, READ_KEY, RULES, WRITE_KEY, ServeApp, auth
 
 WRITE = auth(WRITE_KEY)
+ADMIN = auth(ADMIN_KEY)
 COMPETITORS = """\
 competitors:
   megamart:
@@ -181,6 +184,49 @@ def test_sales(api: httpx.Client) -> None:
     refused = api.post("/v1/sales", json=buyer, headers=WRITE)
     assert refused.status_code == 422
     assert "customer_id" in refused.json()["detail"]
+
+
+def test_an_item_stored_around_the_api_is_named_not_a_500(
+    api: httpx.Client, clean_redis: str
+) -> None:
+    # A script, or an older version, wrote a field this version does not know: the API
+    # answered 500 on the item's routes, and a sales batch lost every SKU's sales.
+    _put(api, "GOOD")
+    _put(api, "BROKEN")
+    client = redis.Redis.from_url(clean_redis)
+    try:
+        stored = json.loads(client.get(keys.item("BROKEN")) or b"{}")
+        client.set(keys.item("BROKEN"), json.dumps({**stored, "colour": "red"}))
+    finally:
+        client.close()
+    now = datetime.now(UTC).isoformat()
+    sales = [
+        {"sku": "GOOD", "quantity": 2, "unit_price": "49.99", "ts": now},
+        {"sku": "BROKEN", "quantity": 1, "unit_price": "49.99", "ts": now},
+    ]
+    recorded = api.post("/v1/sales", json=sales, headers=WRITE)
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["accepted"] == 1
+    [rejected] = recorded.json()["rejected"]
+    assert rejected["index"] == 1
+    assert "the stored item BROKEN does not validate (colour: " in rejected["message"]
+    assert rejected["message"].endswith("PUT /v1/items/BROKEN to replace it")
+    demand = api.get("/v1/items/GOOD/demand", headers=auth(READ_KEY)).json()
+    assert [bucket["units"] for bucket in demand["buckets"]] == [2]
+    for method, path, body in (
+        ("GET", "/v1/items/BROKEN", None),
+        ("PUT", "/v1/items/BROKEN/inventory", {"inventory": 3}),
+        ("GET", "/v1/items/BROKEN/demand", None),
+    ):
+        answer = api.request(method, path, json=body, headers=auth(WRITE_KEY))
+        assert answer.status_code == 409, (path, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "colour" in answer.json()["detail"]
+    repriced = api.post("/v1/admin/reprice", json={"skus": ["GOOD", "BROKEN"]}, headers=ADMIN)
+    assert repriced.json() == {"marked_dirty": 1, "unknown": [], "invalid": ["BROKEN"]}
+    # The runbook's fix: PUT the item again.
+    _put(api, "BROKEN")
+    assert api.get("/v1/items/BROKEN", headers=auth(READ_KEY)).status_code == 200
 
 
 def test_demand_shows_the_signals_and_the_buckets(api: httpx.Client) -> None:

@@ -76,7 +76,7 @@ def test_reprice(api: httpx.Client, clean_redis: str) -> None:
     _put_items(api, "A", "B")
     before = _dirty(clean_redis)
     some = api.post("/v1/admin/reprice", json={"skus": ["A", "ZZ"]}, headers=ADMIN).json()
-    assert some == {"marked_dirty": 1, "unknown": ["ZZ"]}
+    assert some == {"marked_dirty": 1, "unknown": ["ZZ"], "invalid": []}
     every = api.post("/v1/admin/reprice", json={"all": True}, headers=ADMIN).json()
     assert every["marked_dirty"] == 2
     assert _dirty(clean_redis) == before + 3

@@ -23,10 +23,11 @@ from pricing_service.api.problems import (
 )
 from pricing_service.catalogue import SKU_PATTERN, ExactPrice, is_exact_in
 from pricing_service.engine.compiled import CompiledRuleset
+from pricing_service.engine.inputs import ItemFacts
 from pricing_service.engine.schedule import LATEST_START
 from pricing_service.rules.loader import check_texts
 from pricing_service.rules.preview import HEADING_REPRICES, preview_changes, read_preview_inputs
-from pricing_service.store.store import Override, Store
+from pricing_service.store.store import InvalidStoredItemError, Override, Store
 
 router = APIRouter(tags=["control"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
@@ -213,6 +214,11 @@ class RepriceIn(BaseModel):
 class RepriceResult(BaseModel):
     marked_dirty: int
     unknown: list[str] = []
+    invalid: list[str] = Field(
+        default=[],
+        description="SKUs whose stored item does not validate (written around the API): "
+        "not repriced until PUT /v1/items/{sku} replaces it.",
+    )
 
 
 @router.put("/v1/overrides/{sku}", responses={**FORBIDDEN, 404: {"description": "No such item."}})
@@ -284,11 +290,12 @@ async def reprice(
     if len(body.skus) > settings.max_bulk_items:
         raise invalid(f"skus: at most {settings.max_bulk_items} per call")
     skus = list(dict.fromkeys(body.skus))
-    items = await store.get_items(skus)
-    known = [sku for sku, item in zip(skus, items, strict=True) if item is not None]
-    unknown = [sku for sku, item in zip(skus, items, strict=True) if item is None]
+    items = dict(zip(skus, await store.get_items(skus), strict=True))
+    known = [sku for sku, item in items.items() if isinstance(item, ItemFacts)]
+    unknown = [sku for sku, item in items.items() if item is None]
+    broken = [sku for sku, item in items.items() if isinstance(item, InvalidStoredItemError)]
     await store.mark_dirty(known, "manual")
-    return RepriceResult(marked_dirty=len(known), unknown=unknown)
+    return RepriceResult(marked_dirty=len(known), unknown=unknown, invalid=broken)
 
 
 @router.get("/v1/rules")

@@ -41,7 +41,7 @@ from pricing_service.observations import (
     gate_in_market,
 )
 from pricing_service.store.offers import OfferStatus, history_entry_as_read
-from pricing_service.store.store import Sale, demand_from_sales
+from pricing_service.store.store import InvalidStoredItemError, Sale, demand_from_sales
 
 router = APIRouter(tags=["signals"], responses={**UNAUTHORIZED, **UNAVAILABLE})
 
@@ -209,8 +209,18 @@ class DemandOut(BaseModel):
     )
 
 
-def _items_by_sku(store_items: list[ItemFacts | None], skus: list[str]) -> dict[str, ItemFacts]:
-    return {sku: item for sku, item in zip(skus, store_items, strict=True) if item is not None}
+def _items_by_sku(
+    store_items: list[ItemFacts | InvalidStoredItemError | None], skus: list[str]
+) -> tuple[dict[str, ItemFacts], dict[str, str]]:
+    """The items found, and for each stored item that does not validate, why a batch's
+    entries for it are rejected (one by one: the others' are stored)."""
+    items, broken = {}, {}
+    for sku, item in zip(skus, store_items, strict=True):
+        if isinstance(item, InvalidStoredItemError):
+            broken[sku] = f"{item}: PUT /v1/items/{sku} to replace it"
+        elif item is not None:
+            items[sku] = item
+    return items, broken
 
 
 @router.post("/v1/sales", responses=FORBIDDEN)
@@ -225,7 +235,7 @@ async def post_sales(
     if len(body) > settings.max_batch_events:
         raise invalid(f"at most {settings.max_batch_events} events per call")
     skus = list(dict.fromkeys(sale.sku for sale in body))
-    items = _items_by_sku(await store.get_items(skus), skus)
+    items, broken = _items_by_sku(await store.get_items(skus), skus)
     now = datetime.now(UTC)
     oldest = now - timedelta(days=settings.retention_days)
     rejected: list[Rejection] = []
@@ -234,7 +244,7 @@ async def post_sales(
     for index, sale in enumerate(body):
         item = items.get(sale.sku)
         if item is None:
-            message = "unknown SKU"
+            message = broken.get(sale.sku, "unknown SKU")
         elif sale.quantity == 0:  # counted, it would be a sale that sold nothing
             message = "quantity is 0: no units sold or returned"
         elif sale.ts > now + MAX_CLOCK_SKEW:
@@ -274,7 +284,7 @@ async def post_observations(
     if len(body) > settings.max_batch_events:
         raise invalid(f"at most {settings.max_batch_events} observations per call")
     skus = list(dict.fromkeys(entry.sku for entry in body))
-    items = _items_by_sku(await store.get_items(skus), skus)
+    items, broken = _items_by_sku(await store.get_items(skus), skus)
     markets = await store.market_reads(list(items), HISTORY_SCAN)
     loaded = rules.current
     competitors = dict(loaded.compiled.ruleset.competitors) if loaded is not None else {}
@@ -288,7 +298,7 @@ async def post_observations(
         )
         verdicts.append(verdict)
         if item is None:
-            verdict.reason = "unknown SKU"
+            verdict.reason = broken.get(entry.sku, "unknown SKU")
             continue
         try:
             observation = CompetitorObservation(
