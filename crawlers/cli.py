@@ -445,7 +445,9 @@ def scheduler(
 
     async def work(store: Store) -> None:
         stop = stop_on_signals()
+        logger.info("scheduler running, a tick every %s s", tick)
         await Scheduler(store.redis, crawler_settings).run(stop, tick_seconds=tick)
+        logger.info("scheduler stopped")
 
     _run_with_store(work)
 
@@ -539,12 +541,14 @@ async def _work(url: str, rules_dir: Path, concurrency: int) -> None:
 
     watcher = asyncio.create_task(rules.watch(settings.rules_poll_seconds, use_rules))
     stop = stop_on_signals()
+    logger.info("crawler %s running, %d jobs at a time", worker.consumer, concurrency)
     try:
         await run_until_stopped(worker.run(stop), stop, settings.shutdown_grace_seconds)
     finally:
         watcher.cancel()
         await fetcher.close()
         await store.close()
+    logger.info("crawler %s stopped", worker.consumer)
 
 
 def demo_site(

@@ -143,6 +143,13 @@ def reprice(
     Console().print(table)
     if counts.frozen:
         Console(stderr=True).print("[yellow]prices are frozen: nothing was published[/yellow]")
+    if counts.errors:
+        # A script or a deploy step must see it: those SKUs keep their old price.
+        Console(stderr=True).print(
+            f"[red]{counts.errors} pricing(s) failed: their SKUs keep the price published "
+            "before (the log names each one)[/red]"
+        )
+        raise typer.Exit(code=1)
 
 
 def explain_sku(

@@ -199,6 +199,8 @@ def _stop_crawler_at_work(
     )
     wait_for(lambda: len(site.state.hits("/slow/")) >= busy, "jobs in progress")
     assert stop(crawler) == 0
+    # An operator reading the log sees it stop, not only start.
+    assert b"stopped" in (tmp_path / "crawl.log").read_bytes().splitlines()[-1]
     return client, queued
 
 

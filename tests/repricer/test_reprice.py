@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import typer
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from pricing_service.repricer.full import reprice_all, reprice_skus
 from pricing_service.repricer.inputs import load_inputs
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.settings import get_settings
+from pricing_service.store import keys
 from pricing_service.store.store import OfferStatus, Override, Store
 from tests.repricer.helpers import WEEKEND_RULES, compile_rules, item, write_rules
 
@@ -187,6 +189,17 @@ def test_the_cli_reprices_and_explains_a_stored_sku(
         assert (payload["price"], payload["segment"]) == ("47.50", "channel:app")
         missing = runner.invoke(_app(), ["explain-sku", "NOPE"])
         assert missing.exit_code == 1
+        # An item stored around the API that does not validate is not priced: a script
+        # running the command must see it (it exited 0).
+        client = redis.Redis.from_url(clean_redis)
+        try:
+            stored = json.loads(client.get(keys.item("SKU-1")) or b"{}")
+            client.set(keys.item("SKU-1"), json.dumps({**stored, "colour": "red"}))
+        finally:
+            client.close()
+        failed = runner.invoke(_app(), ["reprice", "SKU-1"])
+        assert failed.exit_code == 1, failed.output
+        assert "pricing(s) failed" in failed.output
     finally:
         get_settings.cache_clear()
 
