@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from pricing_service.demand.signals import today_share
-from pricing_service.store import keys
 from tests.api.conftest import ADMIN_KEY, READ_KEY, RULES, WRITE_KEY, ServeApp, auth
+from tests.repricer.helpers import store_item_with_unknown_field
 
 WRITE = auth(WRITE_KEY)
 ADMIN = auth(ADMIN_KEY)
@@ -193,12 +192,7 @@ def test_an_item_stored_around_the_api_is_named_not_a_500(
     # answered 500 on the item's routes, and a sales batch lost every SKU's sales.
     _put(api, "GOOD")
     _put(api, "BROKEN")
-    client = redis.Redis.from_url(clean_redis)
-    try:
-        stored = json.loads(client.get(keys.item("BROKEN")) or b"{}")
-        client.set(keys.item("BROKEN"), json.dumps({**stored, "colour": "red"}))
-    finally:
-        client.close()
+    store_item_with_unknown_field(clean_redis, "BROKEN")
     now = datetime.now(UTC).isoformat()
     sales = [
         {"sku": "GOOD", "quantity": 2, "unit_price": "49.99", "ts": now},

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import ItemFacts
 from pricing_service.repricer.worker import Repricer, read_ruleset
+from pricing_service.store import keys
 from pricing_service.store.store import Store
 
 PLAIN_RULES = """
@@ -95,3 +99,14 @@ def worker(store: Store, rules_dir: Path, consumer: str = "r1", **settings: Any)
         **settings,
     }
     return Repricer(store, rules_dir=rules_dir, consumer=consumer, **fast)
+
+
+def store_item_with_unknown_field(redis_url: str, sku: str) -> None:
+    """Rewrite the stored item as a script or an older version might, with a field this
+    version does not know: it no longer validates."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stored = json.loads(client.get(keys.item(sku)) or b"{}")
+        client.set(keys.item(sku), json.dumps({**stored, "colour": "red"}))
+    finally:
+        client.close()

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import typer
 from typer.testing import CliRunner
 
@@ -23,9 +22,14 @@ from pricing_service.repricer.full import reprice_all, reprice_skus
 from pricing_service.repricer.inputs import load_inputs
 from pricing_service.repricer.pricer import Pricer
 from pricing_service.settings import get_settings
-from pricing_service.store import keys
 from pricing_service.store.store import OfferStatus, Override, Store
-from tests.repricer.helpers import WEEKEND_RULES, compile_rules, item, write_rules
+from tests.repricer.helpers import (
+    WEEKEND_RULES,
+    compile_rules,
+    item,
+    store_item_with_unknown_field,
+    write_rules,
+)
 
 FRIDAY_NOON = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
 
@@ -191,12 +195,7 @@ def test_the_cli_reprices_and_explains_a_stored_sku(
         assert missing.exit_code == 1
         # An item stored around the API that does not validate is not priced: a script
         # running the command must see it (it exited 0).
-        client = redis.Redis.from_url(clean_redis)
-        try:
-            stored = json.loads(client.get(keys.item("SKU-1")) or b"{}")
-            client.set(keys.item("SKU-1"), json.dumps({**stored, "colour": "red"}))
-        finally:
-            client.close()
+        store_item_with_unknown_field(clean_redis, "SKU-1")
         failed = runner.invoke(_app(), ["reprice", "SKU-1"])
         assert failed.exit_code == 1, failed.output
         assert "pricing(s) failed" in failed.output
