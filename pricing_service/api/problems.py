@@ -206,6 +206,17 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc.errors())
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body_refused = any(error["location"][:1] == ["body"] for error in errors)
+    if body_refused and media_type and not _is_json(media_type):
+        # Read as something else, a JSON body would be reported as "not an object".
+        unsupported = ProblemError(
+            415,
+            "unsupported-media-type",
+            f"send the body as application/json, not {media_type}",
+            title="Unsupported media type",
+        )
+        return await _problem_error(request, unsupported)
     first = errors[0] if errors else {"location": [], "message": "invalid request"}
     where = ".".join(str(part) for part in first["location"])
     if first.get("type") == "json_invalid":
@@ -218,6 +229,10 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
         detail=f"{where}: {first['message']}" if where else str(first["message"]),
         errors=errors,
     )
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 def _store_unavailable(request: Request) -> JSONResponse:

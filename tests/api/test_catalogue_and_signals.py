@@ -90,6 +90,28 @@ def test_item_input_errors_are_422(api: httpx.Client) -> None:
     assert broken.headers["content-type"] == "application/problem+json"
     assert broken.json()["type"] == "urn:pricing:problem:unparseable-body"
     assert broken.json()["detail"].startswith("not valid JSON: ")
+    # curl -d sends a form's media type: the body was read as a form and said "not an
+    # object", where the JSON in it was fine.
+    for media_type in ("application/x-www-form-urlencoded", "text/plain"):
+        as_form = api.put(
+            "/v1/items/SKU-1",
+            content=json.dumps(free).encode(),
+            headers={**WRITE, "Content-Type": media_type},
+        )
+        assert as_form.status_code == 415, media_type
+        assert as_form.json()["detail"] == f"send the body as application/json, not {media_type}"
+    lookup = api.post(
+        "/v1/prices/lookup",
+        content=b'{"skus": ["SKU-1"]}',
+        headers={**WRITE, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert lookup.status_code == 415
+    charset = api.post(
+        "/v1/prices/lookup",
+        content=b'{"skus": ["SKU-1"]}',
+        headers={**WRITE, "Content-Type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 200
 
 
 def test_bulk_bodies_nested_too_deeply_are_refused_not_a_crash(api: httpx.Client) -> None:
