@@ -64,6 +64,12 @@ REQUEST_SECONDS = Histogram(
 LOOKUPS = Counter(
     "pricing_lookups_total", "Price lookups answered, by result.", ["result"]
 )  # result: hit | miss | not_found | stale
+LOOKUP_SEGMENTS_IGNORED = Counter(
+    "pricing_lookup_segments_ignored_total",
+    "Price lookups whose segment named a dimension or value the ruleset does not declare "
+    "(ignored: the lookup gets the price of the segment the rest maps to, a typo the "
+    "default price).",
+)
 DECISIONS = Counter("pricing_decisions_total", "Decisions computed, by strategy.", ["strategy"])
 PRICE_CHANGES = Counter("pricing_price_changes_total", "Published schedules that changed a price.")
 PUBLISHES = Counter("pricing_publishes_total", "Schedules published, by outcome.", ["outcome"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pricing_service.engine.compiled import CompiledRuleset
 from pricing_service.engine.inputs import DEFAULT_SEGMENT, Segment
-from pricing_service.engine.segments import canonical_segment
+from pricing_service.engine.segments import canonical_segment, undeclared_parts
 from pricing_service.metrics import record_rule_reload
 from pricing_service.rules.diagnostics import Diagnostic
 from pricing_service.rules.loader import RULE_FILE_SUFFIXES, check_ruleset
@@ -104,6 +104,14 @@ class RulesState:
                     on_change(self.current)
             except Exception:  # a watcher that dies silently would freeze the rules
                 _log.exception("rules reload failed")
+
+    def undeclared(self, segment: Segment) -> list[str]:
+        """What of ``segment`` the ruleset's ``segments:`` does not declare, typos first:
+        a lookup ignores it."""
+        if self.current is None or not segment.values:
+            return []
+        errors, notes = undeclared_parts(self.current.compiled.ruleset.segments, segment)
+        return errors + notes
 
     def canonical(self, segment: Segment) -> Segment:
         """The stored segment whose price ``segment`` gets (the default without rules)."""

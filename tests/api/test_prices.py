@@ -45,13 +45,35 @@ def test_segment_maps_to_the_priced_segment(
     api: httpx.Client, clean_redis: str, rules_dir: Path
 ) -> None:
     publish(clean_redis, rules_dir, item(), _now(), segment="channel:app")
+    publish(clean_redis, rules_dir, item(), _now())
     response = api.get(
         "/v1/prices/SKU-1", params={"segment": "channel:app,tier:x"}, headers=auth(READ_KEY)
     )
     assert response.status_code == 200, response.text
     assert response.json()["segment"] == "channel:app"
+    # tier is not a dimension of these rules: ignored, and the header says so.
+    assert response.headers["pricing-segment-warning"] == (
+        "segment dimension 'tier' is not in the ruleset: ignored"
+    )
     bad = api.get("/v1/prices/SKU-1", params={"segment": "no"}, headers=auth(READ_KEY))
     assert bad.status_code == 422
+    # A typo of a declared value still gets a price (a storefront must never go down for
+    # a value the rules have not declared yet), the default one, and the header says why.
+    typo = api.get("/v1/prices/SKU-1", params={"segment": "channel:ap"}, headers=auth(READ_KEY))
+    assert (typo.status_code, typo.json()["segment"]) == (200, "")
+    assert typo.headers["pricing-segment-warning"] == (
+        "unknown segment channel value 'ap' (did you mean 'app'?); the ruleset declares: web, app"
+    )
+    batch = api.post(
+        "/v1/prices/lookup",
+        json={"skus": ["SKU-1"], "segment": "channel:ap"},
+        headers=auth(READ_KEY),
+    )
+    assert batch.headers["pricing-segment-warning"] == typo.headers["pricing-segment-warning"]
+    exact = api.get("/v1/prices/SKU-1", params={"segment": "channel:app"}, headers=auth(READ_KEY))
+    assert "pricing-segment-warning" not in exact.headers
+    metrics = api.get("/metrics").text
+    assert "pricing_lookup_segments_ignored_total 3.0" in metrics
 
 
 def test_at_a_window_boundary_returns_the_window_starting_then(

@@ -30,7 +30,7 @@ from pricing_service.api.problems import (
 )
 from pricing_service.catalogue import SKU_PATTERN
 from pricing_service.engine.inputs import Segment
-from pricing_service.metrics import LOOKUPS
+from pricing_service.metrics import LOOKUP_SEGMENTS_IGNORED, LOOKUPS
 from pricing_service.store.store import AuditRecord, Schedule, Store, Window, parse_decision_id
 
 router = APIRouter(tags=["prices"], responses={**UNAUTHORIZED, **UNAVAILABLE})
@@ -41,6 +41,14 @@ _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 #: Audit records read per Redis call when scanning the trail.
 _AUDIT_PAGE = 500
 STALE_HEADER = "Pricing-Stale"
+#: Says what of a lookup's segment the ruleset does not declare, and so was ignored.
+SEGMENT_WARNING_HEADER = "Pricing-Segment-Warning"
+SEGMENT_HELP = (
+    "The segment, as dimension:value pairs (channel:app,tier:member). What the ruleset's "
+    "segments: does not declare (a dimension, or a value of one) is ignored, so a typo gets "
+    f"the default price: the {SEGMENT_WARNING_HEADER} header then says what, and the "
+    "response's segment which segment answered."
+)
 
 
 class Step(BaseModel):
@@ -121,7 +129,7 @@ class LookupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     skus: list[Annotated[str, Field(max_length=200)]] = Field(min_length=1)
-    segment: str | None = Field(default=None, max_length=200)
+    segment: str | None = Field(default=None, max_length=200, description=SEGMENT_HELP)
 
 
 class LookupResult(BaseModel):
@@ -333,6 +341,15 @@ async def _explanation(store: Store, decision_id: str) -> DecisionOut | None:
     return DecisionOut.model_validate(record.decisions[index])
 
 
+def _warn_undeclared(response: Response, undeclared: list[str]) -> None:
+    # Ignored, not refused: a storefront sending a value the rules have not declared yet
+    # (or no longer do) still gets a price, and whoever reads the headers learns why it
+    # is the default one.
+    if undeclared:
+        LOOKUP_SEGMENTS_IGNORED.inc()
+        response.headers[SEGMENT_WARNING_HEADER] = "; ".join(undeclared)
+
+
 def _mark_stale(response: Response, stale_seconds: float) -> None:
     response.headers[STALE_HEADER] = "true"
     response.headers["Age"] = str(int(stale_seconds))
@@ -362,7 +379,9 @@ async def get_price(
     cache: CacheDep,
     rules: RulesDep,
     response: Response,
-    segment: Annotated[str | None, Query(max_length=200, examples=["channel:app"])] = None,
+    segment: Annotated[
+        str | None, Query(max_length=200, examples=["channel:app"], description=SEGMENT_HELP)
+    ] = None,
     at: Annotated[datetime | None, Query(description="ISO 8601 instant; default now.")] = None,
     explain: bool = False,
 ) -> PriceOut:
@@ -376,7 +395,9 @@ async def get_price(
             "explanations need an API key with the read scope",
             headers={"WWW-Authenticate": 'Bearer realm="pricing"'},
         )
-    stored_segment = str(rules.canonical(_parse_segment(segment)))
+    asked = _parse_segment(segment)
+    stored_segment = str(rules.canonical(asked))
+    _warn_undeclared(response, rules.undeclared(asked))
     moment = at or datetime.now(UTC)
     stale_seconds = cache.stale_seconds()
     schedule, from_cache = await cache.get(sku, stored_segment)
@@ -413,7 +434,9 @@ async def lookup_prices(
     While the store is unreachable, one SKU that is not cached makes it a 503."""
     if len(body.skus) > settings.max_lookup_skus:
         raise invalid(f"skus: at most {settings.max_lookup_skus} SKUs per lookup")
-    stored_segment = str(rules.canonical(_parse_segment(body.segment)))
+    asked = _parse_segment(body.segment)
+    stored_segment = str(rules.canonical(asked))
+    undeclared = rules.undeclared(asked)
     valid = [sku for sku in dict.fromkeys(body.skus) if _SKU.match(sku)]
     stale_seconds = cache.stale_seconds()
     schedules = dict(
@@ -449,6 +472,7 @@ async def lookup_prices(
     )
     if any_stale and stale_seconds is not None:
         _mark_stale(reply, stale_seconds)
+    _warn_undeclared(reply, undeclared)
     return reply
 
 
