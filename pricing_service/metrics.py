@@ -63,7 +63,7 @@ REQUEST_SECONDS = Histogram(
 )
 LOOKUPS = Counter(
     "pricing_lookups_total", "Price lookups answered, by result.", ["result"]
-)  # result: hit | miss | not_found | stale
+)  # result: hit | miss | not_found | stale | unavailable (batch, store unreachable)
 LOOKUP_SEGMENTS_IGNORED = Counter(
     "pricing_lookup_segments_ignored_total",
     "Price lookups whose segment named a dimension or value the ruleset does not declare "

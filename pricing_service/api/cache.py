@@ -173,9 +173,13 @@ class ScheduleCache:
         self._fill(sku, segment, schedule, sequence)
         return schedule, False
 
-    async def get_many(self, pairs: Sequence[CacheKey]) -> list[tuple[Schedule | None, bool]]:
-        """Like :meth:`get` for many keys, with one pipelined read for the misses."""
-        results: list[tuple[Schedule | None, bool]] = []
+    async def get_many(
+        self, pairs: Sequence[CacheKey], *, partial: bool = False
+    ) -> list[tuple[Schedule | None, bool] | None]:
+        """Like :meth:`get` for many keys, with one pipelined read for the misses. With
+        ``partial``, while the store cannot be read, the keys not cached are None instead,
+        provided one key is served from the cache: a batch answers what it can."""
+        results: list[tuple[Schedule | None, bool] | None] = []
         missing: list[int] = []
         servable = self._servable()
         for index, (sku, segment) in enumerate(pairs):
@@ -185,15 +189,23 @@ class ScheduleCache:
                 missing.append(index)
         if len(missing) < len(pairs):
             CACHE_HITS.inc(len(pairs) - len(missing))
-        if missing:
-            CACHE_MISSES.inc(len(missing))
+        if not missing:
+            return results
+        CACHE_MISSES.inc(len(missing))
+        try:
             self.check_store_reachable()
             sequence = self._sequence
             fetched = await self._read(self.store.get_schedules([pairs[i] for i in missing]))
-            for index, schedule in zip(missing, fetched, strict=True):
-                sku, segment = pairs[index]
-                self._fill(sku, segment, schedule, sequence)
-                results[index] = (schedule, False)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            if not partial or len(missing) == len(pairs):
+                raise
+            for index in missing:
+                results[index] = None
+            return results
+        for index, schedule in zip(missing, fetched, strict=True):
+            sku, segment = pairs[index]
+            self._fill(sku, segment, schedule, sequence)
+            results[index] = (schedule, False)
         return results
 
     # -- bookkeeping --------------------------------------------------------------------

@@ -118,9 +118,19 @@ def test_lookups_ride_out_a_redis_outage_and_everything_recovers(
         assert single.json()["stale"] is True
         assert single.json()["price"] == "50.00"
         assert all(result["price"]["stale"] for result in batch.json()["results"])
-        # What is not cached cannot be answered.
+        # What is not cached cannot be answered: a lookup of it is a 503, and a batch
+        # answers what it can (a listing page keeps its other prices).
         _assert_unavailable(api.get(f"/v1/prices/{NOT_CACHED[0]}"))
-        _assert_unavailable(api.post("/v1/prices/lookup", json={"skus": ["SKU-0", NOT_CACHED[1]]}))
+        mixed = api.post("/v1/prices/lookup", json={"skus": ["SKU-0", NOT_CACHED[1]]})
+        assert mixed.status_code == 200, mixed.text
+        assert _is_stale(mixed)
+        cached, uncached = mixed.json()["results"]
+        assert (cached["found"], cached["price"]["stale"]) == (True, True)
+        assert (uncached["found"], uncached["error"]) == (
+            False,
+            "not cached, and the price store is unreachable: retry",
+        )
+        _assert_unavailable(api.post("/v1/prices/lookup", json={"skus": NOT_CACHED[:2]}))
         assert _metric(api, "pricing_schedule_cache_staleness_seconds") > 0
         assert api.get("/readyz").json()["status"] == "stale"  # kept in rotation
         assert _metric(api, "pricing_redis_last_contact_age_seconds") > 0

@@ -431,7 +431,8 @@ async def lookup_prices(
 ) -> Response:
     """Current prices of many SKUs at once; unknown SKUs are reported one by one.
 
-    While the store is unreachable, one SKU that is not cached makes it a 503."""
+    While the store is unreachable, the cached SKUs are answered (stale) and the others
+    reported one by one; a 503 when none is cached."""
     if len(body.skus) > settings.max_lookup_skus:
         raise invalid(f"skus: at most {settings.max_lookup_skus} SKUs per lookup")
     asked = _parse_segment(body.segment)
@@ -439,9 +440,8 @@ async def lookup_prices(
     undeclared = rules.undeclared(asked)
     valid = [sku for sku in dict.fromkeys(body.skus) if _SKU.match(sku)]
     stale_seconds = cache.stale_seconds()
-    schedules = dict(
-        zip(valid, await cache.get_many([(sku, stored_segment) for sku in valid]), strict=True)
-    )
+    read = await cache.get_many([(sku, stored_segment) for sku in valid], partial=True)
+    schedules = dict(zip(valid, read, strict=True))
     now = int(datetime.now(UTC).timestamp())
     results: list[str] = []
     any_stale = False
@@ -450,7 +450,12 @@ async def lookup_prices(
         if sku not in schedules:
             results.append(_missing(sku, "not a valid SKU"))
             continue
-        schedule, from_cache = schedules[sku]
+        entry = schedules[sku]
+        if entry is None:
+            outcomes["unavailable"] += 1
+            results.append(_missing(sku, "not cached, and the price store is unreachable: retry"))
+            continue
+        schedule, from_cache = entry
         price = None
         stale = from_cache and stale_seconds is not None
         any_stale = any_stale or stale
