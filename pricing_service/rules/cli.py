@@ -238,6 +238,7 @@ def _change_document(change: PriceChangePreview) -> dict[str, Any]:
         "heading_from": None if change.heading_from is None else str(change.heading_from),
         "heading_change_percent": str(change.heading_change_percent),
         "heading_settles": change.heading_settles,
+        "heading_until": None if change.heading_until is None else change.heading_until.isoformat(),
     }
 
 
@@ -282,18 +283,24 @@ def _print_preview(
         f"[bold]{summary.changed} would change[/] at the next repricing ({summary.up} up, "
         f"{summary.down} down), {summary.unpriced} without a price to compare."
     )
-    if summary.heading_changed:
+    if summary.held_short:
         console.print(
-            f"[bold]{summary.heading_changed} {'is' if summary.heading_changed == 1 else 'are'} "
-            f"heading elsewhere[/] once the step limits, cooldown and loop protection stop "
-            f"holding {'it' if summary.heading_changed == 1 else 'them'} back (inputs as "
-            f"they are now), by up to {summary.max_abs_heading_change_percent}%."
+            f"[bold]{summary.held_short} {'is' if summary.held_short == 1 else 'are'} held "
+            "back[/] short of where the rules take "
+            f"{'it' if summary.held_short == 1 else 'them'} (by the step limits, cooldown, "
+            "loop protection or an override; inputs as they are now): headings up to "
+            f"{summary.max_abs_heading_change_percent}% away."
         )
     if summary.unsettled:
         console.print(
             f"[bold yellow]![/] {_plural(summary.unsettled, 'price')} never settle: still "
-            f"moving after {HEADING_REPRICES} repricings, or moving in a loop (heading shown "
-            "with a ~)."
+            f"moving after {HEADING_REPRICES} repricings with no floor or ceiling to stop at, "
+            "or moving in a loop (the last price reached shown with a ~)."
+        )
+    if any(change.heading_until is not None for change in result.changes):
+        console.print(
+            "A heading with a time holds until then: the rule, window or adjustment behind "
+            "it changes, and the price may never get there."
         )
     # Said once above the tables too, whose narrow segment column may cut the arrow off.
     answered = sorted({_segment_shown(c) for c in result.changes if c.answered_by is not None})
@@ -316,7 +323,7 @@ def _print_preview(
     for change in result.changes:
         by_rule[change.rule_id].append(change)
     rules = Table(title="Changes by rule")
-    for column in ("rule", "next", "up", "down", "heading elsewhere", "largest %"):
+    for column in ("rule", "next", "up", "down", "held short", "largest %"):
         _add_column(rules, column, numeric=column != "rule")
     for rule_id, changes in sorted(by_rule.items(), key=lambda item: (-len(item[1]), item[0])):
         rules.add_row(
@@ -324,7 +331,7 @@ def _print_preview(
             str(sum(c.change != 0 for c in changes)),
             str(sum(c.change > 0 for c in changes)),
             str(sum(c.change < 0 for c in changes)),
-            str(sum(c.heading != c.heading_from for c in changes)),
+            str(sum(c.held_short for c in changes)),
             str(max(abs(c.largest_change_percent) for c in changes)),
         )
     console.print(rules)
@@ -345,7 +352,7 @@ def _print_preview(
             str(change.current),
             str(change.proposed),
             f"{change.change_percent:+}",
-            _heading_shown(change),
+            _heading_shown(change, zone),
             f"{change.heading_change_percent:+}",
             change.rule_id,
             ", ".join(change.guardrails_fired),
@@ -357,10 +364,13 @@ def _print_preview(
 _PIPE_WIDTH = 240
 
 
-def _heading_shown(change: PriceChangePreview) -> str:
+def _heading_shown(change: PriceChangePreview, zone: ZoneInfo) -> str:
     if change.heading is None:
         return "-"
-    return f"{'' if change.heading_settles else '~'}{change.heading}"
+    shown = f"{'' if change.heading_settles else '~'}{change.heading}"
+    if change.heading_until is not None:
+        shown += f" until {change.heading_until.astimezone(zone):%a %H:%M}"
+    return shown
 
 
 def _add_column(table: Table, heading: str, *, numeric: bool) -> None:

@@ -1014,12 +1014,16 @@ def _check_hours_the_clocks_skip(merged: _Merged) -> Iterator[Diagnostic]:
         return
     timezone = merged.timezone.value
     events = {key: located.value for key, located in merged.events.items()}
-    year = datetime.now(ZoneInfo(timezone)).year
+    today = datetime.now(ZoneInfo(timezone)).date()
+    year = today.year
     for located in merged.priced():
         for path, window in _windows(located.value):
             if window.hours is None:
                 continue
             skipped, never = hours_skipped(window, timezone, events, year)
+            if window.dates is None and not window.events:
+                # A daily window's day this year may be past: name the coming ones.
+                skipped = [one for one in skipped if one.day >= today]
             if skipped:
                 message = _skipped_hours_message(window, skipped, never, timezone, year, events)
                 yield located.report((*path, "hours"), message, "warning")
@@ -1053,8 +1057,8 @@ def _skipped_hours_message(
         return (
             f"the window never applies: {lies} on every day its {conditions} allow ({days}){looked}"
         )
-    if window.dates is None and not window.events and len({p.day.year for p in skipped}) > 1:
-        # Looked at in two years: the same day each year, as long as tzdata says so.
+    if window.dates is None and not window.events:
+        # Every year: the same day each year, as long as tzdata says so.
         return f"the window does not apply on the day the clocks go forward ({days}): {lies}"
     return f"the window does not apply on {days}: {lies}"
 

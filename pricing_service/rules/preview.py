@@ -35,9 +35,9 @@ from pricing_service.rules.model import Guardrails, Ruleset
 from pricing_service.store.store import Store
 
 _PERCENT = Decimal("0.01")
-#: Repricings followed when looking for where a price settles: enough for a price that
-#: compounds 5% per repricing to cross a factor of 10.
-HEADING_REPRICES = 50
+#: Repricings followed when looking for where a price settles, from where it is and, for
+#: one still moving the same way, from the far end of its way.
+HEADING_REPRICES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,14 @@ class PriceChangePreview:
     #: False when the price had not settled after :data:`HEADING_REPRICES` repricings, or
     #: came back to an earlier price (a loop): ``heading`` is then the last price reached.
     heading_settles: bool = True
+    #: When the rules, windows or adjustments that set the heading change (a happy hour's
+    #: end): the heading holds until then. None: not by time.
+    heading_until: datetime | None = None
+
+    @property
+    def held_short(self) -> bool:
+        """Heading elsewhere than the next repricing takes it: pacing holds it back."""
+        return self.heading is not None and self.heading != self.proposed
 
     @property
     def discount_raises(self) -> bool:
@@ -102,7 +110,11 @@ class PreviewSummary:
     #: Prices whose heading differs from what it is compared with, changing at the next
     #: repricing or not.
     heading_changed: int
-    #: Prices still moving after HEADING_REPRICES repricings, or moving in a loop.
+    #: Of those, the prices the next repricing does not take there: held back short of it
+    #: by the step limits, the cooldown, the loop protection or an override.
+    held_short: int
+    #: Prices still moving after HEADING_REPRICES repricings with no floor or ceiling to
+    #: stop at, or moving in a loop.
     unsettled: int
     #: Prices that stay as they are while a guardrail or the loop protection fired, by
     #: name (a price with two firing counts under both): where a candidate that "changes
@@ -120,7 +132,7 @@ class PreviewSummary:
     endings_beyond_currency: list[str]
     #: Amount adjustments (``change: -20``) that moved a SKU's price by at least half of
     #: it, the way a forgotten "%" would, each with its largest move: "rule/adjustment:
-    #: -20 USD moved SKU-1 from 30.00 by 66.67%". Validation judges only the rules whose
+    #: -20 USD would move SKU-1 from 30.00 by 66.67%". Validation judges only the rules whose
     #: prices the rule files bound; this sees the catalogue's prices.
     amounts_like_percentages: list[str]
     mean_abs_change_percent: Decimal | None
@@ -301,10 +313,12 @@ def unpaced(compiled: CompiledRuleset) -> CompiledRuleset:
 
 @dataclass(frozen=True, slots=True)
 class Heading:
-    """Where a price settles, or, when it does not, the last price reached."""
+    """Where a price settles, or, when it does not, the last price reached; ``until``:
+    when the rules, windows or adjustments that set it change (None: not by time)."""
 
     price: Decimal | None
     settles: bool = True
+    until: datetime | None = None
 
 
 def heading(
@@ -315,28 +329,71 @@ def heading(
     decision: Decision,
 ) -> Heading:
     """Where ``entry``'s price settles after ``decision``, its next repricing, under
-    ``unpaced_rules`` (see :func:`unpaced`) at ``at``, with the inputs as they are. Each
-    repricing starts from the price the last one set, so a rule relative to the current
-    price compounds, as it would live."""
+    ``unpaced_rules`` (see :func:`unpaced`) at ``at``, with the inputs as they are and
+    without an override (which ends). Each repricing starts from the price the last one
+    set, so a rule relative to the current price compounds, as it would live; one still
+    moving the same way after :data:`HEADING_REPRICES` is followed to the price it stops
+    at from the far end (the floor, for a markdown: see :func:`_settled_from_far_end`)."""
     price = decision.price
+    item = entry.item
     if price is None or (
-        price == entry.item.current_price
+        price == item.current_price
         and not decision.guardrails_fired
         and decision.held_by is None
+        and entry.override is None
     ):
-        return Heading(price)  # nothing held it back
-    item = entry.item
+        return Heading(price, until=decision.valid_until)  # nothing held it back
+
+    def reprice(current: Decimal) -> Decision:
+        moved = item.model_copy(update={"current_price": current})
+        return decide(
+            unpaced_rules,
+            moved,
+            at,
+            segment=segment,
+            observations=entry.observations,
+            demand=entry.demand,
+            elasticity=entry.elasticity,
+        )
+
     seen = {item.current_price, price}
+    directions: set[bool] = set()
+    until = None
     for _ in range(HEADING_REPRICES):
-        moved = entry.model_copy(update={"item": item.model_copy(update={"current_price": price})})
-        decided = _decide(unpaced_rules, moved, at, segment).price
+        next_decision = reprice(price)
+        decided, until = next_decision.price, next_decision.valid_until
         if decided is None or decided == price:
-            return Heading(price)
+            return Heading(price, until=until)
         if decided in seen:
-            return Heading(decided, settles=False)
+            return Heading(decided, settles=False, until=until)
+        directions.add(decided > price)
         seen.add(decided)
         price = decided
-    return Heading(price, settles=False)
+    if len(directions) == 1:
+        far = _settled_from_far_end(reprice, price, directions.pop(), item.currency)
+        if far is not None:
+            return Heading(far.price, until=far.valid_until)
+    return Heading(price, settles=False, until=until)
+
+
+def _settled_from_far_end(
+    reprice: Callable[[Decimal], Decision], reached: Decimal, rising: bool, currency: str
+) -> Decision | None:
+    """Where a price still moving one way settles, found from the far end of that way:
+    from one minor unit for a price going down (a markdown compounding toward its floor,
+    which may be hundreds of repricings away), from a hundred times the price reached
+    for one going up. The decision it settles at when that lies beyond ``reached``; None
+    when the price does not settle from there either (it has no floor or ceiling)."""
+    price = Decimal(1).scaleb(-minor_unit_digits(currency)) if not rising else reached * 100
+    for _ in range(HEADING_REPRICES):
+        decision = reprice(price)
+        if decision.price is None:
+            return None
+        if decision.price == price:
+            beyond = price > reached if rising else price < reached
+            return decision if beyond else None
+        price = decision.price
+    return None
 
 
 @dataclass(slots=True)
@@ -394,9 +451,10 @@ class _Tally:
                 share >= AMOUNT_LIKE_A_PERCENTAGE
                 and share > self.large_amounts.get(key, (Decimal(0), ""))[0]
             ):
+                moved = (share * 100).quantize(_PERCENT)
                 text = (
                     f"{rule.id}/{adjustment.id}: {adjustment.change_text} {decision.currency} "
-                    f"moved {decision.sku} from {step.input} by {(share * 100).quantize(_PERCENT)}%"
+                    f"would move {decision.sku} from {step.input} by {moved}%"
                 )
                 self.large_amounts[key] = (share, text)
 
@@ -475,6 +533,7 @@ class _Tally:
                         heading=settles.price,
                         heading_from=heading_from,
                         heading_settles=settles.settles,
+                        heading_until=settles.until,
                     )
                 )
 
@@ -510,6 +569,7 @@ class _Tally:
             median_abs_change_percent=_median(magnitudes),
             max_abs_change_percent=max(magnitudes) if magnitudes else None,
             heading_changed=sum(change.heading != change.heading_from for change in self.changes),
+            held_short=sum(change.held_short for change in self.changes),
             unsettled=sum(not change.heading_settles for change in self.changes),
             max_abs_heading_change_percent=max(headings) if headings else None,
         )

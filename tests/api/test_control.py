@@ -239,8 +239,10 @@ def test_preview_counts_changes_without_publishing(api: httpx.Client, clean_redi
         "heading_from": "50.00",
         "heading_change_percent": "10.00",
         "heading_settles": True,
+        "heading_until": None,
     }
     assert (body["summary"]["heading_changed"], body["summary"]["unsettled"]) == (4, 0)
+    assert body["summary"]["held_short"] == 0  # the next repricing gets there
     assert (body["summary"]["held"], body["summary"]["discounts_up"]) == ({}, 0)
     assert body["summary"]["unmatched_rules"] == []
     client = redis.Redis.from_url(clean_redis)

@@ -21,7 +21,7 @@ from pricing_service.rules.cli import EXIT_CHANGE_TOO_LARGE, app
 from pricing_service.rules.preview import preview_catalogue
 from pricing_service.settings import get_settings
 from pricing_service.store.offers import OfferStatus
-from pricing_service.store.store import Store
+from pricing_service.store.store import Override, Store
 from tests.repricer.helpers import PLAIN_RULES, compile_rules, item, write_rules
 
 FRIDAY_NOON = datetime(2026, 11, 20, 17, 0, tzinfo=UTC)
@@ -151,8 +151,8 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
             "4 SKU and segments priced, 2 would change at the next repricing (0 up, 2 down)"
             in shown.output
         )
-        assert "2 are heading elsewhere" in shown.output
-        assert "by up to 26.32%" in shown.output
+        assert "2 are held back short of where the rules take them" in shown.output
+        assert "headings up to 26.32% away" in shown.output
         assert "Largest changes (1 of 2)" in shown.output
         # Not cut to 80 columns in a pipe: every value of the row is there whole.
         assert "│ SKU-0 │ channel:app │ USD      │   47.50 │ 42.75 │   -10.00 │   35.00 │" in (
@@ -182,6 +182,7 @@ def test_the_cli_previews_gates_and_refuses_invalid_rules(
                 "heading_from": "47.50",
                 "heading_change_percent": "-26.32",
                 "heading_settles": True,
+                "heading_until": None,
             }
         ]
         assert document["against"] == "prices in force"
@@ -362,13 +363,13 @@ timezone: America/New_York
 guardrails:
   max_change: "10%"
 default:
-  description: Keep the current price, 10% off it.
+  description: Keep the current price, 1% off it.
   owner: test@example.com
   strategy:
     keep_current: true
   adjustments:
     - id: markdown
-      change: "-10%"
+      change: "-1%"
 """
 
 
@@ -377,23 +378,75 @@ async def test_a_rule_that_compounds_is_followed_to_its_floor_or_shown_unsettled
     store: Store, tmp_path: Path
 ) -> None:
     await store.put_items([item("SKU-0", current_price=Decimal("50.00"))])
-    floored = COMPOUNDING.replace('max_change: "10%"', 'max_change: "10%"\n  min_price: 30')
+    floored = COMPOUNDING.replace('max_change: "10%"', 'max_change: "10%"\n  min_price: 5')
     with_floor = compile_rules(write_rules(tmp_path / "floor", floored))
 
     [change] = (await preview_catalogue(store, with_floor, FRIDAY_NOON)).changes
 
-    # One step shows -10%; repricing after repricing, it runs down to the floor.
-    assert (change.proposed, change.change_percent) == (Decimal("45.00"), Decimal("-10.00"))
-    assert (change.heading, change.heading_settles) == (Decimal("30.00"), True)
-    assert change.heading_change_percent == Decimal("-40.00")
+    # One step shows -1%; repricing after repricing (about 230 of them), it runs down to
+    # the floor, 90% below.
+    assert (change.proposed, change.change_percent) == (Decimal("49.50"), Decimal("-1.00"))
+    assert (change.heading, change.heading_settles) == (Decimal("5.00"), True)
+    assert change.heading_change_percent == Decimal("-90.00")
+    assert change.held_short
 
+    # Without a floor, down to one cent.
     without_floor = compile_rules(write_rules(tmp_path / "none", COMPOUNDING))
-    preview = await preview_catalogue(store, without_floor, FRIDAY_NOON)
+    [bottom] = (await preview_catalogue(store, without_floor, FRIDAY_NOON)).changes
+    assert (bottom.heading, bottom.heading_settles) == (Decimal("0.01"), True)
+
+    # A markup with no ceiling never settles.
+    upward = compile_rules(write_rules(tmp_path / "up", COMPOUNDING.replace('"-1%"', '"+5%"')))
+    preview = await preview_catalogue(store, upward, FRIDAY_NOON)
     [endless] = preview.changes
     assert not endless.heading_settles
     assert endless.heading is not None
-    assert endless.heading < Decimal("1.00")
+    assert endless.heading > endless.proposed * Decimal("1.5")
     assert preview.summary.unsettled == 1
+
+
+HAPPY_HOUR = PLAIN_RULES.replace(
+    "default:\n", 'guardrails:\n  max_change: "5%"\n  cooldown: 1h\ndefault:\n', 1
+) + (
+    "  - id: happy-hour\n"
+    "    description: Thirty percent off from five to seven.\n"
+    "    owner: test@example.com\n"
+    "    priority: 30\n"
+    '    when: { hours: "17:00-19:00" }\n'
+    '    strategy: { discount: "30%" }\n'
+)
+
+
+@pytest.mark.anyio
+async def test_a_heading_under_a_window_says_until_when_and_an_override_hides_none(
+    store: Store, tmp_path: Path
+) -> None:
+    await store.put_items([item("SKU-0", current_price=Decimal("50.00"))])
+    candidate = compile_rules(write_rules(tmp_path / "happy", HAPPY_HOUR))
+    at = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # 17:30 in New York
+
+    preview = await preview_catalogue(store, candidate, at, ["SKU-0"])
+
+    # 30% off while the happy hour lasts, which a 5% step may never reach: the heading
+    # says until when.
+    default = next(change for change in preview.changes if change.segment == "")
+    assert (default.proposed, default.heading) == (Decimal("47.50"), Decimal("35.00"))
+    assert default.heading_until == datetime(2026, 11, 21, 0, 0, tzinfo=UTC)  # 19:00
+
+    # An override in force ends: the heading is where the rules take the price after it
+    # (the next step keeps the override's price).
+    target = PLAIN_RULES.replace("list_price: true", "cost_plus: 200%").replace(
+        "default:\n", 'guardrails:\n  max_change: "5%"\ndefault:\n', 1
+    )
+    await store.put_items([item("SKU-1", current_price=Decimal("50.00"), cost=Decimal("20.00"))])
+    launch = Override(price=Decimal("50.00"), until=at + timedelta(hours=2), reason="launch")
+    await store.set_override("SKU-1", launch)
+    overridden = await preview_catalogue(
+        store, compile_rules(write_rules(tmp_path / "target", target)), at, ["SKU-1"]
+    )
+    row = next(change for change in overridden.changes if change.segment == "")
+    assert (row.proposed, row.heading) == (Decimal("50.00"), Decimal("60.00"))
+    assert row.held_short
 
 
 @pytest.mark.anyio
@@ -468,7 +521,7 @@ async def test_an_amount_adjustment_moving_a_price_by_half_is_named(
     preview = await preview_catalogue(store, candidate, FRIDAY_NOON)
     # The largest move is named: the VASE's 15% is not one.
     assert preview.summary.amounts_like_percentages == [
-        "default/promo: -30 USD moved LAMP from 50.00 by 60.00%"
+        "default/promo: -30 USD would move LAMP from 50.00 by 60.00%"
     ]
     vase_only = await preview_catalogue(store, candidate, FRIDAY_NOON, ["VASE"])
     assert vase_only.summary.amounts_like_percentages == []
@@ -491,7 +544,7 @@ def test_the_cli_warns_of_amounts_and_endings_the_summary_names(
         assert shown.exit_code == 0, shown.output
         assert (
             'an amount adjustment moved a price by half of it or more (a forgotten "%"?): '
-            "default/promo: -30 USD moved SKU-0 from 50.00 by 60.00%"
+            "default/promo: -30 USD would move SKU-0 from 50.00 by 60.00%"
         ) in shown.output
         assert (
             "a rounding ending needs more decimal places than the SKUs' currency has, so "

@@ -138,8 +138,8 @@ class PriceChangeOut(BaseModel):
     heading: Decimal | None = Field(
         description=(
             "Where the price settles with the inputs as they are, once the step limits "
-            "(max_change, max_change_per_day), cooldown and loop protection stop holding it "
-            "back: the next step alone can hide an edit's whole effect."
+            "(max_change, max_change_per_day), cooldown, loop protection and any override "
+            "stop holding it back: the next step alone can hide an edit's whole effect."
         )
     )
     heading_from: Decimal | None = Field(
@@ -151,7 +151,12 @@ class PriceChangeOut(BaseModel):
     heading_change_percent: Decimal
     heading_settles: bool = Field(
         description=f"False when the price was still moving after {HEADING_REPRICES} "
-        "repricings, or looped."
+        "repricings with no floor or ceiling to stop at, or looped."
+    )
+    heading_until: datetime | None = Field(
+        description="When the rule, window or adjustment behind the heading changes (a "
+        "happy hour's end): the heading holds until then, and may never be reached. Null: "
+        "not by time."
     )
 
 
@@ -182,7 +187,7 @@ class PreviewSummaryOut(BaseModel):
     amounts_like_percentages: list[str] = Field(
         description="Amount adjustments (change: -20) that moved a price by half of it or "
         'more, as a forgotten "%" would, each with its largest move: "rule/adjustment: '
-        '-20 USD moved SKU-1 from 30.00 by 66.67%".'
+        '-20 USD would move SKU-1 from 30.00 by 66.67%".'
     )
     mean_abs_change_percent: Decimal | None
     median_abs_change_percent: Decimal | None
@@ -190,8 +195,13 @@ class PreviewSummaryOut(BaseModel):
     heading_changed: int = Field(
         description="Prices heading elsewhere than the price compared with, moving next or not."
     )
+    held_short: int = Field(
+        description="Of those, the prices the next repricing does not take there (held back "
+        "by the step limits, cooldown, loop protection or an override)."
+    )
     unsettled: int = Field(
-        description=f"Prices still moving after {HEADING_REPRICES} repricings, or looping."
+        description=f"Prices still moving after {HEADING_REPRICES} repricings with no floor "
+        "or ceiling to stop at, or looping."
     )
     max_abs_heading_change_percent: Decimal | None
 
@@ -397,6 +407,7 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep, rules: Rule
                 heading_from=change.heading_from,
                 heading_change_percent=change.heading_change_percent,
                 heading_settles=change.heading_settles,
+                heading_until=change.heading_until,
             )
             for change in changes
         ],

@@ -347,7 +347,8 @@ def _warn_undeclared(response: Response, undeclared: list[str]) -> None:
     # is the default one.
     if undeclared:
         LOOKUP_SEGMENTS_IGNORED.inc()
-        response.headers[SEGMENT_WARNING_HEADER] = "; ".join(undeclared)
+        # Each message has semicolons of its own.
+        response.headers[SEGMENT_WARNING_HEADER] = " | ".join(undeclared)
 
 
 def _mark_stale(response: Response, stale_seconds: float) -> None:
