@@ -60,6 +60,13 @@ def minor_unit_digits(currency: str) -> int:
     return _MINOR_UNIT_EXCEPTIONS.get(currency, 2)
 
 
+@cache
+def minor_unit(currency: str) -> Decimal:
+    """One minor unit of ``currency`` (0.01 USD, 1 JPY, 0.001 KWD), exact: ``minor`` units
+    are ``Decimal(minor) * minor_unit(currency)``, digit for digit ``from_minor``'s."""
+    return Decimal(1).scaleb(-minor_unit_digits(currency))
+
+
 def to_minor(amount: Decimal | str | int, currency: str) -> int:
     """Convert an amount to integer minor units, rounding half up deterministically."""
     try:

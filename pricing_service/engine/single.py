@@ -76,6 +76,7 @@ from pricing_service.money import (
     clamp_minor,
     div_round_half_up,
     floor_ratio,
+    minor_unit,
     minor_unit_digits,
 )
 from pricing_service.rules.model import (
@@ -125,6 +126,7 @@ class _Context:
     item: ItemFacts
     currency: str
     epoch: int
+    valid_from: datetime  # the instant priced, in UTC, from the ruleset's time context
     # Raw offers: only competitor strategies need the latest per competitor, so that
     # reduction is done on first use.
     observations: Sequence[CompetitorObservation]
@@ -136,11 +138,13 @@ class _Context:
     inputs: list[InputUsed]
     warnings: list[str]
 
-    exponent: int  # -digits of the currency's minor unit
+    unit: Decimal  # one minor unit of the currency: 0.01 USD, 1 JPY
+    changed_at: int | None  # epoch seconds of the item's last price change
 
     def amount(self, minor: int) -> Decimal:
-        """Minor units as the exact Decimal (what ``from_minor`` does, without lookups)."""
-        return Decimal(minor).scaleb(self.exponent)
+        """Minor units as the exact Decimal (what ``from_minor`` gives: the product has
+        the unit's exponent), without lookups."""
+        return Decimal(minor) * self.unit
 
     def money(self, minor: int | None) -> str:
         return "none" if minor is None else str(self.amount(minor))
@@ -402,7 +406,7 @@ def _bounds(
 ) -> tuple[_Bound, _Bound, int, list[str]]:
     """The allowed range ``[low, high]``, each end with the guardrail that set it, a
     bitmask of the guardrails the candidate violates, and warnings."""
-    item, current = context.item, context.current
+    current = context.current
     limits = _Limits(candidate)
     lower, upper = limits.lower, limits.upper
     floor, ceiling, warnings = _hard_bounds(context, guardrails, limits)
@@ -434,8 +438,8 @@ def _bounds(
         soft_low = lower("direction", current, soft_low)
     elif guardrails.direction is Direction.down_only:
         soft_high = upper("direction", current, soft_high)
-    changed_at = item.last_changed_at
-    since_change = None if changed_at is None else context.epoch - int(changed_at.timestamp())
+    changed_at = context.changed_at
+    since_change = None if changed_at is None else context.epoch - changed_at
     cooling = guardrails.cooldown_seconds > 0 and since_change is not None
     if cooling and since_change is not None and since_change < guardrails.cooldown_seconds:
         soft_low = lower("cooldown", current, soft_low)
@@ -581,14 +585,17 @@ def decide(
     """Price one item for one segment at instant ``at``."""
     epoch = int(at.timestamp())
     times = ruleset.time_context(epoch)
-    rule = select_rule(ruleset, times, item, segment)
+    candidates = ruleset.rules_for(item.category, item.brand)
+    rule = select_rule(ruleset, times, candidates, item, segment)
     currency = item.currency
     current = None if item.current_price is None else ruleset.minor(item.current_price, currency)
+    changed_at = None if item.last_changed_at is None else int(item.last_changed_at.timestamp())
     context = _Context(
         ruleset=ruleset,
         item=item,
         currency=currency,
         epoch=epoch,
+        valid_from=times.at,
         observations=observations,
         demand=demand,
         elasticity=elasticity,
@@ -596,7 +603,8 @@ def decide(
         draw=None
         if rule.exploration is None
         else exploration_draw(rule.exploration, rule.id, item.sku, epoch),
-        exponent=-minor_unit_digits(currency),
+        unit=minor_unit(currency),
+        changed_at=changed_at,
         steps=[],
         inputs=[],
         warnings=[],
@@ -607,13 +615,13 @@ def decide(
                 "current_price",
                 str(item.current_price),
                 "catalogue",
-                None if item.last_changed_at is None else _age(epoch, item.last_changed_at),
+                None if changed_at is None else max(0, epoch - changed_at),
             )
         )
 
     if override is not None and override.active_at(at):
-        valid_until = _valid_until(ruleset, times, rule, item, segment)
-        return _overridden(context, rule, segment, at, valid_until, override)
+        valid_until = _valid_until(times, candidates, rule, item, segment)
+        return _overridden(context, rule, segment, valid_until, override)
 
     price: int | None = None
     used = rule.chain[-1]
@@ -640,10 +648,10 @@ def decide(
             )
         )
     strategy_name = used.kind if used is rule.chain[0] else f"fallback:{used.kind}"
-    valid_until = _valid_until(ruleset, times, rule, item, segment)
+    valid_until = _valid_until(times, candidates, rule, item, segment)
     if price is None:
         context.warnings.append("no price: every strategy lacked inputs and the item has no price")
-        return _decision(context, rule, segment, at, valid_until, None, strategy_name, 0, None)
+        return _decision(context, rule, segment, valid_until, None, strategy_name, 0, None)
 
     # Adjustments.
     for index, adjustment in enumerate(rule.adjustments):
@@ -694,7 +702,7 @@ def decide(
             f"not a price: the rules computed {context.money(price)} {currency}; {kept}"
         )
         if resort is None:
-            return _decision(context, rule, segment, at, valid_until, None, strategy_name, 0, None)
+            return _decision(context, rule, segment, valid_until, None, strategy_name, 0, None)
         context.steps.append(
             Step(
                 "fallback",
@@ -781,11 +789,11 @@ def decide(
         elif not ok:
             context.warnings.append(rounding_skip_warning(guardrails.rounding, currency))
         price = rounded
-    if guardrails.cooldown_seconds and item.last_changed_at is not None and current is not None:
-        cooldown_end = int(item.last_changed_at.timestamp()) + guardrails.cooldown_seconds
+    if guardrails.cooldown_seconds and changed_at is not None and current is not None:
+        cooldown_end = changed_at + guardrails.cooldown_seconds
         if cooldown_end > epoch:
             valid_until = cooldown_end if valid_until is None else min(valid_until, cooldown_end)
-    return _decision(context, rule, segment, at, valid_until, price, strategy_name, fired, held_by)
+    return _decision(context, rule, segment, valid_until, price, strategy_name, fired, held_by)
 
 
 def _guardrail_step(
@@ -833,7 +841,6 @@ def _overridden(
     context: _Context,
     rule: CompiledRule,
     segment: Segment,
-    at: datetime,
     valid_until: int | None,
     override: PriceOverride,
 ) -> Decision:
@@ -874,7 +881,7 @@ def _overridden(
                 context, price, clamped, bound_by, floor, ceiling, fired, "override bounded by"
             )
             price = clamped
-    return _decision(context, rule, segment, at, valid_until, price, "override", fired, None)
+    return _decision(context, rule, segment, valid_until, price, "override", fired, None)
 
 
 def loop_breaker(
@@ -909,11 +916,16 @@ def loop_breaker(
 
 
 def select_rule(
-    ruleset: CompiledRuleset, times: TimeContext, item: ItemFacts, segment: Segment
+    ruleset: CompiledRuleset,
+    times: TimeContext,
+    candidates: tuple[CompiledRule, ...],
+    item: ItemFacts,
+    segment: Segment,
 ) -> CompiledRule:
-    """The first rule, in priority order, whose scope and window cover the item now."""
+    """The first rule, in priority order, whose scope and window cover the item now;
+    ``candidates`` are the rules ``ruleset.rules_for`` admits for the item."""
     active = times.rule_active
-    for rule in ruleset.rules_for(item.category, item.brand):
+    for rule in candidates:
         if rule.is_default:
             return rule
         if active[rule.index] and rule_matches_item(rule, item, segment):
@@ -922,16 +934,17 @@ def select_rule(
 
 
 def _valid_until(
-    ruleset: CompiledRuleset,
     times: TimeContext,
+    candidates: tuple[CompiledRule, ...],
     chosen: CompiledRule,
     item: ItemFacts,
     segment: Segment,
 ) -> int | None:
-    """The next instant a window of the chosen rule, an earlier matching rule, or one
-    of the chosen rule's adjustments changes."""
+    """The next instant a window of the chosen rule, an earlier matching rule (of
+    ``candidates``, as select_rule had them), or one of the chosen rule's adjustments
+    changes."""
     soonest: int | None = None
-    for rule in ruleset.rules_for(item.category, item.brand):
+    for rule in candidates:
         if rule.index > chosen.index:
             break
         change = times.rule_next_change[rule.index]
@@ -948,7 +961,6 @@ def _decision(
     context: _Context,
     rule: CompiledRule,
     segment: Segment,
-    at: datetime,
     valid_until: int | None,
     price: int | None,
     strategy: str,
@@ -961,7 +973,7 @@ def _decision(
         segment=str(segment),
         currency=currency,
         price=None if price is None else context.amount(price),
-        valid_from=datetime.fromtimestamp(context.epoch, tz=UTC),
+        valid_from=context.valid_from,
         valid_until=None if valid_until is None else datetime.fromtimestamp(valid_until, tz=UTC),
         rule_id=rule.id,
         ruleset_version=context.ruleset.version,
