@@ -67,6 +67,13 @@ def minor_unit(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_unit_digits(currency))
 
 
+@cache
+def minor_scale(currency: str) -> Decimal:
+    """How many minor units make one major unit of ``currency`` (100 for USD, 1 for JPY):
+    an amount exact in the minor unit times this is its whole count of minor units."""
+    return Decimal(10 ** minor_unit_digits(currency))
+
+
 def to_minor(amount: Decimal | str | int, currency: str) -> int:
     """Convert an amount to integer minor units, rounding half up deterministically."""
     try:

@@ -76,6 +76,7 @@ from pricing_service.money import (
     clamp_minor,
     div_round_half_up,
     floor_ratio,
+    minor_scale,
     minor_unit,
     minor_unit_digits,
 )
@@ -139,12 +140,20 @@ class _Context:
     warnings: list[str]
 
     unit: Decimal  # one minor unit of the currency: 0.01 USD, 1 JPY
+    scale: Decimal  # minor units in one major unit: 100 for USD, 1 for JPY
     changed_at: int | None  # epoch seconds of the item's last price change
 
     def amount(self, minor: int) -> Decimal:
         """Minor units as the exact Decimal (what ``from_minor`` gives: the product has
         the unit's exponent), without lookups."""
         return Decimal(minor) * self.unit
+
+    def minor(self, amount: Decimal) -> int:
+        """An input's amount (the item's, an offer's) in minor units. Inputs are exact in
+        the currency's minor unit (ItemFacts and CompetitorObservation check it), so the
+        product needs no rounding; and each decision reads new Decimals, which would cost
+        more to hash into ``CompiledRuleset.minor``'s cache than to multiply."""
+        return int(amount * self.scale)
 
     def money(self, minor: int | None) -> str:
         return "none" if minor is None else str(self.amount(minor))
@@ -189,9 +198,9 @@ def competitor_reference(
     for observation in latest_per_competitor(context.observations):
         if offer_exclusion(ruleset, strategy, currency, epoch, observation) is not None:
             continue
-        price = ruleset.minor(observation.price, currency)
+        price = context.minor(observation.price)
         if strategy.include_shipping:
-            price += ruleset.minor(observation.shipping, currency)  # type: ignore[arg-type]
+            price += context.minor(observation.shipping)  # type: ignore[arg-type]
         values.append((price, observation))
     if not values:
         return None, []
@@ -243,7 +252,7 @@ def _elasticity_price(context: _Context, strategy: CompiledStrategy) -> tuple[in
     estimate, item = context.elasticity, context.item
     if estimate is None:
         return None, "no elasticity estimate"
-    cost = None if item.cost is None else context.ruleset.minor(item.cost, context.currency)
+    cost = None if item.cost is None else context.minor(item.cost)
     if cost is None or cost <= 0:
         return None, "no cost"
     context.inputs.append(
@@ -291,12 +300,12 @@ def strategy_price(context: _Context, strategy: CompiledStrategy) -> tuple[int |
         if item.cost is None:
             return None, "no cost"
         context.inputs.append(InputUsed("cost", str(item.cost), "catalogue"))
-        return apply_ratio(ruleset.minor(item.cost, currency), strategy.multiplier_ppm), ""
+        return apply_ratio(context.minor(item.cost), strategy.multiplier_ppm), ""
     if kind in ("discount", "list_price"):
         if item.list_price is None:
             return None, "no list price"
         context.inputs.append(InputUsed("list_price", str(item.list_price), "catalogue"))
-        return apply_ratio(ruleset.minor(item.list_price, currency), strategy.multiplier_ppm), ""
+        return apply_ratio(context.minor(item.list_price), strategy.multiplier_ppm), ""
     if kind == "competitor":
         return _competitor_price(context, strategy)
     if kind == "elasticity":
@@ -371,23 +380,26 @@ def _hard_bounds(
     lower, upper = limits.lower, limits.upper
     warnings: list[str] = []
 
-    def minor(value: object) -> int | None:
-        return None if value is None else ruleset.minor(value, currency)  # type: ignore[arg-type]
+    def item_minor(amount: Decimal | None) -> int | None:
+        return None if amount is None else context.minor(amount)
+
+    def rule_minor(amount: Decimal | None) -> int | None:
+        return None if amount is None else ruleset.minor(amount, currency)
 
     # Never zero: the floor of one minor unit is the least price there is.
     floor: _Bound = (1, "min_price")
-    floor = lower("min_price", minor(item.min_price), floor)
-    floor = lower("min_price", minor(guardrails.min_price), floor)
+    floor = lower("min_price", item_minor(item.min_price), floor)
+    floor = lower("min_price", rule_minor(guardrails.min_price), floor)
     if guardrails.min_margin_ppm is not None and item.cost is not None:
-        cost = ruleset.minor(item.cost, currency)
+        cost = context.minor(item.cost)
         floor = lower(
             "min_margin", ceil_ratio(cost, RATIO_SCALE + guardrails.min_margin_ppm), floor
         )
     if guardrails.enforce_map:
-        floor = lower("map", minor(item.map_price), floor)
+        floor = lower("map", item_minor(item.map_price), floor)
     ceiling: _Bound = (NO_CEILING, "max_price")
-    ceiling = upper("max_price", minor(item.max_price), ceiling)
-    ceiling = upper("max_price", minor(guardrails.max_price), ceiling)
+    ceiling = upper("max_price", item_minor(item.max_price), ceiling)
+    ceiling = upper("max_price", rule_minor(guardrails.max_price), ceiling)
     if floor[0] > ceiling[0]:
         limits.fired |= GUARDRAIL_BIT["conflict"]
         warnings.append(
@@ -588,7 +600,9 @@ def decide(
     candidates = ruleset.rules_for(item.category, item.brand)
     rule = select_rule(ruleset, times, candidates, item, segment)
     currency = item.currency
-    current = None if item.current_price is None else ruleset.minor(item.current_price, currency)
+    scale = minor_scale(currency)
+    # As _Context.minor converts an input's amount: the context is built with it.
+    current = None if item.current_price is None else int(item.current_price * scale)
     changed_at = None if item.last_changed_at is None else int(item.last_changed_at.timestamp())
     context = _Context(
         ruleset=ruleset,
@@ -604,6 +618,7 @@ def decide(
         if rule.exploration is None
         else exploration_draw(rule.exploration, rule.id, item.sku, epoch),
         unit=minor_unit(currency),
+        scale=scale,
         changed_at=changed_at,
         steps=[],
         inputs=[],
@@ -636,7 +651,7 @@ def decide(
             break
         context.warnings.append(f"{strategy.kind} skipped: {why}")
     if price is None and item.list_price is not None:
-        price = ruleset.minor(item.list_price, currency)
+        price = context.minor(item.list_price)
         used = rule.chain[-1]
         context.steps.append(
             Step(
@@ -694,7 +709,7 @@ def decide(
         # price to zero or below. That is not a price: the guardrails' floor of one minor
         # unit would publish it as 0.01. The last resorts take over: the current price,
         # else the list price, else none.
-        listed = None if item.list_price is None else ruleset.minor(item.list_price, currency)
+        listed = None if item.list_price is None else context.minor(item.list_price)
         resort = current if current is not None else listed
         name = "keep_current" if current is not None else "list_price"
         kept = "no price" if resort is None else f"the {name.replace('_', ' ')} is used"
