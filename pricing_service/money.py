@@ -30,6 +30,8 @@ _MINOR_UNIT_EXCEPTIONS: dict[str, int] = {
     # four decimals
     "CLF": 4, "UYW": 4,
 }  # fmt: skip
+#: The most digits a currency's minor unit has (CLF and UYW: 4).
+MAX_MINOR_DIGITS = max(_MINOR_UNIT_EXCEPTIONS.values())
 
 
 #: ISO 4217's active currency codes (2025), without precious metals, bond-market units,

@@ -515,16 +515,10 @@ def _rounding_points(
         below = np.where(below_index >= 0, points[np.maximum(below_index, 0)], -big)
         return below, above
     assert rounding.ending is not None
-    digits = minor_unit_digits(currency)
-    scaled = rounding.ending.scaleb(digits)
-    if scaled != scaled.to_integral_value():
+    grid = rounding.ending_grids[minor_unit_digits(currency)]
+    if grid is None:
         return None
-    ending = int(scaled)
-    step = (
-        10 ** (len(str(int(rounding.ending))) + digits) if rounding.ending_is_major else 10**digits
-    )
-    if ending >= step:
-        return None
+    ending, step = grid
     below = (price - ending) // step * step + ending
     above = np.where(below == price, below, below + step)
     below = np.where(below < 1, -np.int64(NO_CEILING), below)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from pricing_service.engine.exploration import CompiledExploration
-from pricing_service.money import RATIO_SCALE, ratio_to_ppm, to_minor
+from pricing_service.money import MAX_MINOR_DIGITS, RATIO_SCALE, ratio_to_ppm, to_minor
 from pricing_service.rules.calendar import Calendar
 from pricing_service.rules.model import (
     Action,
@@ -123,16 +123,23 @@ class CompiledAdjustment:
         return f"{change}: {self.description}" if self.description else f"{self.id}: {change}"
 
 
+#: An ending's rounding points in minor units: (the ending, the step between points).
+#: For ".99" in USD (99, 100): 0.99, 1.99, ...; for "9" in USD (900, 1000): 9, 19, ...
+EndingGrid = tuple[int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRounding:
     ending: Decimal | None
-    ending_is_major: bool
     price_points: tuple[Decimal, ...]
     mode: RoundingMode
     #: The explanation's detail of a rounding step: which ending or points, which way.
     detail: str
     #: What a rounded price is, for warnings: "price ending .99", "price point", ...
     points_noun: str
+    #: The ending's rounding points, by the digits of a currency's minor unit (the
+    #: index): worked out once here for both paths; empty without an ending.
+    ending_grids: tuple[EndingGrid | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +205,16 @@ def _min_ppm(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
 
 
+def _ending_grid(ending: Decimal, major: bool, digits: int) -> EndingGrid | None:
+    """The ending's grid in a currency whose minor unit has ``digits`` digits, or None
+    when the currency cannot write the ending (.99 in yen) or it is not below its step."""
+    scaled = ending.scaleb(digits)
+    if scaled != scaled.to_integral_value():
+        return None
+    step = 10 ** (len(str(int(ending))) + digits) if major else 10**digits
+    return (int(scaled), step) if int(scaled) < step else None
+
+
 def _compile_rounding(rounding: Rounding | None) -> CompiledRounding | None:
     if rounding is None:
         return None
@@ -217,11 +234,13 @@ def _compile_rounding(rounding: Rounding | None) -> CompiledRounding | None:
         detail = f"price ending {rounding.ending} ({rounding.mode})"
     return CompiledRounding(
         ending=ending,
-        ending_is_major=major,
         price_points=tuple(sorted(rounding.price_points or ())),
         mode=rounding.mode,
         detail=detail,
         points_noun=noun,
+        ending_grids=()
+        if ending is None
+        else tuple(_ending_grid(ending, major, digits) for digits in range(MAX_MINOR_DIGITS + 1)),
     )
 
 

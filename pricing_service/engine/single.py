@@ -475,17 +475,10 @@ def _rounding_candidates(
         # Callers convert points to minor units once; see round_price.
         raise AssertionError("price points are handled by round_price")
     assert rounding.ending is not None
-    digits = minor_unit_digits(currency)
-    scaled = rounding.ending.scaleb(digits)
-    if scaled != scaled.to_integral_value():
+    grid = rounding.ending_grids[minor_unit_digits(currency)]
+    if grid is None:
         return None
-    ending = int(scaled)
-    if rounding.ending_is_major:
-        step = 10 ** (len(str(int(rounding.ending))) + digits)
-    else:
-        step = 10**digits
-    if ending >= step:
-        return None
+    ending, step = grid
     below = (price - ending) // step * step + ending
     above = below if below == price else below + step
     return below, above
