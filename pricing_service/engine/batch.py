@@ -683,7 +683,7 @@ def decide_batch(
     valid_until = np.full(n, MISSING, np.int64)
     unassigned = np.ones(n, bool)
     for rule in ruleset.rules[:-1]:
-        if rule.segment and not all(pair in wanted for pair in rule.segment):
+        if not rule.segment.issubset(wanted):
             continue
         matches = _scope_mask(ruleset, vocabulary, rule, inputs) & unassigned
         change = times.rule_next_change[rule.index]

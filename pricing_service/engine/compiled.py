@@ -168,7 +168,7 @@ class CompiledRule:
     tags: frozenset[str] | None
     band_min: Decimal | None
     band_max: Decimal | None
-    segment: tuple[tuple[str, str], ...]
+    segment: frozenset[tuple[str, str]]  # the (dimension, value) pairs it asks for
     window: Window | None
     chain: tuple[CompiledStrategy, ...]
     adjustments: tuple[CompiledAdjustment, ...]
@@ -402,7 +402,7 @@ def _compile_rule(
         tags=frozenset(scope.tags) if scope and scope.tags else None,
         band_min=band.min if band else None,
         band_max=band.max if band else None,
-        segment=tuple(sorted((scope.segment or {}).items())) if scope else (),
+        segment=frozenset((scope.segment or {}).items()) if scope else frozenset(),
         window=rule.when if isinstance(rule, Rule) else None,
         chain=chain,
         adjustments=adjustments,

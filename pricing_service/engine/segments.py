@@ -20,7 +20,7 @@ MAX_SEGMENTS = 256
 
 def _conditions(ruleset: CompiledRuleset) -> list[frozenset[tuple[str, str]]]:
     return sorted(
-        {frozenset(rule.segment) for rule in ruleset.rules if rule.segment},
+        {rule.segment for rule in ruleset.rules if rule.segment},
         key=lambda condition: sorted(condition),
     )
 

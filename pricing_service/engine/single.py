@@ -109,10 +109,7 @@ def rule_matches_item(rule: CompiledRule, item: ItemFacts, segment: Segment) -> 
             return False
         if rule.band_max is not None and item.list_price > rule.band_max:
             return False
-    if rule.segment:
-        wanted = segment.values
-        return all(pair in wanted for pair in rule.segment)
-    return True
+    return not rule.segment or rule.segment.issubset(segment.values)
 
 
 def _age(at_epoch: int, moment: datetime) -> int:
