@@ -212,7 +212,8 @@ def _ending_grid(ending: Decimal, major: bool, digits: int) -> EndingGrid | None
     if scaled != scaled.to_integral_value():
         return None
     step = 10 ** (len(str(int(ending))) + digits) if major else 10**digits
-    return (int(scaled), step) if int(scaled) < step else None
+    in_minor = int(scaled)
+    return (in_minor, step) if in_minor < step else None
 
 
 def _compile_rounding(rounding: Rounding | None) -> CompiledRounding | None:

@@ -591,7 +591,7 @@ def decide(
     rule = select_rule(ruleset, times, candidates, item, segment)
     currency = item.currency
     scale = minor_scale(currency)
-    # As _Context.minor converts an input's amount: the context is built with it.
+    # What _Context.minor does; the context is built with the current price.
     current = None if item.current_price is None else int(item.current_price * scale)
     changed_at = None if item.last_changed_at is None else int(item.last_changed_at.timestamp())
     context = _Context(
