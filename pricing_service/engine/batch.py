@@ -22,6 +22,7 @@ import numpy.typing as npt
 from pricing_service.engine.compiled import (
     BOUND_CODE,
     GUARDRAIL_NAMES,
+    STEP_LIMIT_BITS,
     STEP_LIMITS,
     CompiledRounding,
     CompiledRule,
@@ -859,7 +860,14 @@ def decide_batch(
             cooling = priced & (current != MISSING) & (changed_at != MISSING) & (end > epoch)
             current_until = valid_until[rows]
             sooner = cooling & ((current_until == MISSING) | (current_until > end))
-            valid_until[rows] = np.where(sooner, end, current_until)
+            current_until = np.where(sooner, end, current_until)
+            # A step a step limit cut short: priced again when the cooldown it starts ends
+            # (the single path says why).
+            step_end = epoch + cooldown
+            cut_short = (rule_fired & STEP_LIMIT_BITS) != 0
+            stepping = priced & (current != MISSING) & (price != current) & cut_short
+            sooner = stepping & ((current_until == MISSING) | (current_until > step_end))
+            valid_until[rows] = np.where(sooner, step_end, current_until)
 
     return BatchDecisions(
         currency=currency,

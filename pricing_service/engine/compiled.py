@@ -42,6 +42,9 @@ GUARDRAIL_NAMES: tuple[str, ...] = (
     "conflict",
 )
 GUARDRAIL_BIT = {name: 1 << index for index, name in enumerate(GUARDRAIL_NAMES)}
+#: The guardrails that limit a step, not the price: one that fired held the price short of
+#: where the rules took it.
+STEP_LIMIT_BITS = GUARDRAIL_BIT["max_change"] | GUARDRAIL_BIT["max_change_per_day"]
 #: What a guardrail step names when the soft limits (step limits, direction, cooldown)
 #: leave no price between them: no single guardrail set the bound, the current price did.
 STEP_LIMITS = "step_limits"

@@ -29,6 +29,7 @@ from decimal import Decimal
 
 from pricing_service.engine.compiled import (
     GUARDRAIL_BIT,
+    STEP_LIMIT_BITS,
     STEP_LIMITS,
     CompiledRounding,
     CompiledRule,
@@ -794,10 +795,17 @@ def decide(
         elif not ok:
             context.warnings.append(rounding_skip_warning(guardrails.rounding, currency))
         price = rounded
-    if guardrails.cooldown_seconds and changed_at is not None and current is not None:
-        cooldown_end = changed_at + guardrails.cooldown_seconds
-        if cooldown_end > epoch:
-            valid_until = cooldown_end if valid_until is None else min(valid_until, cooldown_end)
+    if guardrails.cooldown_seconds and current is not None:
+        ends = []
+        if changed_at is not None and changed_at + guardrails.cooldown_seconds > epoch:
+            ends.append(changed_at + guardrails.cooldown_seconds)
+        if fired & STEP_LIMIT_BITS and price != current:
+            # A step a step limit cut short: priced again when the cooldown it starts
+            # ends, to take the next one, not only when an input changes. (A price held
+            # where it is gets none: its decision would repeat every cooldown.)
+            ends.append(epoch + guardrails.cooldown_seconds)
+        if ends:
+            valid_until = min(ends) if valid_until is None else min(valid_until, *ends)
     return _decision(context, rule, segment, valid_until, price, strategy_name, fired, held_by)
 
 

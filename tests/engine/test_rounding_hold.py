@@ -178,6 +178,35 @@ def test_a_cooldown_still_holds_the_current_price() -> None:
     assert not any(w.startswith("rounding skipped") for w in decision.warnings)
 
 
+def test_a_step_cut_short_by_a_step_limit_is_priced_again_when_its_cooldown_ends() -> None:
+    # Its first step had no valid_until: nothing brought the repricer back, and a quiet
+    # SKU stayed one step short of its target until an input changed.
+    compiled = engine({"cost_plus": "35%"})
+    item, at, prices = CHIPS, AT, []
+    history: list[PriceChange] = []
+    for _ in range(10):
+        decision = priced(compiled, item, at)
+        if not decision.changed:
+            break
+        assert decision.price is not None
+        prices.append(decision.price)
+        # Priced again when the cooldown this step starts ends, a quarter of an hour on.
+        assert decision.valid_until == at + timedelta(minutes=15)
+        history.append(PriceChange(at=at, price=decision.price))
+        item = item.model_copy(
+            update={
+                "current_price": decision.price,
+                "last_changed_at": at,
+                "recent_changes": tuple(history[-8:]),
+            }
+        )
+        at = decision.valid_until
+    # 15% a step, down to 1.99: cost + 35% (1.485) within the 8% margin, ending .99. Held
+    # there, the decision sets no time to come back: it would repeat every cooldown.
+    assert prices == [Decimal("2.55"), Decimal("2.17"), Decimal("1.99")]
+    assert decision.valid_until is None
+
+
 @pytest.mark.parametrize(
     ("currency", "ending", "current", "target", "reason"),
     [
