@@ -81,7 +81,9 @@ class Scheduler:
         await ensure_groups(self.redis, streams, keys.JOBS_GROUP)
         waiting = await group_backlog(self.redis, streams, keys.JOBS_GROUP)
         metrics.crawl_queue_depth().set(waiting)
-        await self._export_last_accepted()
+        accepted = await self._export_last_accepted()
+        listed = await self._export_listed_since()
+        await self._export_median_periods(sorted(accepted | listed))
         room = self.settings.max_backlog - waiting
         if room <= 0:
             return TickResult(paused=True)
@@ -96,10 +98,10 @@ class Scheduler:
             skipped += passed
         return TickResult(queued=queued, skipped_in_flight=skipped)
 
-    async def _export_last_accepted(self) -> None:
+    async def _export_last_accepted(self) -> set[str]:
         """Each competitor's newest accepted observation, from Redis: one process exports
         it, and a crawler restart does not make it vanish (which silenced the stale-data
-        alert for a competitor that keeps failing)."""
+        alert for a competitor that keeps failing). The competitors exported."""
         newest: dict[str, float] = {}
         for queue in self.queues:
             recorded: dict[bytes, bytes] = await self.redis.hgetall(queue.accepted)  # type: ignore[assignment]
@@ -108,15 +110,20 @@ class Scheduler:
                 newest[name] = max(newest.get(name, 0.0), float(stamp))
         for name, newest_at in newest.items():
             metrics.CRAWL_LAST_ACCEPTED_SECONDS.labels(name).set(newest_at)
-        listed_since: dict[bytes, bytes] = await self.redis.hgetall(keys.LISTED_COMPETITORS)  # type: ignore[assignment]
-        listed = {name.decode(): float(since) for name, since in listed_since.items()}
+        return set(newest)
+
+    async def _export_listed_since(self) -> set[str]:
+        """When each competitor with listings was listed, from Redis: with no accepted
+        observation, what its never-accepted alert measures. The competitors exported."""
+        stored: dict[bytes, bytes] = await self.redis.hgetall(keys.LISTED_COMPETITORS)  # type: ignore[assignment]
+        listed = {name.decode(): float(since) for name, since in stored.items()}
         gauge = metrics.CRAWL_LISTED_SINCE_SECONDS
         for name, since in listed.items():
             gauge.labels(name).set(since)
         for name in self._listed_exported - listed.keys():
             gauge.remove(name)
         self._listed_exported = set(listed)
-        await self._export_median_periods(sorted(newest.keys() | listed.keys()))
+        return self._listed_exported
 
     async def _export_median_periods(self, competitors: list[str]) -> None:
         """The median period of each competitor's listings, from its periods index (two

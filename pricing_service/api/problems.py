@@ -206,7 +206,7 @@ _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 async def _request_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(exc.errors())
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = request_media_type(request)
     body_refused = any(error["location"][:1] == ["body"] for error in errors)
     if body_refused and media_type and not _is_json(media_type):
         # Read as something else, a JSON body would be reported as "not an object".
@@ -229,6 +229,11 @@ async def _request_validation_error(request: Request, exc: Exception) -> JSONRes
         detail=f"{where}: {first['message']}" if where else str(first["message"]),
         errors=errors,
     )
+
+
+def request_media_type(request: Request) -> str:
+    """The request body's media type, without parameters, lower case ('' if none)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _is_json(media_type: str) -> bool:

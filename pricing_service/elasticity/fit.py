@@ -186,12 +186,13 @@ def _fit_rows(rows: _Rows, units_are_counts: bool) -> _Pass:
     """Least squares, then for counts reweighted by the fitted counts."""
     fit = _least_squares(rows, np.ones_like(rows.x))
     for _ in range(REWEIGHTED_PASSES if units_are_counts else 0):
-        fit = _least_squares(rows, _count_weights(rows, fit))
+        fit = _least_squares(rows, _count_weights(fit.fitted(rows)))
     return fit
 
 
-def _count_weights(rows: _Rows, fit: _Pass) -> FloatArray:
-    weight: FloatArray = np.exp(np.minimum(fit.fitted(rows), MAX_LOG_WEIGHT))
+def _count_weights(fitted: FloatArray) -> FloatArray:
+    """Each row's weight as a count: its fitted count (``fitted`` is its log)."""
+    weight: FloatArray = np.exp(np.minimum(fitted, MAX_LOG_WEIGHT))
     return weight
 
 
@@ -200,9 +201,10 @@ def _outliers(rows: _Rows, fit: _Pass, units_are_counts: bool) -> npt.NDArray[np
     (residuals of counts times the square root of their weight, so that a busy day's and
     a quiet day's compare). The spread is the item's own or its category's, whichever is
     larger: a few weeks of one item's days can make it half what it is."""
-    residual = rows.y - fit.fitted(rows)
+    fitted = fit.fitted(rows)
+    residual = rows.y - fitted
     if units_are_counts:
-        residual = residual * np.sqrt(_count_weights(rows, fit))
+        residual = residual * np.sqrt(_count_weights(fitted))
     size = np.abs(residual)
     category = rows.item_category[rows.item]
     spread = MAD_TO_SD * np.maximum(

@@ -392,22 +392,10 @@ async def preview_rules(body: PreviewIn, _: Writer, store: StoreDep, rules: Rule
         summary=PreviewSummaryOut(**asdict(summary)),
         changes=[
             PriceChangeOut(
-                sku=change.sku,
-                segment=change.segment,
-                currency=change.currency,
-                current=change.current,
-                proposed=change.proposed,
+                **asdict(change),
                 change=change.change,
                 change_percent=change.change_percent,
-                rule_id=change.rule_id,
-                strategy=change.strategy,
-                guardrails_fired=list(change.guardrails_fired),
-                answered_by=change.answered_by,
-                heading=change.heading,
-                heading_from=change.heading_from,
                 heading_change_percent=change.heading_change_percent,
-                heading_settles=change.heading_settles,
-                heading_until=change.heading_until,
             )
             for change in changes
         ],

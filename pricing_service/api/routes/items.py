@@ -15,6 +15,7 @@ from pricing_service.api.problems import (
     ProblemError,
     invalid,
     not_found,
+    request_media_type,
     unparseable,
 )
 from pricing_service.catalogue import (
@@ -136,7 +137,7 @@ async def bulk_items(
 
     Items are written in transactions of up to 1,000: a call that fails part-way (503)
     may have stored some of them, whole, and can be retried as it is."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = request_media_type(request)
     body = await request.body()
     if media_type in _NDJSON_TYPES:
         lines = body.splitlines()
